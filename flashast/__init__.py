@@ -1,0 +1,60 @@
+"""flashast: typed C++ for flash-attention kernel instantiation files, verified with libclang.
+
+The public API: nodes to build translation units, `render` to print them, and kinds, presets and a
+registry to generate whole trees. Importing flashast loads neither libclang nor any plugin.
+"""
+
+from flashast.errors import FlashastError, ModelError, PluginError, UsageError, VerificationError
+from flashast.kinds import (
+    Configuration,
+    Contract,
+    GeneratedFile,
+    Kind,
+    Preset,
+    Registry,
+    default_registry,
+)
+from flashast.names import FileName, FundamentalType, Identifier, IncludePath, MacroName, QualifiedName
+from flashast.nodes import (
+    BlankLine,
+    BoolArg,
+    CallStatement,
+    ClassDeclaration,
+    Declaration,
+    Declarator,
+    ExplicitInstantiation,
+    ExplicitSpecialization,
+    FunctionSignature,
+    FunctionTemplate,
+    IfNotDefined,
+    Include,
+    IntArg,
+    LineComment,
+    MacroDefinition,
+    Namespace,
+    Parameter,
+    PragmaOnce,
+    TemplateArgument,
+    TranslationUnit,
+    Type,
+    TypeAlias,
+    TypeArg,
+    TypeParameter,
+    ValueKind,
+    ValueParameter,
+    Verbatim,
+)
+from flashast.printer import render
+from flashast.style import Style
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BlankLine", "BoolArg", "CallStatement", "ClassDeclaration", "Configuration", "Contract", "Declaration",
+    "Declarator", "ExplicitInstantiation", "ExplicitSpecialization", "FileName", "FlashastError",
+    "FunctionSignature", "FunctionTemplate", "FundamentalType", "GeneratedFile", "Identifier", "IfNotDefined",
+    "Include", "IncludePath", "IntArg", "Kind", "LineComment", "MacroDefinition", "MacroName", "ModelError",
+    "Namespace", "Parameter", "PluginError", "PragmaOnce", "Preset", "QualifiedName", "Registry", "Style",
+    "TemplateArgument", "TranslationUnit", "Type", "TypeAlias", "TypeArg", "TypeParameter", "UsageError",
+    "ValueKind", "ValueParameter", "Verbatim", "VerificationError", "__version__", "default_registry", "render",
+]

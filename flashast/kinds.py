@@ -1,0 +1,471 @@
+"""Kernel kinds, presets, the registry, and plugin discovery: flashast's extension point.
+
+A `Kind` turns the cartesian product of its axes into `GeneratedFile`s: each surviving configuration
+(the constraint may skip one, always with a stated reason) gets a file name from the kind's rule and
+a `TranslationUnit` from its builder. A kind also carries its `Contract`, the interface its launch
+header provides, written as nodes, which verification serves as virtual headers. A `Preset` is a named
+collection of kinds with a `Style`. The built-in presets are registered through this same API.
+
+Nothing here imports libclang, and nothing is discovered at import time: built-ins load on first use
+of a registry, plugins only when `load_plugins` (the CLI) asks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.metadata
+import importlib.util
+import itertools
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Union
+
+from flashast.errors import FlashastError, ModelError, PluginError
+from flashast.names import FileName, IncludePath, check_identifier
+from flashast.nodes import DECLARATION_TYPES, Declaration, Include, TranslationUnit
+from flashast.printer import render
+from flashast.style import Style
+
+AxisValue = Union[int, bool, str]
+ENTRY_POINT_GROUP = "flashast.plugins"
+RESERVED_AXES = frozenset({"kind", "preset", "name"})
+_PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+
+
+def spell_axis_value(value: AxisValue) -> str:
+    """How an axis value is written in filters, listings and messages (`true`, `128`, `bf16`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Configuration(Mapping[str, AxisValue]):
+    """One point of a kind's axes, read as `config.head_dim` or `config["head_dim"]`."""
+
+    items_: tuple[tuple[str, AxisValue], ...]
+
+    def __getitem__(self, axis: str) -> AxisValue:
+        for name, value in self.items_:
+            if name == axis:
+                return value
+        raise KeyError(axis)
+
+    def __getattr__(self, axis: str) -> AxisValue:
+        if axis.startswith("__"):
+            raise AttributeError(axis)
+        try:
+            return self[axis]
+        except KeyError:
+            raise AttributeError(f"configuration has no axis {axis!r}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self.items_)
+
+    def __len__(self) -> int:
+        return len(self.items_)
+
+    def describe(self) -> str:
+        return " ".join(f"{name}={spell_axis_value(value)}" for name, value in self.items_)
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    """The headers a kind's files include, as declarations: what verification parses against.
+
+    Built from a mapping of include path to declarations. Two contracts merge when every header
+    they share is declared identically, so kinds of one preset can share a launch header.
+    """
+
+    headers: tuple[tuple[IncludePath, tuple[Declaration, ...]], ...] = ()
+
+    def __init__(self, headers: Mapping[str | IncludePath, Sequence[Declaration]] | None = None) -> None:
+        pairs: list[tuple[IncludePath, tuple[Declaration, ...]]] = []
+        for path, declarations in (headers or {}).items():
+            include_path = path if isinstance(path, IncludePath) else IncludePath(path)
+            declarations = tuple(declarations)
+            for declaration in declarations:
+                if not isinstance(declaration, DECLARATION_TYPES):
+                    raise ModelError("Contract", f"headers[{include_path}]", declaration, "is not a declaration")
+            pairs.append((include_path, declarations))
+        object.__setattr__(self, "headers", tuple(sorted(pairs, key=lambda pair: pair[0].text)))
+
+    def header_units(self) -> dict[str, TranslationUnit]:
+        return {path.text: TranslationUnit(declarations) for path, declarations in self.headers}
+
+    def merge(self, other: Contract) -> Contract:
+        merged = dict(self.headers)
+        for path, declarations in other.headers:
+            if path in merged and merged[path] != declarations:
+                raise ModelError("Contract", "headers", path.text, "declared differently by two kinds")
+            merged[path] = declarations
+        return Contract(merged)
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedFile:
+    """One output file: its name, where it came from, and its tree. `text` is the rendered file."""
+
+    name: str
+    preset: str
+    kind: str
+    axes: Configuration
+    unit: TranslationUnit
+    style: Style
+    contract: Contract
+    aggregator: bool = False
+    text: str = field(default="", compare=False)
+
+    @property
+    def axis_values(self) -> dict[str, AxisValue]:
+        return dict(self.axes.items_)
+
+    def describe(self) -> str:
+        """`kind=fwd dtype=fp16 head_dim=128`, for diagnostics."""
+        return f"kind={self.kind} {self.axes.describe()}".rstrip()
+
+    def included_files(self) -> tuple[str, ...]:
+        """The generated files this one includes (an aggregator's members)."""
+        return tuple(
+            node.path.text for node in self.unit.walk() if isinstance(node, Include) and not node.angled
+            and node.path.text.endswith(".cu")
+        )
+
+
+FileNameRule = Union[str, Callable[[Configuration], str]]
+Constraint = Callable[[Configuration], Union[str, None]]
+Builder = Callable[[Configuration], TranslationUnit]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A named recipe for a family of files.
+
+    - `axes`: axis name -> values, iterated as a cartesian product in the given order;
+    - `build`: configuration -> `TranslationUnit`;
+    - `file_name`: a `str.format` pattern over the axes, or a function of the configuration;
+    - `contract`: the headers the files rely on (used by verification);
+    - `constraint`: configuration -> a reason to skip it, or None to keep it;
+    - `aggregator`: the files only include other generated files (build systems must not compile
+      both); `style`: overrides the preset's style for this kind's files.
+    """
+
+    name: str
+    axes: Mapping[str, Sequence[AxisValue]]
+    build: Builder
+    file_name: FileNameRule
+    contract: Contract = field(default_factory=Contract)
+    constraint: Constraint | None = None
+    aggregator: bool = False
+    style: Style | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_identifier("Kind", "name", self.name)
+        if not isinstance(self.axes, Mapping):
+            raise ModelError("Kind", "axes", self.axes, "must map axis names to sequences of values")
+        frozen_axes: dict[str, tuple[AxisValue, ...]] = {}
+        for axis, values in self.axes.items():
+            check_identifier("Kind", "axes", axis)
+            if axis in RESERVED_AXES:
+                raise ModelError("Kind", "axes", axis, "is reserved for flashast's own filters")
+            if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+                raise ModelError("Kind", f"axes[{axis}]", values, "must be a non-empty sequence of values")
+            for value in values:
+                if not isinstance(value, (int, bool, str)):
+                    raise ModelError("Kind", f"axes[{axis}]", value, "an axis value is an int, bool or str")
+            spelled = [spell_axis_value(value) for value in values]
+            if len(set(spelled)) != len(spelled):
+                raise ModelError("Kind", f"axes[{axis}]", values, "axis values must be distinct")
+            frozen_axes[axis] = tuple(values)
+        object.__setattr__(self, "axes", frozen_axes)
+        if not callable(self.build):
+            raise ModelError("Kind", "build", self.build, "must be callable")
+        if not (isinstance(self.file_name, str) or callable(self.file_name)):
+            raise ModelError("Kind", "file_name", self.file_name, "must be a pattern str or a callable")
+        if not isinstance(self.contract, Contract):
+            raise ModelError("Kind", "contract", self.contract, "must be a Contract")
+        if self.style is not None and not isinstance(self.style, Style):
+            raise ModelError("Kind", "style", self.style, "must be a Style")
+
+    def configurations(self) -> Iterator[tuple[Configuration, str | None]]:
+        """Every point of the axes, with the constraint's reason to skip it (None when kept)."""
+        names = tuple(self.axes)
+        for values in itertools.product(*self.axes.values()):
+            configuration = Configuration(tuple(zip(names, values)))
+            reason = self.constraint(configuration) if self.constraint else None
+            if reason is not None and not isinstance(reason, str):
+                raise ModelError(f"Kind({self.name})", "constraint", reason, "must return a reason str or None")
+            yield configuration, reason
+
+    def name_for(self, **values: AxisValue) -> str:
+        """The file name this kind gives to a configuration (aggregators name their members with it)."""
+        missing = [axis for axis in self.axes if axis not in values]
+        extra = [axis for axis in values if axis not in self.axes]
+        if missing or extra:
+            raise ModelError(f"Kind({self.name})", "name_for", values, f"missing axes {missing}, unknown {extra}")
+        return self._name(Configuration(tuple((axis, values[axis]) for axis in self.axes)))
+
+    def _name(self, configuration: Configuration) -> str:
+        if isinstance(self.file_name, str):
+            try:
+                text = self.file_name.format(**configuration)
+            except (KeyError, IndexError, ValueError) as error:
+                raise ModelError(f"Kind({self.name})", "file_name", self.file_name, f"cannot format: {error}") from None
+        else:
+            text = self.file_name(configuration)
+        return FileName(text).text
+
+    def generate(self, preset: str, preset_style: Style) -> Iterator[GeneratedFile]:
+        style = self.style or preset_style
+        for configuration, reason in self.configurations():
+            if reason is not None:
+                continue
+            unit = self.build(configuration)
+            if not isinstance(unit, TranslationUnit):
+                raise ModelError(f"Kind({self.name})", "build", unit, "must return a TranslationUnit")
+            yield GeneratedFile(
+                name=self._name(configuration),
+                preset=preset,
+                kind=self.name,
+                axes=configuration,
+                unit=unit,
+                style=style,
+                contract=self.contract,
+                aggregator=self.aggregator,
+                text=render(unit, style),
+            )
+
+    def count(self) -> int:
+        return sum(1 for _, reason in self.configurations() if reason is None)
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    """A named set of kinds and the style their files are printed in."""
+
+    name: str
+    style: Style = field(default_factory=Style)
+    description: str = ""
+    kinds: tuple[Kind, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _PRESET_NAME.match(self.name):
+            raise ModelError("Preset", "name", self.name, "a preset name is letters, digits, '-', '_' and '.'")
+        if not isinstance(self.style, Style):
+            raise ModelError("Preset", "style", self.style, "must be a Style")
+
+    def kind(self, name: str) -> Kind:
+        for kind in self.kinds:
+            if kind.name == name:
+                return kind
+        raise KeyError(name)
+
+    def contract(self) -> Contract:
+        merged = Contract()
+        for kind in self.kinds:
+            merged = merged.merge(kind.contract)
+        return merged
+
+    def generate(self) -> list[GeneratedFile]:
+        """Every file of every kind, sorted by name; two kinds claiming one name is an error."""
+        files: dict[str, GeneratedFile] = {}
+        for kind in self.kinds:
+            for generated in kind.generate(self.name, self.style):
+                if generated.name in files:
+                    other = files[generated.name]
+                    raise ModelError(
+                        f"Preset({self.name})",
+                        "kinds",
+                        generated.name,
+                        f"made by both kind {other.kind} ({other.axes.describe()}) and kind {kind.name}"
+                        f" ({generated.axes.describe()})",
+                    )
+                files[generated.name] = generated
+        return [files[name] for name in sorted(files)]
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a preset or kind came from, for `--list-kinds` and for error messages."""
+
+    description: str
+
+
+BUILTIN = Origin("built-in")
+BUILTIN_PRESET_MODULES = ("flashast.presets.pytorch",)
+
+
+class Registry:
+    """The presets and kinds one run knows about. Tests make fresh ones; `default_registry` is shared.
+
+    Built-in presets are loaded on first use (not at import of flashast) unless `builtins=False`.
+    Registering a name that exists is a `PluginError` naming who registered it first.
+    """
+
+    def __init__(self, builtins: bool = True) -> None:
+        self._presets: dict[str, Preset] = {}
+        self._origins: dict[tuple[str, str | None], Origin] = {}
+        self._current_origin = Origin("Python code")
+        self._builtins_pending = builtins
+
+    # Loading -------------------------------------------------------------------------------------
+
+    def _ensure_builtins(self) -> None:
+        if not self._builtins_pending:
+            return
+        self._builtins_pending = False
+        with self.origin(BUILTIN):
+            for module_name in BUILTIN_PRESET_MODULES:
+                importlib.import_module(module_name).register(self)
+
+    @contextlib.contextmanager
+    def origin(self, origin: Origin) -> Iterator[None]:
+        """Attribute everything registered inside the block to `origin`."""
+        previous, self._current_origin = self._current_origin, origin
+        try:
+            yield
+        finally:
+            self._current_origin = previous
+
+    # Registering ---------------------------------------------------------------------------------
+
+    def add_preset(self, preset: Preset) -> Preset:
+        self._ensure_builtins()
+        if not isinstance(preset, Preset):
+            raise ModelError("Registry", "add_preset", preset, "must be a Preset")
+        if preset.name in self._presets:
+            first = self._origins[(preset.name, None)]
+            raise PluginError(f"preset {preset.name!r} is already registered ({first.description})")
+        self._presets[preset.name] = replace(preset, kinds=())
+        self._origins[(preset.name, None)] = self._current_origin
+        for kind in preset.kinds:
+            self.add_kind(preset.name, kind)
+        return self._presets[preset.name]
+
+    def add_kind(self, preset: str, kind: Kind) -> Kind:
+        self._ensure_builtins()
+        if not isinstance(kind, Kind):
+            raise ModelError("Registry", "add_kind", kind, "must be a Kind")
+        existing = self.preset(preset)
+        if any(other.name == kind.name for other in existing.kinds):
+            first = self._origins[(preset, kind.name)]
+            raise PluginError(f"kind {kind.name!r} of preset {preset!r} is already registered ({first.description})")
+        self._presets[preset] = replace(existing, kinds=(*existing.kinds, kind))
+        self._origins[(preset, kind.name)] = self._current_origin
+        return kind
+
+    def kind(
+        self,
+        preset: str,
+        *,
+        name: str | None = None,
+        axes: Mapping[str, Sequence[AxisValue]],
+        file_name: FileNameRule,
+        contract: Contract | None = None,
+        constraint: Constraint | None = None,
+        aggregator: bool = False,
+        style: Style | None = None,
+        description: str = "",
+    ) -> Callable[[Builder], Kind]:
+        """Decorator: the decorated builder becomes a kind of `preset` (named after it by default)."""
+
+        def decorate(build: Builder) -> Kind:
+            return self.add_kind(
+                preset,
+                Kind(
+                    name=name or build.__name__,
+                    axes=axes,
+                    build=build,
+                    file_name=file_name,
+                    contract=contract or Contract(),
+                    constraint=constraint,
+                    aggregator=aggregator,
+                    style=style,
+                    description=description or (build.__doc__ or "").strip().split("\n")[0],
+                ),
+            )
+
+        return decorate
+
+    # Reading -------------------------------------------------------------------------------------
+
+    def preset(self, name: str) -> Preset:
+        self._ensure_builtins()
+        try:
+            return self._presets[name]
+        except KeyError:
+            known = ", ".join(sorted(self._presets)) or "none"
+            raise PluginError(f"unknown preset {name!r} (known: {known})") from None
+
+    def preset_names(self) -> list[str]:
+        self._ensure_builtins()
+        return sorted(self._presets)
+
+    def origin_of(self, preset: str, kind: str | None = None) -> Origin:
+        self._ensure_builtins()
+        return self._origins[(preset, kind)]
+
+
+default_registry = Registry()
+
+
+# Plugin discovery --------------------------------------------------------------------------------
+
+
+def _call_register(registry: Registry, target: object, label: str, origin: Origin) -> None:
+    register = target if callable(target) and not isinstance(target, type(sys)) else getattr(target, "register", None)
+    if not callable(register):
+        raise PluginError(f"plugin {label}: defines no register(registry) function")
+    with registry.origin(origin):
+        try:
+            register(registry)
+        except FlashastError as error:
+            raise PluginError(f"plugin {label}: {error}") from None
+        except Exception as error:  # a plugin's own bug must still be one line naming the plugin
+            raise PluginError(f"plugin {label}: register() failed: {type(error).__name__}: {error}") from None
+
+
+def load_plugin(registry: Registry, spec: str) -> None:
+    """Load `--plugin SPEC`: a path to a `.py` file, or an importable module name."""
+    if spec.endswith(".py") or os.sep in spec or "/" in spec:
+        path = Path(spec)
+        if not path.is_file():
+            raise PluginError(f"plugin {spec}: no such file")
+        module_name = f"flashast_plugin_{abs(hash(str(path.resolve())))}"
+        try:
+            module_spec = importlib.util.spec_from_file_location(module_name, path)
+            if module_spec is None or module_spec.loader is None:
+                raise PluginError(f"plugin {spec}: not a loadable Python file")
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[module_name] = module
+            module_spec.loader.exec_module(module)
+        except PluginError:
+            raise
+        except Exception as error:
+            raise PluginError(f"plugin {spec}: failed to import: {type(error).__name__}: {error}") from None
+        _call_register(registry, module, spec, Origin(f"file {spec}"))
+        return
+    try:
+        module = importlib.import_module(spec)
+    except Exception as error:
+        raise PluginError(f"plugin {spec}: failed to import: {type(error).__name__}: {error}") from None
+    _call_register(registry, module, spec, Origin(f"module {spec}"))
+
+
+def load_entry_points(registry: Registry) -> None:
+    """Load every installed plugin of the `flashast.plugins` entry-point group."""
+    for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
+        distribution = entry_point.dist
+        where = f"{distribution.name} {distribution.version}" if distribution else entry_point.value
+        label = f"{entry_point.name} ({where})"
+        try:
+            target = entry_point.load()
+        except Exception as error:
+            raise PluginError(f"plugin {label}: failed to import: {type(error).__name__}: {error}") from None
+        _call_register(registry, target, label, Origin(f"distribution {where}"))

@@ -1,0 +1,210 @@
+"""The one place that turns nodes into C++ text.
+
+Every construct yields its own lines; a parent indents the lines of its children, so no node knows
+its depth and there is no indent counter. `render` joins the lines and applies the file-level style.
+The output of `render` is a pure function of (tree, style): the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from functools import singledispatch
+
+from flashast.names import Identifier, MacroName
+from flashast.nodes import (
+    BlankLine,
+    BoolArg,
+    CallStatement,
+    ClassDeclaration,
+    Declaration,
+    Declarator,
+    ExplicitInstantiation,
+    ExplicitSpecialization,
+    FunctionSignature,
+    FunctionTemplate,
+    IfNotDefined,
+    Include,
+    IntArg,
+    LineComment,
+    MacroDefinition,
+    Namespace,
+    Parameter,
+    PragmaOnce,
+    TemplateArgument,
+    TemplateParameter,
+    TranslationUnit,
+    Type,
+    TypeAlias,
+    TypeArg,
+    TypeParameter,
+    Verbatim,
+)
+from flashast.style import Style
+
+DEFAULT_STYLE = Style()
+
+
+def render(unit: TranslationUnit, style: Style = DEFAULT_STYLE) -> str:
+    """The file's full text."""
+    text = "\n".join(_lines_of(unit.declarations, style))
+    return text + "\n" if style.final_newline else text
+
+
+def render_declarations(declarations: Iterable[Declaration], style: Style = DEFAULT_STYLE) -> Iterator[str]:
+    """The lines of a sequence of declarations, for callers that assemble text around them."""
+    return _lines_of(declarations, style)
+
+
+def _lines_of(declarations: Iterable[Declaration], style: Style) -> Iterator[str]:
+    for declaration in declarations:
+        yield from _lines(declaration, style)
+
+
+def _indented(lines: Iterable[str], width: int) -> Iterator[str]:
+    prefix = " " * width
+    for line in lines:
+        yield prefix + line if line else line
+
+
+# Tokens -----------------------------------------------------------------------------------------
+
+
+def spell_template_argument(argument: TemplateArgument) -> str:
+    if isinstance(argument, BoolArg):
+        return "true" if argument.value else "false"
+    if isinstance(argument, IntArg):
+        return str(argument.value)
+    if isinstance(argument, TypeArg):
+        return str(argument.type) + _angle(argument.arguments) if argument.arguments else str(argument.type)
+    raise TypeError(f"not a template argument: {argument!r}")
+
+
+def _angle(arguments: tuple[TemplateArgument, ...]) -> str:
+    inner = ", ".join(spell_template_argument(argument) for argument in arguments)
+    # `>>` closes two lists in C++11 and later, but a space keeps older tools and eyes happy.
+    return f"<{inner} >" if inner.endswith(">") else f"<{inner}>"
+
+
+def spell_type(type_: Type) -> str:
+    text = ("const " if type_.const else "") + str(type_.name)
+    return f"{text} {type_.declarator.value}" if type_.declarator.value else text
+
+
+def _spell_parameter(parameter: Parameter) -> str:
+    if parameter.type.declarator is Declarator.VALUE:
+        return f"{spell_type(parameter.type)} {parameter.name}"
+    # `Flash_fwd_params &params`: the declarator binds to the name, as in every upstream tree.
+    return f"{spell_type(parameter.type)}{parameter.name}"
+
+
+def _spell_parameters(parameters: tuple[Parameter, ...]) -> str:
+    return "(" + ", ".join(_spell_parameter(parameter) for parameter in parameters) + ")"
+
+
+def _spell_signature(signature: FunctionSignature) -> str:
+    return (
+        f"{spell_type(signature.return_type)} {signature.name}{_angle(signature.template_arguments)}"
+        f"{_spell_parameters(signature.parameters)}"
+    )
+
+
+def _spell_template_parameter(parameter: TemplateParameter) -> str:
+    if isinstance(parameter, TypeParameter):
+        return f"typename {parameter.name}"
+    return f"{parameter.kind.value} {parameter.name}"
+
+
+def _template_keyword(style: Style) -> str:
+    return "template " if style.space_after_template else "template"
+
+
+def _spell_call(statement: CallStatement) -> str:
+    template = _angle(statement.template_arguments) if statement.template_arguments else ""
+    arguments = ", ".join(argument.text for argument in statement.arguments)
+    return f"{statement.function}{template}({arguments});"
+
+
+# Declarations -----------------------------------------------------------------------------------
+
+
+@singledispatch
+def _lines(node: Declaration, style: Style) -> Iterator[str]:
+    raise TypeError(f"the printer has no rule for {type(node).__name__}")
+
+
+@_lines.register
+def _(node: BlankLine, style: Style) -> Iterator[str]:
+    yield ""
+
+
+@_lines.register
+def _(node: LineComment, style: Style) -> Iterator[str]:
+    yield f"// {node.text}" if node.text else "//"
+
+
+@_lines.register
+def _(node: Include, style: Style) -> Iterator[str]:
+    yield f"#include <{node.path}>" if node.angled else f'#include "{node.path}"'
+
+
+@_lines.register
+def _(node: PragmaOnce, style: Style) -> Iterator[str]:
+    yield "#pragma once"
+
+
+@_lines.register
+def _(node: MacroDefinition, style: Style) -> Iterator[str]:
+    yield f"#define {node.name} {node.replacement}" if node.replacement else f"#define {node.name}"
+
+
+@_lines.register
+def _(node: Namespace, style: Style) -> Iterator[str]:
+    name: Identifier | MacroName = node.name
+    yield f"namespace {name} {{" if style.space_before_namespace_brace else f"namespace {name}{{"
+    body = _lines_of(node.body, style)
+    yield from _indented(body, style.indent_width) if style.indent_namespace_body else body
+    yield f"}} // namespace {name}" if style.comment_namespace_close else "}"
+
+
+@_lines.register
+def _(node: IfNotDefined, style: Style) -> Iterator[str]:
+    yield f"#ifndef {node.macro}"
+    yield from _lines_of(node.body, style)
+    yield "#endif"
+
+
+@_lines.register
+def _(node: ClassDeclaration, style: Style) -> Iterator[str]:
+    yield f"struct {node.name} {{}};" if node.complete else f"struct {node.name};"
+
+
+@_lines.register
+def _(node: TypeAlias, style: Style) -> Iterator[str]:
+    yield f"using {node.name} = {spell_type(node.target)};"
+
+
+@_lines.register
+def _(node: FunctionTemplate, style: Style) -> Iterator[str]:
+    parameters = ", ".join(_spell_template_parameter(parameter) for parameter in node.template_parameters)
+    yield f"{_template_keyword(style)}<{parameters}>"
+    head = f"{spell_type(node.return_type)} {node.name}{_spell_parameters(node.parameters)}"
+    yield f"{head} {{}}" if node.defined else f"{head};"
+
+
+@_lines.register
+def _(node: ExplicitSpecialization, style: Style) -> Iterator[str]:
+    yield f"{_template_keyword(style)}<>"
+    yield f"{_spell_signature(node.signature)} {{"
+    yield from _indented((_spell_call(statement) for statement in node.body), style.indent_width)
+    yield "}"
+
+
+@_lines.register
+def _(node: ExplicitInstantiation, style: Style) -> Iterator[str]:
+    prefix = "extern template " if node.extern else "template "
+    yield f"{prefix}{_spell_signature(node.signature)};"
+
+
+@_lines.register
+def _(node: Verbatim, style: Style) -> Iterator[str]:
+    yield from node.text.split("\n")
