@@ -23,7 +23,6 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Union
 
 from flashast.errors import FlashastError, ModelError, PluginError
 from flashast.names import FileName, IncludePath, check_identifier
@@ -31,7 +30,7 @@ from flashast.nodes import DECLARATION_TYPES, Declaration, Include, TranslationU
 from flashast.printer import render
 from flashast.style import Style
 
-AxisValue = Union[int, bool, str]
+AxisValue = int | bool | str
 ENTRY_POINT_GROUP = "flashast.plugins"
 RESERVED_AXES = frozenset({"kind", "preset", "name"})
 _PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
@@ -137,8 +136,8 @@ class GeneratedFile:
         )
 
 
-FileNameRule = Union[str, Callable[[Configuration], str]]
-Constraint = Callable[[Configuration], Union[str, None]]
+FileNameRule = str | Callable[[Configuration], str]
+Constraint = Callable[[Configuration], str | None]
 Builder = Callable[[Configuration], TranslationUnit]
 
 
@@ -197,7 +196,7 @@ class Kind:
         """Every point of the axes, with the constraint's reason to skip it (None when kept)."""
         names = tuple(self.axes)
         for values in itertools.product(*self.axes.values()):
-            configuration = Configuration(tuple(zip(names, values)))
+            configuration = Configuration(tuple(zip(names, values, strict=True)))
             reason = self.constraint(configuration) if self.constraint else None
             if reason is not None and not isinstance(reason, str):
                 raise ModelError(f"Kind({self.name})", "constraint", reason, "must return a reason str or None")
@@ -298,7 +297,7 @@ class Origin:
 
 
 BUILTIN = Origin("built-in")
-BUILTIN_PRESET_MODULES = ("flashast.presets.pytorch",)
+BUILTIN_PRESET_MODULES = ("flashast.presets.pytorch", "flashast.presets.flash_attn_2", "flashast.presets.flash_attn_3")
 
 
 class Registry:

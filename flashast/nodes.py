@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Union
 
 from flashast.errors import ModelError
 from flashast.names import (
@@ -112,7 +111,7 @@ class ValueParameter:
         _identifier(self, "name")
 
 
-TemplateParameter = Union[TypeParameter, ValueParameter]
+TemplateParameter = TypeParameter | ValueParameter
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +156,7 @@ class BoolArg:
             raise ModelError("BoolArg", "value", self.value, "must be a bool")
 
 
-TemplateArgument = Union[TypeArg, IntArg, BoolArg]
+TemplateArgument = TypeArg | IntArg | BoolArg
 TEMPLATE_ARGUMENT_TYPES = (TypeArg, IntArg, BoolArg)
 
 
@@ -177,7 +176,7 @@ def bind_template_arguments(
             f"expects {len(parameters)} template arguments, got {len(values)}",
         )
     bound: list[TemplateArgument] = []
-    for parameter, value in zip(parameters, values):
+    for parameter, value in zip(parameters, values, strict=True):
         name = parameter.name.text
         if isinstance(parameter, TypeParameter):
             if isinstance(value, TypeArg):
@@ -482,7 +481,8 @@ class FunctionTemplate:
         _flag(self, "defined")
 
     def signature(self, *template_arguments: object) -> FunctionSignature:
-        arguments = bind_template_arguments(f"FunctionTemplate({self.name})", self.template_parameters, template_arguments)
+        owner = f"FunctionTemplate({self.name})"
+        arguments = bind_template_arguments(owner, self.template_parameters, template_arguments)
         return FunctionSignature(self.return_type, QualifiedName((self.name,)), arguments, self.parameters)
 
     def specialize(self, *template_arguments: object, body: Sequence[CallStatement] = ()) -> ExplicitSpecialization:
@@ -509,21 +509,21 @@ class Verbatim:
             raise ModelError("Verbatim", "text", self.text, "must be a str")
 
 
-Declaration = Union[
-    BlankLine,
-    LineComment,
-    Include,
-    PragmaOnce,
-    MacroDefinition,
-    Namespace,
-    IfNotDefined,
-    ClassDeclaration,
-    TypeAlias,
-    FunctionTemplate,
-    ExplicitSpecialization,
-    ExplicitInstantiation,
-    Verbatim,
-]
+Declaration = (
+    BlankLine
+    | LineComment
+    | Include
+    | PragmaOnce
+    | MacroDefinition
+    | Namespace
+    | IfNotDefined
+    | ClassDeclaration
+    | TypeAlias
+    | FunctionTemplate
+    | ExplicitSpecialization
+    | ExplicitInstantiation
+    | Verbatim
+)
 DECLARATION_TYPES: tuple[type, ...] = (
     BlankLine,
     LineComment,

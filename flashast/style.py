@@ -39,5 +39,6 @@ class Style:
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ModelError("Style", name, getattr(self, name), "must be a bool")
-        if isinstance(self.indent_width, bool) or not isinstance(self.indent_width, int) or not 0 <= self.indent_width <= 16:
+        width = self.indent_width
+        if isinstance(width, bool) or not isinstance(width, int) or not 0 <= width <= 16:
             raise ModelError("Style", "indent_width", self.indent_width, "must be an int from 0 to 16")

@@ -1,0 +1,272 @@
+"""The command line: argparse front end, exit codes, one-line errors.
+
+The run is one direction: load presets and plugins, generate, filter, verify every selected file,
+and only then plan against and act on the output directory. A `FlashastError` becomes one line,
+`flashast: error: <culprit>: <problem>`, and its exit code; anything else is a flashast bug and
+is shown with its traceback (exit 123).
+
+Exit codes: 0 ok; 1 `--check`/`--diff` found differences; 2 user error; 3 the generated C++ failed
+verification (nothing written); 123 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from flashast import __version__
+from flashast.errors import FlashastError, UsageError, VerificationError
+from flashast.kinds import GeneratedFile, Preset, Registry, load_entry_points, load_plugin
+from flashast.output import Outcome, Plan, check_directory, plan, unified_diff, write
+from flashast.selection import select
+
+EXIT_OK = 0
+EXIT_DIFFERENCES = 1
+EXIT_USAGE = 2
+EXIT_VERIFICATION = 3
+EXIT_INTERNAL = 123
+DEFAULT_PRESET = "pytorch"
+
+EPILOG = """\
+exit codes:
+  0    success (or --check/--diff: the directory is up to date)
+  1    --check/--diff: the directory differs from what a run would write
+  2    user error (bad option, filter, plugin or output directory); nothing written
+  3    the generated C++ failed verification; nothing written
+  123  internal error in flashast (a traceback follows; please report it)
+"""
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse, but its errors follow flashast's one-line format (usage first, as argparse does)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="flashast",
+        description="Write flash-attention kernel instantiation files, verified with libclang before any write.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-o", "--output", metavar="DIR", help="output directory (created, parents too)")
+    parser.add_argument("--preset", default=DEFAULT_PRESET, help=f"preset to generate (default: {DEFAULT_PRESET})")
+    parser.add_argument("--version", action="version", version=f"flashast {__version__}")
+    selection = parser.add_argument_group("selection")
+    selection.add_argument("--only", action="append", default=[], metavar="AXIS=V[,V]|GLOB",
+                           help="keep only matching files (repeatable; same axis: any value, across axes: all)")
+    selection.add_argument("--exclude", action="append", default=[], metavar="AXIS=V[,V]|GLOB",
+                           help="drop matching files (repeatable)")
+    modes = parser.add_argument_group("modes (write nothing)")
+    exclusive = modes.add_mutually_exclusive_group()
+    exclusive.add_argument("--check", action="store_true", help="exit 1 if DIR differs from what a run would write")
+    exclusive.add_argument("--diff", action="store_true", help="like --check, and print a unified diff on stdout")
+    exclusive.add_argument("--list", action="store_true", help="print the path of every file a run would write")
+    exclusive.add_argument("--list-kinds", action="store_true", help="print presets and kinds with their origin")
+    writing = parser.add_argument_group("writing")
+    writing.add_argument("--manifest", metavar="FILE.json", help="also write a JSON listing of the files, kinds, axes")
+    writing.add_argument("--prune", action="store_true", help="delete stale files flashast wrote earlier")
+    writing.add_argument("--force", action="store_true", help="overwrite files flashast did not write")
+    writing.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    verification = parser.add_argument_group("verification")
+    verification.add_argument("--no-verify", action="store_true", help="skip libclang verification")
+    verification.add_argument("--include-dir", action="append", default=[], metavar="DIR",
+                              help="verify against real headers in DIR (repeatable) instead of the contract")
+    verification.add_argument("--define", action="append", default=[], metavar="NAME[=VALUE]",
+                              help="define a macro for real-header verification (repeatable)")
+    verification.add_argument("--clang-arg", action="append", default=[], metavar="ARG",
+                              help="pass ARG to libclang (repeatable)")
+    verification.add_argument("--cuda-path", metavar="DIR", help="CUDA toolkit for real-header verification")
+    verification.add_argument("--resource-dir", metavar="DIR", help="clang resource directory (real headers)")
+    verification.add_argument("--strict", action="store_true", help="warnings in real headers fail the run too")
+    plugins = parser.add_argument_group("plugins")
+    plugins.add_argument("--plugin", action="append", default=[], metavar="MODULE|FILE.py",
+                         help="load a plugin that registers kinds or presets (repeatable)")
+    plugins.add_argument("--no-plugins", action="store_true",
+                         help="do not load installed plugins (also FLASHAST_NO_PLUGINS=1)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, registry: Registry | None = None) -> int:
+    """Run the CLI in-process and return its exit code."""
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv), registry)
+    except VerificationError as error:
+        print(error.report, file=sys.stderr)
+        print(f"flashast: error: {error}", file=sys.stderr)
+        return EXIT_VERIFICATION
+    except FlashastError as error:
+        print(f"flashast: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("flashast: interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print("flashast: internal error: this is a bug in flashast, please report it", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+def _run(argv: list[str], registry: Registry | None) -> int:
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    registry = registry or Registry()
+    _load_plugins(registry, arguments)
+    if arguments.list_kinds:
+        _list_kinds(registry)
+        return EXIT_OK
+    if not arguments.output:
+        parser.print_usage(sys.stderr)
+        raise UsageError("-o/--output DIR is required")
+    directory = Path(arguments.output)
+    preset = registry.preset(arguments.preset)
+    all_files = preset.generate()
+    files = select(all_files, preset, arguments.only, arguments.exclude)
+    preset_names = frozenset(generated.name for generated in all_files)
+    if arguments.list:
+        for generated in files:
+            print(os.path.join(arguments.output, generated.name))
+        _write_listing(arguments, files)
+        return EXIT_OK
+    check_directory(directory)
+    verified = _verify(arguments, files)
+    if arguments.check or arguments.diff:
+        return _check(arguments, directory, files, preset, preset_names, verified)
+    result, outcome = write(
+        directory, files, preset.name, preset_names, __version__, verified, arguments.prune, arguments.force
+    )
+    _write_listing(arguments, files)
+    if not arguments.quiet:
+        _report(result, outcome, preset, arguments.prune)
+    return EXIT_OK
+
+
+def _load_plugins(registry: Registry, arguments: argparse.Namespace) -> None:
+    discovery_off = arguments.no_plugins or os.environ.get("FLASHAST_NO_PLUGINS", "") not in ("", "0")
+    if not discovery_off:
+        load_entry_points(registry)
+    for spec in arguments.plugin:
+        load_plugin(registry, spec)
+
+
+def _verify(arguments: argparse.Namespace, files: list[GeneratedFile]) -> dict[str, str | None]:
+    """Verify every selected file; returns the key each was verified under (None with --no-verify)."""
+    if arguments.no_verify:
+        if not arguments.quiet:
+            print("flashast: verification skipped (--no-verify)", file=sys.stderr)
+        return {generated.name: None for generated in files}
+    from flashast.verify import VerifyOptions, verify
+
+    options = VerifyOptions(
+        include_dirs=tuple(Path(directory) for directory in arguments.include_dir),
+        defines=tuple(arguments.define),
+        clang_args=tuple(arguments.clang_arg),
+        cuda_path=Path(arguments.cuda_path) if arguments.cuda_path else None,
+        resource_dir=Path(arguments.resource_dir) if arguments.resource_dir else None,
+        strict=arguments.strict,
+    )
+    for directory in options.include_dirs:
+        if not directory.is_dir():
+            raise UsageError(f"--include-dir {directory}: not a directory")
+    report = verify(files, options)
+    for warning in report.warnings:
+        print(warning, file=sys.stderr)
+    return {generated.name: "verified" for generated in files}
+
+
+def _check(
+    arguments: argparse.Namespace,
+    directory: Path,
+    files: list[GeneratedFile],
+    preset: Preset,
+    preset_names: frozenset[str],
+    verified: dict[str, str | None],
+) -> int:
+    result = plan(directory, files, preset.name, preset_names, __version__, verified)
+    for generated in result.new:
+        print(f"flashast: missing {directory / generated.name}", file=sys.stderr)
+    for generated in result.changed:
+        print(f"flashast: changed {directory / generated.name}", file=sys.stderr)
+    for generated in result.conflicts:
+        print(f"flashast: changed {directory / generated.name} (not written by flashast)", file=sys.stderr)
+    for name in result.stale:
+        print(f"flashast: stale {directory / name}", file=sys.stderr)
+    if arguments.diff:
+        sys.stdout.write(unified_diff(result))
+    if not arguments.quiet:
+        state = "differs" if result.differs else "up to date"
+        print(f"flashast: {directory} {state} ({_counts(result)}, {preset.name})", file=sys.stderr)
+    return EXIT_DIFFERENCES if result.differs else EXIT_OK
+
+
+def _counts(result: Plan) -> str:
+    return (
+        f"{len(result.new)} missing, {len(result.changed) + len(result.conflicts)} changed,"
+        f" {len(result.unchanged) + len(result.adopted)} unchanged, {len(result.stale)} stale"
+    )
+
+
+def _report(result: Plan, outcome: Outcome, preset: Preset, prune: bool) -> None:
+    written = len(outcome.written)
+    pruned = outcome.pruned
+    stale = [name for name in result.stale if name not in pruned]
+    for name in stale:
+        print(f"flashast: stale {result.directory / name} (no longer generated; --prune deletes it)", file=sys.stderr)
+    unchanged = len(result.unchanged) + len(result.adopted)
+    pruned_text = f", {len(pruned)} pruned" if prune else ""
+    print(
+        f"flashast: {written} written, {unchanged} unchanged, {len(stale)} stale{pruned_text} ({preset.name})",
+        file=sys.stderr,
+    )
+
+
+def _write_listing(arguments: argparse.Namespace, files: list[GeneratedFile]) -> None:
+    """`--manifest FILE.json`: the files with kind and axes, for CMake or setuptools."""
+    if not arguments.manifest:
+        return
+    listing = {
+        "files": [
+            {
+                "aggregator": generated.aggregator,
+                "axes": generated.axis_values,
+                "kind": generated.kind,
+                "name": generated.name,
+                "path": os.path.join(arguments.output, generated.name),
+            }
+            for generated in files
+        ],
+        "preset": files[0].preset if files else arguments.preset,
+    }
+    text = json.dumps(listing, indent=1, sort_keys=True) + "\n"
+    path = Path(arguments.manifest)
+    try:
+        if path.exists() and path.read_text() == text:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as error:
+        raise UsageError(f"--manifest {path}: cannot write ({error.strerror})") from None
+
+
+def _list_kinds(registry: Registry) -> None:
+    for name in registry.preset_names():
+        preset = registry.preset(name)
+        total = sum(kind.count() for kind in preset.kinds)
+        print(f"{name}  ({total} files, {registry.origin_of(name).description}) {preset.description}".rstrip())
+        for kind in preset.kinds:
+            origin = registry.origin_of(name, kind.name).description
+            role = ", aggregator" if kind.aggregator else ""
+            print(f"  {kind.name}  ({kind.count()} files{role}, {origin}) {kind.description}".rstrip())
