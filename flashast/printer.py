@@ -80,9 +80,8 @@ def spell_template_argument(argument: TemplateArgument) -> str:
 
 
 def _angle(arguments: tuple[TemplateArgument, ...]) -> str:
-    inner = ", ".join(spell_template_argument(argument) for argument in arguments)
-    # `>>` closes two lists in C++11 and later, but a space keeps older tools and eyes happy.
-    return f"<{inner} >" if inner.endswith(">") else f"<{inner}>"
+    # `>>` closes two nested lists since C++11, which every supported toolchain speaks.
+    return "<" + ", ".join(spell_template_argument(argument) for argument in arguments) + ">"
 
 
 def spell_type(type_: Type) -> str:
