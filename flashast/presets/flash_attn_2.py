@@ -1,0 +1,215 @@
+"""The `flash-attn-2` preset: flash-attention 2's kernel instantiation files (96 files).
+
+Byte for byte what Dao-AILab/flash-attention `csrc/flash_attn/src/generate_kernels.py` writes (the
+generator as of "Parallelize splitkv alignment templated kernels", which added `fwd_split_align`):
+four kinds over fp16/bf16, six head dimensions, causal or not, sm80:
+
+- `fwd`, `bwd`: explicit specializations of `run_mha_fwd_<T, D, C>` / `run_mha_bwd_<T, D, C>` that
+  forward to the per-head-dimension launcher `run_mha_{fwd,bwd}_hdimD<T, C>`;
+- `fwd_split`: an explicit instantiation of `run_mha_fwd_splitkv_dispatch<T, D, C>`, preceded by an
+  explicit instantiation *declaration* of `run_mha_fwd_splitkv_align<T, D, C>` so the dispatch does
+  not instantiate the aligned tree again;
+- `fwd_split_align`: the explicit instantiation of that aligned tree, in its own file so it compiles
+  in parallel.
+
+Parity quirks of this generator: the files have no final newline (`Style(final_newline=False)`); the
+namespace is spelled with the `FLASH_NAMESPACE` macro, which `namespace_config.h` defines (to `flash`
+by default) and which every file includes first; `sm80` appears only in the file name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from flashast.kinds import Configuration, Contract, Kind, Preset, Registry
+from flashast.names import MacroName
+from flashast.nodes import (
+    BlankLine,
+    ClassDeclaration,
+    Declaration,
+    FunctionTemplate,
+    IfNotDefined,
+    Include,
+    LineComment,
+    MacroDefinition,
+    Namespace,
+    PragmaOnce,
+    TranslationUnit,
+    TypeParameter,
+    ValueParameter,
+)
+from flashast.presets.common import CUTLASS_TYPES, cuda_stream, cutlass_types, launcher_parameters
+from flashast.style import Style
+
+PRESET_NAME = "flash-attn-2"
+DTYPES = ("fp16", "bf16")
+HEAD_DIMS = (32, 64, 96, 128, 192, 256)
+CAUSALITIES = (False, True)
+ARCHS = (80,)
+AXES = {"dtype": DTYPES, "head_dim": HEAD_DIMS, "is_causal": CAUSALITIES, "sm": ARCHS}
+
+NAMESPACE_MACRO = "FLASH_NAMESPACE"
+# What `FLASH_NAMESPACE` expands to unless a build overrides it; the contract declares the interface
+# in the expanded namespace, so a file that forgets `namespace_config.h` fails verification.
+DEFAULT_NAMESPACE = "flash"
+NAMESPACE_CONFIG_HEADER = "namespace_config.h"
+FLASH_HEADER = "flash.h"
+FWD_LAUNCH_HEADER = "flash_fwd_launch_template.h"
+BWD_LAUNCH_HEADER = "flash_bwd_launch_template.h"
+
+# flash-attention 2's generator writes no newline after the namespace's closing line.
+STYLE = Style(final_newline=False)
+
+FWD_PARAMETERS = launcher_parameters("Flash_fwd_params")
+BWD_PARAMETERS = launcher_parameters("Flash_bwd_params")
+ELEMENT_HEAD_DIM_CAUSAL = (TypeParameter("T"), ValueParameter("int", "Headdim"), ValueParameter("bool", "Is_causal"))
+ELEMENT_CAUSAL = (TypeParameter("T"), ValueParameter("bool", "Is_causal"))
+
+# Declared in flash.h; only the generated files define (specialize) the first two.
+RUN_MHA_FWD = FunctionTemplate(ELEMENT_HEAD_DIM_CAUSAL, "void", "run_mha_fwd_", FWD_PARAMETERS)
+RUN_MHA_BWD = FunctionTemplate(ELEMENT_HEAD_DIM_CAUSAL, "void", "run_mha_bwd_", BWD_PARAMETERS)
+RUN_MHA_FWD_SPLITKV_DISPATCH_DECLARATION = FunctionTemplate(
+    ELEMENT_HEAD_DIM_CAUSAL, "void", "run_mha_fwd_splitkv_dispatch", FWD_PARAMETERS
+)
+# Defined in flash_fwd_launch_template.h, which is what lets the files instantiate them.
+RUN_MHA_FWD_SPLITKV_DISPATCH = replace(RUN_MHA_FWD_SPLITKV_DISPATCH_DECLARATION, defined=True)
+RUN_MHA_FWD_SPLITKV_ALIGN = FunctionTemplate(
+    ELEMENT_HEAD_DIM_CAUSAL, "void", "run_mha_fwd_splitkv_align", FWD_PARAMETERS, defined=True
+)
+
+
+def run_mha_fwd_hdim(head_dim: int) -> FunctionTemplate:
+    """`run_mha_fwd_hdimD<T, Is_causal>`, the forward launcher for one head dimension."""
+    return FunctionTemplate(ELEMENT_CAUSAL, "void", f"run_mha_fwd_hdim{head_dim}", FWD_PARAMETERS, defined=True)
+
+
+def run_mha_bwd_hdim(head_dim: int) -> FunctionTemplate:
+    """`run_mha_bwd_hdimD<T, Is_causal>`, the backward launcher for one head dimension."""
+    return FunctionTemplate(ELEMENT_CAUSAL, "void", f"run_mha_bwd_hdim{head_dim}", BWD_PARAMETERS, defined=True)
+
+
+def _in_default_namespace(*declarations: Declaration) -> Namespace:
+    return Namespace(DEFAULT_NAMESPACE, declarations)
+
+
+CONTRACT = Contract(
+    {
+        # Like upstream, a build may choose the namespace with -DFLASH_NAMESPACE=name.
+        NAMESPACE_CONFIG_HEADER: (
+            PragmaOnce(),
+            IfNotDefined(NAMESPACE_MACRO, (MacroDefinition(NAMESPACE_MACRO, DEFAULT_NAMESPACE),)),
+        ),
+        FLASH_HEADER: (
+            PragmaOnce(),
+            Include(NAMESPACE_CONFIG_HEADER),
+            *cuda_stream(),
+            cutlass_types(DTYPES),
+            _in_default_namespace(
+                ClassDeclaration("Flash_fwd_params"),
+                ClassDeclaration("Flash_bwd_params"),
+                RUN_MHA_FWD,
+                RUN_MHA_FWD_SPLITKV_DISPATCH_DECLARATION,
+                RUN_MHA_BWD,
+            ),
+        ),
+        FWD_LAUNCH_HEADER: (
+            PragmaOnce(),
+            Include(NAMESPACE_CONFIG_HEADER),
+            Include(FLASH_HEADER),
+            _in_default_namespace(
+                RUN_MHA_FWD_SPLITKV_ALIGN,
+                RUN_MHA_FWD_SPLITKV_DISPATCH,
+                *(run_mha_fwd_hdim(head_dim) for head_dim in HEAD_DIMS),
+            ),
+        ),
+        BWD_LAUNCH_HEADER: (
+            PragmaOnce(),
+            Include(NAMESPACE_CONFIG_HEADER),
+            Include(FLASH_HEADER),
+            _in_default_namespace(*(run_mha_bwd_hdim(head_dim) for head_dim in HEAD_DIMS)),
+        ),
+    }
+)
+
+PRELUDE = (
+    LineComment("Copyright (c) 2024, Tri Dao."),
+    LineComment("Splitting the different head dimensions to different files to speed up compilation."),
+    LineComment('This file is auto-generated. See "generate_kernels.py"'),
+    Include(NAMESPACE_CONFIG_HEADER),
+)
+
+# Why `fwd_split` declares the aligned instantiation extern, as the upstream files explain it.
+EXTERN_ALIGN_EXPLANATION = (
+    LineComment("The num_splits==1 blocksize-aligned tree is instantiated in its own translation unit"),
+    LineComment("(flash_fwd_split_align_*.cu) so it compiles in parallel; declare it extern so"),
+    LineComment("the dispatch below references it instead of re-instantiating."),
+)
+
+
+def _file(launch_header: str, *body: Declaration) -> TranslationUnit:
+    """The prelude, the launch header, and `body` between blank lines in `namespace FLASH_NAMESPACE`."""
+    namespace = Namespace(MacroName(NAMESPACE_MACRO), (BlankLine(), *body, BlankLine()))
+    return TranslationUnit((*PRELUDE, Include(launch_header), BlankLine(), namespace))
+
+
+def file_name_rule(direction: str) -> Callable[[Configuration], str]:
+    """The file name rule of kind `direction`: `flash_fwd_hdim128_fp16_causal_sm80.cu`."""
+
+    def file_name(config: Configuration) -> str:
+        causal = "causal_" if config.is_causal else ""
+        return f"flash_{direction}_hdim{config.head_dim}_{config.dtype}_{causal}sm{config.sm}.cu"
+
+    return file_name
+
+
+def build_fwd(config: Configuration) -> TranslationUnit:
+    element = CUTLASS_TYPES[config.dtype]
+    launcher = run_mha_fwd_hdim(config.head_dim)
+    specialization = RUN_MHA_FWD.specialize(
+        element, config.head_dim, config.is_causal, body=[launcher.call(element, config.is_causal)]
+    )
+    return _file(FWD_LAUNCH_HEADER, specialization)
+
+
+def build_bwd(config: Configuration) -> TranslationUnit:
+    element = CUTLASS_TYPES[config.dtype]
+    launcher = run_mha_bwd_hdim(config.head_dim)
+    specialization = RUN_MHA_BWD.specialize(
+        element, config.head_dim, config.is_causal, body=[launcher.call(element, config.is_causal)]
+    )
+    return _file(BWD_LAUNCH_HEADER, specialization)
+
+
+def build_fwd_split(config: Configuration) -> TranslationUnit:
+    arguments = (CUTLASS_TYPES[config.dtype], config.head_dim, config.is_causal)
+    return _file(
+        FWD_LAUNCH_HEADER,
+        *EXTERN_ALIGN_EXPLANATION,
+        RUN_MHA_FWD_SPLITKV_ALIGN.instantiate(*arguments, extern=True),
+        BlankLine(),
+        RUN_MHA_FWD_SPLITKV_DISPATCH.instantiate(*arguments),
+    )
+
+
+def build_fwd_split_align(config: Configuration) -> TranslationUnit:
+    arguments = (CUTLASS_TYPES[config.dtype], config.head_dim, config.is_causal)
+    return _file(FWD_LAUNCH_HEADER, RUN_MHA_FWD_SPLITKV_ALIGN.instantiate(*arguments))
+
+
+KINDS = (
+    Kind("fwd", AXES, build_fwd, file_name_rule("fwd"), CONTRACT,
+         description="run_mha_fwd_<T, D, Is_causal> specializations"),
+    Kind("fwd_split", AXES, build_fwd_split, file_name_rule("fwd_split"), CONTRACT,
+         description="run_mha_fwd_splitkv_dispatch<T, D, Is_causal> instantiations (aligned tree extern)"),
+    Kind("fwd_split_align", AXES, build_fwd_split_align, file_name_rule("fwd_split_align"), CONTRACT,
+         description="run_mha_fwd_splitkv_align<T, D, Is_causal> instantiations"),
+    Kind("bwd", AXES, build_bwd, file_name_rule("bwd"), CONTRACT,
+         description="run_mha_bwd_<T, D, Is_causal> specializations"),
+)
+
+
+def register(registry: Registry) -> None:
+    registry.add_preset(
+        Preset(PRESET_NAME, STYLE, "flash-attention 2 (Dao-AILab/flash-attention csrc/flash_attn/src)", KINDS)
+    )
