@@ -227,7 +227,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     pairs = 3 if arguments.quick else arguments.pairs
     work = Path(tempfile.mkdtemp(prefix="flashast-bench-"))
     rows: list[Row] = []
-    env = dict(os.environ)
     try:
         baseline_script = work / "baseline_pytorch.py"
         baseline_script.write_text(PYTORCH_BASELINE)
