@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flashast.errors import UsageError
+from flashast.errors import ModelError, UsageError
 from flashast.kinds import GeneratedFile
+from flashast.names import FileName
 
 MANIFEST_NAME = ".flashast.json"
 MANIFEST_FORMAT = 1
@@ -66,8 +67,11 @@ class Plan:
 
 @dataclass
 class Outcome:
+    """What a run did: files written, stale files deleted, and stale files kept because they were edited."""
+
     written: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
 
 
 def check_directory(directory: Path) -> None:
@@ -93,11 +97,27 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
         raise UsageError(f"{path}: cannot read ({error.strerror})") from None
     try:
         manifest = json.loads(text)
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-            raise ValueError("no 'files' table")
+        _check_manifest(manifest)
     except ValueError as error:
         raise UsageError(f"{path}: not a flashast manifest ({error}); delete it to start over") from None
     return manifest
+
+
+def _check_manifest(manifest: object) -> None:
+    """Refuse a manifest whose entries could make flashast touch a path it never wrote.
+
+    The names in it decide what `--prune` deletes, so each must be a plain generated-file name in
+    DIR (no `/`, no `..`, not hidden, so never the manifest itself), with the sha256 it was written with.
+    """
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise ValueError("no 'files' table")
+    for name, entry in manifest["files"].items():
+        try:
+            FileName(name)
+        except ModelError:
+            raise ValueError(f"{name!r} is not a generated file name") from None
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            raise ValueError(f"{name!r} has no sha256")
 
 
 def manifest_entry(generated: GeneratedFile, verified: str | None) -> dict[str, Any]:
@@ -205,7 +225,11 @@ def write(
     prune: bool = False,
     force: bool = False,
 ) -> tuple[Plan, Outcome]:
-    """Plan under the directory lock, then write what changed and prune what was asked."""
+    """Plan under the directory lock, then write what changed and prune what was asked.
+
+    Every refusal (a foreign file in the way, an unreadable manifest) happens before the first
+    change to the directory, so a refused run leaves it exactly as it was.
+    """
     check_directory(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -213,9 +237,9 @@ def write(
         raise UsageError(f"{directory}: cannot create ({error.strerror})") from None
     outcome = Outcome()
     with locked(directory):
-        _remove_leftover_temp_files(directory)
         result = plan(directory, files, preset, preset_names, version, verified)
         refuse_conflicts(result, force)
+        _remove_leftover_temp_files(directory)
         mask = _umask()
         manifest_text = dump_manifest(result.manifest_after)
         previous_text = dump_manifest(result.manifest_before) if result.manifest_before else None
@@ -226,15 +250,38 @@ def write(
             _replace(directory, generated.name, generated.text, mask)
             outcome.written.append(generated.name)
         if prune and result.stale:
-            for name in result.stale:
-                with contextlib.suppress(FileNotFoundError):
-                    (directory / name).unlink()
-                outcome.pruned.append(name)
-                del result.manifest_after["files"][name]
-            _replace(directory, MANIFEST_NAME, dump_manifest(result.manifest_after), mask)
+            _prune(result, outcome, force)
+            if outcome.pruned:
+                _replace(directory, MANIFEST_NAME, dump_manifest(result.manifest_after), mask)
         if outcome.written or outcome.pruned:
             _sync_directory(directory)
     return result, outcome
+
+
+def _prune(result: Plan, outcome: Outcome, force: bool) -> None:
+    """Delete the stale files that still hold the bytes flashast wrote; keep (and name) edited ones.
+
+    A stale file someone edited since is no longer only flashast's work, so it is kept unless
+    `force`; the manifest keeps owning it, so it stays reported as stale.
+    """
+    owned = result.manifest_before["files"] if result.manifest_before else {}
+    for name in result.stale:
+        path = result.directory / name
+        try:
+            current = path.read_bytes()
+        except FileNotFoundError:
+            current = None
+        except OSError as error:
+            raise UsageError(f"{path}: cannot read ({error.strerror})") from None
+        if current is not None and hashlib.sha256(current).hexdigest() != owned[name]["sha256"] and not force:
+            outcome.kept.append(name)
+            continue
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as error:
+            raise UsageError(f"{path}: cannot delete ({error.strerror})") from None
+        outcome.pruned.append(name)
+        del result.manifest_after["files"][name]
 
 
 def _umask() -> int:
@@ -244,7 +291,10 @@ def _umask() -> int:
 
 
 def _replace(directory: Path, name: str, text: str, mask: int) -> None:
-    descriptor, temp_path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+    try:
+        descriptor, temp_path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+    except OSError as error:
+        raise UsageError(f"{directory}: cannot write ({error.strerror})") from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(text.encode("utf-8", errors="surrogateescape"))
@@ -252,9 +302,12 @@ def _replace(directory: Path, name: str, text: str, mask: int) -> None:
             os.fsync(handle.fileno())
         os.chmod(temp_path, 0o666 & ~mask)
         os.replace(temp_path, directory / name)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_path)
+        if isinstance(error, OSError):
+            # A full disk or a read-only file system: the user's to fix, and every file is still whole.
+            raise UsageError(f"{directory / name}: cannot write ({error.strerror})") from None
         raise
 
 
