@@ -87,5 +87,6 @@ def select(
         and not any(filter_.matches(generated) for filter_ in exclude_filters)
     ]
     if not selected:
-        raise UsageError("the filters together select no file")
+        named = " ".join(f"{filter_.option} {filter_.text}" for filter_ in (*only_filters, *exclude_filters))
+        raise UsageError(f"{named}: together select no file of preset {preset.name}")
     return selected
