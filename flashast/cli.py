@@ -122,7 +122,11 @@ def run() -> None:
 
 def _run(argv: list[str], registry: Registry | None) -> int:
     parser = build_parser()
-    arguments = parser.parse_args(argv)
+    try:
+        arguments = parser.parse_args(argv)
+    except SystemExit as exit_:
+        # `--help` and `--version` end argparse with SystemExit; `main` returns codes, it does not exit.
+        return exit_.code if isinstance(exit_.code, int) else EXIT_OK
     registry = registry or Registry()
     _load_plugins(registry, arguments)
     if arguments.list_kinds:
@@ -224,7 +228,11 @@ def _report(result: Plan, outcome: Outcome, preset: Preset, prune: bool) -> None
     pruned = outcome.pruned
     stale = [name for name in result.stale if name not in pruned]
     for name in stale:
-        print(f"flashast: stale {result.directory / name} (no longer generated; --prune deletes it)", file=sys.stderr)
+        if name in outcome.kept:
+            why = "edited since flashast wrote it, so kept; --prune --force deletes it"
+        else:
+            why = "no longer generated; --prune deletes it"
+        print(f"flashast: stale {result.directory / name} ({why})", file=sys.stderr)
     unchanged = len(result.unchanged) + len(result.adopted)
     pruned_text = f", {len(pruned)} pruned" if prune else ""
     print(
