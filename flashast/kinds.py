@@ -7,12 +7,13 @@ header provides, written as nodes, which verification serves as virtual headers.
 collection of kinds with a `Style`. The built-in presets are registered through this same API.
 
 Nothing here imports libclang, and nothing is discovered at import time: built-ins load on first use
-of a registry, plugins only when `load_plugins` (the CLI) asks.
+of a registry, plugins only when the CLI calls `load_entry_points` and `load_plugin`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -20,6 +21,7 @@ import itertools
 import os
 import re
 import sys
+import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,6 +35,8 @@ from flashast.style import Style
 AxisValue = int | bool | str
 ENTRY_POINT_GROUP = "flashast.plugins"
 RESERVED_AXES = frozenset({"kind", "preset", "name"})
+# Suffixes of the files generators write (as opposed to the headers their contracts declare).
+SOURCE_SUFFIXES = (".cu", ".cpp", ".cc", ".cxx")
 _PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
 
@@ -129,10 +133,14 @@ class GeneratedFile:
         return f"kind={self.kind} {self.axes.describe()}".rstrip()
 
     def included_files(self) -> tuple[str, ...]:
-        """The generated files this one includes (an aggregator's members)."""
+        """The generated files this one includes (an aggregator's members): quoted includes of source files.
+
+        A quoted `#include "x.cu"` (or `.cpp`, `.cc`, `.cxx`) names another generated file, which
+        verification then requires the run to generate; headers are the contract's business.
+        """
         return tuple(
             node.path.text for node in self.unit.walk() if isinstance(node, Include) and not node.angled
-            and node.path.text.endswith(".cu")
+            and node.path.text.endswith(SOURCE_SUFFIXES)
         )
 
 
@@ -193,22 +201,59 @@ class Kind:
             raise ModelError("Kind", "style", self.style, "must be a Style")
 
     def configurations(self) -> Iterator[tuple[Configuration, str | None]]:
-        """Every point of the axes, with the constraint's reason to skip it (None when kept)."""
+        """Every point of the axes, with the constraint's reason to skip it (None when kept).
+
+        This is how a maintainer sees what a constraint does: `[(c.describe(), why) for c, why in
+        kind.configurations() if why]` lists every skipped configuration with its stated reason.
+        """
         names = tuple(self.axes)
         for values in itertools.product(*self.axes.values()):
             configuration = Configuration(tuple(zip(names, values, strict=True)))
-            reason = self.constraint(configuration) if self.constraint else None
-            if reason is not None and not isinstance(reason, str):
-                raise ModelError(f"Kind({self.name})", "constraint", reason, "must return a reason str or None")
-            yield configuration, reason
+            yield configuration, self._reason(configuration)
+
+    def configuration(self, **values: AxisValue) -> Configuration:
+        """The configuration with these axis values (every axis, each value one the axis has)."""
+        missing = [axis for axis in self.axes if axis not in values]
+        extra = [axis for axis in values if axis not in self.axes]
+        if missing or extra:
+            raise ModelError(f"Kind({self.name})", "axes", values, f"missing axes {missing}, unknown {extra}")
+        for axis, value in values.items():
+            if not any(value == known and type(value) is type(known) for known in self.axes[axis]):
+                known_values = ", ".join(spell_axis_value(known) for known in self.axes[axis])
+                raise ModelError(f"Kind({self.name})", f"axes[{axis}]", value, f"is not one of {known_values}")
+        return Configuration(tuple((axis, values[axis]) for axis in self.axes))
+
+    def skip_reason(self, **values: AxisValue) -> str | None:
+        """Why the constraint skips this configuration, or None when the kind makes its file.
+
+        Aggregators use it to include only the member files that exist.
+        """
+        return self._reason(self.configuration(**values))
 
     def name_for(self, **values: AxisValue) -> str:
-        """The file name this kind gives to a configuration (aggregators name their members with it)."""
+        """The file name this kind gives to a configuration (aggregators name their members with it).
+
+        Values need not be on the axes (an aggregator may name a file of any configuration), but every
+        axis must be given, and nothing else.
+        """
         missing = [axis for axis in self.axes if axis not in values]
         extra = [axis for axis in values if axis not in self.axes]
         if missing or extra:
             raise ModelError(f"Kind({self.name})", "name_for", values, f"missing axes {missing}, unknown {extra}")
         return self._name(Configuration(tuple((axis, values[axis]) for axis in self.axes)))
+
+    def _reason(self, configuration: Configuration) -> str | None:
+        if self.constraint is None:
+            return None
+        try:
+            reason = self.constraint(configuration)
+        except FlashastError as error:
+            raise self._failure("constraint", configuration, error) from None
+        if reason is not None and (not isinstance(reason, str) or not reason.strip()):
+            raise ModelError(
+                f"Kind({self.name})", "constraint", reason, "must return a non-empty reason str, or None to keep"
+            )
+        return reason
 
     def _name(self, configuration: Configuration) -> str:
         if isinstance(self.file_name, str):
@@ -217,17 +262,32 @@ class Kind:
             except (KeyError, IndexError, ValueError) as error:
                 raise ModelError(f"Kind({self.name})", "file_name", self.file_name, f"cannot format: {error}") from None
         else:
-            text = self.file_name(configuration)
-        return FileName(text).text
+            try:
+                text = self.file_name(configuration)
+            except FlashastError as error:
+                raise self._failure("file_name", configuration, error) from None
+        try:
+            return FileName(text).text
+        except ModelError as error:
+            raise self._failure("file_name", configuration, error) from None
+
+    def _failure(self, role: str, configuration: Configuration, error: FlashastError) -> ModelError:
+        """A mistake in a kind's own code, reported with the kind and configuration it happened for."""
+        return ModelError(f"Kind({self.name})", role, configuration.describe(), str(error))
 
     def generate(self, preset: str, preset_style: Style) -> Iterator[GeneratedFile]:
         style = self.style or preset_style
         for configuration, reason in self.configurations():
             if reason is not None:
                 continue
-            unit = self.build(configuration)
+            try:
+                unit = self.build(configuration)
+            except FlashastError as error:
+                raise self._failure("build", configuration, error) from None
             if not isinstance(unit, TranslationUnit):
-                raise ModelError(f"Kind({self.name})", "build", unit, "must return a TranslationUnit")
+                raise self._failure(
+                    "build", configuration, ModelError("build", "return", unit, "must be a TranslationUnit")
+                )
             yield GeneratedFile(
                 name=self._name(configuration),
                 preset=preset,
@@ -241,7 +301,12 @@ class Kind:
             )
 
     def count(self) -> int:
+        """How many files the kind makes (its configurations the constraint keeps)."""
         return sum(1 for _, reason in self.configurations() if reason is None)
+
+    def skipped(self) -> list[tuple[Configuration, str]]:
+        """The configurations the constraint skips, each with its reason."""
+        return [(configuration, reason) for configuration, reason in self.configurations() if reason is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +323,17 @@ class Preset:
             raise ModelError("Preset", "name", self.name, "a preset name is letters, digits, '-', '_' and '.'")
         if not isinstance(self.style, Style):
             raise ModelError("Preset", "style", self.style, "must be a Style")
+        if isinstance(self.kinds, (str, bytes)) or not isinstance(self.kinds, Sequence):
+            raise ModelError("Preset", "kinds", self.kinds, "must be a sequence of Kind")
+        kinds = tuple(self.kinds)
+        names: set[str] = set()
+        for kind in kinds:
+            if not isinstance(kind, Kind):
+                raise ModelError("Preset", "kinds", kind, "is not a Kind")
+            if kind.name in names:
+                raise ModelError(f"Preset({self.name})", "kinds", kind.name, "two kinds have this name")
+            names.add(kind.name)
+        object.__setattr__(self, "kinds", kinds)
 
     def kind(self, name: str) -> Kind:
         for kind in self.kinds:
@@ -291,7 +367,11 @@ class Preset:
 
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """Where a preset or kind came from, for `--list-kinds` and for error messages."""
+    """Where a preset or kind came from, for `--list-kinds` and for error messages.
+
+    `description` is what users read: `built-in`, `file examples/paged_kv.py`, `module my_kinds`,
+    `distribution flashast-research-fork 0.1.0`, or `Python code` (registered outside any plugin).
+    """
 
     description: str
 
@@ -304,7 +384,8 @@ class Registry:
     """The presets and kinds one run knows about. Tests make fresh ones; `default_registry` is shared.
 
     Built-in presets are loaded on first use (not at import of flashast) unless `builtins=False`.
-    Registering a name that exists is a `PluginError` naming who registered it first.
+    Registering a name that exists is a `PluginError` naming who registered it first; a failed
+    registration leaves the registry as it was.
     """
 
     def __init__(self, builtins: bool = True) -> None:
@@ -332,29 +413,44 @@ class Registry:
         finally:
             self._current_origin = previous
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing: if the block raises, the registry is restored to what it was before it."""
+        self._ensure_builtins()
+        saved = (dict(self._presets), dict(self._origins))
+        try:
+            yield
+        except BaseException:
+            self._presets, self._origins = saved
+            raise
+
     # Registering ---------------------------------------------------------------------------------
 
     def add_preset(self, preset: Preset) -> Preset:
+        """Register a new preset, with the kinds it already has."""
         self._ensure_builtins()
         if not isinstance(preset, Preset):
             raise ModelError("Registry", "add_preset", preset, "must be a Preset")
         if preset.name in self._presets:
             first = self._origins[(preset.name, None)]
-            raise PluginError(f"preset {preset.name!r} is already registered ({first.description})")
-        self._presets[preset.name] = replace(preset, kinds=())
+            raise PluginError(f"preset {preset.name!r} already exists (first registered: {first.description})")
+        self._presets[preset.name] = preset
         self._origins[(preset.name, None)] = self._current_origin
         for kind in preset.kinds:
-            self.add_kind(preset.name, kind)
-        return self._presets[preset.name]
+            self._origins[(preset.name, kind.name)] = self._current_origin
+        return preset
 
     def add_kind(self, preset: str, kind: Kind) -> Kind:
+        """Add `kind` to the registered preset named `preset` (a built-in one or a plugin's)."""
         self._ensure_builtins()
         if not isinstance(kind, Kind):
             raise ModelError("Registry", "add_kind", kind, "must be a Kind")
         existing = self.preset(preset)
         if any(other.name == kind.name for other in existing.kinds):
             first = self._origins[(preset, kind.name)]
-            raise PluginError(f"kind {kind.name!r} of preset {preset!r} is already registered ({first.description})")
+            raise PluginError(
+                f"kind {kind.name!r} of preset {preset!r} already exists (first registered: {first.description})"
+            )
         self._presets[preset] = replace(existing, kinds=(*existing.kinds, kind))
         self._origins[(preset, kind.name)] = self._current_origin
         return kind
@@ -372,7 +468,12 @@ class Registry:
         style: Style | None = None,
         description: str = "",
     ) -> Callable[[Builder], Kind]:
-        """Decorator: the decorated builder becomes a kind of `preset` (named after it by default)."""
+        """Decorator: the decorated builder becomes a kind of `preset` (named after it by default).
+
+        The decorated name is bound to the registered `Kind`, so an aggregator defined later can
+        name its members with `kind.name_for(...)`. The description defaults to the docstring's first
+        line.
+        """
 
         def decorate(build: Builder) -> Kind:
             return self.add_kind(
@@ -407,8 +508,12 @@ class Registry:
         return sorted(self._presets)
 
     def origin_of(self, preset: str, kind: str | None = None) -> Origin:
-        self._ensure_builtins()
-        return self._origins[(preset, kind)]
+        """Who registered the preset (or, with `kind`, that kind of the preset)."""
+        self.preset(preset)
+        try:
+            return self._origins[(preset, kind)]
+        except KeyError:
+            raise PluginError(f"preset {preset!r} has no kind {kind!r}") from None
 
 
 default_registry = Registry()
@@ -416,49 +521,83 @@ default_registry = Registry()
 
 # Plugin discovery --------------------------------------------------------------------------------
 
+_FLASHAST_DIRECTORY = Path(__file__).resolve().parent
+
+
+def _one_line(text: str) -> str:
+    """Messages from plugin code may span lines; the CLI's errors never do."""
+    return " ".join(text.split())
+
+
+def _where(error: BaseException) -> str:
+    """` (at file.py:LINE)`: the innermost frame outside flashast, i.e. the plugin's own line."""
+    location = ""
+    traceback = error.__traceback__
+    while traceback is not None:
+        path = Path(traceback.tb_frame.f_code.co_filename)
+        if _FLASHAST_DIRECTORY not in path.resolve().parents:
+            location = f" (at {path.name}:{traceback.tb_lineno})"
+        traceback = traceback.tb_next
+    return location
+
 
 def _call_register(registry: Registry, target: object, label: str, origin: Origin) -> None:
-    register = target if callable(target) and not isinstance(target, type(sys)) else getattr(target, "register", None)
+    register = getattr(target, "register", None) if isinstance(target, types.ModuleType) else target
     if not callable(register):
         raise PluginError(f"plugin {label}: defines no register(registry) function")
-    with registry.origin(origin):
-        try:
+    try:
+        with registry.transaction(), registry.origin(origin):
             register(registry)
-        except FlashastError as error:
-            raise PluginError(f"plugin {label}: {error}") from None
-        except Exception as error:  # a plugin's own bug must still be one line naming the plugin
-            raise PluginError(f"plugin {label}: register() failed: {type(error).__name__}: {error}") from None
+    except FlashastError as error:
+        raise PluginError(f"plugin {label}: {_one_line(str(error))}{_where(error)}") from None
+    except Exception as error:  # a plugin's own bug must still be one line naming the plugin
+        message = _one_line(f"{type(error).__name__}: {error}")
+        raise PluginError(f"plugin {label}: register() failed: {message}{_where(error)}") from None
+
+
+def _import_failure(label: str, error: BaseException) -> PluginError:
+    message = _one_line(f"{type(error).__name__}: {error}")
+    where = "" if isinstance(error, SyntaxError) else _where(error)
+    return PluginError(f"plugin {label}: failed to import: {message}{where}")
 
 
 def load_plugin(registry: Registry, spec: str) -> None:
-    """Load `--plugin SPEC`: a path to a `.py` file, or an importable module name."""
+    """Load `--plugin SPEC`: a path to a `.py` file, or an importable module name; call its `register`."""
     if spec.endswith(".py") or os.sep in spec or "/" in spec:
         path = Path(spec)
         if not path.is_file():
             raise PluginError(f"plugin {spec}: no such file")
-        module_name = f"flashast_plugin_{abs(hash(str(path.resolve())))}"
+        resolved = str(path.resolve())
+        # A stable module name per file: tracebacks and pickles stay readable, and two files with
+        # the same stem cannot replace each other in sys.modules.
+        digest = hashlib.sha256(resolved.encode()).hexdigest()[:8]
+        stem = re.sub(r"\W", "_", path.stem)
+        module_name = f"flashast_plugin_{stem}_{digest}"
+        module_spec = importlib.util.spec_from_file_location(module_name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise PluginError(f"plugin {spec}: not a loadable Python file")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module
         try:
-            module_spec = importlib.util.spec_from_file_location(module_name, path)
-            if module_spec is None or module_spec.loader is None:
-                raise PluginError(f"plugin {spec}: not a loadable Python file")
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[module_name] = module
             module_spec.loader.exec_module(module)
-        except PluginError:
-            raise
         except Exception as error:
-            raise PluginError(f"plugin {spec}: failed to import: {type(error).__name__}: {error}") from None
+            del sys.modules[module_name]
+            raise _import_failure(spec, error) from None
         _call_register(registry, module, spec, Origin(f"file {spec}"))
         return
     try:
         module = importlib.import_module(spec)
     except Exception as error:
-        raise PluginError(f"plugin {spec}: failed to import: {type(error).__name__}: {error}") from None
+        raise _import_failure(spec, error) from None
     _call_register(registry, module, spec, Origin(f"module {spec}"))
 
 
 def load_entry_points(registry: Registry) -> None:
-    """Load every installed plugin of the `flashast.plugins` entry-point group."""
+    """Load every installed plugin of the `flashast.plugins` entry-point group, in name order.
+
+    An entry point names a module with a `register(registry)` function, or the function itself
+    (`my_fork = "my_fork_kinds:register"`).
+    """
     for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
         distribution = entry_point.dist
         where = f"{distribution.name} {distribution.version}" if distribution else entry_point.value
@@ -466,5 +605,5 @@ def load_entry_points(registry: Registry) -> None:
         try:
             target = entry_point.load()
         except Exception as error:
-            raise PluginError(f"plugin {label}: failed to import: {type(error).__name__}: {error}") from None
+            raise _import_failure(label, error) from None
         _call_register(registry, target, label, Origin(f"distribution {where}"))
