@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"flashast {__version__}")
     selection = parser.add_argument_group("selection")
     selection.add_argument("--only", action="append", default=[], metavar="AXIS=V[,V]|GLOB",
-                           help="keep only matching files (repeatable; same axis: any value, across axes: all)")
+                           help="keep only matching files (repeatable; same axis or globs: any, across axes: all)")
     selection.add_argument("--exclude", action="append", default=[], metavar="AXIS=V[,V]|GLOB",
                            help="drop matching files (repeatable)")
     modes = parser.add_argument_group("modes (write nothing)")
@@ -277,4 +277,7 @@ def _list_kinds(registry: Registry) -> None:
         for kind in preset.kinds:
             origin = registry.origin_of(name, kind.name).description
             role = ", aggregator" if kind.aggregator else ""
-            print(f"  {kind.name}  ({kind.count()} files{role}, {origin}) {kind.description}".rstrip())
+            # How many configurations the kind's constraint skips: `Kind.skipped()` says why.
+            skipped = len(kind.skipped())
+            skipped_text = f", {skipped} skipped" if skipped else ""
+            print(f"  {kind.name}  ({kind.count()} files{skipped_text}{role}, {origin}) {kind.description}".rstrip())
