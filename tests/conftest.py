@@ -1,0 +1,112 @@
+"""Shared test helpers: run the real CLI in a subprocess, snapshot a directory, read golden manifests.
+
+The CLI is always run as `python -m flashast` with this interpreter, exactly as a user or a build
+system would, so tests cover argument parsing, exit codes and what reaches stderr, not a shortcut.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+GOLDEN = Path(__file__).parent / "golden"
+
+Snapshot = dict[str, tuple[bytes, int]]
+
+
+def cli_command(*args: str | os.PathLike[str]) -> list[str]:
+    """The argv of `python -m flashast ARGS…` with the interpreter running the tests."""
+    return [sys.executable, "-m", "flashast", *(os.fspath(arg) for arg in args)]
+
+
+def cli_environment(discover_plugins: bool = False, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a CLI subprocess.
+
+    Installed entry-point plugins are off unless asked for: a plugin some other package installed
+    into the virtual environment would otherwise add kinds to the built-in presets and break parity.
+    """
+    environment = dict(os.environ)
+    environment.pop("FLASHAST_NO_PLUGINS", None)
+    if not discover_plugins:
+        environment["FLASHAST_NO_PLUGINS"] = "1"
+    environment.update(extra or {})
+    return environment
+
+
+def run_cli(
+    *args: str | os.PathLike[str],
+    cwd: str | os.PathLike[str] | None = None,
+    discover_plugins: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> tuple[int, str, str]:
+    """Run `python -m flashast ARGS…` to completion; returns (returncode, stdout, stderr)."""
+    completed = subprocess.run(
+        cli_command(*args),
+        cwd=cwd,
+        env=cli_environment(discover_plugins, env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    return completed.returncode, completed.stdout, completed.stderr
+
+
+def snapshot(directory: str | os.PathLike[str]) -> Snapshot:
+    """Every file under `directory` (hidden ones too) as {relative name: (bytes, st_mtime_ns)}.
+
+    Two equal snapshots mean nothing was written, deleted, created or even re-written with the same
+    bytes. A directory that does not exist snapshots as empty.
+    """
+    root = Path(directory)
+    result: Snapshot = {}
+    if not root.is_dir():
+        return result
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            result[path.relative_to(root).as_posix()] = (path.read_bytes(), path.stat().st_mtime_ns)
+    return result
+
+
+def read_golden(preset: str) -> dict[str, str]:
+    """A golden `sha256sum` manifest (`<digest>  <name>` per line) as {name: digest}."""
+    manifest: dict[str, str] = {}
+    for line in (GOLDEN / f"{preset}.sha256").read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            manifest[name.lstrip("*")] = digest
+    return manifest
+
+
+def digest_files(directory: str | os.PathLike[str]) -> dict[str, str]:
+    """{name: sha256} of the non-hidden regular files directly in `directory`."""
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(Path(directory).iterdir())
+        if path.is_file() and not path.name.startswith(".")
+    }
+
+
+def write_extra_kind_plugin(path: Path, preset: str = "pytorch", kind: str = "extra", head_dims: str = "(128,)") -> Path:
+    """A `--plugin FILE.py` adding kind `kind` to `preset`: one `{kind}_hdim{D}.cu` per head dim.
+
+    Running with it and then without it is how a test makes owned files stale for real: they were
+    written by flashast and the preset no longer generates them.
+    """
+    path.write_text(
+        "from flashast import Kind, LineComment, TranslationUnit\n"
+        "\n"
+        "\n"
+        "def build(config):\n"
+        f"    return TranslationUnit((LineComment('{kind} ' + str(config.head_dim)),))\n"
+        "\n"
+        "\n"
+        "def register(registry):\n"
+        f"    registry.add_kind({preset!r}, Kind({kind!r}, {{'head_dim': {head_dims}}}, build,"
+        f" '{kind}_hdim{{head_dim}}.cu'))\n"
+    )
+    return path
