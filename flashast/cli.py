@@ -172,19 +172,31 @@ def _verify(arguments: argparse.Namespace, files: list[GeneratedFile]) -> dict[s
         if not arguments.quiet:
             print("flashast: verification skipped (--no-verify)", file=sys.stderr)
         return {generated.name: None for generated in files}
-    from flashast.verify import VerifyOptions, verify
+    from flashast.verify import VerifyOptions, find_cuda_path, verify
 
+    if not arguments.include_dir:
+        for option, value in (("--define", arguments.define), ("--cuda-path", arguments.cuda_path),
+                              ("--resource-dir", arguments.resource_dir)):
+            if value:
+                raise UsageError(f"{option}: applies only to real-header verification (add --include-dir DIR)")
+    if arguments.cuda_path and not arguments.resource_dir:
+        # CUDA's headers parse only through clang's CUDA wrapper headers, which live in a resource
+        # directory; the libclang wheel ships none (see VerifyOptions).
+        raise UsageError("--cuda-path: CUDA's headers need clang's resource headers; add --resource-dir DIR")
     options = VerifyOptions(
         include_dirs=tuple(Path(directory) for directory in arguments.include_dir),
         defines=tuple(arguments.define),
         clang_args=tuple(arguments.clang_arg),
-        cuda_path=Path(arguments.cuda_path) if arguments.cuda_path else None,
+        cuda_path=Path(arguments.cuda_path) if arguments.cuda_path else find_cuda_path(),
         resource_dir=Path(arguments.resource_dir) if arguments.resource_dir else None,
         strict=arguments.strict,
     )
-    for directory in options.include_dirs:
-        if not directory.is_dir():
-            raise UsageError(f"--include-dir {directory}: not a directory")
+    named_directories = [("--include-dir", directory) for directory in options.include_dirs]
+    named_directories += [("--cuda-path", options.cuda_path)] if arguments.cuda_path else []
+    named_directories += [("--resource-dir", options.resource_dir)] if options.resource_dir else []
+    for option, directory in named_directories:
+        if directory is not None and not directory.is_dir():
+            raise UsageError(f"{option} {directory}: not a directory")
     report = verify(files, options)
     for warning in report.warnings:
         print(warning, file=sys.stderr)

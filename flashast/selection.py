@@ -1,7 +1,8 @@
 """`--only` / `--exclude` filters: which of a preset's files a run is about.
 
 A filter is `AXIS=VALUE[,VALUE…]` (the reserved axis `kind` names kinds) or a glob on the file name.
-`--only` filters on the same axis are alternatives; different axes (and globs) must all match.
+`--only` filters on the same axis are alternatives, and so are globs among themselves (like values of
+one more axis, the file name); different axes, and the globs as a group, must all match.
 A file is dropped if any `--exclude` filter matches it. A filter naming an axis no kind has, a value
 no kind has, or matching no file is a `UsageError`, so a typo never silently builds nothing.
 """
