@@ -6,6 +6,7 @@ filters, `-q`, `--help`, and `main()` in-process returning the same codes as the
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flashast.cli import main
+from flashast.kinds import Kind, Registry
+from flashast.nodes import TranslationUnit, Verbatim
 from flashast.output import MANIFEST_NAME
 
 GOLDEN = read_golden("pytorch")
@@ -423,3 +426,37 @@ def test_random_axis_filters_list_exactly_the_matching_files(
         assert stderr.startswith("flashast: error: ")
         assert "together select no file" in stderr
         assert len(stderr.splitlines()) == 1
+
+
+def test_main_in_process_returns_three_when_verification_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kind registered in Python (no plugin file) whose file does not parse: exit 3, nothing written."""
+    monkeypatch.setenv("FLASHAST_NO_PLUGINS", "1")
+    registry = Registry()
+    registry.add_kind(
+        "pytorch",
+        Kind("broken", {"head_dim": (64,)}, lambda config: TranslationUnit((Verbatim("int broken = ;"),)),
+             "broken_hdim{head_dim}.cu"),
+    )
+    directory = tmp_path / "out"
+    assert main(["-o", str(directory)], registry=registry) == 3
+    assert "broken_hdim64.cu:1:" in capsys.readouterr().err
+    assert not directory.exists()
+    assert main(["-o", str(directory), "--no-verify", "-q"], registry=registry) == 0
+    assert (directory / "broken_hdim64.cu").read_text() == "int broken = ;\n"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through permission bits; '-o under a file' covers root")
+def test_an_unwritable_output_directory_is_one_line_naming_it(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        for target in (locked, locked / "out"):
+            code, stdout, stderr = run_cli("-o", target)
+            assert (code, stdout) == (2, "")
+            assert stderr == f"flashast: error: {target}: {locked} is not writable\n"
+            assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o755)

@@ -450,3 +450,27 @@ def test_two_concurrent_runs_on_a_stale_directory(tmp_path: Path, round_: int) -
     results = run_concurrently(directory, "--prune")
     assert [code for code, _ in results] == [0, 0], results
     assert_exact_parity(directory)
+
+
+def test_a_verification_failure_writes_nothing_at_all(tmp_path: Path) -> None:
+    """Exit 3 with the diagnostic, and the directory (an edited file, a stale one) exactly as it was."""
+    plugin = write_extra_kind_plugin(tmp_path / "extra_kind.py")
+    directory = tmp_path / "out"
+    generate(directory, "--plugin", str(plugin))
+    (directory / SAMPLE).write_text("// needs rewriting\n")
+    broken = tmp_path / "broken_kind.py"
+    broken.write_text(
+        "from flashast import Kind, TranslationUnit, Verbatim\n"
+        "\n"
+        "\n"
+        "def register(registry):\n"
+        "    build = lambda config: TranslationUnit((Verbatim('int broken = ;'),))\n"
+        "    registry.add_kind('pytorch', Kind('broken', {'head_dim': (64,)}, build, 'broken_hdim{head_dim}.cu'))\n"
+    )
+    before = snapshot(tmp_path)
+    code, stdout, stderr = run_cli("-o", directory, "--plugin", str(broken), "--prune", "--force")
+    assert (code, stdout) == (3, "")
+    assert "broken_hdim64.cu:1:" in stderr
+    assert "Traceback" not in stderr
+    assert stderr.splitlines()[-1].startswith("flashast: error: ")
+    assert snapshot(tmp_path) == before
