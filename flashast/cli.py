@@ -22,7 +22,7 @@ from pathlib import Path
 from flashast import __version__
 from flashast.errors import FlashastError, UsageError, VerificationError
 from flashast.kinds import GeneratedFile, Preset, Registry, load_entry_points, load_plugin
-from flashast.output import Outcome, Plan, check_directory, plan, unified_diff, write
+from flashast.output import Outcome, Plan, check_directory, plan, unified_diff, write, write_atomically
 from flashast.selection import select
 
 EXIT_OK = 0
@@ -140,6 +140,7 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     all_files = preset.generate()
     files = select(all_files, preset, arguments.only, arguments.exclude)
     preset_names = frozenset(generated.name for generated in all_files)
+    _check_listing_path(arguments)
     if arguments.list:
         for generated in files:
             print(os.path.join(arguments.output, generated.name))
@@ -276,9 +277,22 @@ def _write_listing(arguments: argparse.Namespace, files: list[GeneratedFile]) ->
         if path.exists() and path.read_text() == text:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
     except OSError as error:
         raise UsageError(f"--manifest {path}: cannot write ({error.strerror})") from None
+    write_atomically(path, text)
+
+
+def _check_listing_path(arguments: argparse.Namespace) -> None:
+    """Refuse a `--manifest` path that cannot be written before anything is, so DIR stays as it was."""
+    if not arguments.manifest:
+        return
+    path = Path(arguments.manifest)
+    if path.is_dir():
+        raise UsageError(f"--manifest {path}: is a directory")
+    try:
+        check_directory(path.parent)
+    except UsageError as error:
+        raise UsageError(f"--manifest {error}") from None
 
 
 def _list_kinds(registry: Registry) -> None:

@@ -284,6 +284,11 @@ def _prune(result: Plan, outcome: Outcome, force: bool) -> None:
         del result.manifest_after["files"][name]
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """Replace one file outside DIR (the `--manifest` listing) the same whole-or-nothing way."""
+    _replace(path.parent, path.name, text, _umask())
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
