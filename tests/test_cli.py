@@ -134,6 +134,18 @@ def _generated_path_is_a_directory(tmp_path: Path, template: Path) -> list[str]:
     return ["-o", str(directory)]
 
 
+def _listing_under_a_file(tmp_path: Path, template: Path) -> list[str]:
+    directory = populated(tmp_path, template)
+    (directory / SAMPLE).write_text("// needs rewriting\n")
+    (tmp_path / "build").write_text("a file\n")
+    return ["-o", str(directory), "--manifest", str(tmp_path / "build" / "files.json")]
+
+
+def _listing_is_a_directory(tmp_path: Path, template: Path) -> list[str]:
+    (tmp_path / "build").mkdir()
+    return ["-o", str(tmp_path / "out"), "--list", "--manifest", str(tmp_path / "build")]
+
+
 def _missing_plugin(tmp_path: Path, template: Path) -> list[str]:
     return ["-o", str(populated(tmp_path, template)), "--plugin", str(tmp_path / "nowhere.py")]
 
@@ -179,6 +191,8 @@ USER_ERRORS: dict[str, tuple[Setup, str]] = {
         "'a.cu' has no sha256",
     ),
     "generated path is a directory": (_generated_path_is_a_directory, "exists and is not a regular file"),
+    "--manifest under a regular file": (_listing_under_a_file, "build: exists and is not a directory"),
+    "--manifest is a directory": (_listing_is_a_directory, "build: is a directory"),
     "missing plugin file": (_missing_plugin, "nowhere.py: no such file"),
     "missing include dir": (_missing_include_dir, "nowhere: not a directory"),
     "unknown option": (_filter("--frobnicate"), "unrecognized arguments: --frobnicate"),
