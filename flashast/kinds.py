@@ -566,7 +566,8 @@ def load_plugin(registry: Registry, spec: str) -> None:
     if spec.endswith(".py") or os.sep in spec or "/" in spec:
         path = Path(spec)
         if not path.is_file():
-            raise PluginError(f"plugin {spec}: no such file")
+            problem = "is a directory, not a Python file" if path.is_dir() else "no such file"
+            raise PluginError(f"plugin {spec}: {problem}")
         resolved = str(path.resolve())
         # A stable module name per file: tracebacks and pickles stay readable, and two files with
         # the same stem cannot replace each other in sys.modules.
