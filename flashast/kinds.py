@@ -21,6 +21,7 @@ import itertools
 import os
 import re
 import sys
+import sysconfig
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -522,6 +523,14 @@ default_registry = Registry()
 # Plugin discovery --------------------------------------------------------------------------------
 
 _FLASHAST_DIRECTORY = Path(__file__).resolve().parent
+_STANDARD_LIBRARY = Path(sysconfig.get_paths()["stdlib"]).resolve()
+
+
+def _is_library(path: Path) -> bool:
+    """Whether `path` is flashast's or the standard library's (installed plugins are neither)."""
+    if _FLASHAST_DIRECTORY in path.parents:
+        return True
+    return _STANDARD_LIBRARY in path.parents and not {"site-packages", "dist-packages"} & set(path.parts)
 
 
 def _one_line(text: str) -> str:
@@ -530,13 +539,16 @@ def _one_line(text: str) -> str:
 
 
 def _where(error: BaseException) -> str:
-    """` (at file.py:LINE)`: the innermost frame outside flashast, i.e. the plugin's own line."""
+    """` (at file.py:LINE)`: the innermost frame of a real file outside flashast: the plugin's own line.
+
+    Frames without a file (`<string>` from dataclasses, `<frozen importlib...>`) say nothing useful.
+    """
     location = ""
     traceback = error.__traceback__
     while traceback is not None:
-        path = Path(traceback.tb_frame.f_code.co_filename)
-        if _FLASHAST_DIRECTORY not in path.resolve().parents:
-            location = f" (at {path.name}:{traceback.tb_lineno})"
+        filename = traceback.tb_frame.f_code.co_filename
+        if not filename.startswith("<") and not _is_library(Path(filename).resolve()):
+            location = f" (at {Path(filename).name}:{traceback.tb_lineno})"
         traceback = traceback.tb_next
     return location
 
