@@ -1,17 +1,27 @@
 """Verification with libclang: the only module that imports `clang.cindex`.
 
 Every generated file is parsed on its own (never several in one translation unit, which would let one
-file's include mask another's omission), from memory, before anything is written:
+file's include mask another's omission and blame a stray brace on the wrong file), before anything
+is written:
 
 - contract mode (default): the headers a file includes are the kind's `Contract`, printed and served
-  as unsaved files under a virtual include directory, parsed as C++17 with no system headers;
-- real-header mode (`include_dirs` given): the user's real headers, parsed as CUDA host code.
+  from memory under a virtual include directory, parsed as C++17 with no system headers;
+- real-header mode (`include_dirs` given): the user's real headers, parsed as CUDA host code. Files
+  whose leading comments and `#include`s are identical share one libclang translation unit built
+  with a precompiled preamble and re-parsed per file, so heavy headers are parsed once per group,
+  not once per file.
 
-A diagnostic is reported in the generated file's own name, line and column, followed by the notes
-libclang attaches and the kind and axis values the file came from. Errors anywhere, and warnings in a
-generated file, fail the run; warnings inside real headers fail only under `strict`. A model-level
-pass also refuses the same specialization or instantiation defined in two files (a link-time error
-no single-file parse can see).
+A diagnostic is reported in the generated file's own name, line and column, as
+`NAME.cu:LINE:COL: error: MESSAGE`, followed by the notes libclang attaches and the preset, kind and
+axis values the file came from. Errors anywhere fail the run, and so do warnings located in a
+generated file (such a warning is a real defect: "explicit instantiation after specialization has no
+effect"). A diagnostic inside a header that a generated line caused (a note points at that line) is
+reported at that line; one that no generated line caused is a header problem, reported once for the
+whole run, not once per file. Warnings in headers fail only under `strict`.
+
+A model-level pass finds the same specialization or instantiation defined in two files (a link-time
+error no single-file parse can see); a parse of just those two files together then lets clang locate
+the clash in the second file and point its note at the first.
 """
 
 from __future__ import annotations
@@ -19,44 +29,75 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from flashast.errors import LibclangUnavailable, VerificationError
+from flashast.errors import LibclangUnavailable, UsageError, VerificationError
 from flashast.kinds import Contract, GeneratedFile
 from flashast.nodes import ExplicitInstantiation, ExplicitSpecialization, IfNotDefined, Namespace
 from flashast.printer import render, spell_template_argument
 
-if TYPE_CHECKING:
-    from clang import cindex
-
 VIRTUAL_ROOT = "/__flashast__"
 VIRTUAL_INCLUDE = f"{VIRTUAL_ROOT}/include"
 VIRTUAL_SOURCE = f"{VIRTUAL_ROOT}/src"
+INSTALL_HINT = "python -m pip install libclang==18.1.1"
+
+# The body of the includes-alone parse: a declaration, so that libclang's preamble ends exactly where
+# it will end in every file of the group (a text of directives only would make a longer preamble,
+# which the files could not reuse).
+INCLUDES_ONLY_BODY = "struct flashast_includes_only_;\n"
+
+# libclang's own option bits (`CXTranslationUnit_*`); the Python binding names only some of them.
+_PRECOMPILED_PREAMBLE = 0x04
+_CREATE_PREAMBLE_ON_FIRST_PARSE = 0x100
 
 CONTRACT_ARGUMENTS = (
     "-x", "c++", "-std=c++17",
     # Contract headers are self-contained; the libclang wheel ships no resource headers anyway.
     "-nostdinc", "-nostdinc++",
+    # -Wall holds what a generated declaration can get wrong without an error; the defect that
+    # matters most, "explicit instantiation after specialization has no effect"
+    # (-Winstantiation-after-specialization), is on by default and stays on.
     "-Wall",
     f"-I{VIRTUAL_INCLUDE}",
 )
 CUDA_HOST_ARGUMENTS = (
     "-x", "cuda", "--cuda-host-only", "-std=c++17",
-    # flashast's own flags name a CUDA release newer than libclang 18 knows; that says nothing
-    # about the generated files.
-    "-Wno-unknown-cuda-version",
+    "-Wall",
+    # A host-only parse never links device libraries; without this clang looks for libdevice.
+    "-nocudalib",
     # The upstream builds undefine these so half/bfloat16 conversions exist; so must we.
     "-U__CUDA_NO_HALF_OPERATORS__", "-U__CUDA_NO_HALF_CONVERSIONS__",
     "-U__CUDA_NO_HALF2_OPERATORS__", "-U__CUDA_NO_BFLOAT16_CONVERSIONS__",
 )
+# Only with CUDA's own headers: the toolkit flashast points clang at (--cuda-path, CUDA_PATH,
+# /usr/local/cuda) may be newer than libclang 18 knows. That says nothing about the generated files.
+CUDA_INCLUDE_ARGUMENTS = ("-Wno-unknown-cuda-version",)
+
+
+def find_cuda_path(environment: Mapping[str, str] | None = None) -> Path | None:
+    """The CUDA toolkit to parse against when `--cuda-path` is not given: `CUDA_PATH`, then
+    `CUDA_HOME`, then `/usr/local/cuda`, whichever names an existing directory first."""
+    environment = os.environ if environment is None else environment
+    candidates = [environment.get("CUDA_PATH", ""), environment.get("CUDA_HOME", ""), "/usr/local/cuda"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
 
 
 @dataclass(frozen=True)
 class VerifyOptions:
-    """How to verify: against contracts (default) or real headers (`include_dirs` non-empty)."""
+    """How to verify: against contracts (default) or real headers (`include_dirs` non-empty).
+
+    Real-header mode parses CUDA host code. CUDA's own headers need clang's CUDA wrapper headers,
+    which live in a clang resource directory; the libclang wheel ships none. So CUDA's headers
+    (`cuda_path`) are used only together with `resource_dir`; without one, clang parses with
+    `-nocudainc` and the user's tree must define `__global__` and friends itself (a small tree such
+    as the test fixture does; a full PyTorch or cutlass tree needs `resource_dir`).
+    """
 
     include_dirs: tuple[Path, ...] = ()
     defines: tuple[str, ...] = ()
@@ -69,15 +110,26 @@ class VerifyOptions:
     def real_headers(self) -> bool:
         return bool(self.include_dirs)
 
+    @property
+    def cuda_includes(self) -> bool:
+        """Whether clang includes CUDA's own headers (only possible with a resource directory)."""
+        return self.real_headers and self.resource_dir is not None and self.cuda_path is not None
+
 
 @dataclass
 class Report:
-    """What verification found; `failed` decides the exit code."""
+    """What verification found; `failed` decides the exit code.
+
+    `errors` and `warnings` are report blocks (first line `WHERE: error: MESSAGE`, then indented
+    notes and the file's origin); `failing_files` names the generated files with an error of their
+    own; `header_problems` counts the problems found inside headers, each reported once.
+    """
 
     files: int = 0
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     failing_files: set[str] = field(default_factory=set)
+    header_problems: int = 0
 
     @property
     def failed(self) -> bool:
@@ -86,6 +138,12 @@ class Report:
     def text(self) -> str:
         return "\n".join(self.errors + self.warnings)
 
+    def summary(self) -> str:
+        parts = [f"{len(self.errors)} error(s) in {len(self.failing_files)} of {self.files} file(s)"]
+        if self.header_problems:
+            parts.append(f"{self.header_problems} problem(s) in headers")
+        return "verification failed: " + ", ".join(parts) + "; nothing was written"
+
 
 def load_cindex() -> Any:
     """Import `clang.cindex` and load the shared library, or say in one line how to get it."""
@@ -93,15 +151,15 @@ def load_cindex() -> Any:
         from clang import cindex
     except ImportError:
         raise LibclangUnavailable(
-            "libclang: the Python package is not installed; run `python -m pip install libclang==18.1.1`"
-            " (or pass --no-verify)"
+            f"libclang: the Python package is not installed; run `{INSTALL_HINT}` (or pass --no-verify)"
         ) from None
     try:
         cindex.Index.create()
     except Exception as error:  # cindex raises its own LibclangError or OSError when the .so is unusable
+        reason = " ".join(str(error).split())[:160]
         raise LibclangUnavailable(
-            f"libclang: the shared library does not load ({error}); reinstall with"
-            " `python -m pip install --force-reinstall libclang==18.1.1` (or pass --no-verify)"
+            f"libclang: the shared library does not load ({reason}); reinstall with"
+            f" `{INSTALL_HINT} --force-reinstall` (or pass --no-verify)"
         ) from None
     return cindex
 
@@ -111,43 +169,97 @@ def header_texts(contract: Contract) -> dict[str, str]:
     return {path: render(unit) for path, unit in contract.header_units().items()}
 
 
+def clang_arguments(options: VerifyOptions) -> list[str]:
+    """The command line libclang parses every file with (the main file aside)."""
+    if not options.real_headers:
+        return [*CONTRACT_ARGUMENTS, *options.clang_args]
+    arguments = [*CUDA_HOST_ARGUMENTS]
+    if options.resource_dir is not None:
+        arguments += ["-resource-dir", str(options.resource_dir)]
+    if options.cuda_includes:
+        arguments += [f"--cuda-path={options.cuda_path}", *CUDA_INCLUDE_ARGUMENTS]
+    else:
+        arguments.append("-nocudainc")
+    arguments += [f"-I{directory}" for directory in options.include_dirs]
+    arguments += [f"-D{define}" for define in options.defines]
+    arguments += options.clang_args
+    return arguments
+
+
 def verify(files: Sequence[GeneratedFile], options: VerifyOptions = VerifyOptions()) -> Report:
     """Parse every file; raise `VerificationError` (with the full report) if any fails."""
+    _refuse_guard_defines(files, options)
     report = Report(files=len(files))
-    check_duplicates(files, report)
+    clashes = _find_duplicates(files)
     cindex = load_cindex()
     session = _Session(cindex, files, options)
     try:
-        for generated in files:
-            session.verify_file(generated, report)
+        for group in _group_by_preamble(files, options):
+            session.verify_group(group, report)
+        for first, second, node in clashes:
+            session.locate_clash(first, second, node, report)
     finally:
         session.close()
     if report.failed:
-        failing = len(report.failing_files)
-        summary = (
-            f"verification failed: {len(report.errors)} error(s) in {failing} of {len(files)} file(s);"
-            " nothing was written"
-        )
-        raise VerificationError(summary, report.text())
+        raise VerificationError(report.summary(), report.text())
     return report
 
 
 def check_duplicates(files: Iterable[GeneratedFile], report: Report) -> None:
-    """The same explicit specialization or instantiation definition in two files is a link error."""
-    seen: dict[tuple[object, ...], str] = {}
+    """The same explicit specialization or instantiation definition in two files is a link error.
+
+    Model-level only (no libclang, so no line numbers); `verify` also locates each clash with clang.
+    """
+    for first, second, node in _find_duplicates(files):
+        report.errors.append(_clash_text(first, second, node))
+        report.failing_files.add(second.name)
+
+
+def parse_unit(generated: GeneratedFile, options: VerifyOptions = VerifyOptions(),
+               siblings: Sequence[GeneratedFile] = ()) -> Any:
+    """The libclang translation unit `verify` builds for one file (`siblings`: the other files of the
+    run, which an aggregator includes), for tests and tools that read libclang's cursors."""
+    cindex = load_cindex()
+    session = _Session(cindex, [generated, *siblings], options)
+    try:
+        unit, _ = session.parse_alone(generated)
+        return unit
+    finally:
+        session.close()
+
+
+# Model-level checks -------------------------------------------------------------------------------
+
+
+def _refuse_guard_defines(files: Sequence[GeneratedFile], options: VerifyOptions) -> None:
+    """Defining a macro a file tests with `#ifndef` would skip the guarded code unverified."""
+    guards = {
+        str(node.macro) for generated in files for node in generated.unit.walk() if isinstance(node, IfNotDefined)
+    }
+    defined = list(options.defines)
+    defined += [argument[2:] for argument in options.clang_args if argument.startswith("-D")]
+    for define in defined:
+        name = define.split("=", 1)[0]
+        if name in guards:
+            raise UsageError(
+                f"--define {define}: the generated files guard code with `#ifndef {name}`; defining it"
+                " would skip that code unverified"
+            )
+
+
+def _find_duplicates(files: Iterable[GeneratedFile]) -> list[tuple[GeneratedFile, GeneratedFile, Any]]:
+    """(first file, second file, node) for each definition a second file repeats."""
+    seen: dict[tuple[object, ...], GeneratedFile] = {}
+    clashes: list[tuple[GeneratedFile, GeneratedFile, Any]] = []
     for generated in files:
         if generated.aggregator:
             continue
         for scope, node in _definitions(generated.unit.declarations, ()):
             key = (scope, node.signature.name, node.signature.template_arguments)
-            if key in seen and seen[key] != generated.name:
-                arguments = ", ".join(spell_template_argument(argument) for argument in key[2])
-                report.errors.append(
-                    f"{generated.name}: error: {node.signature.name}<{arguments}> is also defined in {seen[key]}"
-                    f" (a duplicate symbol at link time)\n    from: {_origin(generated)}"
-                )
-                report.failing_files.add(generated.name)
-            seen.setdefault(key, generated.name)
+            first = seen.setdefault(key, generated)
+            if first.name != generated.name:
+                clashes.append((first, generated, node))
+    return clashes
 
 
 def _definitions(declarations: Iterable[object], scope: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -160,12 +272,52 @@ def _definitions(declarations: Iterable[object], scope: tuple[str, ...]) -> Iter
             yield from _definitions(node.body, scope)
 
 
+def _clash_text(first: GeneratedFile, second: GeneratedFile, node: Any) -> str:
+    arguments = ", ".join(spell_template_argument(argument) for argument in node.signature.template_arguments)
+    return (
+        f"{second.name}: error: {node.signature.name}<{arguments}> is also defined in {first.name}"
+        f" (a duplicate symbol at link time)\n    from: {_origin(second)}"
+    )
+
+
 def _origin(generated: GeneratedFile) -> str:
     return f"preset {generated.preset}, {generated.describe()}"
 
 
+# Grouping for the precompiled preamble ------------------------------------------------------------
+
+
+def _preamble_of(text: str) -> str:
+    """The text before the first line of code: the leading comments, blank lines and directives,
+    roughly what libclang precompiles as the preamble.
+
+    Only a grouping key: two files of one group whose real preambles differ still parse correctly
+    (libclang rebuilds the preamble), just more slowly.
+    """
+    position = 0
+    for line in text.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", "//")):
+            break
+        position += len(line)
+    return text[:position]
+
+
+def _group_by_preamble(files: Sequence[GeneratedFile], options: VerifyOptions) -> list[list[GeneratedFile]]:
+    """Files that can share one preamble, groups in order of first appearance (contract mode: one each)."""
+    if not options.real_headers:
+        return [[generated] for generated in files]
+    groups: dict[str, list[GeneratedFile]] = {}
+    for generated in files:
+        groups.setdefault(_preamble_of(generated.text), []).append(generated)
+    return list(groups.values())
+
+
+# Parsing and reporting ----------------------------------------------------------------------------
+
+
 class _Session:
-    """One libclang index and the unsaved files shared by every parse of a run."""
+    """One libclang index, the unsaved files and the reported header problems of one run."""
 
     def __init__(self, cindex: Any, files: Sequence[GeneratedFile], options: VerifyOptions) -> None:
         self.cindex = cindex
@@ -173,32 +325,28 @@ class _Session:
         self.index = cindex.Index.create()
         self.texts = {generated.name: generated.text for generated in files}
         self.header_cache: dict[int, list[tuple[str, str]]] = {}
-        self.reported_header_problems: set[str] = set()
+        self.reported_header_problems: set[tuple[str, int, int, str]] = set()
+        # Real-header mode needs the main file on disk: libclang builds a preamble only for a main
+        # file that exists (an empty placeholder suffices; the text comes from memory).
         self.scratch = Path(tempfile.mkdtemp(prefix="flashast-verify-")) if options.real_headers else None
-        self.arguments = self._arguments()
+        self.source_root = str(self.scratch) if self.scratch is not None else VIRTUAL_SOURCE
+        self.arguments = clang_arguments(options)
+        self.placeholders = 0
 
     def close(self) -> None:
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
-    def _arguments(self) -> list[str]:
-        options = self.options
-        if not options.real_headers:
-            return [*CONTRACT_ARGUMENTS, *options.clang_args]
-        arguments = [*CUDA_HOST_ARGUMENTS]
-        if options.cuda_path is not None:
-            arguments.append(f"--cuda-path={options.cuda_path}")
-        if options.resource_dir is not None:
-            arguments += ["-resource-dir", str(options.resource_dir)]
-        arguments += [f"-I{directory}" for directory in options.include_dirs]
-        arguments += [f"-D{define}" for define in options.defines]
-        arguments += options.clang_args
-        return arguments
+    # Building translation units ------------------------------------------------------------------
 
     def _source_path(self, name: str) -> str:
-        if self.scratch is not None:
-            return str(self.scratch / name)
-        return f"{VIRTUAL_SOURCE}/{name}"
+        return f"{self.source_root}/{name}"
+
+    def _placeholder(self) -> str:
+        self.placeholders += 1
+        path = self._source_path(f".flashast-main-{self.placeholders}.cu")
+        Path(path).touch()
+        return path
 
     def _contract_headers(self, contract: Contract) -> list[tuple[str, str]]:
         key = id(contract)
@@ -208,66 +356,289 @@ class _Session:
             ]
         return self.header_cache[key]
 
-    def verify_file(self, generated: GeneratedFile, report: Report) -> None:
-        main_path = self._source_path(generated.name)
-        unsaved = [(main_path, generated.text)]
+    def _dependencies(self, generated: GeneratedFile) -> list[tuple[str, str]] | str:
+        """The unsaved files besides the main one, or the name of a member this run does not make."""
+        unsaved = []
         for member in generated.included_files():
             if member not in self.texts:
-                report.errors.append(
-                    f"{generated.name}: error: includes {member}, which this run does not generate\n"
-                    f"    from: {_origin(generated)}"
-                )
-                report.failing_files.add(generated.name)
-                return
+                return member
             unsaved.append((self._source_path(member), self.texts[member]))
         if not self.options.real_headers:
             unsaved += self._contract_headers(generated.contract)
-        unit = self.index.parse(main_path, self.arguments, unsaved_files=unsaved, options=0)
-        self._collect(unit, generated, main_path, report)
+        return unsaved
 
-    def _collect(self, unit: cindex.TranslationUnit, generated: GeneratedFile, main_path: str, report: Report) -> None:
+    def parse_alone(self, generated: GeneratedFile) -> tuple[Any, str]:
+        """A fresh translation unit for one file (no shared preamble)."""
+        dependencies = self._dependencies(generated)
+        if isinstance(dependencies, str):
+            raise UsageError(f"{generated.name}: includes {dependencies}, which this run does not generate")
+        main_path = self._source_path(generated.name)
+        unit = self.index.parse(main_path, self.arguments, [(main_path, generated.text), *dependencies], 0)
+        return unit, main_path
+
+    def verify_group(self, group: list[GeneratedFile], report: Report) -> None:
+        """Parse each file of a group (in real-header mode over one shared preamble)."""
+        if self.options.real_headers:
+            self._verify_group_over_preamble(group, report)
+            return
+        for generated in group:
+            dependencies = self._dependencies(generated)
+            if isinstance(dependencies, str):
+                self._report_missing_member(generated, dependencies, report)
+                continue
+            main_path = self._source_path(generated.name)
+            unit = self.index.parse(main_path, self.arguments, [(main_path, generated.text), *dependencies], 0)
+            self._collect(unit, generated, main_path, report, header_keys=None)
+
+    def _verify_group_over_preamble(self, group: list[GeneratedFile], report: Report) -> None:
+        """One translation unit per group: first its includes alone, then each file re-parsed.
+
+        The includes-alone parse builds the precompiled preamble and shows what the headers get wrong
+        by themselves; whatever appears in a header only once a file's own lines follow was caused by
+        those lines (an instantiation they request).
+        """
+        first = group[0]
+        dependencies = self._dependencies(first)
+        if isinstance(dependencies, str):
+            for generated in group:
+                self._report_missing_member(generated, dependencies, report)
+            return
+        main_path = self._placeholder()
+        unit = self.index.parse(
+            main_path, self.arguments, [(main_path, _preamble_of(first.text) + INCLUDES_ONLY_BODY), *dependencies],
+            _PRECOMPILED_PREAMBLE | _CREATE_PREAMBLE_ON_FIRST_PARSE,
+        )
+        header_keys = self._collect_header_problems(unit, main_path, first, report)
+        for generated in group:
+            unit.reparse([(main_path, generated.text), *dependencies], _PRECOMPILED_PREAMBLE)
+            self._collect(unit, generated, main_path, report, header_keys)
+
+    def _report_missing_member(self, generated: GeneratedFile, member: str, report: Report) -> None:
+        report.errors.append(
+            f"{generated.name}: error: includes {member}, which this run does not generate\n"
+            f"    from: {_origin(generated)}"
+        )
+        report.failing_files.add(generated.name)
+
+    def locate_clash(self, first: GeneratedFile, second: GeneratedFile, node: Any, report: Report) -> None:
+        """Parse the two files together so clang says where `second` repeats `first`'s definition."""
+        main_path = self._source_path(".flashast-pair.cu")
+        if self.scratch is not None:
+            Path(main_path).touch()
+        text = f'#include "{first.name}"\n#include "{second.name}"\n'
+        unsaved = [(main_path, text), (self._source_path(first.name), first.text),
+                   (self._source_path(second.name), second.text)]
+        for generated in (first, second):
+            dependencies = self._dependencies(generated)
+            if not isinstance(dependencies, str):
+                unsaved += dependencies
+        unit = self.index.parse(main_path, self.arguments, unsaved, 0)
+        second_path, first_path = self._source_path(second.name), self._source_path(first.name)
+        located = False
+        for diagnostic in unit.diagnostics:
+            if diagnostic.severity < self.cindex.Diagnostic.Warning or _path(diagnostic.location) != second_path:
+                continue
+            if not any(_path(note.location) == first_path for note in diagnostic.children):
+                continue
+            lines = [f"{self._where(diagnostic.location, second_path, second)}: error: {_message(diagnostic)}"]
+            lines += self._notes(diagnostic.children, second_path, second)
+            lines.append(f"    (a duplicate symbol at link time: {first.name} defines it too)")
+            lines.append(f"    from: {_origin(second)}")
+            report.errors.append("\n".join(lines))
+            located = True
+        if not located:
+            report.errors.append(_clash_text(first, second, node))
+        report.failing_files.add(second.name)
+
+    # Reading diagnostics -------------------------------------------------------------------------
+
+    def _generated_name(self, path: str, main_path: str, generated: GeneratedFile) -> str | None:
+        """The generated file `path` is (the main file or a member it includes), or None."""
+        if path == main_path:
+            return generated.name
+        prefix = self.source_root + "/"
+        if path.startswith(prefix) and path[len(prefix):] in self.texts:
+            return path[len(prefix):]
+        return None
+
+    def _where(self, location: Any, main_path: str, generated: GeneratedFile) -> str:
+        path = _path(location)
+        name = self._generated_name(path, main_path, generated)
+        shown = name if name is not None else _spell_header(path)
+        return f"{shown}:{location.line}:{location.column}" if path else shown
+
+    def _notes(self, notes: Iterable[Any], main_path: str, generated: GeneratedFile) -> list[str]:
+        lines = []
+        for note in notes:
+            if _path(note.location):
+                lines.append(f"    {self._where(note.location, main_path, generated)}: note: {note.spelling}")
+            else:
+                lines.append(f"    note: {note.spelling}")
+        return lines
+
+    def _collect_header_problems(
+        self, unit: Any, main_path: str, generated: GeneratedFile, report: Report
+    ) -> set[tuple[str, int, int, str]]:
+        """Report what the headers get wrong with only the includes parsed; return those diagnostics."""
+        keys = set()
+        for diagnostic in unit.diagnostics:
+            path = _path(diagnostic.location)
+            if diagnostic.severity < self.cindex.Diagnostic.Warning or path == main_path:
+                continue  # an `#include` line's own error is reported for each file that has it
+            keys.add(_key(diagnostic))
+            is_error = diagnostic.severity >= self.cindex.Diagnostic.Error
+            self._report_header(diagnostic, _notes_of(diagnostic), is_error, generated, main_path, report)
+        return keys
+
+    def _collect(
+        self, unit: Any, generated: GeneratedFile, main_path: str, report: Report,
+        header_keys: set[tuple[str, int, int, str]] | None,
+    ) -> None:
+        """Report one file's diagnostics. `header_keys`: real-header mode's header-only problems."""
         severity = self.cindex.Diagnostic
         for diagnostic in unit.diagnostics:
             if diagnostic.severity < severity.Warning:
                 continue
-            location = diagnostic.location
-            path = location.file.name if location.file else ""
-            in_generated = path == main_path or path.startswith(VIRTUAL_SOURCE) or (
-                self.scratch is not None and path.startswith(str(self.scratch))
-            )
             is_error = diagnostic.severity >= severity.Error
-            label = "error" if is_error else "warning"
-            if in_generated:
-                where = f"{os.path.basename(path)}:{location.line}:{location.column}"
-                lines = [f"{where}: {label}: {diagnostic.spelling}"]
-                lines += [f"    note: {self._spell_note(note, main_path)}" for note in diagnostic.children]
-                if os.path.basename(path) != generated.name:
-                    lines.append(f"    included from: {generated.name}")
-                lines.append(f"    from: {_origin(generated)}")
-                report.errors.append("\n".join(lines))
-                report.failing_files.add(generated.name)
+            path = _path(diagnostic.location)
+            notes = _notes_of(diagnostic)
+            if path and self._generated_name(path, main_path, generated) is not None:
+                self._report_generated(diagnostic, diagnostic.location, notes, is_error, generated, main_path, report)
                 continue
-            where = f"{self._spell_header(path)}:{location.line}:{location.column}"
-            text = f"{where}: {label}: {diagnostic.spelling}"
-            if text in self.reported_header_problems:
+            if header_keys is not None and _key(diagnostic) in header_keys:
+                continue  # a header's own problem, reported once by the includes-alone parse
+            cause = next(
+                (note.location for note in notes if _path(note.location)
+                 and self._generated_name(_path(note.location), main_path, generated) is not None),
+                None,
+            )
+            if cause is None and header_keys is not None:
+                # Not there with the includes alone, so this file's lines caused it; clang names no
+                # line of ours when the request was an explicit instantiation, so find that line.
+                cause = self._instantiation_cause(unit, diagnostic, notes, generated, main_path)
+            if cause is None or not is_error:
+                # A warning inside a header does not fail the run even when a file's line led clang
+                # there (unless --strict); it is reported once, like any header problem.
+                self._report_header(diagnostic, notes, is_error, generated, main_path, report, cause)
                 continue
-            self.reported_header_problems.add(text)
-            header_text = f"{text}\n    (in a header, first seen while verifying {generated.name})"
-            if is_error or self.options.strict:
-                report.errors.append(header_text)
-                report.failing_files.add(generated.name)
-            else:
-                report.warnings.append(header_text)
+            header_note = (
+                f"    {_spell_header(path)}:{diagnostic.location.line}:{diagnostic.location.column}:"
+                " note: the error is here, in a header, instantiated for this line"
+            )
+            remaining = [note for note in notes if note.location != cause]
+            self._report_generated(diagnostic, cause, remaining, is_error, generated, main_path, report, header_note)
 
-    def _spell_header(self, path: str) -> str:
-        if path.startswith(VIRTUAL_INCLUDE + "/"):
-            return "contract header " + path[len(VIRTUAL_INCLUDE) + 1:]
-        return path or "<command line>"
+    def _instantiation_cause(
+        self, unit: Any, diagnostic: Any, notes: list[Any], generated: GeneratedFile, main_path: str
+    ) -> Any:
+        """The explicit instantiation in the main file whose template body the diagnostic came from.
 
-    def _spell_note(self, note: Any, main_path: str) -> str:
-        location = note.location
-        path = location.file.name if location.file else ""
-        if not path:
-            return note.spelling
-        shown = os.path.basename(path) if path == main_path else self._spell_header(path)
-        return f"{note.spelling} ({shown}:{location.line}:{location.column})"
+        The outermost "in instantiation of" frame (or the diagnostic itself) sits in the body of the
+        template that a line of ours instantiated; its enclosing function names that template.
+        """
+        instantiations = _explicit_instantiations(unit, main_path, generated.text)
+        if not instantiations:
+            return None
+        frames = [note for note in notes if note.spelling.startswith("in instantiation of")]
+        location = frames[-1].location if frames else diagnostic.location
+        enclosing = self.cindex.Cursor.from_location(unit, location).semantic_parent
+        function_kinds = {
+            self.cindex.CursorKind.FUNCTION_DECL, self.cindex.CursorKind.FUNCTION_TEMPLATE,
+            self.cindex.CursorKind.CXX_METHOD,
+        }
+        while enclosing is not None and enclosing.kind not in function_kinds:
+            if enclosing.kind == self.cindex.CursorKind.TRANSLATION_UNIT:
+                enclosing = None
+                break
+            enclosing = enclosing.semantic_parent
+        name = enclosing.spelling if enclosing is not None else None
+        return next((token.location for token in instantiations if token.spelling == name), instantiations[0].location)
+
+    def _report_generated(
+        self, diagnostic: Any, location: Any, notes: list[Any], is_error: bool, generated: GeneratedFile,
+        main_path: str, report: Report, first_note: str | None = None,
+    ) -> None:
+        """A diagnostic a generated line is responsible for: always an error, warnings included."""
+        where = self._where(location, main_path, generated)
+        suffix = "" if is_error else " (a warning; warnings in generated files fail verification)"
+        lines = [f"{where}: error: {_message(diagnostic)}{suffix}"]
+        if first_note:
+            lines.append(first_note)
+        lines += self._notes(notes, main_path, generated)
+        shown = where.split(":", 1)[0]
+        if shown != generated.name:
+            lines.append(f"    included from: {generated.name}")
+        lines.append(f"    from: {_origin(generated)}")
+        report.errors.append("\n".join(lines))
+        report.failing_files.add(generated.name)
+
+    def _report_header(
+        self, diagnostic: Any, notes: list[Any], is_error: bool, generated: GeneratedFile, main_path: str,
+        report: Report, cause: Any = None,
+    ) -> None:
+        """A problem of a header itself (or of the command line): reported once per run."""
+        key = _key(diagnostic)
+        if key in self.reported_header_problems:
+            return
+        self.reported_header_problems.add(key)
+        location = diagnostic.location
+        where = f"{_spell_header(key[0])}:{location.line}:{location.column}" if key[0] else "<command line>"
+        fails = is_error or self.options.strict
+        lines = [f"{where}: {'error' if fails else 'warning'}: {_message(diagnostic)}"]
+        lines += self._notes(notes, main_path, generated)
+        if cause is not None:
+            seen = f"instantiated for {self._where(cause, main_path, generated)}"
+        else:
+            seen = f"first seen verifying {generated.name}"
+        strict = "; --strict makes header warnings fail" if not is_error and not self.options.strict else ""
+        lines.append(f"    (in a header: reported once; {seen}{strict})")
+        if fails:
+            report.errors.append("\n".join(lines))
+            report.header_problems += 1
+        else:
+            report.warnings.append("\n".join(lines))
+
+
+def _notes_of(diagnostic: Any) -> list[Any]:
+    """The notes worth showing: libclang also attaches the include stack as notes, which point at
+    `#include` lines (naming a placeholder main file) and never say what went wrong."""
+    return [note for note in diagnostic.children if not note.spelling.startswith("in file included from")]
+
+
+def _key(diagnostic: Any) -> tuple[str, int, int, str]:
+    location = diagnostic.location
+    return (_path(location), location.line, location.column, diagnostic.spelling)
+
+
+def _explicit_instantiations(unit: Any, main_path: str, text: str) -> list[Any]:
+    """The name token of each explicit instantiation definition in the main file, from its tokens:
+    libclang has no cursor for an explicit instantiation."""
+    extent = unit.get_extent(main_path, (0, len(text.encode())))
+    tokens = list(unit.get_tokens(extent=extent))
+    found = []
+    for index, token in enumerate(tokens):
+        if token.spelling != "template" or index + 1 == len(tokens) or tokens[index + 1].spelling == "<":
+            continue
+        if index and tokens[index - 1].spelling == "extern":
+            continue
+        for following in range(index + 1, len(tokens)):
+            if tokens[following].spelling in ("<", ";", "{", "("):
+                if tokens[following].spelling == "<" and following > index + 1:
+                    found.append(tokens[following - 1])
+                break
+    return found
+
+
+def _path(location: Any) -> str:
+    return location.file.name if location.file else ""
+
+
+def _message(diagnostic: Any) -> str:
+    option = diagnostic.option
+    return f"{diagnostic.spelling} [{option}]" if option and option.startswith("-W") else diagnostic.spelling
+
+
+def _spell_header(path: str) -> str:
+    if path.startswith(VIRTUAL_INCLUDE + "/"):
+        return "<contract>/" + path[len(VIRTUAL_INCLUDE) + 1:]
+    return path
