@@ -35,7 +35,7 @@ from flashast.style import Style
 
 AxisValue = int | bool | str
 ENTRY_POINT_GROUP = "flashast.plugins"
-RESERVED_AXES = frozenset({"kind", "preset", "name"})
+RESERVED_AXES = frozenset({"kind", "preset", "name", "aggregator"})
 # Suffixes of the files generators write (as opposed to the headers their contracts declare).
 SOURCE_SUFFIXES = (".cu", ".cpp", ".cc", ".cxx")
 _PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")

@@ -1,6 +1,8 @@
 """`--only` / `--exclude` filters: which of a preset's files a run is about.
 
-A filter is `AXIS=VALUE[,VALUE…]` (the reserved axis `kind` names kinds) or a glob on the file name.
+A filter is `AXIS=VALUE[,VALUE…]` or a glob on the file name. Two axes every preset has: `kind` (the
+kind's name) and `aggregator` (`true` for files that only include other generated files, so a build
+that compiles the members can say `--exclude aggregator=true`).
 `--only` filters on the same axis are alternatives, and so are globs among themselves (like values of
 one more axis, the file name); different axes, and the globs as a group, must all match.
 A file is dropped if any `--exclude` filter matches it. A filter naming an axis no kind has, a value
@@ -31,6 +33,8 @@ class Filter:
             return any(fnmatch.fnmatchcase(generated.name, pattern) for pattern in self.values)
         if self.axis == "kind":
             return generated.kind in self.values
+        if self.axis == "aggregator":
+            return spell_axis_value(generated.aggregator) in self.values
         if self.axis not in generated.axes:
             return False
         return spell_axis_value(generated.axes[self.axis]) in self.values
@@ -62,7 +66,10 @@ def _natural(value: str) -> tuple[int, int | str]:
 
 
 def _known_values(preset: Preset) -> dict[str, set[str]]:
-    known: dict[str, set[str]] = {"kind": {kind.name for kind in preset.kinds}}
+    known: dict[str, set[str]] = {
+        "kind": {kind.name for kind in preset.kinds},
+        "aggregator": {spell_axis_value(kind.aggregator) for kind in preset.kinds},
+    }
     for kind in preset.kinds:
         for axis, values in kind.axes.items():
             known.setdefault(axis, set()).update(spell_axis_value(value) for value in values)

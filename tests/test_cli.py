@@ -411,6 +411,22 @@ def test_filters_select_by_axis_and_glob(case: str, tmp_path: Path) -> None:
     assert expected, "every case selects something"
 
 
+def test_aggregator_axis_separates_aggregators_from_their_members(tmp_path: Path) -> None:
+    """A build that compiles the members says `--exclude aggregator=true`; the two lists partition the preset."""
+    code, members, _ = run_cli("-o", "out", "--preset", "flash-attn-3", "--list", "--exclude", "aggregator=true", cwd=tmp_path)
+    assert code == 0
+    code, aggregators, _ = run_cli("-o", "out", "--preset", "flash-attn-3", "--list", "--only", "aggregator=true", cwd=tmp_path)
+    assert code == 0
+    golden = set(read_golden("flash-attn-3"))
+    assert listed(members) | listed(aggregators) == golden
+    assert not listed(members) & listed(aggregators)
+    assert all(re.search(r"_(hdimall|hdimdiff|softcapall)_", name) for name in listed(aggregators))
+    assert len(listed(aggregators)) == 110
+    code, _, stderr = run_cli("-o", "out", "--list", "--only", "aggregator=true", cwd=tmp_path)
+    assert code == 2
+    assert "aggregator has no value 'true'" in stderr
+
+
 @settings(max_examples=12, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     kinds=st.sets(st.sampled_from(KINDS)),
