@@ -441,7 +441,7 @@ class _Session:
             if not any(_path(note.location) == first_path for note in diagnostic.children):
                 continue
             lines = [f"{self._where(diagnostic.location, second_path, second)}: error: {_message(diagnostic)}"]
-            lines += self._notes(diagnostic.children, second_path, second)
+            lines += self._notes(_notes_of(diagnostic), second_path, second)
             lines.append(f"    (a duplicate symbol at link time: {first.name} defines it too)")
             lines.append(f"    from: {_origin(second)}")
             report.errors.append("\n".join(lines))
