@@ -122,7 +122,9 @@ class Report:
 
     `errors` and `warnings` are report blocks (first line `WHERE: error: MESSAGE`, then indented
     notes and the file's origin); `failing_files` names the generated files with an error of their
-    own; `header_problems` counts the problems found inside headers, each reported once.
+    own; `header_problems` counts the problems found inside headers, each reported once;
+    `translation_units` counts the libclang translation units built (real-header mode builds one
+    per group of files sharing a preamble and re-parses it per file).
     """
 
     files: int = 0
@@ -130,6 +132,7 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     failing_files: set[str] = field(default_factory=set)
     header_problems: int = 0
+    translation_units: int = 0
 
     @property
     def failed(self) -> bool:
@@ -388,6 +391,7 @@ class _Session:
                 continue
             main_path = self._source_path(generated.name)
             unit = self.index.parse(main_path, self.arguments, [(main_path, generated.text), *dependencies], 0)
+            report.translation_units += 1
             self._collect(unit, generated, main_path, report, header_keys=None)
 
     def _verify_group_over_preamble(self, group: list[GeneratedFile], report: Report) -> None:
@@ -408,6 +412,7 @@ class _Session:
             main_path, self.arguments, [(main_path, _preamble_of(first.text) + INCLUDES_ONLY_BODY), *dependencies],
             _PRECOMPILED_PREAMBLE | _CREATE_PREAMBLE_ON_FIRST_PARSE,
         )
+        report.translation_units += 1
         header_keys = self._collect_header_problems(unit, main_path, first, report)
         for generated in group:
             unit.reparse([(main_path, generated.text), *dependencies], _PRECOMPILED_PREAMBLE)
@@ -433,10 +438,11 @@ class _Session:
             if not isinstance(dependencies, str):
                 unsaved += dependencies
         unit = self.index.parse(main_path, self.arguments, unsaved, 0)
+        report.translation_units += 1
         second_path, first_path = self._source_path(second.name), self._source_path(first.name)
         located = False
-        for diagnostic in unit.diagnostics:
-            if diagnostic.severity < self.cindex.Diagnostic.Warning or _path(diagnostic.location) != second_path:
+        for diagnostic in self._reportable(unit):
+            if _path(diagnostic.location) != second_path:
                 continue
             if not any(_path(note.location) == first_path for note in diagnostic.children):
                 continue
@@ -451,6 +457,17 @@ class _Session:
         report.failing_files.add(second.name)
 
     # Reading diagnostics -------------------------------------------------------------------------
+
+    def _reportable(self, unit: Any) -> Iterator[Any]:
+        """Warnings and errors, up to and including the first fatal error: clang's own driver stops
+        there, and what libclang reports after it (an unknown name the missing header would have
+        declared) only follows from it."""
+        for diagnostic in unit.diagnostics:
+            if diagnostic.severity < self.cindex.Diagnostic.Warning:
+                continue
+            yield diagnostic
+            if diagnostic.severity >= self.cindex.Diagnostic.Fatal:
+                return
 
     def _generated_name(self, path: str, main_path: str, generated: GeneratedFile) -> str | None:
         """The generated file `path` is (the main file or a member it includes), or None."""
@@ -481,9 +498,9 @@ class _Session:
     ) -> set[tuple[str, int, int, str]]:
         """Report what the headers get wrong with only the includes parsed; return those diagnostics."""
         keys = set()
-        for diagnostic in unit.diagnostics:
+        for diagnostic in self._reportable(unit):
             path = _path(diagnostic.location)
-            if diagnostic.severity < self.cindex.Diagnostic.Warning or path == main_path:
+            if path == main_path:
                 continue  # an `#include` line's own error is reported for each file that has it
             keys.add(_key(diagnostic))
             is_error = diagnostic.severity >= self.cindex.Diagnostic.Error
@@ -495,11 +512,8 @@ class _Session:
         header_keys: set[tuple[str, int, int, str]] | None,
     ) -> None:
         """Report one file's diagnostics. `header_keys`: real-header mode's header-only problems."""
-        severity = self.cindex.Diagnostic
-        for diagnostic in unit.diagnostics:
-            if diagnostic.severity < severity.Warning:
-                continue
-            is_error = diagnostic.severity >= severity.Error
+        for diagnostic in self._reportable(unit):
+            is_error = diagnostic.severity >= self.cindex.Diagnostic.Error
             path = _path(diagnostic.location)
             notes = _notes_of(diagnostic)
             if path and self._generated_name(path, main_path, generated) is not None:
