@@ -1,0 +1,145 @@
+"""The flash-attn-2 preset against the real flash-attention 2.8.3 sources (marker `realheaders`).
+
+Deselected by default (pyproject's `addopts`); `.ci/run` runs it with `pytest -m realheaders`. It runs
+`scripts/verify_flash_attn_2.py` exactly as the README tells a maintainer to, which fetches the
+sources, torch's headers and clang's resource headers from the registries into a cache folder
+(`$FLASHAST_FA2_CACHE`, else `~/.cache/flashast-fa2`; a second run fetches nothing). It skips only
+when the fetch failed and the package index does not answer: anything else that goes wrong fails.
+
+Then it shows why the real headers matter: one real signature changed in a copy of `flash.h` (a
+template parameter added to `run_mha_fwd_`, the kind of change a release makes) is caught, exit 3,
+at the generated file's own line, with a note at the changed declaration, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from conftest import run_cli, snapshot
+
+pytestmark = pytest.mark.realheaders
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "verify_flash_attn_2.py"
+FETCH_TIMEOUT = 1800
+DRIFTED_FILE = "flash_fwd_hdim128_fp16_sm80.cu"
+REAL_DECLARATION = "template<typename T, int Headdim, bool Is_causal> void run_mha_fwd_("
+DRIFTED_DECLARATION = "template<typename T, int Headdim, bool Is_causal, bool Is_split> void run_mha_fwd_("
+
+
+def load_script() -> ModuleType:
+    """The script as a module, for its documented subset and constants (it runs nothing on import)."""
+    spec = importlib.util.spec_from_file_location("verify_flash_attn_2", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+SCRIPT_MODULE = load_script()
+
+
+def run_script(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *arguments], capture_output=True, text=True, timeout=FETCH_TIMEOUT, check=False
+    )
+
+
+def index_unreachable() -> str | None:
+    """Why the package index cannot be reached, or None when it answers for flash-attn."""
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-m", "pip", "index", "versions", "flash-attn"],
+            capture_output=True, text=True, timeout=180, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return "pip index versions flash-attn timed out"
+    if probe.returncode == 0 and SCRIPT_MODULE.FLASH_ATTN_VERSION in probe.stdout:
+        return None
+    lines = [line for line in probe.stderr.splitlines() if line.strip() and "is ignored" not in line]
+    return lines[-1] if lines else f"pip index exited {probe.returncode}"
+
+
+@pytest.fixture(scope="module")
+def verification_arguments() -> list[str]:
+    """Fill the cache (skipping only when the registries are unreachable); the flashast options."""
+    fetched = run_script("--fetch-only")
+    if fetched.returncode == SCRIPT_MODULE.EXIT_FETCH:
+        reason = index_unreachable()
+        if reason is not None:
+            pytest.skip(f"registries unreachable, cannot fetch flash-attn {SCRIPT_MODULE.FLASH_ATTN_VERSION}: {reason}")
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    printed = run_script("--print-args")
+    assert printed.returncode == 0, printed.stdout + printed.stderr
+    return shlex.split(printed.stdout)
+
+
+def test_script_verifies_the_documented_subset_and_reports_the_drifted_kinds(verification_arguments: list[str]) -> None:
+    completed = run_script()
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output
+    kinds_verified = set()
+    dtypes_verified = set()
+    for name in SCRIPT_MODULE.VERIFIED_FILES:
+        assert re.search(rf"^verify-flash-attn-2:\s+ok\s+{re.escape(name)}\s+\d+\.\d s$", output, re.MULTILINE), output
+        kinds_verified.add(name.split("_hdim")[0])
+        dtypes_verified.add("bf16" if "_bf16_" in name else "fp16")
+    assert kinds_verified == {"flash_fwd", "flash_bwd"}
+    assert dtypes_verified == {"fp16", "bf16"}
+    for name in SCRIPT_MODULE.DRIFT_FILES:
+        assert re.search(rf"drift caught {re.escape(name)}\s+\d+\.\d s\s+\(line \d+", output), output
+    assert "fwd_split_align kind does not exist in that release" in output
+    assert re.search(r"time: first file \d+\.\d s, later files \d+\.\d s on average, total \d+\.\d s", output)
+    # A second run reuses the cache: nothing is fetched again.
+    again = run_script("--fetch-only")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "fetching" not in again.stdout and "creating" not in again.stdout, again.stdout
+
+
+def test_a_drifted_real_signature_is_caught_at_the_generated_line(
+    verification_arguments: list[str], tmp_path: Path
+) -> None:
+    # The same file verifies against the unpatched headers (it is in the script's subset), so the
+    # failure below is the patch's doing alone.
+    assert DRIFTED_FILE in SCRIPT_MODULE.VERIFIED_FILES
+    real_source = Path(verification_arguments[verification_arguments.index("--include-dir") + 1])
+    assert (real_source / "flash.h").is_file(), real_source
+    drifted_source = tmp_path / "flash_attn_src"
+    shutil.copytree(real_source, drifted_source)
+    flash_h = drifted_source / "flash.h"
+    lines = flash_h.read_text().splitlines(keepends=True)
+    matching = [index for index, line in enumerate(lines) if line.startswith(REAL_DECLARATION)]
+    assert len(matching) == 1, "flash.h no longer declares run_mha_fwd_ as this test expects"
+    declaration_line = matching[0] + 1
+    lines[matching[0]] = lines[matching[0]].replace(REAL_DECLARATION, DRIFTED_DECLARATION)
+    flash_h.write_text("".join(lines))
+    arguments = [str(drifted_source) if argument == str(real_source) else argument
+                 for argument in verification_arguments]
+
+    preview = tmp_path / "preview"
+    code, _, stderr = run_cli("-o", preview, "--preset", "flash-attn-2", "--only", DRIFTED_FILE, "--no-verify", "-q")
+    assert code == 0, stderr
+    generated_lines = (preview / DRIFTED_FILE).read_text().splitlines()
+    specialization_line = next(
+        number for number, line in enumerate(generated_lines, 1) if "run_mha_fwd_<" in line
+    )
+
+    output = tmp_path / "kernels"
+    code, _, stderr = run_cli("-o", output, "--preset", "flash-attn-2", "--only", DRIFTED_FILE, *arguments)
+    assert code == 3, stderr
+    assert re.search(
+        rf"^{re.escape(DRIFTED_FILE)}:{specialization_line}:\d+: error: no function template matches function"
+        r" template specialization 'run_mha_fwd_'",
+        stderr, re.MULTILINE,
+    ), stderr
+    assert re.search(rf"{re.escape(str(flash_h))}:{declaration_line}:\d+: note: .*'Is_split'", stderr), stderr
+    assert "kind=fwd dtype=fp16 head_dim=128 is_causal=false" in stderr
+    assert snapshot(output) == {}
