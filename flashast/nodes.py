@@ -369,33 +369,60 @@ class MacroDefinition:
 
 @dataclass(frozen=True, slots=True)
 class Namespace:
-    """`namespace name { … }`; the name is an identifier, or a macro that expands to one."""
+    """`namespace name { … }`; the name is an identifier, a nested name (`a::b`, C++17), or a macro
+    that expands to one."""
 
-    name: Identifier | MacroName
+    name: Identifier | QualifiedName | MacroName
     body: tuple[Declaration, ...] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, (Identifier, MacroName)):
+        if isinstance(self.name, str) and "::" in self.name:
+            _qualified(self, "name")
+        elif not isinstance(self.name, (Identifier, QualifiedName, MacroName)):
             _identifier(self, "name")
+        if isinstance(self.name, QualifiedName) and self.name.absolute:
+            raise ModelError("Namespace", "name", str(self.name), "a namespace name cannot start with '::'")
         _tuple_of(self, "body", DECLARATION_TYPES, "declaration")
+
+
+def _guard(node: IfNotDefined | IfDefined) -> None:
+    owner = type(node).__name__
+    if isinstance(node.macro, str):
+        try:
+            _assign(node, "macro", MacroName(node.macro))
+        except ModelError as error:
+            raise ModelError(owner, "macro", node.macro, error.problem) from None
+    if not isinstance(node.macro, MacroName):
+        raise ModelError(owner, "macro", node.macro, "must be a MacroName or a str")
+    _tuple_of(node, "body", DECLARATION_TYPES, "declaration")
 
 
 @dataclass(frozen=True, slots=True)
 class IfNotDefined:
-    """`#ifndef MACRO` … `#endif`: code a build can switch off (FA3's `FLASHATTENTION_DISABLE_*`)."""
+    """`#ifndef MACRO` … `#endif`: code a build can switch off (FA3's `FLASHATTENTION_DISABLE_*`).
+
+    Verification never defines the macro, so the guarded code is always checked.
+    """
 
     macro: MacroName
     body: tuple[Declaration, ...] = ()
 
     def __post_init__(self) -> None:
-        if isinstance(self.macro, str):
-            try:
-                _assign(self, "macro", MacroName(self.macro))
-            except ModelError as error:
-                raise ModelError("IfNotDefined", "macro", self.macro, error.problem) from None
-        if not isinstance(self.macro, MacroName):
-            raise ModelError("IfNotDefined", "macro", self.macro, "must be a MacroName or a str")
-        _tuple_of(self, "body", DECLARATION_TYPES, "declaration")
+        _guard(self)
+
+
+@dataclass(frozen=True, slots=True)
+class IfDefined:
+    """`#ifdef MACRO` … `#endif`: code a build switches on (a fork's `FLASHATTENTION_NFUNC_*`).
+
+    Contract verification defines the macro for the file's parse, so the guarded code is checked.
+    """
+
+    macro: MacroName
+    body: tuple[Declaration, ...] = ()
+
+    def __post_init__(self) -> None:
+        _guard(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -517,6 +544,7 @@ Declaration = (
     | MacroDefinition
     | Namespace
     | IfNotDefined
+    | IfDefined
     | ClassDeclaration
     | TypeAlias
     | FunctionTemplate
@@ -532,6 +560,7 @@ DECLARATION_TYPES: tuple[type, ...] = (
     MacroDefinition,
     Namespace,
     IfNotDefined,
+    IfDefined,
     ClassDeclaration,
     TypeAlias,
     FunctionTemplate,
@@ -556,5 +585,5 @@ class TranslationUnit:
         while stack:
             node = stack.pop()
             yield node
-            if isinstance(node, (Namespace, IfNotDefined)):
+            if isinstance(node, (Namespace, IfNotDefined, IfDefined)):
                 stack.extend(reversed(node.body))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from functools import singledispatch
 
-from flashast.names import Identifier, MacroName
+from flashast.names import MacroName
 from flashast.nodes import (
     BlankLine,
     BoolArg,
@@ -22,6 +22,7 @@ from flashast.nodes import (
     ExplicitSpecialization,
     FunctionSignature,
     FunctionTemplate,
+    IfDefined,
     IfNotDefined,
     Include,
     IntArg,
@@ -84,26 +85,35 @@ def _angle(arguments: tuple[TemplateArgument, ...]) -> str:
     return "<" + ", ".join(spell_template_argument(argument) for argument in arguments) + ">"
 
 
+def _spell_base_type(type_: Type) -> str:
+    return ("const " if type_.const else "") + str(type_.name)
+
+
 def spell_type(type_: Type) -> str:
-    text = ("const " if type_.const else "") + str(type_.name)
-    return f"{text} {type_.declarator.value}" if type_.declarator.value else text
+    """`const T`, `CUstream_st *`, `Flash_fwd_params &`."""
+    base = _spell_base_type(type_)
+    return f"{base} {type_.declarator.value}" if type_.declarator.value else base
 
 
-def _spell_parameter(parameter: Parameter) -> str:
-    if parameter.type.declarator is Declarator.VALUE:
+def _spell_parameter(parameter: Parameter, style: Style) -> str:
+    declarator = parameter.type.declarator
+    if declarator is Declarator.VALUE:
         return f"{spell_type(parameter.type)} {parameter.name}"
-    # `Flash_fwd_params &params`: the declarator binds to the name, as in every upstream tree.
-    return f"{spell_type(parameter.type)}{parameter.name}"
+    base = _spell_base_type(parameter.type)
+    if style.declarator_binds_to_name:
+        # `Flash_fwd_params &params`, as in every upstream tree.
+        return f"{base} {declarator.value}{parameter.name}"
+    return f"{base}{declarator.value} {parameter.name}"
 
 
-def _spell_parameters(parameters: tuple[Parameter, ...]) -> str:
-    return "(" + ", ".join(_spell_parameter(parameter) for parameter in parameters) + ")"
+def _spell_parameters(parameters: tuple[Parameter, ...], style: Style) -> str:
+    return "(" + ", ".join(_spell_parameter(parameter, style) for parameter in parameters) + ")"
 
 
-def _spell_signature(signature: FunctionSignature) -> str:
+def _spell_signature(signature: FunctionSignature, style: Style) -> str:
     return (
         f"{spell_type(signature.return_type)} {signature.name}{_angle(signature.template_arguments)}"
-        f"{_spell_parameters(signature.parameters)}"
+        f"{_spell_parameters(signature.parameters, style)}"
     )
 
 
@@ -158,18 +168,28 @@ def _(node: MacroDefinition, style: Style) -> Iterator[str]:
 
 @_lines.register
 def _(node: Namespace, style: Style) -> Iterator[str]:
-    name: Identifier | MacroName = node.name
+    name = node.name
     yield f"namespace {name} {{" if style.space_before_namespace_brace else f"namespace {name}{{"
     body = _lines_of(node.body, style)
     yield from _indented(body, style.indent_width) if style.indent_namespace_body else body
-    yield f"}} // namespace {name}" if style.comment_namespace_close else "}"
+    gap = " " * style.spaces_before_close_comment
+    yield f"}}{gap}// namespace {name}" if style.comment_namespace_close else "}"
+
+
+def _guarded(directive: str, macro: MacroName, body: Iterable[Declaration], style: Style) -> Iterator[str]:
+    yield f"{directive} {macro}"
+    yield from _lines_of(body, style)
+    yield f"#endif // {macro}" if style.comment_endif else "#endif"
 
 
 @_lines.register
 def _(node: IfNotDefined, style: Style) -> Iterator[str]:
-    yield f"#ifndef {node.macro}"
-    yield from _lines_of(node.body, style)
-    yield "#endif"
+    return _guarded("#ifndef", node.macro, node.body, style)
+
+
+@_lines.register
+def _(node: IfDefined, style: Style) -> Iterator[str]:
+    return _guarded("#ifdef", node.macro, node.body, style)
 
 
 @_lines.register
@@ -186,14 +206,14 @@ def _(node: TypeAlias, style: Style) -> Iterator[str]:
 def _(node: FunctionTemplate, style: Style) -> Iterator[str]:
     parameters = ", ".join(_spell_template_parameter(parameter) for parameter in node.template_parameters)
     yield f"{_template_keyword(style)}<{parameters}>"
-    head = f"{spell_type(node.return_type)} {node.name}{_spell_parameters(node.parameters)}"
+    head = f"{spell_type(node.return_type)} {node.name}{_spell_parameters(node.parameters, style)}"
     yield f"{head} {{}}" if node.defined else f"{head};"
 
 
 @_lines.register
 def _(node: ExplicitSpecialization, style: Style) -> Iterator[str]:
     yield f"{_template_keyword(style)}<>"
-    yield f"{_spell_signature(node.signature)} {{"
+    yield f"{_spell_signature(node.signature, style)} {{"
     yield from _indented((_spell_call(statement) for statement in node.body), style.indent_width)
     yield "}"
 
@@ -201,7 +221,7 @@ def _(node: ExplicitSpecialization, style: Style) -> Iterator[str]:
 @_lines.register
 def _(node: ExplicitInstantiation, style: Style) -> Iterator[str]:
     prefix = "extern template " if node.extern else "template "
-    yield f"{prefix}{_spell_signature(node.signature)};"
+    yield f"{prefix}{_spell_signature(node.signature, style)};"
 
 
 @_lines.register

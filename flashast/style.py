@@ -28,6 +28,12 @@ class Style:
     indent_namespace_body: bool = False
     # `template <>` (True) or `template<>` (False: every upstream tree).
     space_after_template: bool = False
+    # `Flash_fwd_params &params` (True: every upstream tree) or `Flash_fwd_params& params`.
+    declarator_binds_to_name: bool = True
+    # `#endif // MACRO` (True) or a bare `#endif` (False: every upstream tree).
+    comment_endif: bool = False
+    # Spaces between `}` and `// namespace name` (Google style uses two).
+    spaces_before_close_comment: int = 1
 
     def __post_init__(self) -> None:
         for name in (
@@ -36,9 +42,12 @@ class Style:
             "final_newline",
             "indent_namespace_body",
             "space_after_template",
+            "declarator_binds_to_name",
+            "comment_endif",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ModelError("Style", name, getattr(self, name), "must be a bool")
-        width = self.indent_width
-        if isinstance(width, bool) or not isinstance(width, int) or not 0 <= width <= 16:
-            raise ModelError("Style", "indent_width", self.indent_width, "must be an int from 0 to 16")
+        for name in ("indent_width", "spaces_before_close_comment"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 16:
+                raise ModelError("Style", name, value, "must be an int from 0 to 16")

@@ -20,6 +20,7 @@ from flashast import (
     FunctionTemplate,
     FundamentalType,
     Identifier,
+    IfDefined,
     IfNotDefined,
     Include,
     IncludePath,
@@ -200,3 +201,26 @@ def test_walk_visits_nested_declarations_in_order() -> None:
     inner = ExplicitInstantiation(SIGNATURE)
     unit = TranslationUnit((Namespace("a", (IfNotDefined("X", (inner,)),)), BlankLine()))
     assert [type(node).__name__ for node in unit.walk()] == ["Namespace", "IfNotDefined", "ExplicitInstantiation", "BlankLine"]
+
+
+def test_fork_style_knobs_and_guards() -> None:
+    """What forks of the family write: `#ifdef`, `#endif // NAME`, `T& name`, `}  // namespace a::b`."""
+    unit = TranslationUnit(
+        (
+            Namespace("flash::fork", (IfDefined("FLASHATTENTION_NFUNC_2", (ExplicitInstantiation(SIGNATURE),)),)),
+        )
+    )
+    style = Style(comment_endif=True, declarator_binds_to_name=False, spaces_before_close_comment=2)
+    assert render(unit, style) == (
+        "namespace flash::fork {\n"
+        "#ifdef FLASHATTENTION_NFUNC_2\n"
+        "template void run_mha_fwd_<cutlass::half_t, 32>(Flash_fwd_params& params, cudaStream_t stream);\n"
+        "#endif // FLASHATTENTION_NFUNC_2\n"
+        "}  // namespace flash::fork\n"
+    )
+    assert [type(node).__name__ for node in unit.walk()] == ["Namespace", "IfDefined", "ExplicitInstantiation"]
+    with pytest.raises(ModelError) as caught:
+        Namespace("::flash")
+    assert caught.value.field == "name"
+    with pytest.raises(ModelError):
+        IfDefined("NOT A MACRO")
