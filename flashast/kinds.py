@@ -250,6 +250,9 @@ class Kind:
             reason = self.constraint(configuration)
         except FlashastError as error:
             raise self._failure("constraint", configuration, error) from None
+        except Exception as error:
+            self._blame_plugin("constraint", configuration, error)
+            raise
         if reason is not None and (not isinstance(reason, str) or not reason.strip()):
             raise ModelError(
                 f"Kind({self.name})", "constraint", reason, "must return a non-empty reason str, or None to keep"
@@ -267,6 +270,9 @@ class Kind:
                 text = self.file_name(configuration)
             except FlashastError as error:
                 raise self._failure("file_name", configuration, error) from None
+            except Exception as error:
+                self._blame_plugin("file_name", configuration, error)
+                raise
         try:
             return FileName(text).text
         except ModelError as error:
@@ -275,6 +281,19 @@ class Kind:
     def _failure(self, role: str, configuration: Configuration, error: FlashastError) -> ModelError:
         """A mistake in a kind's own code, reported with the kind and configuration it happened for."""
         return ModelError(f"Kind({self.name})", role, configuration.describe(), str(error))
+
+    def _blame_plugin(self, role: str, configuration: Configuration, error: Exception) -> None:
+        """An ordinary exception in a kind's code: one line naming the kind, if the code is a plugin's.
+
+        If no frame outside flashast and the standard library raised it, the bug is flashast's own
+        (a built-in kind): this returns and the caller re-raises it as an internal error.
+        """
+        where = _where(error)
+        if where:
+            message = _one_line(f"{type(error).__name__}: {error}")
+            raise PluginError(
+                f"kind {self.name}: {role} failed for {configuration.describe()}: {message}{where}"
+            ) from None
 
     def generate(self, preset: str, preset_style: Style) -> Iterator[GeneratedFile]:
         style = self.style or preset_style
@@ -285,6 +304,9 @@ class Kind:
                 unit = self.build(configuration)
             except FlashastError as error:
                 raise self._failure("build", configuration, error) from None
+            except Exception as error:
+                self._blame_plugin("build", configuration, error)
+                raise
             if not isinstance(unit, TranslationUnit):
                 raise self._failure(
                     "build", configuration, ModelError("build", "return", unit, "must be a TranslationUnit")

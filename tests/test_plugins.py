@@ -172,6 +172,31 @@ def test_a_kind_whose_builder_fails_names_the_kind_and_configuration(tmp_path: P
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("role", "code_line", "expected"),
+    [
+        ("build", "build=lambda config: {}[config.head_dim], file_name='b{head_dim}.cu'", "build failed for head_dim=64: KeyError: 64"),
+        ("file_name", "build=lambda config: TranslationUnit(()), file_name=lambda config: 1 / 0", "file_name failed for head_dim=64: ZeroDivisionError: division by zero"),
+        ("constraint", "build=lambda config: TranslationUnit(()), file_name='b.cu', constraint=lambda config: config.missing", "constraint failed for head_dim=64: AttributeError: configuration has no axis 'missing'"),
+    ],
+)
+def test_an_ordinary_exception_in_a_plugin_kind_is_one_line_naming_kind_configuration_and_line(
+    tmp_path: Path, role: str, code_line: str, expected: str
+) -> None:
+    """A plugin's bug (not flashast's) is a user error: exit 2, one line, the plugin's own line number."""
+    plugin = tmp_path / "buggy.py"
+    plugin.write_text(
+        "from flashast import Kind, TranslationUnit\n"
+        "\n"
+        "\n"
+        "def register(registry):\n"
+        f"    registry.add_kind('pytorch', Kind('buggy', {{'head_dim': (64,)}}, {code_line}))\n"
+    )
+    code, _, stderr = run_cli("-o", tmp_path / "out", "--plugin", plugin)
+    assert_one_line_error(code, stderr, f"kind buggy: {expected} (at buggy.py:5)")
+    assert not (tmp_path / "out").exists()
+
+
 # Entry points ----------------------------------------------------------------------------------------
 
 DEMO_MODULE = KIND_PLUGIN.format(kind="demo", preset="pytorch")
