@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     verification.add_argument("--cuda-path", metavar="DIR", help="CUDA toolkit for real-header verification")
     verification.add_argument("--resource-dir", metavar="DIR", help="clang resource directory (real headers)")
     verification.add_argument("--strict", action="store_true", help="warnings in real headers fail the run too")
+    verification.add_argument("--timings", action="store_true",
+                              help="print each file's verification time as it finishes (stderr)")
     plugins = parser.add_argument_group("plugins")
     plugins.add_argument("--plugin", action="append", default=[], metavar="MODULE|FILE.py",
                          help="load a plugin that registers kinds or presets (repeatable)")
@@ -198,10 +200,16 @@ def _verify(arguments: argparse.Namespace, files: list[GeneratedFile]) -> dict[s
     for option, directory in named_directories:
         if directory is not None and not directory.is_dir():
             raise UsageError(f"{option} {directory}: not a directory")
-    report = verify(files, options)
+    report = verify(files, options, _print_timing if arguments.timings else None)
     for warning in report.warnings:
         print(warning, file=sys.stderr)
     return {generated.name: "verified" for generated in files}
+
+
+def _print_timing(generated: GeneratedFile, seconds: float, failed: bool) -> None:
+    """`--timings`: one line per file as soon as it is verified, so a slow real-header run shows progress."""
+    outcome = "failed" if failed else "verified"
+    print(f"flashast: {outcome} {generated.name} in {seconds:.1f} s", file=sys.stderr, flush=True)
 
 
 def _check(

@@ -9,7 +9,8 @@ is written:
 - real-header mode (`include_dirs` given): the user's real headers, parsed as CUDA host code. Files
   whose leading comments and `#include`s are identical share one libclang translation unit built
   with a precompiled preamble and re-parsed per file, so heavy headers are parsed once per group,
-  not once per file.
+  not once per file. Headers clang's CUDA wrapper includes but a CUDA 13 toolkit lacks are served
+  empty from memory; `find_resource_dirs` finds clang resource headers libclang 18 can use.
 
 A diagnostic is reported in the generated file's own name, line and column, as
 `NAME.cu:LINE:COL: error: MESSAGE`, followed by the notes libclang attaches and the preset, kind and
@@ -29,7 +30,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,21 @@ CUDA_HOST_ARGUMENTS = (
 # Only with CUDA's own headers: the toolkit flashast points clang at (--cuda-path, CUDA_PATH,
 # /usr/local/cuda) may be newer than libclang 18 knows. That says nothing about the generated files.
 CUDA_INCLUDE_ARGUMENTS = ("-Wno-unknown-cuda-version",)
+# clang's CUDA wrapper (`__clang_cuda_runtime_wrapper.h`) includes these; CUDA 13 no longer ships
+# them and nothing a generated file declares needs them, so a toolkit that lacks them gets empty
+# ones, served from memory after every real include directory.
+CUDA_HEADERS_CLANG_EXPECTS = ("texture_fetch_functions.h", "curand_mtgp32_kernel.h")
+CUDA_STAND_INS = f"{VIRTUAL_ROOT}/cuda-stand-ins"
+# Resource directories whose CUDA wrappers libclang 18 parses: those of clang 16 to 18 (19's use
+# builtins libclang 18 does not know). Debian 12 ships clang 16's as `libclang-common-16-dev`.
+COMPATIBLE_RESOURCE_MAJORS = (18, 17, 16)
+RESOURCE_DIR_HINT = (
+    "Debian/Ubuntu: apt-get install libclang-common-16-dev, then --resource-dir /usr/lib/llvm-16/lib/clang/16"
+)
+
+# Called after each file is verified: the file, the seconds it took (the first file of a group
+# sharing a preamble also pays for building that preamble), and whether it failed.
+Progress = Callable[[GeneratedFile, float, bool], None]
 
 
 def find_cuda_path(environment: Mapping[str, str] | None = None) -> Path | None:
@@ -86,6 +103,30 @@ def find_cuda_path(environment: Mapping[str, str] | None = None) -> Path | None:
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
     return None
+
+
+def find_resource_dirs(roots: Sequence[Path] = (Path("/usr/lib"),)) -> list[Path]:
+    """Installed clang resource directories libclang 18 can parse CUDA with, newest first.
+
+    Looks where Debian and Ubuntu put them (`ROOT/llvm-N/lib/clang/N*`, `ROOT/clang/N*`) and keeps
+    those that hold clang's CUDA wrapper headers.
+    """
+    found: list[Path] = []
+    seen: set[Path] = set()  # Debian's /usr/lib/clang/16/include and 16.0.6/include link to llvm-16's
+    for major in COMPATIBLE_RESOURCE_MAJORS:
+        for root in roots:
+            for parent in (root / f"llvm-{major}" / "lib" / "clang", root / "clang"):
+                for directory in sorted(parent.glob(f"{major}*")):
+                    wrapper = directory / "include" / "__clang_cuda_runtime_wrapper.h"
+                    if wrapper.is_file() and wrapper.resolve() not in seen:
+                        seen.add(wrapper.resolve())
+                        found.append(directory)
+    return found
+
+
+def missing_cuda_headers(cuda_path: Path) -> tuple[str, ...]:
+    """The headers clang's CUDA wrapper includes that the toolkit at `cuda_path` lacks."""
+    return tuple(name for name in CUDA_HEADERS_CLANG_EXPECTS if not (cuda_path / "include" / name).is_file())
 
 
 @dataclass(frozen=True)
@@ -181,6 +222,8 @@ def clang_arguments(options: VerifyOptions) -> list[str]:
         arguments += ["-resource-dir", str(options.resource_dir)]
     if options.cuda_includes:
         arguments += [f"--cuda-path={options.cuda_path}", *CUDA_INCLUDE_ARGUMENTS]
+        if options.cuda_path is not None and missing_cuda_headers(options.cuda_path):
+            arguments.append(f"-idirafter{CUDA_STAND_INS}")
     else:
         arguments.append("-nocudainc")
     arguments += [f"-I{directory}" for directory in options.include_dirs]
@@ -189,13 +232,19 @@ def clang_arguments(options: VerifyOptions) -> list[str]:
     return arguments
 
 
-def verify(files: Sequence[GeneratedFile], options: VerifyOptions = VerifyOptions()) -> Report:
-    """Parse every file; raise `VerificationError` (with the full report) if any fails."""
+def verify(
+    files: Sequence[GeneratedFile], options: VerifyOptions = VerifyOptions(), progress: Progress | None = None
+) -> Report:
+    """Parse every file; raise `VerificationError` (with the full report) if any fails.
+
+    `progress`, if given, hears about each file as soon as it is verified (real headers are slow).
+    """
     _refuse_guard_defines(files, options)
     report = Report(files=len(files))
     clashes = _find_duplicates(files)
     cindex = load_cindex()
     session = _Session(cindex, files, options)
+    session.progress = progress
     try:
         for group in _group_by_preamble(files, options):
             session.verify_group(group, report)
@@ -204,8 +253,21 @@ def verify(files: Sequence[GeneratedFile], options: VerifyOptions = VerifyOption
     finally:
         session.close()
     if report.failed:
-        raise VerificationError(report.summary(), report.text())
+        text = report.text()
+        if options.real_headers and options.resource_dir is None and "file not found" in text:
+            text += "\n" + _resource_dir_hint()
+        raise VerificationError(report.summary(), text)
     return report
+
+
+def _resource_dir_hint() -> str:
+    """Why a real tree's system or CUDA headers were not found, and where a fix is."""
+    found = find_resource_dirs()
+    where = f"found here: {', '.join(map(str, found))}" if found else f"none found here; {RESOURCE_DIR_HINT}"
+    return (
+        "hint: no --resource-dir: the libclang wheel has no clang resource headers (stddef.h, the CUDA"
+        f" wrappers), which real trees need; pass a clang 16-18 resource directory ({where})"
+    )
 
 
 def check_duplicates(files: Iterable[GeneratedFile], report: Report) -> None:
@@ -335,6 +397,21 @@ class _Session:
         self.source_root = str(self.scratch) if self.scratch is not None else VIRTUAL_SOURCE
         self.arguments = clang_arguments(options)
         self.placeholders = 0
+        self.cuda_stand_ins: list[tuple[str, str]] = []
+        if options.cuda_includes and options.cuda_path is not None:
+            self.cuda_stand_ins = [
+                (f"{CUDA_STAND_INS}/{name}", f"// flashast: {options.cuda_path} has no {name}\n")
+                for name in missing_cuda_headers(options.cuda_path)
+            ]
+        self.progress: Progress | None = None
+        self.started = time.perf_counter()
+
+    def _finished(self, generated: GeneratedFile, report: Report) -> None:
+        """Tell `progress` that `generated` is done, with the time since the previous file ended."""
+        now = time.perf_counter()
+        if self.progress is not None:
+            self.progress(generated, now - self.started, generated.name in report.failing_files)
+        self.started = now
 
     def close(self) -> None:
         if self.scratch is not None:
@@ -368,6 +445,8 @@ class _Session:
             unsaved.append((self._source_path(member), self.texts[member]))
         if not self.options.real_headers:
             unsaved += self._contract_headers(generated.contract)
+        else:
+            unsaved += self.cuda_stand_ins
         return unsaved
 
     def parse_alone(self, generated: GeneratedFile) -> tuple[Any, str]:
@@ -381,6 +460,7 @@ class _Session:
 
     def verify_group(self, group: list[GeneratedFile], report: Report) -> None:
         """Parse each file of a group (in real-header mode over one shared preamble)."""
+        self.started = time.perf_counter()
         if self.options.real_headers:
             self._verify_group_over_preamble(group, report)
             return
@@ -393,6 +473,7 @@ class _Session:
             unit = self.index.parse(main_path, self.arguments, [(main_path, generated.text), *dependencies], 0)
             report.translation_units += 1
             self._collect(unit, generated, main_path, report, header_keys=None)
+            self._finished(generated, report)
 
     def _verify_group_over_preamble(self, group: list[GeneratedFile], report: Report) -> None:
         """One translation unit per group: first its includes alone, then each file re-parsed.
@@ -417,6 +498,7 @@ class _Session:
         for generated in group:
             unit.reparse([(main_path, generated.text), *dependencies], _PRECOMPILED_PREAMBLE)
             self._collect(unit, generated, main_path, report, header_keys)
+            self._finished(generated, report)
 
     def _report_missing_member(self, generated: GeneratedFile, member: str, report: Report) -> None:
         report.errors.append(
