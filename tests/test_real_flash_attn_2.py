@@ -9,6 +9,9 @@ when the fetch failed and the package index does not answer: anything else that 
 Then it shows why the real headers matter: one real signature changed in a copy of `flash.h` (a
 template parameter added to `run_mha_fwd_`, the kind of change a release makes) is caught, exit 3,
 at the generated file's own line, with a note at the changed declaration, and nothing is written.
+
+The few unmarked tests at the end run in the default suite: they need no registry (resource
+directory discovery on a tree they build, `--timings` in contract mode).
 """
 
 from __future__ import annotations
@@ -24,8 +27,6 @@ from types import ModuleType
 
 import pytest
 from conftest import run_cli, snapshot
-
-pytestmark = pytest.mark.realheaders
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "verify_flash_attn_2.py"
 FETCH_TIMEOUT = 1800
@@ -82,6 +83,7 @@ def verification_arguments() -> list[str]:
     return shlex.split(printed.stdout)
 
 
+@pytest.mark.realheaders
 def test_script_verifies_the_documented_subset_and_reports_the_drifted_kinds(verification_arguments: list[str]) -> None:
     completed = run_script()
     output = completed.stdout + completed.stderr
@@ -97,13 +99,14 @@ def test_script_verifies_the_documented_subset_and_reports_the_drifted_kinds(ver
     for name in SCRIPT_MODULE.DRIFT_FILES:
         assert re.search(rf"drift caught {re.escape(name)}\s+\d+\.\d s\s+\(line \d+", output), output
     assert "fwd_split_align kind does not exist in that release" in output
-    assert re.search(r"time: first file \d+\.\d s, later files \d+\.\d s on average, total \d+\.\d s", output)
+    assert re.search(r"time: first files \d+\.\d s on average .*, later files \d+\.\d s on average, total \d+\.\d s", output)
     # A second run reuses the cache: nothing is fetched again.
     again = run_script("--fetch-only")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "fetching" not in again.stdout and "creating" not in again.stdout, again.stdout
 
 
+@pytest.mark.realheaders
 def test_a_drifted_real_signature_is_caught_at_the_generated_line(
     verification_arguments: list[str], tmp_path: Path
 ) -> None:
@@ -143,3 +146,53 @@ def test_a_drifted_real_signature_is_caught_at_the_generated_line(
     assert re.search(rf"{re.escape(str(flash_h))}:{declaration_line}:\d+: note: .*'Is_split'", stderr), stderr
     assert "kind=fwd dtype=fp16 head_dim=128 is_causal=false" in stderr
     assert snapshot(output) == {}
+
+
+@pytest.mark.realheaders
+def test_a_real_tree_without_resource_dir_fails_with_a_hint_naming_one(
+    verification_arguments: list[str], tmp_path: Path
+) -> None:
+    position = verification_arguments.index("--resource-dir")
+    resource_dir = verification_arguments[position + 1]
+    arguments = [*verification_arguments[:position], *verification_arguments[position + 2:]]
+    position = arguments.index("--cuda-path")
+    arguments = [*arguments[:position], *arguments[position + 2:]]
+    output = tmp_path / "kernels"
+    code, _, stderr = run_cli("-o", output, "--preset", "flash-attn-2", "--only", DRIFTED_FILE, *arguments)
+    assert code == 3, stderr
+    assert "'stddef.h' file not found" in stderr
+    hint = next(line for line in stderr.splitlines() if line.startswith("hint: no --resource-dir"))
+    assert resource_dir in hint
+    assert snapshot(output) == {}
+
+
+def make_resource_dir(root: Path, relative: str, wrapper: bool = True) -> Path:
+    """A clang resource directory under `root` (with the CUDA wrapper header unless told not to)."""
+    directory = root / relative
+    (directory / "include").mkdir(parents=True)
+    if wrapper:
+        (directory / "include" / "__clang_cuda_runtime_wrapper.h").write_text("// CUDA wrapper\n")
+    return directory
+
+
+def test_find_resource_dirs_keeps_compatible_ones_newest_first_and_each_once(tmp_path: Path) -> None:
+    from flashast.verify import find_resource_dirs
+
+    clang16 = make_resource_dir(tmp_path, "llvm-16/lib/clang/16")
+    clang17 = make_resource_dir(tmp_path, "llvm-17/lib/clang/17")
+    make_resource_dir(tmp_path, "llvm-19/lib/clang/19")  # too new for libclang 18
+    make_resource_dir(tmp_path, "llvm-18/lib/clang/18", wrapper=False)  # no CUDA wrappers: useless
+    # Debian's /usr/lib/clang/16/include is a link to llvm-16's: the same headers, listed once.
+    (tmp_path / "clang" / "16").mkdir(parents=True)
+    (tmp_path / "clang" / "16" / "include").symlink_to(clang16 / "include")
+    assert find_resource_dirs((tmp_path,)) == [clang17, clang16]
+    assert find_resource_dirs((tmp_path / "nothing-here",)) == []
+
+
+def test_timings_prints_each_file_once_as_it_is_verified(tmp_path: Path) -> None:
+    code, _, stderr = run_cli("-o", tmp_path / "kernels", "--preset", "flash-attn-2", "--only", "kind=fwd",
+                              "--only", "head_dim=128", "--timings")
+    assert code == 0, stderr
+    timed = re.findall(r"^flashast: verified (\S+) in \d+\.\d s$", stderr, re.MULTILINE)
+    assert sorted(timed) == sorted(path.name for path in (tmp_path / "kernels").glob("*.cu"))
+    assert len(timed) == 4
