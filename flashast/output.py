@@ -23,9 +23,9 @@ import contextlib
 import difflib
 import fcntl
 import hashlib
+import itertools
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,19 +244,17 @@ def write(
         result = plan(directory, files, preset, preset_names, version, verified)
         refuse_conflicts(result, force)
         _remove_leftover_temp_files(directory)
-        mask = _umask()
         manifest_text = dump_manifest(result.manifest_after)
         previous_text = dump_manifest(result.manifest_before) if result.manifest_before else None
         if manifest_text != previous_text:
             # Ownership first: a run killed after this line leaves no unowned file behind.
-            _replace(directory, MANIFEST_NAME, manifest_text, mask)
-        for generated in result.to_write:
-            _replace(directory, generated.name, generated.text, mask)
-            outcome.written.append(generated.name)
+            _replace(directory, MANIFEST_NAME, manifest_text)
+        _replace_many(directory, [(generated.name, generated.text) for generated in result.to_write])
+        outcome.written.extend(generated.name for generated in result.to_write)
         if prune and result.stale:
             _prune(result, outcome, force)
             if outcome.pruned:
-                _replace(directory, MANIFEST_NAME, dump_manifest(result.manifest_after), mask)
+                _replace(directory, MANIFEST_NAME, dump_manifest(result.manifest_after))
         if outcome.written or outcome.pruned:
             _sync_directory(directory)
     return result, outcome
@@ -290,34 +288,75 @@ def _prune(result: Plan, outcome: Outcome, force: bool) -> None:
 
 def write_atomically(path: Path, text: str) -> None:
     """Replace one file outside DIR (the `--manifest` listing) the same whole-or-nothing way."""
-    _replace(path.parent, path.name, text, _umask())
+    _replace(path.parent, path.name, text)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _replace(directory: Path, name: str, text: str) -> None:
+    """Replace one file: temp file in the same directory, fsync, `os.replace`."""
+    _replace_many(directory, [(name, text)])
 
 
-def _replace(directory: Path, name: str, text: str, mask: int) -> None:
-    try:
-        descriptor, temp_path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
-    except OSError as error:
-        raise UsageError(f"{directory}: cannot write ({error.strerror})") from None
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(text.encode("utf-8", errors="surrogateescape"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_path, 0o666 & ~mask)
-        os.replace(temp_path, directory / name)
-    except BaseException as error:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_path)
-        if isinstance(error, OSError):
-            # A full disk or a read-only file system: the user's to fix, and every file is still whole.
-            raise UsageError(f"{directory / name}: cannot write ({error.strerror})") from None
-        raise
+# Files written per batch: their fsyncs run concurrently (a journaling file system commits them
+# together), and the batch bounds how many descriptors are open at once.
+_BATCH = 128
+_temp_counter = itertools.count()
+
+
+def _replace_many(directory: Path, items: Sequence[tuple[str, str]]) -> None:
+    """Replace many files whole-or-nothing each: write temp files, fsync them, then `os.replace`.
+
+    Every file's bytes are on disk before its rename, as with one fsync per file, but the fsyncs of
+    a batch run in parallel, which on this kind of disk is several times faster than in sequence.
+    """
+    for start in range(0, len(items), _BATCH):
+        batch = items[start : start + _BATCH]
+        temps: list[tuple[int, str, str]] = []
+        try:
+            for name, text in batch:
+                descriptor, temp_path = _open_temp(directory)
+                temps.append((descriptor, temp_path, name))
+                os.write(descriptor, text.encode("utf-8", errors="surrogateescape"))
+            _fsync_all([descriptor for descriptor, _, _ in temps])
+            for index, (descriptor, temp_path, name) in enumerate(temps):
+                temps[index] = (-1, temp_path, name)
+                os.close(descriptor)
+            for index, (_, temp_path, name) in enumerate(temps):
+                os.replace(temp_path, directory / name)
+                temps[index] = (-1, "", name)
+        except BaseException as error:
+            for descriptor, temp_path, _ in temps:
+                if descriptor >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(descriptor)
+                if temp_path:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(temp_path)
+            if isinstance(error, OSError):
+                # A full disk or a read-only file system: the user's to fix, and every file is still whole.
+                culprit = directory / error.filename if isinstance(error.filename, str) else directory
+                raise UsageError(f"{culprit}: cannot write ({error.strerror})") from None
+            raise
+
+
+def _open_temp(directory: Path) -> tuple[int, str]:
+    """A new temp file in `directory`, open for writing, mode 0o666 less the umask like any new file."""
+    while True:
+        path = os.path.join(directory, f"{TEMP_PREFIX}{os.getpid()}-{next(_temp_counter)}")
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
+        except FileExistsError:
+            continue
+
+
+def _fsync_all(descriptors: Sequence[int]) -> None:
+    if len(descriptors) < 4:
+        for descriptor in descriptors:
+            os.fsync(descriptor)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(16, len(descriptors))) as pool:
+        list(pool.map(os.fsync, descriptors))
 
 
 def _remove_leftover_temp_files(directory: Path) -> None:
