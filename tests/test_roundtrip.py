@@ -1,0 +1,464 @@
+"""Round trip: random valid trees render, parse with zero diagnostics, and libclang sees the model.
+
+Each example is a random world: unique random identifiers, nested namespaces, complete classes in
+some of them, function templates with random template parameters (type, `int`, `bool`) and
+parameter lists, and a generated file holding explicit specializations (forwarding to helper
+templates), explicit instantiation definitions and declarations (`extern`) with random typed
+template arguments, some behind `#ifndef` guards, printed in a random `Style`. The contract is built
+from the same random declarations. The file goes through a `Kind` and `Preset` (the public API),
+`verify` must report nothing at all, and then:
+
+- the namespaces libclang reports, in order and with their nesting, are the model's;
+- the function template specializations libclang reports (scope, name, template arguments, line)
+  are the model's;
+- explicit instantiations have no cursor in libclang, so clang itself is asked: the file is parsed
+  again with each instantiation repeated after it (a specialization after an `extern` one), and
+  clang's "duplicate explicit instantiation of 'f<…>'" (or "explicit specialization of 'f<…>' after
+  instantiation") names the specialization it resolved and points its note at the model's line.
+
+Invalid names and include paths are the other half: random strings that are not identifiers, and
+random include paths that are absolute, escape with `..`, or hold quotes, brackets, backslashes or
+newlines, always raise `ModelError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flashast.errors import ModelError
+from flashast.kinds import Contract, GeneratedFile, Kind, Preset
+from flashast.names import CPP_KEYWORDS, Identifier, IncludePath, MacroName, QualifiedName
+from flashast.nodes import (
+    BoolArg,
+    CallStatement,
+    ClassDeclaration,
+    Declaration,
+    Declarator,
+    ExplicitInstantiation,
+    ExplicitSpecialization,
+    FunctionTemplate,
+    IfNotDefined,
+    Include,
+    IntArg,
+    LineComment,
+    Namespace,
+    Parameter,
+    PragmaOnce,
+    TemplateArgument,
+    TranslationUnit,
+    Type,
+    TypeArg,
+    TypeParameter,
+    ValueKind,
+    ValueParameter,
+)
+from flashast.printer import render, render_declarations
+from flashast.style import Style
+from flashast.verify import load_cindex, parse_unit, verify
+
+ROUND_TRIP = settings(max_examples=30, derandomize=True, deadline=None,
+                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+NAMES = settings(max_examples=200, derandomize=True, deadline=None)
+
+# Names the worlds use themselves: the parameter struct, the parameter names, template parameter
+# names. `main` cannot be a template at global scope. Identifiers with `__` or `_Upper` are
+# reserved for the implementation (clang has keywords such as `__int128` and `_Bool`), so random
+# names are not drawn from them.
+FIXED_NAMES = frozenset({"Params", "params", "count", "scale", "data", "P0", "P1", "P2", "main"})
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+FUNDAMENTAL_ARGUMENTS = ("int", "unsigned", "long long", "short", "unsigned char", "signed char", "char",
+                         "float", "double", "bool")
+# How clang spells a type argument the model writes differently.
+CLANG_SPELLING = {"unsigned": "unsigned int"}
+
+identifiers = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,10}", fullmatch=True).filter(
+    lambda text: text not in CPP_KEYWORDS and text not in FIXED_NAMES and "__" not in text
+)
+
+
+@dataclass(frozen=True)
+class World:
+    """One random example: the contract's declarations and the generated file's tree."""
+
+    header: str
+    angled: bool
+    contract: Contract
+    unit: TranslationUnit
+    style: Style
+
+
+def pool_parameters(data_class: str) -> tuple[Parameter, ...]:
+    """Every parameter a template may take (a fixed name always has the same type, so forwarding
+    calls type-check)."""
+    return (
+        Parameter(Type("Params", declarator=Declarator.REFERENCE), "params"),
+        Parameter(Type("int"), "count"),
+        Parameter(Type("float", const=True), "scale"),
+        Parameter(Type(data_class, declarator=Declarator.POINTER), "data"),
+    )
+
+
+@st.composite
+def template_arguments(draw: st.DrawFn, template: FunctionTemplate, classes: list[str]) -> tuple[object, ...]:
+    values: list[object] = []
+    for parameter in template.template_parameters:
+        if isinstance(parameter, TypeParameter):
+            values.append(draw(st.sampled_from([*classes, *FUNDAMENTAL_ARGUMENTS])))
+        elif parameter.kind is ValueKind.INT:
+            values.append(draw(st.integers(-(2**31), 2**31 - 1)))
+        else:
+            values.append(draw(st.booleans()))
+    return tuple(values)
+
+
+@st.composite
+def subsequence(draw: st.DrawFn, items: tuple[Any, ...], min_size: int = 0) -> tuple[Any, ...]:
+    """An order-preserving subset."""
+    chosen = draw(st.lists(st.sampled_from(range(len(items))), min_size=min_size, unique=True))
+    return tuple(items[index] for index in sorted(chosen))
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> World:
+    used: set[str] = set()
+
+    def fresh() -> str:
+        """A random identifier not used yet in this world (drawn lazily: fewer draws shrink faster)."""
+        name = draw(identifiers.filter(lambda text: text not in used))
+        used.add(name)
+        return name
+
+    paths = [tuple(fresh() for _ in range(draw(st.integers(1, 3)))) for _ in range(draw(st.integers(1, 3)))]
+    scopes = [()] + [path[:depth] for path in paths for depth in range(1, len(path) + 1)]
+    classes = [(draw(st.sampled_from(scopes)), fresh()) for _ in range(draw(st.integers(1, 3)))]
+    class_names = ["::".join((*scope, name)) for scope, name in classes]
+    parameters = pool_parameters(draw(st.sampled_from(class_names)))
+
+    template_parameter_kinds = st.lists(st.sampled_from(["type", "int", "bool"]), min_size=1, max_size=3)
+    templates: dict[tuple[str, ...], list[FunctionTemplate]] = {}
+    helpers: dict[tuple[str, ...], list[FunctionTemplate]] = {}
+    for path in paths:
+        for group, count in ((templates, draw(st.integers(1, 3))), (helpers, draw(st.integers(1, 2)))):
+            for _ in range(count):
+                kinds = draw(template_parameter_kinds)
+                template_parameters = tuple(
+                    TypeParameter(f"P{index}") if kind == "type" else ValueParameter(kind, f"P{index}")
+                    for index, kind in enumerate(kinds)
+                )
+                group.setdefault(path, []).append(FunctionTemplate(
+                    template_parameters, "void", fresh(), draw(subsequence(parameters)),
+                    # Mostly defined: only a defined template can be explicitly instantiated.
+                    defined=draw(st.sampled_from([True, True, False])),
+                ))
+
+    header = "/".join(fresh() for _ in range(draw(st.integers(1, 2)))) + ".h"
+    contract = Contract({header: (
+        PragmaOnce(),
+        ClassDeclaration("Params", complete=True),
+        *nest({scope: [ClassDeclaration(name, complete=True) for s, name in classes if s == scope]
+               for scope in scopes}),
+        *nest({path: [*helpers.get(path, []), *templates[path]] for path in paths}),
+    )})
+
+    macros = [fresh() for _ in range(2)]
+    seen: set[tuple[str, tuple[object, ...]]] = set()
+    blocks: list[Declaration] = []
+    for path in paths:
+        declarations: list[Declaration] = []
+        for template in templates[path]:
+            for _ in range(draw(st.integers(1, 4))):
+                arguments = draw(template_arguments(template, class_names))
+                if (template.name.text, arguments) in seen:
+                    continue
+                seen.add((template.name.text, arguments))
+                actions = ["instantiate", "specialize", "extern"] if template.defined else ["specialize"]
+                action = draw(st.sampled_from(actions))
+                if action == "specialize":
+                    names_in_scope = {parameter.name for parameter in template.parameters}
+                    callable_helpers = [helper for helper in helpers.get(path, [])
+                                        if {parameter.name for parameter in helper.parameters} <= names_in_scope]
+                    calls = [helper.call(*draw(template_arguments(helper, class_names)))
+                             for helper in draw(st.lists(st.sampled_from(callable_helpers), max_size=2))
+                             ] if callable_helpers else []
+                    node: Declaration = template.specialize(*arguments, body=calls)
+                else:
+                    node = template.instantiate(*arguments, extern=action == "extern")
+                if draw(st.booleans()):
+                    node = IfNotDefined(draw(st.sampled_from(macros)), (node,))
+                declarations.append(node)
+        block: Declaration = chain(path, declarations)
+        if draw(st.booleans()):
+            block = IfNotDefined(draw(st.sampled_from(macros)), (block,))
+        blocks.append(block)
+
+    angled = draw(st.booleans())
+    unit = TranslationUnit((LineComment("round trip"), Include(header, angled=angled), *blocks))
+    style = draw(st.builds(Style, space_before_namespace_brace=st.booleans(), comment_namespace_close=st.booleans(),
+                           final_newline=st.booleans(), indent_width=st.integers(0, 8),
+                           indent_namespace_body=st.booleans(), space_after_template=st.booleans()))
+    return World(header, angled, contract, unit, style)
+
+
+def chain(path: tuple[str, ...], body: list[Declaration]) -> Namespace:
+    """`namespace a { namespace b { body } }` for path (a, b)."""
+    node = Namespace(path[-1], tuple(body))
+    for name in reversed(path[:-1]):
+        node = Namespace(name, (node,))
+    return node
+
+
+def nest(by_scope: dict[tuple[str, ...], list[Declaration]]) -> tuple[Declaration, ...]:
+    """Declarations keyed by scope as one tree of namespaces (global ones first, unwrapped)."""
+
+    def children(scope: tuple[str, ...]) -> list[Declaration]:
+        inner = sorted({key[: len(scope) + 1] for key in by_scope if len(key) > len(scope) and key[: len(scope)] == scope})
+        nested = [Namespace(child[-1], tuple(children(child))) for child in inner]
+        return [*by_scope.get(scope, []), *nested]
+
+    return tuple(children(()))
+
+
+def generate(world: World) -> GeneratedFile:
+    """The world's file, made the way every file is: a Kind in a Preset."""
+    kind = Kind("roundtrip", {"example": (0,)}, lambda config: world.unit, "roundtrip.cu", world.contract)
+    (generated,) = Preset("roundtrip", world.style, kinds=(kind,)).generate()
+    return generated
+
+
+# The model's side -------------------------------------------------------------------------------------
+
+
+def walk_scoped(declarations: tuple[Declaration, ...], scope: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Declaration]]:
+    """Every declaration with the namespace path it sits in, depth first (guards are transparent)."""
+    for node in declarations:
+        yield scope, node
+        if isinstance(node, Namespace):
+            yield from walk_scoped(node.body, (*scope, str(node.name)))
+        elif isinstance(node, IfNotDefined):
+            yield from walk_scoped(node.body, scope)
+
+
+def declaration_lines(generated: GeneratedFile) -> dict[int, int]:
+    """id(node) -> the line of its declarator, by finding each node's printed declarator in order."""
+    lines = generated.text.split("\n")
+    found: dict[int, int] = {}
+    position = 0
+    for _, node in walk_scoped(generated.unit.declarations):
+        if not isinstance(node, (ExplicitSpecialization, ExplicitInstantiation)):
+            continue
+        printed = [line.strip() for line in render_declarations([node], generated.style)]
+        declarator = printed[1] if isinstance(node, ExplicitSpecialization) else printed[0]
+        while lines[position].strip() != declarator:
+            position += 1
+        found[id(node)] = position + 1
+        position += 1
+    return found
+
+
+def same_argument(model: TemplateArgument, clang: tuple[str, object, object]) -> bool:
+    """Whether libclang's (kind, type spelling or signed value, unsigned value) is the model's argument.
+
+    libclang reads an integral argument as a signed value of its own width, so `true` (one bit)
+    comes back as -1; its unsigned reading is 1.
+    """
+    kind, signed, unsigned = clang
+    if isinstance(model, TypeArg):
+        return kind == "type" and signed == CLANG_SPELLING.get(str(model.type), str(model.type))
+    if isinstance(model, BoolArg):
+        return kind == "integral" and unsigned == int(model.value)
+    assert isinstance(model, IntArg)
+    return kind == "integral" and signed == model.value
+
+
+def spell_for_clang(signature_name: QualifiedName, arguments: tuple[TemplateArgument, ...]) -> str:
+    """How clang's diagnostics name a specialization: `f<a::C, -3, true>`."""
+    spelled = []
+    for argument in arguments:
+        if isinstance(argument, TypeArg):
+            spelled.append(CLANG_SPELLING.get(str(argument.type), str(argument.type)))
+        elif isinstance(argument, BoolArg):
+            spelled.append("true" if argument.value else "false")
+        else:
+            spelled.append(str(argument.value))
+    return f"{signature_name}<{', '.join(spelled)}>"
+
+
+# libclang's side ---------------------------------------------------------------------------------------
+
+
+def in_main_file(cursor: Any, path: str) -> bool:
+    return cursor.location.file is not None and cursor.location.file.name == path
+
+
+def scope_of(cursor: Any, cindex: Any) -> tuple[str, ...]:
+    names: list[str] = []
+    parent = cursor.semantic_parent
+    while parent is not None and parent.kind != cindex.CursorKind.TRANSLATION_UNIT:
+        names.append(parent.spelling)
+        parent = parent.semantic_parent
+    return tuple(reversed(names))
+
+
+def cursor_arguments(cursor: Any, cindex: Any) -> tuple[tuple[str, object, object], ...]:
+    arguments: list[tuple[str, object, object]] = []
+    for index in range(cursor.get_num_template_arguments()):
+        if cursor.get_template_argument_kind(index) == cindex.TemplateArgumentKind.TYPE:
+            arguments.append(("type", cursor.get_template_argument_type(index).spelling, None))
+        else:
+            arguments.append(("integral", cursor.get_template_argument_value(index),
+                              cursor.get_template_argument_unsigned_value(index)))
+    return tuple(arguments)
+
+
+# The property -------------------------------------------------------------------------------------------
+
+
+@ROUND_TRIP
+@given(worlds())
+def test_random_trees_parse_cleanly_and_libclang_sees_the_model(world: World) -> None:
+    generated = generate(world)
+    report = verify([generated])
+    assert (report.errors, report.warnings) == ([], []), generated.text
+
+    cindex = load_cindex()
+    unit = parse_unit(generated)
+    main = unit.spelling
+    lines = declaration_lines(generated)
+    scoped = list(walk_scoped(generated.unit.declarations))
+
+    model_namespaces = [(*scope, str(node.name)) for scope, node in scoped if isinstance(node, Namespace)]
+    clang_namespaces = [(*scope_of(cursor, cindex), cursor.spelling) for cursor in unit.cursor.walk_preorder()
+                        if cursor.kind == cindex.CursorKind.NAMESPACE and in_main_file(cursor, main)]
+    assert clang_namespaces == model_namespaces
+
+    model_specializations = [(scope, node) for scope, node in scoped if isinstance(node, ExplicitSpecialization)]
+    clang_specializations = [cursor for cursor in unit.cursor.walk_preorder()
+                             if cursor.kind == cindex.CursorKind.FUNCTION_DECL and in_main_file(cursor, main)]
+    assert len(clang_specializations) == len(model_specializations)
+    for (scope, node), cursor in zip(model_specializations, clang_specializations, strict=True):
+        signature = node.signature
+        assert (scope_of(cursor, cindex), cursor.spelling, cursor.location.line) == (
+            scope, str(signature.name), lines[id(node)])
+        arguments = cursor_arguments(cursor, cindex)
+        assert len(arguments) == len(signature.template_arguments)
+        assert all(map(same_argument, signature.template_arguments, arguments)), (signature, arguments)
+
+    instantiations = [(scope, node) for scope, node in scoped if isinstance(node, ExplicitInstantiation)]
+    probes = [chain(scope, [ExplicitSpecialization(node.signature) if node.extern else node])
+              for scope, node in instantiations]
+    probed = replace(generated, text=generated.text + "\n" + render(TranslationUnit(tuple(probes))))
+    expected = sorted(
+        (f"explicit specialization of '{spell_for_clang(node.signature.name, node.signature.template_arguments)}'"
+         " after instantiation" if node.extern else
+         f"duplicate explicit instantiation of '{spell_for_clang(node.signature.name, node.signature.template_arguments)}'",
+         lines[id(node)])
+        for _, node in instantiations
+    )
+    found = sorted(
+        (diagnostic.spelling, diagnostic.children[0].location.line)
+        for diagnostic in parse_unit(probed).diagnostics
+        if diagnostic.severity >= cindex.Diagnostic.Warning
+    )
+    assert found == expected, probed.text
+
+
+def test_the_generator_makes_every_construct() -> None:
+    """The strategy is not vacuous: across the examples, every construct the property covers occurs."""
+    seen: set[str] = set()
+
+    @settings(max_examples=30, derandomize=True, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(worlds())
+    def collect(world: World) -> None:
+        for scope, node in walk_scoped(world.unit.declarations):
+            if isinstance(node, ExplicitInstantiation):
+                seen.add("extern" if node.extern else "instantiation")
+            elif isinstance(node, ExplicitSpecialization):
+                seen.add("specialization")
+                if node.body:
+                    seen.add("call")
+            elif isinstance(node, IfNotDefined):
+                seen.add("guard")
+            elif isinstance(node, Namespace) and len(scope) >= 2:
+                seen.add("nested namespace")
+
+    collect()
+    assert seen == {"extern", "instantiation", "specialization", "call", "guard", "nested namespace"}
+
+
+# Invalid names always raise -------------------------------------------------------------------------------
+
+
+def is_identifier(text: str) -> bool:
+    return IDENTIFIER.fullmatch(text) is not None and text not in CPP_KEYWORDS
+
+
+@NAMES
+@given(st.one_of(st.text(), st.sampled_from(sorted(CPP_KEYWORDS)), st.from_regex(r"[0-9][A-Za-z0-9_]*", fullmatch=True),
+                 st.from_regex(r"[A-Za-z_][A-Za-z0-9_]*[^A-Za-z0-9_][A-Za-z0-9_]*", fullmatch=True)))
+def test_strings_that_are_not_identifiers_always_raise(text: str) -> None:
+    if is_identifier(text):
+        assert Identifier(text).text == text
+        return
+    for build in (Identifier, MacroName, lambda name: Namespace(name), lambda name: ClassDeclaration(name),
+                  lambda name: Parameter("int", name), lambda name: TypeParameter(name),
+                  lambda name: FunctionTemplate((), "void", name)):
+        with pytest.raises(ModelError):
+            build(text)
+
+
+@NAMES
+@given(st.lists(identifiers, min_size=1, max_size=3), st.sampled_from(sorted(CPP_KEYWORDS)), st.integers(0, 3))
+def test_a_keyword_anywhere_in_a_qualified_name_raises(parts: list[str], keyword: str, position: int) -> None:
+    parts.insert(min(position, len(parts)), keyword)
+    with pytest.raises(ModelError):
+        QualifiedName.parse("::".join(parts))
+    with pytest.raises(ModelError):
+        CallStatement("::".join(parts))
+
+
+segments = st.from_regex(r"[A-Za-z0-9_.+-]{1,8}", fullmatch=True).filter(lambda segment: segment != "..")
+valid_paths = st.lists(segments, min_size=1, max_size=4).map("/".join)
+
+
+@st.composite
+def invalid_include_paths(draw: st.DrawFn) -> str:
+    path = draw(valid_paths)
+    flaw = draw(st.sampled_from(["absolute", "escape", "character", "empty segment", "empty", "drive"]))
+    if flaw == "absolute":
+        return "/" + path
+    if flaw == "drive":
+        return "C:" + path
+    if flaw == "escape":
+        parts = path.split("/")
+        parts.insert(draw(st.integers(0, len(parts))), "..")
+        return "/".join(parts)
+    if flaw == "empty segment":
+        return path.replace("/", "//", 1) if "/" in path else path + "/"
+    if flaw == "empty":
+        return ""
+    bad = draw(st.sampled_from(['"', "<", ">", "\\", "\n", "\r", " ", "\t", "*", "é"]))
+    position = draw(st.integers(0, len(path)))
+    return path[:position] + bad + path[position:]
+
+
+@NAMES
+@given(invalid_include_paths(), st.booleans())
+def test_invalid_include_paths_always_raise(path: str, angled: bool) -> None:
+    with pytest.raises(ModelError):
+        IncludePath(path)
+    with pytest.raises(ModelError):
+        Include(path, angled=angled)
+
+
+@NAMES
+@given(valid_paths)
+def test_valid_include_paths_are_kept_verbatim(path: str) -> None:
+    assert str(IncludePath(path)) == path
