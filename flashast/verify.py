@@ -55,6 +55,11 @@ INCLUDES_ONLY_BODY = "struct flashast_includes_only_;\n"
 _PRECOMPILED_PREAMBLE = 0x04
 _CREATE_PREAMBLE_ON_FIRST_PARSE = 0x100
 
+# Warnings only the way flashast parses can cause, never a defect of the generated file:
+# -Wpragma-once-outside-header: a generated header (a kind may write `.h` files with `#pragma once`)
+# is parsed as the main file, where clang warns that `#pragma once` has no effect.
+SHARED_WARNING_ARGUMENTS = ("-Wno-pragma-once-outside-header",)
+
 CONTRACT_ARGUMENTS = (
     "-x", "c++", "-std=c++17",
     # Contract headers are self-contained; the libclang wheel ships no resource headers anyway.
@@ -63,11 +68,13 @@ CONTRACT_ARGUMENTS = (
     # matters most, "explicit instantiation after specialization has no effect"
     # (-Winstantiation-after-specialization), is on by default and stays on.
     "-Wall",
+    *SHARED_WARNING_ARGUMENTS,
     f"-I{VIRTUAL_INCLUDE}",
 )
 CUDA_HOST_ARGUMENTS = (
     "-x", "cuda", "--cuda-host-only", "-std=c++17",
     "-Wall",
+    *SHARED_WARNING_ARGUMENTS,
     # A host-only parse never links device libraries; without this clang looks for libdevice.
     "-nocudalib",
     # The upstream builds undefine these so half/bfloat16 conversions exist; so must we.

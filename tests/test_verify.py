@@ -374,6 +374,19 @@ def test_a_macro_namespace_verifies_when_the_contract_defines_the_macro() -> Non
     assert (report.errors, report.warnings, report.files) == ([], [], 1)
 
 
+def test_a_generated_header_with_pragma_once_verifies_cleanly() -> None:
+    """A kind may write headers; clang's "#pragma once in main file" only reflects how flashast parses
+    them (as the main file), so it must not fail the run."""
+
+    def build(config: Configuration) -> TranslationUnit:
+        declaration = DISPATCH.instantiate(HALF, config.head_dim, extern=True)
+        return TranslationUnit((PragmaOnce(), Include(HEADER), Namespace(NAMESPACE, (declaration,))))
+
+    kind = Kind("header", {"head_dim": HEAD_DIMS}, build, "dispatch_hdim{head_dim}.h", CONTRACT)
+    report = verify(registry_with(kind).preset("faults").generate())
+    assert (report.files, report.errors, report.warnings) == (2, [], [])
+
+
 # The PyTorch preset ----------------------------------------------------------------------------------
 
 
