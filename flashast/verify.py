@@ -589,8 +589,8 @@ class _Session:
         keys = set()
         for diagnostic in self._reportable(unit):
             path = _path(diagnostic.location)
-            if path == main_path:
-                continue  # an `#include` line's own error is reported for each file that has it
+            if path and self._generated_name(path, main_path, generated) is not None:
+                continue  # a generated line's own error (a failing `#include`) is reported per file
             keys.add(_key(diagnostic))
             is_error = diagnostic.severity >= self.cindex.Diagnostic.Error
             self._report_header(diagnostic, _notes_of(diagnostic), is_error, generated, main_path, report)

@@ -19,7 +19,8 @@ import pytest
 from conftest import run_cli, snapshot
 
 from flashast.errors import VerificationError
-from flashast.kinds import GeneratedFile, Registry
+from flashast.kinds import Configuration, GeneratedFile, Kind, Registry
+from flashast.nodes import Include, TranslationUnit
 from flashast.verify import VerifyOptions, clang_arguments, find_cuda_path, verify
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pytorch_headers"
@@ -177,6 +178,36 @@ def test_an_error_deep_in_a_kernel_a_specialization_instantiates_is_blamed_on_th
     # Two instantiations per file (causal and not), each an error of this file at the forwarding call.
     assert [head.split(": error: ")[0] for head in error_heads(stderr)].count(f"{name}:{line}:5") == 2
     assert "in instantiation of function template specialization 'pytorch_flash::flash_bwd_kernel<" in stderr
+
+
+def test_an_aggregators_failing_member_is_named_and_no_scratch_path_leaks(
+    tmp_path: Path, pytorch_files: dict[str, GeneratedFile]
+) -> None:
+    """An aggregator includes other generated files; their errors carry the member's own name and
+    line, plus the aggregator that included it, whether they show up in the aggregator's parse of
+    its includes alone or in its full parse."""
+    members = ("flash_fwd_hdim128_fp16_sm80.cu", "flash_fwd_hdim64_fp16_sm80.cu")
+
+    def build(config: Configuration) -> TranslationUnit:
+        return TranslationUnit(tuple(Include(member) for member in members))
+
+    registry = Registry()
+    registry.add_kind("pytorch", Kind("fwd_all", {"dtype": ("fp16",)}, build, "flash_fwd_hdimall_{dtype}_sm80.cu",
+                                      aggregator=True))
+    tree = copy_tree(tmp_path)
+    edit(tree / FLASH_ATTN / "flash.h", "template<typename T, int Headdim> void run_mha_fwd_(",
+         "template<typename T, int Headdim, bool Is_causal> void run_mha_fwd_(")
+
+    with pytest.raises(VerificationError) as raised:
+        verify(registry.preset("pytorch").generate(), VerifyOptions(include_dirs=(tree,)))
+
+    report = raised.value.report
+    line = line_of(pytorch_files[FWD_FILE].text, "void run_mha_fwd_<cutlass::half_t, 128>(")
+    blocks = [block for block in report.split("\n" + FWD_FILE) if "included from: flash_fwd_hdimall_fp16_sm80.cu" in block]
+    assert len(blocks) == 1 and blocks[0].startswith(f":{line}:6: error: no function template matches"), report
+    assert "flashast-verify" not in report
+    # The 16 fwd files, and the aggregator once per member.
+    assert str(raised.value) == "verification failed: 18 error(s) in 17 of 49 file(s); nothing was written"
 
 
 def test_the_launch_syntax_is_really_parsed(tmp_path: Path) -> None:
