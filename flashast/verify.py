@@ -28,6 +28,7 @@ the clash in the second file and point its note at the first.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -75,15 +76,15 @@ CUDA_HOST_ARGUMENTS = (
     "-x", "cuda", "--cuda-host-only", "-std=c++17",
     "-Wall",
     *SHARED_WARNING_ARGUMENTS,
+    # clang finds an installed CUDA toolkit (/usr/local/cuda) even with -nocudainc, and warns when it
+    # is newer than libclang 18 knows (12.3). That says nothing about the user's headers or ours.
+    "-Wno-unknown-cuda-version",
     # A host-only parse never links device libraries; without this clang looks for libdevice.
     "-nocudalib",
     # The upstream builds undefine these so half/bfloat16 conversions exist; so must we.
     "-U__CUDA_NO_HALF_OPERATORS__", "-U__CUDA_NO_HALF_CONVERSIONS__",
     "-U__CUDA_NO_HALF2_OPERATORS__", "-U__CUDA_NO_BFLOAT16_CONVERSIONS__",
 )
-# Only with CUDA's own headers: the toolkit flashast points clang at (--cuda-path, CUDA_PATH,
-# /usr/local/cuda) may be newer than libclang 18 knows. That says nothing about the generated files.
-CUDA_INCLUDE_ARGUMENTS = ("-Wno-unknown-cuda-version",)
 # clang's CUDA wrapper (`__clang_cuda_runtime_wrapper.h`) includes these; CUDA 13 no longer ships
 # them and nothing a generated file declares needs them, so a toolkit that lacks them gets empty
 # ones, served from memory after every real include directory.
@@ -228,7 +229,7 @@ def clang_arguments(options: VerifyOptions) -> list[str]:
     if options.resource_dir is not None:
         arguments += ["-resource-dir", str(options.resource_dir)]
     if options.cuda_includes:
-        arguments += [f"--cuda-path={options.cuda_path}", *CUDA_INCLUDE_ARGUMENTS]
+        arguments.append(f"--cuda-path={options.cuda_path}")
         if options.cuda_path is not None and missing_cuda_headers(options.cuda_path):
             arguments.append(f"-idirafter{CUDA_STAND_INS}")
     else:
@@ -497,7 +498,7 @@ class _Session:
             return
         main_path = self._placeholder()
         unit = self.index.parse(
-            main_path, self.arguments, [(main_path, _preamble_of(first.text) + INCLUDES_ONLY_BODY), *dependencies],
+            main_path, self.arguments, [(main_path, self._includes_alone(first)), *dependencies],
             _PRECOMPILED_PREAMBLE | _CREATE_PREAMBLE_ON_FIRST_PARSE,
         )
         report.translation_units += 1
@@ -506,6 +507,16 @@ class _Session:
             unit.reparse([(main_path, generated.text), *dependencies], _PRECOMPILED_PREAMBLE)
             self._collect(unit, generated, main_path, report, header_keys)
             self._finished(generated, report)
+
+    def _includes_alone(self, generated: GeneratedFile) -> str:
+        """The text of the includes-alone parse: the file's leading comments and directives (its
+        preamble, byte for byte, so the files of the group reuse it) and a declaration. An
+        aggregator's includes of generated files are left out: what those files cause is theirs,
+        not a header's (an aggregator is alone in its group, so there is no preamble to share)."""
+        lines = _preamble_of(generated.text).splitlines(keepends=True)
+        members = set(generated.included_files())
+        kept = [line for line in lines if _included_path(line) not in members]
+        return "".join(kept) + INCLUDES_ONLY_BODY
 
     def _report_missing_member(self, generated: GeneratedFile, member: str, report: Report) -> None:
         report.errors.append(
@@ -640,6 +651,8 @@ class _Session:
         template that a line of ours instantiated; its enclosing function names that template.
         """
         instantiations = _explicit_instantiations(unit, main_path, generated.text)
+        for member in generated.included_files():  # an aggregator's members hold its instantiations
+            instantiations += _explicit_instantiations(unit, self._source_path(member), self.texts[member])
         if not instantiations:
             return None
         frames = [note for note in notes if note.spelling.startswith("in instantiation of")]
@@ -706,6 +719,12 @@ def _notes_of(diagnostic: Any) -> list[Any]:
     """The notes worth showing: libclang also attaches the include stack as notes, which point at
     `#include` lines (naming a placeholder main file) and never say what went wrong."""
     return [note for note in diagnostic.children if not note.spelling.startswith("in file included from")]
+
+
+def _included_path(line: str) -> str | None:
+    """The path an `#include` line names, or None for any other line."""
+    match = re.match(r'\s*#\s*include\s*[<"]([^>"]+)[>"]', line)
+    return match.group(1) if match else None
 
 
 def _key(diagnostic: Any) -> tuple[str, int, int, str]:

@@ -180,6 +180,19 @@ def test_an_error_deep_in_a_kernel_a_specialization_instantiates_is_blamed_on_th
     assert "in instantiation of function template specialization 'pytorch_flash::flash_bwd_kernel<" in stderr
 
 
+def test_an_aggregator_verifies_cleanly_against_the_fixture_tree() -> None:
+    """An aggregator is parsed without a shared preamble; nothing about that may warn (clang finds
+    /usr/local/cuda even with -nocudainc and warns about its version unless told not to)."""
+
+    def build(config: Configuration) -> TranslationUnit:
+        return TranslationUnit((Include(FWD_FILE), Include(SPLIT_FILE)))
+
+    registry = Registry()
+    registry.add_kind("pytorch", Kind("some", {"dtype": ("any",)}, build, "flash_some_{dtype}.cu", aggregator=True))
+    report = verify(registry.preset("pytorch").generate(), VerifyOptions(include_dirs=(FIXTURE,)))
+    assert (report.files, report.errors, report.warnings) == (49, [], [])
+
+
 def test_an_aggregators_failing_member_is_named_and_no_scratch_path_leaks(
     tmp_path: Path, pytorch_files: dict[str, GeneratedFile]
 ) -> None:
@@ -208,6 +221,36 @@ def test_an_aggregators_failing_member_is_named_and_no_scratch_path_leaks(
     assert "flashast-verify" not in report
     # The 16 fwd files, and the aggregator once per member.
     assert str(raised.value) == "verification failed: 18 error(s) in 17 of 49 file(s); nothing was written"
+
+
+def test_an_error_a_members_explicit_instantiation_causes_is_the_members_in_an_aggregator(
+    tmp_path: Path, pytorch_files: dict[str, GeneratedFile]
+) -> None:
+    members = ("flash_fwd_split_hdim64_fp16_sm80.cu", "flash_fwd_split_hdim96_fp16_sm80.cu")
+
+    def build(config: Configuration) -> TranslationUnit:
+        return TranslationUnit(tuple(Include(member) for member in members))
+
+    registry = Registry()
+    registry.add_kind("pytorch", Kind("split_all", {"dtype": ("fp16",)}, build, "flash_fwd_split_all_{dtype}.cu",
+                                      aggregator=True))
+    tree = copy_tree(tmp_path)
+    edit(tree / FLASH_ATTN / "flash_fwd_launch_template.h",
+         "void run_mha_fwd_splitkv_dispatch(Flash_fwd_params &params, cudaStream_t stream) {\n",
+         "void run_mha_fwd_splitkv_dispatch(Flash_fwd_params &params, cudaStream_t stream) {\n"
+         "    static_assert(Headdim != 96, \"fixture: no split kernel for head dim 96\");\n")
+
+    with pytest.raises(VerificationError) as raised:
+        verify(registry.preset("pytorch").generate(), VerifyOptions(include_dirs=(tree,)))
+
+    report = raised.value.report
+    line = line_of(pytorch_files[members[1]].text, "template void run_mha_fwd_splitkv_dispatch<")
+    blocks = report.split("\n")
+    heads = [number for number, text in enumerate(blocks) if text.startswith(f"{members[1]}:{line}:15: error: ")]
+    assert len(heads) == 2, report  # the member's own parse, and the aggregator's
+    assert any("    included from: flash_fwd_split_all_fp16.cu" in text for text in blocks[heads[0]:heads[1] + 6])
+    # bf16 and fp16 hdim96 files, and the aggregator; nothing is a header problem.
+    assert str(raised.value) == "verification failed: 3 error(s) in 3 of 49 file(s); nothing was written"
 
 
 def test_the_launch_syntax_is_really_parsed(tmp_path: Path) -> None:
