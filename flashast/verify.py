@@ -27,9 +27,11 @@ the clash in the second file and point its note at the first.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -254,6 +256,7 @@ def verify(
     session = _Session(cindex, files, options)
     session.progress = progress
     try:
+        session.check_command_line()
         for group in _group_by_preamble(files, options):
             session.verify_group(group, report)
         for first, second, node in clashes:
@@ -508,6 +511,20 @@ class _Session:
             self._collect(unit, generated, main_path, report, header_keys)
             self._finished(generated, report)
 
+    def check_command_line(self) -> None:
+        """Refuse options clang rejects, before any parse that uses a preamble.
+
+        Building a preamble drops clang's complaints about the command line (an unknown argument is
+        then silently ignored) and prints its warnings straight to the process's stderr, so they
+        are collected here, from a parse of a one-line file without a preamble.
+        """
+        main_path = self._source_path(".flashast-options.cu")
+        with _quiet_stderr():
+            unit = self.index.parse(main_path, self.arguments, [(main_path, INCLUDES_ONLY_BODY)], 0)
+        complaints = [diagnostic.spelling for diagnostic in self._reportable(unit) if not diagnostic.location.file]
+        if complaints:
+            raise UsageError(f"clang rejects the verification options: {'; '.join(complaints)}")
+
     def _includes_alone(self, generated: GeneratedFile) -> str:
         """The text of the includes-alone parse: the file's leading comments and directives (its
         preamble, byte for byte, so the files of the group reuse it) and a declaration. An
@@ -713,6 +730,21 @@ class _Session:
             report.header_problems += 1
         else:
             report.warnings.append("\n".join(lines))
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 for a moment: clang's driver prints its complaints about the
+    command line there itself (as well as returning them, which is how flashast reports them)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _notes_of(diagnostic: Any) -> list[Any]:

@@ -601,5 +601,21 @@ def test_options_for_real_headers_need_an_include_dir(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("mode", ["contract", "real headers"])
+def test_options_clang_rejects_are_one_line_and_exit_2(mode: str, tmp_path: Path) -> None:
+    """libclang would otherwise ignore an unknown argument while building a preamble, and its driver
+    prints complaints to stderr itself; flashast reports them, once, in its own line."""
+    (tmp_path / "include").mkdir()
+    real = ["--include-dir", str(tmp_path / "include")] if mode == "real headers" else []
+    code, _, stderr = run_cli("-o", tmp_path / "out", *real, "--clang-arg=-fbogus-option",
+                              "--clang-arg=-Wbogus-warning")
+    assert code == 2
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("flashast: error: clang rejects the verification options: unknown argument:"
+                               " '-fbogus-option'; unknown warning option '-Wbogus-warning'")
+    assert not (tmp_path / "out").exists()
+
+
 def test_verify_options_default_to_contract_mode() -> None:
     assert not VerifyOptions().real_headers
