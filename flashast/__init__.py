@@ -9,7 +9,8 @@ does not pay for building classes it never touches.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # importing `typing` would cost every run, and a no-op run needs none of it
 
 __version__ = "0.1.0"
 
@@ -117,7 +118,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _PUBLIC_NAMES.get(name)
     if module is None:
         raise AttributeError(f"module 'flashast' has no attribute {name!r}")

@@ -15,15 +15,19 @@ import argparse
 import json
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from flashast import __version__
 from flashast.errors import FlashastError, UsageError, VerificationError
-from flashast.kinds import GeneratedFile, Preset, Registry, load_entry_points, load_plugin
-from flashast.output import Outcome, Plan, check_directory, plan, unified_diff, write, write_atomically
-from flashast.selection import select
+
+TYPE_CHECKING = False  # `typing` costs a no-op run more than everything else it does
+if TYPE_CHECKING:
+    from flashast.kinds import GeneratedFile, Preset, Registry
+    from flashast.output import Outcome, Plan
+
+# Modules a run needs are imported when it needs them: a no-op run (see `_unchanged_since_stamp`)
+# imports none of the model, which is most of what such a run would otherwise cost.
 
 EXIT_OK = 0
 EXIT_DIFFERENCES = 1
@@ -112,6 +116,8 @@ def main(argv: Sequence[str] | None = None, registry: Registry | None = None) ->
         print("flashast: interrupted", file=sys.stderr)
         return 130
     except Exception:
+        import traceback
+
         traceback.print_exc()
         print("flashast: internal error: this is a bug in flashast, please report it", file=sys.stderr)
         return EXIT_INTERNAL
@@ -129,6 +135,14 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     except SystemExit as exit_:
         # `--help` and `--version` end argparse with SystemExit; `main` returns codes, it does not exit.
         return exit_.code if isinstance(exit_.code, int) else EXIT_OK
+    stamp_eligible = registry is None and _stamp_eligible(arguments)
+    fingerprint = _fingerprint(arguments) if stamp_eligible else None
+    if fingerprint is not None and _unchanged_since_stamp(arguments, fingerprint):
+        return EXIT_OK
+    from flashast.kinds import Registry
+    from flashast.output import check_directory, write
+    from flashast.selection import select
+
     registry = registry or Registry()
     _load_plugins(registry, arguments)
     if arguments.list_kinds:
@@ -153,7 +167,8 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     if arguments.check or arguments.diff:
         return _check(arguments, directory, files, preset, preset_names, verified)
     result, outcome = write(
-        directory, files, preset.name, preset_names, __version__, verified, arguments.prune, arguments.force
+        directory, files, preset.name, preset_names, __version__, verified, arguments.prune, arguments.force,
+        _stamp_to_record(arguments, fingerprint),
     )
     _write_listing(arguments, files)
     if not arguments.quiet:
@@ -161,12 +176,70 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     return EXIT_OK
 
 
+def _discovery_off(arguments: argparse.Namespace) -> bool:
+    return bool(arguments.no_plugins) or os.environ.get("FLASHAST_NO_PLUGINS", "") not in ("", "0")
+
+
 def _load_plugins(registry: Registry, arguments: argparse.Namespace) -> None:
-    discovery_off = arguments.no_plugins or os.environ.get("FLASHAST_NO_PLUGINS", "") not in ("", "0")
-    if not discovery_off:
+    from flashast.kinds import load_entry_points, load_plugin
+
+    if not _discovery_off(arguments):
         load_entry_points(registry)
     for spec in arguments.plugin:
         load_plugin(registry, spec)
+
+
+def _stamp_eligible(arguments: argparse.Namespace) -> bool:
+    """Whether this run's output can be a function of inputs `cache.input_fingerprint` sees: a plain
+    write, verified against contracts or not at all (real headers are not fingerprinted), with no
+    `--plugin`. Installed plugins are ruled out when the stamp is made (`_stamp_to_record`): the
+    fingerprint covers the directories on `sys.path`, so installing one invalidates the stamp."""
+    if not arguments.output or arguments.list_kinds or arguments.list or arguments.check or arguments.diff:
+        return False
+    if arguments.prune or arguments.force or arguments.manifest or arguments.timings:
+        return False
+    return not arguments.plugin and not (arguments.include_dir and not arguments.no_verify)
+
+
+def _stamp_to_record(arguments: argparse.Namespace, fingerprint: str | None) -> str | None:
+    """The fingerprint to stamp the manifest with, unless installed plugin code shaped this run."""
+    if fingerprint is None:
+        return None
+    from flashast import cache
+
+    return fingerprint if _discovery_off(arguments) or not cache.plugins_installed() else None
+
+
+def _fingerprint(arguments: argparse.Namespace) -> str:
+    from flashast import cache
+
+    options = {
+        name: getattr(arguments, name)
+        for name in ("preset", "only", "exclude", "no_verify", "define", "clang_arg", "strict")
+    }
+    if not arguments.no_verify:
+        options["libclang"] = cache.libclang_identity()
+        options["environment"] = {name: os.environ.get(name) for name in cache.CLANG_ENVIRONMENT}
+    return cache.input_fingerprint(options)
+
+
+def _unchanged_since_stamp(arguments: argparse.Namespace, fingerprint: str) -> bool:
+    """The no-op fast path: the last run had these inputs and its files still hold its bytes."""
+    from flashast import cache
+
+    try:
+        with open(os.path.join(arguments.output, ".flashast.json")) as handle:
+            manifest = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    count = cache.unchanged_since_stamp(Path(arguments.output), manifest, fingerprint)
+    if count is None:
+        return False
+    if not arguments.quiet:
+        if arguments.no_verify:
+            print("flashast: verification skipped (--no-verify)", file=sys.stderr)
+        print(f"flashast: 0 written, {count} unchanged, 0 stale ({manifest.get('preset')})", file=sys.stderr)
+    return True
 
 
 def _verify(arguments: argparse.Namespace, files: list[GeneratedFile]) -> dict[str, str | None]:
@@ -220,6 +293,8 @@ def _check(
     preset_names: frozenset[str],
     verified: dict[str, str | None],
 ) -> int:
+    from flashast.output import plan, unified_diff
+
     result = plan(directory, files, preset.name, preset_names, __version__, verified)
     for generated in result.new:
         print(f"flashast: missing {directory / generated.name}", file=sys.stderr)
@@ -287,6 +362,8 @@ def _write_listing(arguments: argparse.Namespace, files: list[GeneratedFile]) ->
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"--manifest {path}: cannot write ({error.strerror})") from None
+    from flashast.output import write_atomically
+
     write_atomically(path, text)
 
 
@@ -297,6 +374,8 @@ def _check_listing_path(arguments: argparse.Namespace) -> None:
     path = Path(arguments.manifest)
     if path.is_dir():
         raise UsageError(f"--manifest {path}: is a directory")
+    from flashast.output import check_directory
+
     try:
         check_directory(path.parent)
     except UsageError as error:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flashast.cache import content_digest
 from flashast.errors import ModelError, UsageError
 from flashast.kinds import GeneratedFile
 from flashast.names import FileName
@@ -146,12 +147,15 @@ def plan(
     preset_names: frozenset[str],
     version: str,
     verified: dict[str, str | None] | None = None,
+    fingerprint: str | None = None,
 ) -> Plan:
     """Compare the rendered files with the directory; reads, never writes.
 
     `preset_names` is every name the preset generates unfiltered: owned files outside it are stale,
     owned files filtered out of this run are left alone. `verified` maps names to the verification
-    key each was verified under (None: not verified); it is recorded in the manifest.
+    key each was verified under (None: not verified); it is recorded in the manifest. `fingerprint`
+    (see `cache.input_fingerprint`) is recorded with the files' digests as the no-op stamp, when
+    the run leaves nothing stale behind.
     """
     result = Plan(directory)
     result.manifest_before = read_manifest(directory) if directory.is_dir() else None
@@ -184,6 +188,21 @@ def plan(
         "format": MANIFEST_FORMAT,
         "preset": preset,
     }
+    before = dict(result.manifest_before or {})
+    previous_stamp = before.pop("stamp", None)
+    if before == result.manifest_after:
+        # The stamp rides on writes the manifest needs anyway: a run that changes nothing else
+        # leaves the manifest untouched (an older stamp stays true; it just will not match).
+        if previous_stamp is not None:
+            result.manifest_after["stamp"] = previous_stamp
+    elif fingerprint is not None and not result.stale:
+        result.manifest_after["stamp"] = {
+            "files": {
+                generated.name: content_digest(generated.text.encode("utf-8", "surrogateescape"))
+                for generated in files
+            },
+            "inputs": fingerprint,
+        }
     return result
 
 
@@ -228,6 +247,7 @@ def write(
     verified: dict[str, str | None] | None = None,
     prune: bool = False,
     force: bool = False,
+    fingerprint: str | None = None,
 ) -> tuple[Plan, Outcome]:
     """Plan under the directory lock, then write what changed and prune what was asked.
 
@@ -241,7 +261,7 @@ def write(
         raise UsageError(f"{directory}: cannot create ({error.strerror})") from None
     outcome = Outcome()
     with locked(directory):
-        result = plan(directory, files, preset, preset_names, version, verified)
+        result = plan(directory, files, preset, preset_names, version, verified, fingerprint)
         refuse_conflicts(result, force)
         _remove_leftover_temp_files(directory)
         manifest_text = dump_manifest(result.manifest_after)

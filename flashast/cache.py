@@ -1,0 +1,233 @@
+"""What earlier runs proved, so a run does not prove it again.
+
+Two records, both keyed so that a hit means the work would give the same answer again:
+
+- **verification keys.** A file's key is a sha256 over everything a contract-mode verdict depends on:
+  the file's text, the texts of the contract headers it is parsed against, the texts of the generated
+  files it includes (aggregators), the exact clang arguments, the environment variables clang reads
+  for include paths, the identity of the libclang library (its path, size and mtime), and the source
+  of flashast's verifier. The same key cannot give another verdict: libclang parses exactly those
+  inputs. Keys are kept in the output directory's manifest (per file) and, across directories, in
+  `verified-v1` under the user's cache directory (`$FLASHAST_CACHE_DIR`, else `$XDG_CACHE_HOME/flashast`,
+  else `~/.cache/flashast`; `FLASHAST_NO_CACHE=1` turns it off). Real-header mode is never cached:
+  its verdict depends on thousands of header files that a key would have to hash on every run.
+- **the no-op stamp.** A run records in the manifest a fingerprint of its inputs (flashast's own
+  sources, the Python version, the directories on `sys.path`, the options that shape the output,
+  libclang's identity) and the digest of every file it left. A later run with the same fingerprint
+  whose files still hold those bytes has nothing to do, and can say so without building a node. Runs that load plugins
+  (`--plugin` or installed entry points) never take this path: a plugin's code, and what it imports,
+  cannot be fingerprinted without importing it.
+
+This module imports only the standard library, and only light parts of it: the fast path runs
+before anything else is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+STORE_NAME = "verified-v1"
+# Past this size the store is cut to its newer half (keys are appended as files are verified).
+STORE_LIMIT_BYTES = 8 << 20
+# Environment variables clang consults for include paths: they can change a verdict.
+CLANG_ENVIRONMENT = ("CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH", "OBJC_INCLUDE_PATH")
+PACKAGE_DIRECTORY = Path(__file__).resolve().parent
+
+try:  # BLAKE2 without `hashlib`, whose OpenSSL start-up costs a no-op run more than its hashing
+    from _blake2 import blake2b as _blake2b
+except ImportError:  # an interpreter built without the module: hashlib has it too
+    from hashlib import blake2b as _blake2b
+
+
+def content_digest(data: bytes) -> str:
+    """The digest the stamp records for a file's bytes (BLAKE2b, 256 bits)."""
+    return _blake2b(data, digest_size=32).hexdigest()
+
+
+def _digest(*parts: str) -> str:
+    hasher = _blake2b(digest_size=32)
+    for part in parts:
+        data = part.encode("utf-8", errors="surrogateescape")
+        hasher.update(len(data).to_bytes(8, "little"))
+        hasher.update(data)
+    return hasher.hexdigest()
+
+
+def libclang_identity() -> str:
+    """Which libclang would parse: the shared library's path, size and mtime (no loading it)."""
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec("clang")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:
+        return "libclang:absent"
+    native = os.path.join(os.path.dirname(spec.origin), "native")
+    parts = [spec.origin]
+    for name in sorted(os.listdir(native)) if os.path.isdir(native) else []:
+        if name.startswith("libclang"):
+            status = os.stat(os.path.join(native, name))
+            parts.append(f"{name}:{status.st_size}:{status.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def verifier_identity() -> str:
+    """The verifier's own source: a change to how flashast judges files invalidates every key."""
+    return content_digest((PACKAGE_DIRECTORY / "verify.py").read_bytes())
+
+
+def common_verification_key(arguments: Sequence[str], environment: Mapping[str, str] | None = None) -> str:
+    """The part of every file's key that does not depend on the file."""
+    environment = os.environ if environment is None else environment
+    return _digest(
+        "flashast-verified-1",
+        verifier_identity(),
+        libclang_identity(),
+        json.dumps(list(arguments)),
+        json.dumps({name: environment.get(name) for name in CLANG_ENVIRONMENT}, sort_keys=True),
+    )
+
+
+def verification_key(common: str, text: str, headers: Mapping[str, str], members: Mapping[str, str]) -> str:
+    """One file's key: `common`, its text, its contract headers and included generated files, by path."""
+    parts = [common, text]
+    for path in sorted(headers):
+        parts += [path, headers[path]]
+    parts.append("--members--")
+    for name in sorted(members):
+        parts += [name, members[name]]
+    return _digest(*parts)
+
+
+# The user-level store -----------------------------------------------------------------------------
+
+
+def store_path(environment: Mapping[str, str] | None = None) -> Path | None:
+    """Where verified keys are kept across output directories, or None when caching is off."""
+    environment = os.environ if environment is None else environment
+    if environment.get("FLASHAST_NO_CACHE", "") not in ("", "0"):
+        return None
+    if environment.get("FLASHAST_CACHE_DIR"):
+        return Path(environment["FLASHAST_CACHE_DIR"]) / STORE_NAME
+    base = environment.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "flashast" / STORE_NAME
+
+
+def load_store(path: Path | None) -> set[str]:
+    if path is None:
+        return set()
+    try:
+        return set(path.read_text().split())
+    except (OSError, UnicodeDecodeError):
+        return set()  # a cache that cannot be read is a cache miss, never an error
+
+
+def remember(path: Path | None, keys: Iterable[str]) -> None:
+    """Append newly verified keys (whole lines, one `write` per batch, so concurrent runs interleave
+    lines, never characters). Failing to write the cache never fails a run."""
+    if path is None:
+        return
+    lines = "".join(f"{key}\n" for key in keys)
+    if not lines:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.stat().st_size > STORE_LIMIT_BYTES:
+            kept = path.read_text().splitlines()[-(STORE_LIMIT_BYTES // 130) :]
+            temporary = path.with_name(f"{path.name}.{os.getpid()}")
+            temporary.write_text("".join(f"{key}\n" for key in kept))
+            os.replace(temporary, path)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        try:
+            os.write(descriptor, lines.encode())
+        finally:
+            os.close(descriptor)
+    except OSError:
+        pass
+
+
+# The no-op stamp ----------------------------------------------------------------------------------
+
+
+def sources_identity() -> str:
+    """flashast's own code as installed: every module's path, size and mtime."""
+    entries = []
+    for root, directories, names in os.walk(PACKAGE_DIRECTORY):
+        directories[:] = sorted(name for name in directories if name != "__pycache__")
+        for name in sorted(names):
+            if name.endswith(".py"):
+                path = os.path.join(root, name)
+                status = os.stat(path)
+                entries.append(f"{os.path.relpath(path, PACKAGE_DIRECTORY)}:{status.st_size}:{status.st_mtime_ns}")
+    return "|".join(entries)
+
+
+def import_path_identity() -> str:
+    """The directories Python imports from, with their mtimes: installing or removing a distribution
+    (a plugin among them) adds or removes an entry in one of them, which changes its mtime."""
+    entries = []
+    for entry in sys.path:
+        try:
+            entries.append(f"{entry}:{os.stat(entry or '.').st_mtime_ns}")
+        except OSError:
+            entries.append(f"{entry}:absent")
+    return "|".join(entries)
+
+
+def input_fingerprint(options: Mapping[str, object]) -> str:
+    """Everything a plugin-free run's output depends on, besides the output directory itself."""
+    return _digest(
+        "flashast-stamp-1",
+        sys.version,
+        sources_identity(),
+        import_path_identity(),
+        json.dumps(options, sort_keys=True, default=str),
+    )
+
+
+def plugins_installed() -> bool:
+    """Whether any installed distribution declares a `flashast.plugins` entry point.
+
+    Reads the `entry_points.txt` of each distribution on `sys.path` directly: importing
+    `importlib.metadata` alone costs more than the whole no-op run this protects.
+    """
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info")):
+                try:
+                    with open(os.path.join(entry or ".", name, "entry_points.txt")) as handle:
+                        if "[flashast.plugins]" in handle.read():
+                            return True
+                except OSError:
+                    continue
+    return False
+
+
+def unchanged_since_stamp(directory: Path, manifest: Mapping[str, object], fingerprint: str) -> int | None:
+    """If the manifest's stamp matches `fingerprint` and every stamped file still holds its bytes,
+    the number of files; otherwise None (the run must do the full work)."""
+    stamp = manifest.get("stamp")
+    if not isinstance(stamp, dict) or stamp.get("inputs") != fingerprint:
+        return None
+    files = stamp.get("files")
+    if not isinstance(files, dict) or not files:
+        return None
+    for name, digest in files.items():
+        if not isinstance(name, str) or "/" in name or name.startswith("."):
+            return None
+        try:
+            with open(directory / name, "rb") as handle:
+                if content_digest(handle.read()) != digest:
+                    return None
+        except OSError:
+            return None
+    return len(files)
