@@ -167,13 +167,22 @@ def sources_identity() -> str:
     return "|".join(entries)
 
 
+DISTRIBUTION_SUFFIXES = (".dist-info", ".egg-info", ".egg-link", ".pth")
+
+
 def import_path_identity() -> str:
-    """The directories Python imports from, with their mtimes: installing or removing a distribution
-    (a plugin among them) adds or removes an entry in one of them, which changes its mtime."""
+    """Where distributions (plugins among them) can be installed: each directory on `sys.path` that
+    holds any, with its mtime. Installing or removing one adds or removes an entry in such a
+    directory (or makes a directory hold one), which changes this; other files appearing in, say,
+    the current directory do not."""
     entries = []
     for entry in sys.path:
+        directory = entry or "."
         try:
-            entries.append(f"{entry}:{os.stat(entry or '.').st_mtime_ns}")
+            if any(name.endswith(DISTRIBUTION_SUFFIXES) for name in os.listdir(directory)):
+                entries.append(f"{entry}:{os.stat(directory).st_mtime_ns}")
+            else:
+                entries.append(f"{entry}:none")
         except OSError:
             entries.append(f"{entry}:absent")
     return "|".join(entries)

@@ -163,7 +163,7 @@ def _run(argv: list[str], registry: Registry | None) -> int:
         _write_listing(arguments, files)
         return EXIT_OK
     check_directory(directory)
-    verified = _verify(arguments, files)
+    verified = _verify(arguments, files, directory)
     if arguments.check or arguments.diff:
         return _check(arguments, directory, files, preset, preset_names, verified)
     result, outcome = write(
@@ -242,13 +242,15 @@ def _unchanged_since_stamp(arguments: argparse.Namespace, fingerprint: str) -> b
     return True
 
 
-def _verify(arguments: argparse.Namespace, files: list[GeneratedFile]) -> dict[str, str | None]:
-    """Verify every selected file; returns the key each was verified under (None with --no-verify)."""
+def _verify(arguments: argparse.Namespace, files: list[GeneratedFile], directory: Path) -> dict[str, str | None]:
+    """Verify every selected file; returns the key each was verified under (None when unverified, or
+    verified against real headers, whose verdict is never reused). Files whose key an earlier run
+    verified (this directory's manifest, then the user's cache) are not parsed again."""
     if arguments.no_verify:
         if not arguments.quiet:
             print("flashast: verification skipped (--no-verify)", file=sys.stderr)
         return {generated.name: None for generated in files}
-    from flashast.verify import VerifyOptions, find_cuda_path, verify
+    from flashast.verify import VerifyOptions, find_cuda_path, verification_keys, verify
 
     if not arguments.include_dir:
         for option, value in (("--define", arguments.define), ("--cuda-path", arguments.cuda_path),
@@ -273,10 +275,26 @@ def _verify(arguments: argparse.Namespace, files: list[GeneratedFile]) -> dict[s
     for option, directory in named_directories:
         if directory is not None and not directory.is_dir():
             raise UsageError(f"{option} {directory}: not a directory")
-    report = verify(files, options, _print_timing if arguments.timings else None)
+    keys = verification_keys(files, options)
+    if keys is None:
+        report = verify(files, options, _print_timing if arguments.timings else None)
+        verified: dict[str, str | None] = {generated.name: None for generated in files}
+    else:
+        from flashast import cache
+        from flashast.output import read_manifest
+
+        manifest = read_manifest(directory) if directory.is_dir() else None
+        known = {entry.get("verified") for entry in manifest["files"].values()} if manifest else set()
+        store = cache.store_path()
+        if not set(keys.values()) <= known:
+            known |= cache.load_store(store)
+        done = {name for name, key in keys.items() if key in known}
+        report = verify(files, options, _print_timing if arguments.timings else None, done)
+        cache.remember(store, sorted({key for name, key in keys.items() if name not in done}))
+        verified = dict(keys)
     for warning in report.warnings:
         print(warning, file=sys.stderr)
-    return {generated.name: "verified" for generated in files}
+    return verified
 
 
 def _print_timing(generated: GeneratedFile, seconds: float, failed: bool) -> None:

@@ -188,14 +188,7 @@ def plan(
         "format": MANIFEST_FORMAT,
         "preset": preset,
     }
-    before = dict(result.manifest_before or {})
-    previous_stamp = before.pop("stamp", None)
-    if before == result.manifest_after:
-        # The stamp rides on writes the manifest needs anyway: a run that changes nothing else
-        # leaves the manifest untouched (an older stamp stays true; it just will not match).
-        if previous_stamp is not None:
-            result.manifest_after["stamp"] = previous_stamp
-    elif fingerprint is not None and not result.stale:
+    if fingerprint is not None and not result.stale:
         result.manifest_after["stamp"] = {
             "files": {
                 generated.name: content_digest(generated.text.encode("utf-8", "surrogateescape"))

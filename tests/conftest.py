@@ -13,7 +13,18 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
+
 GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.fixture(autouse=True)
+def isolated_verification_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own user-level verification cache (`cache.store_path`), inherited by the
+    CLI subprocesses it starts: a test must not pass because another one verified the same file."""
+    directory = tmp_path_factory.mktemp("verification-cache")
+    monkeypatch.setenv("FLASHAST_CACHE_DIR", str(directory))
+    return directory
 
 Snapshot = dict[str, tuple[bytes, int]]
 

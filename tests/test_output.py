@@ -303,7 +303,23 @@ def test_a_filtered_run_leaves_filtered_out_files_alone_and_not_stale(output: Pa
     before = snapshot(output)
     stderr = generate(output, "--only", "kind=fwd", "--only", "head_dim=128,256")
     assert stderr_lines(stderr) == ["flashast: 0 written, 4 unchanged, 0 stale (pytorch)"]
-    assert snapshot(output) == before
+    after = snapshot(output)
+    # Every generated file is untouched; the manifest's ownership entries are too, and only its
+    # no-op stamp (see flashast.cache) now describes this run's inputs.
+    assert {name: value for name, value in after.items() if name != MANIFEST_NAME} == {
+        name: value for name, value in before.items() if name != MANIFEST_NAME
+    }
+    manifest_before = json.loads(before[MANIFEST_NAME][0])
+    manifest_after = json.loads(after[MANIFEST_NAME][0])
+    assert manifest_after.pop("stamp")["files"].keys() == {
+        "flash_fwd_hdim128_bf16_sm80.cu", "flash_fwd_hdim128_fp16_sm80.cu",
+        "flash_fwd_hdim256_bf16_sm80.cu", "flash_fwd_hdim256_fp16_sm80.cu",
+    }
+    manifest_before.pop("stamp", None)
+    assert manifest_after == manifest_before
+    assert snapshot(output) == after, "the same filtered run again touches nothing"
+    generate(output, "--only", "kind=fwd", "--only", "head_dim=128,256")
+    assert snapshot(output) == after
     assert run_cli("-o", output, "--check", "--only", "kind=bwd", "--exclude", "head_dim=64")[0] == 0
     code, _, stderr = run_cli("-o", output, "--check", "--only", "kind=bwd")
     assert code == 1
