@@ -13,15 +13,11 @@ of a registry, plugins only when the CLI calls `load_entry_points` and `load_plu
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
-import importlib.metadata
-import importlib.util
 import itertools
 import os
 import re
 import sys
-import sysconfig
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -400,13 +396,19 @@ class Origin:
 
 
 BUILTIN = Origin("built-in")
-BUILTIN_PRESET_MODULES = ("flashast.presets.pytorch", "flashast.presets.flash_attn_2", "flashast.presets.flash_attn_3")
+# Each built-in preset's module, imported only when that preset is first asked for.
+BUILTIN_PRESET_MODULES = {
+    "pytorch": "flashast.presets.pytorch",
+    "flash-attn-2": "flashast.presets.flash_attn_2",
+    "flash-attn-3": "flashast.presets.flash_attn_3",
+}
 
 
 class Registry:
     """The presets and kinds one run knows about. Tests make fresh ones; `default_registry` is shared.
 
-    Built-in presets are loaded on first use (not at import of flashast) unless `builtins=False`.
+    Built-in presets are loaded on first use (not at import of flashast), each only when something
+    asks for it by name (or for all of them), unless `builtins=False`.
     Registering a name that exists is a `PluginError` naming who registered it first; a failed
     registration leaves the registry as it was.
     """
@@ -415,17 +417,17 @@ class Registry:
         self._presets: dict[str, Preset] = {}
         self._origins: dict[tuple[str, str | None], Origin] = {}
         self._current_origin = Origin("Python code")
-        self._builtins_pending = builtins
+        self._builtins_pending = dict(BUILTIN_PRESET_MODULES) if builtins else {}
 
     # Loading -------------------------------------------------------------------------------------
 
-    def _ensure_builtins(self) -> None:
-        if not self._builtins_pending:
-            return
-        self._builtins_pending = False
-        with self.origin(BUILTIN):
-            for module_name in BUILTIN_PRESET_MODULES:
-                importlib.import_module(module_name).register(self)
+    def _ensure_builtins(self, name: str | None = None) -> None:
+        """Register the built-in preset `name` (None: every one) if it is not registered yet."""
+        names = list(self._builtins_pending) if name is None else [name] * (name in self._builtins_pending)
+        for preset in names:
+            module = self._builtins_pending.pop(preset)
+            with self.origin(BUILTIN):
+                importlib.import_module(module).register(self)
 
     @contextlib.contextmanager
     def origin(self, origin: Origin) -> Iterator[None]:
@@ -439,21 +441,20 @@ class Registry:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """All or nothing: if the block raises, the registry is restored to what it was before it."""
-        self._ensure_builtins()
-        saved = (dict(self._presets), dict(self._origins))
+        saved = (dict(self._presets), dict(self._origins), dict(self._builtins_pending))
         try:
             yield
         except BaseException:
-            self._presets, self._origins = saved
+            self._presets, self._origins, self._builtins_pending = saved
             raise
 
     # Registering ---------------------------------------------------------------------------------
 
     def add_preset(self, preset: Preset) -> Preset:
         """Register a new preset, with the kinds it already has."""
-        self._ensure_builtins()
         if not isinstance(preset, Preset):
             raise ModelError("Registry", "add_preset", preset, "must be a Preset")
+        self._ensure_builtins(preset.name)
         if preset.name in self._presets:
             first = self._origins[(preset.name, None)]
             raise PluginError(f"preset {preset.name!r} already exists (first registered: {first.description})")
@@ -465,7 +466,6 @@ class Registry:
 
     def add_kind(self, preset: str, kind: Kind) -> Kind:
         """Add `kind` to the registered preset named `preset` (a built-in one or a plugin's)."""
-        self._ensure_builtins()
         if not isinstance(kind, Kind):
             raise ModelError("Registry", "add_kind", kind, "must be a Kind")
         existing = self.preset(preset)
@@ -519,16 +519,16 @@ class Registry:
     # Reading -------------------------------------------------------------------------------------
 
     def preset(self, name: str) -> Preset:
-        self._ensure_builtins()
+        self._ensure_builtins(name)
         try:
             return self._presets[name]
         except KeyError:
-            known = ", ".join(sorted(self._presets)) or "none"
+            known = ", ".join(self.preset_names()) or "none"
             raise PluginError(f"unknown preset {name!r} (known: {known})") from None
 
     def preset_names(self) -> list[str]:
-        self._ensure_builtins()
-        return sorted(self._presets)
+        """Every preset's name (built-in ones included, without loading them)."""
+        return sorted({*self._presets, *self._builtins_pending})
 
     def origin_of(self, preset: str, kind: str | None = None) -> Origin:
         """Who registered the preset (or, with `kind`, that kind of the preset)."""
@@ -545,7 +545,7 @@ default_registry = Registry()
 # Plugin discovery --------------------------------------------------------------------------------
 
 _FLASHAST_DIRECTORY = Path(__file__).resolve().parent
-_STANDARD_LIBRARY = Path(sysconfig.get_paths()["stdlib"]).resolve()
+_STANDARD_LIBRARY = Path(os.__file__).resolve().parent
 
 
 def _is_library(path: Path) -> bool:
@@ -605,13 +605,17 @@ def load_plugin(registry: Registry, spec: str) -> None:
         resolved = str(path.resolve())
         # A stable module name per file: tracebacks and pickles stay readable, and two files with
         # the same stem cannot replace each other in sys.modules.
+        import hashlib
+
         digest = hashlib.sha256(resolved.encode()).hexdigest()[:8]
         stem = re.sub(r"\W", "_", path.stem)
         module_name = f"flashast_plugin_{stem}_{digest}"
-        module_spec = importlib.util.spec_from_file_location(module_name, path)
+        from importlib import util as import_util
+
+        module_spec = import_util.spec_from_file_location(module_name, path)
         if module_spec is None or module_spec.loader is None:
             raise PluginError(f"plugin {spec}: not a loadable Python file")
-        module = importlib.util.module_from_spec(module_spec)
+        module = import_util.module_from_spec(module_spec)
         sys.modules[module_name] = module
         try:
             module_spec.loader.exec_module(module)
@@ -633,7 +637,13 @@ def load_entry_points(registry: Registry) -> None:
     An entry point names a module with a `register(registry)` function, or the function itself
     (`my_fork = "my_fork_kinds:register"`).
     """
-    for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
+    from flashast.cache import plugins_installed
+
+    if not plugins_installed():
+        return  # the common case, found without importlib.metadata (whose import alone costs ~17 ms)
+    from importlib import metadata
+
+    for entry_point in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
         distribution = entry_point.dist
         where = f"{distribution.name} {distribution.version}" if distribution else entry_point.value
         label = f"{entry_point.name} ({where})"

@@ -74,11 +74,18 @@ def test_import_of_flashast_builds_no_preset_and_loads_no_libclang() -> None:
         "import sys, flashast\n"
         "loaded = sorted(m for m in sys.modules if m.startswith(('flashast.presets', 'flashast.verify', 'clang')))\n"
         "print(loaded)\n"
-        "flashast.default_registry.preset_names()\n"
-        "print('flashast.presets.pytorch' in sys.modules)\n"
+        "print(flashast.default_registry.preset_names())\n"
+        "print(sorted(m for m in sys.modules if m.startswith('flashast.presets.')))\n"
+        "flashast.default_registry.preset('flash-attn-2')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('flashast.presets.')))\n"
     )
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600, check=True)
-    assert completed.stdout.splitlines() == ["[]", "True"]
+    assert completed.stdout.splitlines() == [
+        "[]",
+        "['flash-attn-2', 'flash-attn-3', 'pytorch']",
+        "[]",  # naming the presets loads none of them
+        "['flashast.presets.common', 'flashast.presets.flash_attn_2']",  # asking for one loads only it
+    ]
 
 
 def test_preset_name_collision_names_who_registered_first() -> None:
