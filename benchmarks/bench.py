@@ -27,6 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PYTHON = sys.executable
+# Installed packages run from cached bytecode (pip compiles it at install; an editable checkout
+# writes it on first import). Some shells set PYTHONDONTWRITEBYTECODE, which would make every run
+# pay for compiling flashast while a baseline script compiles the same either way.
+BASE_ENVIRONMENT = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 
@@ -189,7 +193,9 @@ class Run:
 def run_process(command: Sequence[str], env: dict[str, str] | None = None) -> Run:
     """Run a fresh process; wall time and its own peak RSS (from wait4, not the whole tree's max)."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=BASE_ENVIRONMENT if env is None else env
+    )
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -239,11 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         def baseline() -> float:
             return run_process([PYTHON, str(baseline_script), "-o", str(fresh("base"))]).seconds
 
-        warm_cache = {**os.environ, "FLASHAST_CACHE_DIR": str(work / "cache")}
+        warm_cache = {**BASE_ENVIRONMENT, "FLASHAST_CACHE_DIR": str(work / "cache")}
 
         def cold_empty_cache() -> float:
             """A new directory on a machine that never verified these files: every file is parsed."""
-            environment = {**os.environ, "FLASHAST_CACHE_DIR": str(fresh("cache"))}
+            environment = {**BASE_ENVIRONMENT, "FLASHAST_CACHE_DIR": str(fresh("cache"))}
             return run_process(flashast_command(fresh("cold")), environment).seconds
 
         def cold() -> float:
@@ -298,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_process([PYTHON, str(fa3_script), str(fresh("fa3base"))]).seconds
 
         def fa3_cold_empty_cache() -> float:
-            environment = {**os.environ, "FLASHAST_CACHE_DIR": str(fresh("cache"))}
+            environment = {**BASE_ENVIRONMENT, "FLASHAST_CACHE_DIR": str(fresh("cache"))}
             return run_process(flashast_command(fresh("fa3"), "--preset", "flash-attn-3"), environment).seconds
 
         def fa3_cold() -> float:
@@ -317,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for count in sweep:
             plugin = work / f"synthetic_{count}.py"
             plugin.write_text(SYNTHETIC_PLUGIN.format(count=count))
-            environment = {**os.environ, "FLASHAST_CACHE_DIR": str(fresh("cache"))}
+            environment = {**BASE_ENVIRONMENT, "FLASHAST_CACHE_DIR": str(fresh("cache"))}
             run = run_process(flashast_command(fresh("synth"), "--plugin", str(plugin), "--preset", "synthetic"),
                               environment)
             per_file.append(run.seconds / count)

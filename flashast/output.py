@@ -29,12 +29,15 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from flashast.cache import content_digest
 from flashast.errors import ModelError, UsageError
 from flashast.kinds import GeneratedFile
 from flashast.names import FileName
+
+TYPE_CHECKING = False  # `typing` is for annotations only; not importing it keeps runs lean
+if TYPE_CHECKING:
+    from typing import Any
 
 MANIFEST_NAME = ".flashast.json"
 MANIFEST_FORMAT = 1
@@ -362,14 +365,36 @@ def _open_temp(directory: Path) -> tuple[int, str]:
 
 
 def _fsync_all(descriptors: Sequence[int]) -> None:
+    """fsync every descriptor, concurrently when there are several (plain threads: the executor
+    machinery of `concurrent.futures` costs more to import than a small run spends writing)."""
     if len(descriptors) < 4:
         for descriptor in descriptors:
             os.fsync(descriptor)
         return
-    from concurrent.futures import ThreadPoolExecutor
+    import threading
 
-    with ThreadPoolExecutor(max_workers=min(16, len(descriptors))) as pool:
-        list(pool.map(os.fsync, descriptors))
+    failures: list[OSError] = []
+    pending = iter(descriptors)
+    lock = threading.Lock()
+
+    def sync_some() -> None:
+        while True:
+            with lock:
+                descriptor = next(pending, None)
+            if descriptor is None:
+                return
+            try:
+                os.fsync(descriptor)
+            except OSError as error:
+                failures.append(error)
+
+    threads = [threading.Thread(target=sync_some) for _ in range(min(16, len(descriptors)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
 
 
 def _remove_leftover_temp_files(directory: Path) -> None:

@@ -37,7 +37,6 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from flashast.errors import LibclangUnavailable, UsageError, VerificationError
 from flashast.kinds import Contract, GeneratedFile
@@ -51,6 +50,10 @@ from flashast.nodes import (
     TranslationUnit,
 )
 from flashast.printer import render, spell_template_argument
+
+TYPE_CHECKING = False  # `typing` is for annotations only; not importing it keeps runs lean
+if TYPE_CHECKING:
+    from typing import Any
 
 VIRTUAL_ROOT = "/__flashast__"
 VIRTUAL_INCLUDE = f"{VIRTUAL_ROOT}/include"
