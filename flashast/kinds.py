@@ -49,18 +49,20 @@ class Configuration(Mapping[str, AxisValue]):
     """One point of a kind's axes, read as `config.head_dim` or `config["head_dim"]`."""
 
     items_: tuple[tuple[str, AxisValue], ...]
+    # The same items for lookups: builders and constraints read axes tens of thousands of times.
+    _values: dict[str, AxisValue] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_values", dict(self.items_))
 
     def __getitem__(self, axis: str) -> AxisValue:
-        for name, value in self.items_:
-            if name == axis:
-                return value
-        raise KeyError(axis)
+        return self._values[axis]
 
     def __getattr__(self, axis: str) -> AxisValue:
-        if axis.startswith("__"):
+        if axis.startswith("__") or axis == "_values":
             raise AttributeError(axis)
         try:
-            return self[axis]
+            return self._values[axis]
         except KeyError:
             raise AttributeError(f"configuration has no axis {axis!r}") from None
 
@@ -168,6 +170,10 @@ class Kind:
     aggregator: bool = False
     style: Style | None = None
     description: str = ""
+    # Constraint verdicts by configuration: aggregators ask again about their members' configurations.
+    _reasons: dict[Configuration, str | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         check_identifier("Kind", "name", self.name)
@@ -240,6 +246,14 @@ class Kind:
         return self._name(Configuration(tuple((axis, values[axis]) for axis in self.axes)))
 
     def _reason(self, configuration: Configuration) -> str | None:
+        if self.constraint is None:
+            return None
+        if configuration in self._reasons:
+            return self._reasons[configuration]
+        self._reasons[configuration] = reason = self._judge(configuration)
+        return reason
+
+    def _judge(self, configuration: Configuration) -> str | None:
         if self.constraint is None:
             return None
         try:

@@ -60,6 +60,7 @@ class Plan:
     conflicts: list[GeneratedFile] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     manifest_before: dict[str, Any] | None = None
+    manifest_text_before: str | None = None
     manifest_after: dict[str, Any] = field(default_factory=dict)
     on_disk: dict[str, str] = field(default_factory=dict)
 
@@ -96,11 +97,17 @@ def check_directory(directory: Path) -> None:
 
 
 def read_manifest(directory: Path) -> dict[str, Any] | None:
+    """The ownership manifest of `directory`, or None if it has none."""
+    return _load_manifest(directory)[0]
+
+
+def _load_manifest(directory: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The manifest and its text as read (a rewrite is needed only if the text would differ)."""
     path = directory / MANIFEST_NAME
     try:
         text = path.read_text()
     except FileNotFoundError:
-        return None
+        return None, None
     except OSError as error:
         raise UsageError(f"{path}: cannot read ({error.strerror})") from None
     try:
@@ -108,7 +115,7 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
         _check_manifest(manifest)
     except ValueError as error:
         raise UsageError(f"{path}: not a flashast manifest ({error}); delete it to start over") from None
-    return manifest
+    return manifest, text
 
 
 def _check_manifest(manifest: object) -> None:
@@ -161,7 +168,8 @@ def plan(
     the run leaves nothing stale behind.
     """
     result = Plan(directory)
-    result.manifest_before = read_manifest(directory) if directory.is_dir() else None
+    if directory.is_dir():
+        result.manifest_before, result.manifest_text_before = _load_manifest(directory)
     owned: dict[str, Any] = dict(result.manifest_before["files"]) if result.manifest_before else {}
     verified = verified or {}
     entries = dict(owned)
@@ -261,8 +269,7 @@ def write(
         refuse_conflicts(result, force)
         _remove_leftover_temp_files(directory)
         manifest_text = dump_manifest(result.manifest_after)
-        previous_text = dump_manifest(result.manifest_before) if result.manifest_before else None
-        if manifest_text != previous_text:
+        if manifest_text != result.manifest_text_before:
             # Ownership first: a run killed after this line leaves no unowned file behind.
             _replace(directory, MANIFEST_NAME, manifest_text)
         _replace_many(directory, [(generated.name, generated.text) for generated in result.to_write])

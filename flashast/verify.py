@@ -41,11 +41,13 @@ from pathlib import Path
 from flashast.errors import LibclangUnavailable, UsageError, VerificationError
 from flashast.kinds import Contract, GeneratedFile
 from flashast.nodes import (
+    ClassDeclaration,
     ExplicitInstantiation,
     ExplicitSpecialization,
     IfDefined,
     IfNotDefined,
     Include,
+    LineComment,
     Namespace,
     TranslationUnit,
 )
@@ -63,7 +65,7 @@ INSTALL_HINT = "python -m pip install libclang==18.1.1"
 # The body of the includes-alone parse: a declaration, so that libclang's preamble ends exactly where
 # it will end in every file of the group (a text of directives only would make a longer preamble,
 # which the files could not reuse).
-INCLUDES_ONLY_BODY = "struct flashast_includes_only_;\n"
+INCLUDES_ONLY_BODY = render(TranslationUnit((ClassDeclaration("flashast_includes_only_"),)))
 
 # libclang's own option bits (`CXTranslationUnit_*`); the Python binding names only some of them.
 _PRECOMPILED_PREAMBLE = 0x04
@@ -563,7 +565,10 @@ class _Session:
         self.cuda_stand_ins: list[tuple[str, str]] = []
         if options.cuda_includes and options.cuda_path is not None:
             self.cuda_stand_ins = [
-                (f"{CUDA_STAND_INS}/{name}", f"// flashast: {options.cuda_path} has no {name}\n")
+                (
+                    f"{CUDA_STAND_INS}/{name}",
+                    render(TranslationUnit((LineComment(f"flashast: {options.cuda_path} has no {name}"),))),
+                )
                 for name in missing_cuda_headers(options.cuda_path)
             ]
         self.progress: Progress | None = None
