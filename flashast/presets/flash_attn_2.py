@@ -163,22 +163,24 @@ def file_name_rule(direction: str) -> Callable[[Configuration], str]:
     return file_name
 
 
-def build_fwd(config: Configuration) -> TranslationUnit:
-    element = CUTLASS_TYPES[config.dtype]
-    launcher = run_mha_fwd_hdim(config.head_dim)
-    specialization = RUN_MHA_FWD.specialize(
-        element, config.head_dim, config.is_causal, body=[launcher.call(element, config.is_causal)]
-    )
-    return _file(FWD_LAUNCH_HEADER, specialization)
+def specialization_builder(
+    primary: FunctionTemplate, launcher_for: Callable[[int], FunctionTemplate], launch_header: str
+) -> Callable[[Configuration], TranslationUnit]:
+    """fwd and bwd files: `primary<T, D, causal>` specialized to call `launcher_for(D)<T, causal>`."""
+
+    def build(config: Configuration) -> TranslationUnit:
+        element = CUTLASS_TYPES[config.dtype]
+        launcher = launcher_for(config.head_dim)
+        specialization = primary.specialize(
+            element, config.head_dim, config.is_causal, body=[launcher.call(element, config.is_causal)]
+        )
+        return _file(launch_header, specialization)
+
+    return build
 
 
-def build_bwd(config: Configuration) -> TranslationUnit:
-    element = CUTLASS_TYPES[config.dtype]
-    launcher = run_mha_bwd_hdim(config.head_dim)
-    specialization = RUN_MHA_BWD.specialize(
-        element, config.head_dim, config.is_causal, body=[launcher.call(element, config.is_causal)]
-    )
-    return _file(BWD_LAUNCH_HEADER, specialization)
+build_fwd = specialization_builder(RUN_MHA_FWD, run_mha_fwd_hdim, FWD_LAUNCH_HEADER)
+build_bwd = specialization_builder(RUN_MHA_BWD, run_mha_bwd_hdim, BWD_LAUNCH_HEADER)
 
 
 def build_fwd_split(config: Configuration) -> TranslationUnit:
