@@ -278,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(Row("pytorch no-op rerun ÷ baseline", f"{ratio:.2f}×", "≤ 1.0×", ratio <= 1.0))
         rows.append(Row("pytorch no-op rerun: files touched", str(max(touched)), "0", max(touched) == 0))
 
-        clang = shutil.which("clang++")
+        clang = next(filter(None, map(shutil.which, ("clang++", "clang++-18", "clang++-17", "clang++-16"))), None)
         if clang:
             reference = work / "reference"
             run_process([PYTHON, str(baseline_script), "-o", str(reference)])
