@@ -43,6 +43,20 @@ except ImportError:  # an interpreter built without the module: hashlib has it t
     from hashlib import blake2b as _blake2b
 
 
+try:  # SHA-256 likewise (the module is `_sha256` up to Python 3.11, `_sha2` from 3.12)
+    from _sha256 import sha256 as _sha256
+except ImportError:
+    try:
+        from _sha2 import sha256 as _sha256  # type: ignore[no-redef]
+    except ImportError:
+        from hashlib import sha256 as _sha256  # type: ignore[assignment]
+
+
+def sha256_hex(data: bytes) -> str:
+    """The SHA-256 of `data` as hex, what the ownership manifest records for each file."""
+    return _sha256(data).hexdigest()
+
+
 def content_digest(data: bytes) -> str:
     """The digest the stamp records for a file's bytes (BLAKE2b, 256 bits)."""
     return _blake2b(data, digest_size=32).hexdigest()

@@ -20,9 +20,7 @@ Guarantees:
 from __future__ import annotations
 
 import contextlib
-import difflib
 import fcntl
-import hashlib
 import itertools
 import json
 import os
@@ -30,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flashast.cache import content_digest
+from flashast.cache import content_digest, sha256_hex
 from flashast.errors import ModelError, UsageError
 from flashast.kinds import GeneratedFile
 from flashast.names import FileName
@@ -45,7 +43,7 @@ TEMP_PREFIX = ".flashast-tmp-"
 
 
 def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sha256_hex(text.encode())
 
 
 @dataclass
@@ -298,7 +296,7 @@ def _prune(result: Plan, outcome: Outcome, force: bool) -> None:
             current = None
         except OSError as error:
             raise UsageError(f"{path}: cannot read ({error.strerror})") from None
-        if current is not None and hashlib.sha256(current).hexdigest() != owned[name]["sha256"] and not force:
+        if current is not None and sha256_hex(current) != owned[name]["sha256"] and not force:
             outcome.kept.append(name)
             continue
         try:
@@ -421,6 +419,8 @@ def _sync_directory(directory: Path) -> None:
 
 def unified_diff(result: Plan) -> str:
     """A unified diff (`a/NAME`, `b/NAME`) from the directory to what a run would write."""
+    import difflib
+
     chunks: list[str] = []
     for generated in sorted(result.new + result.changed + result.conflicts, key=lambda item: item.name):
         before = result.on_disk.get(generated.name)

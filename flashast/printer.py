@@ -7,8 +7,7 @@ The output of `render` is a pure function of (tree, style): the same inputs give
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from functools import singledispatch
+from collections.abc import Callable, Iterable, Iterator
 
 from flashast.names import MacroName
 from flashast.nodes import (
@@ -41,6 +40,10 @@ from flashast.nodes import (
     Verbatim,
 )
 from flashast.style import Style
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_STYLE = Style()
 
@@ -136,37 +139,52 @@ def _spell_call(statement: CallStatement) -> str:
 # Declarations -----------------------------------------------------------------------------------
 
 
-@singledispatch
+# The printing rule of each declaration type (a plain table: `functools.singledispatch` would import
+# `typing` on every run just to register these).
+_RULES: dict[type, Callable[[Any, Style], Iterator[str]]] = {}
+
+
+def _rule(node_type: type) -> Callable[[Callable[[Any, Style], Iterator[str]]], Callable[[Any, Style], Iterator[str]]]:
+    def register(rule: Callable[[Any, Style], Iterator[str]]) -> Callable[[Any, Style], Iterator[str]]:
+        _RULES[node_type] = rule
+        return rule
+
+    return register
+
+
 def _lines(node: Declaration, style: Style) -> Iterator[str]:
-    raise TypeError(f"the printer has no rule for {type(node).__name__}")
+    rule = _RULES.get(type(node))
+    if rule is None:
+        raise TypeError(f"the printer has no rule for {type(node).__name__}")
+    return rule(node, style)
 
 
-@_lines.register
+@_rule(BlankLine)
 def _(node: BlankLine, style: Style) -> Iterator[str]:
     yield ""
 
 
-@_lines.register
+@_rule(LineComment)
 def _(node: LineComment, style: Style) -> Iterator[str]:
     yield f"// {node.text}" if node.text else "//"
 
 
-@_lines.register
+@_rule(Include)
 def _(node: Include, style: Style) -> Iterator[str]:
     yield f"#include <{node.path}>" if node.angled else f'#include "{node.path}"'
 
 
-@_lines.register
+@_rule(PragmaOnce)
 def _(node: PragmaOnce, style: Style) -> Iterator[str]:
     yield "#pragma once"
 
 
-@_lines.register
+@_rule(MacroDefinition)
 def _(node: MacroDefinition, style: Style) -> Iterator[str]:
     yield f"#define {node.name} {node.replacement}" if node.replacement else f"#define {node.name}"
 
 
-@_lines.register
+@_rule(Namespace)
 def _(node: Namespace, style: Style) -> Iterator[str]:
     name = node.name
     yield f"namespace {name} {{" if style.space_before_namespace_brace else f"namespace {name}{{"
@@ -182,27 +200,27 @@ def _guarded(directive: str, macro: MacroName, body: Iterable[Declaration], styl
     yield f"#endif // {macro}" if style.comment_endif else "#endif"
 
 
-@_lines.register
+@_rule(IfNotDefined)
 def _(node: IfNotDefined, style: Style) -> Iterator[str]:
     return _guarded("#ifndef", node.macro, node.body, style)
 
 
-@_lines.register
+@_rule(IfDefined)
 def _(node: IfDefined, style: Style) -> Iterator[str]:
     return _guarded("#ifdef", node.macro, node.body, style)
 
 
-@_lines.register
+@_rule(ClassDeclaration)
 def _(node: ClassDeclaration, style: Style) -> Iterator[str]:
     yield f"struct {node.name} {{}};" if node.complete else f"struct {node.name};"
 
 
-@_lines.register
+@_rule(TypeAlias)
 def _(node: TypeAlias, style: Style) -> Iterator[str]:
     yield f"using {node.name} = {spell_type(node.target)};"
 
 
-@_lines.register
+@_rule(FunctionTemplate)
 def _(node: FunctionTemplate, style: Style) -> Iterator[str]:
     parameters = ", ".join(_spell_template_parameter(parameter) for parameter in node.template_parameters)
     yield f"{_template_keyword(style)}<{parameters}>"
@@ -210,7 +228,7 @@ def _(node: FunctionTemplate, style: Style) -> Iterator[str]:
     yield f"{head} {{}}" if node.defined else f"{head};"
 
 
-@_lines.register
+@_rule(ExplicitSpecialization)
 def _(node: ExplicitSpecialization, style: Style) -> Iterator[str]:
     yield f"{_template_keyword(style)}<>"
     yield f"{_spell_signature(node.signature, style)} {{"
@@ -218,12 +236,12 @@ def _(node: ExplicitSpecialization, style: Style) -> Iterator[str]:
     yield "}"
 
 
-@_lines.register
+@_rule(ExplicitInstantiation)
 def _(node: ExplicitInstantiation, style: Style) -> Iterator[str]:
     prefix = "extern template " if node.extern else "template "
     yield f"{prefix}{_spell_signature(node.signature, style)};"
 
 
-@_lines.register
+@_rule(Verbatim)
 def _(node: Verbatim, style: Style) -> Iterator[str]:
     yield from node.text.split("\n")

@@ -32,7 +32,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -557,7 +556,7 @@ class _Session:
         self.reported_header_problems: set[tuple[str, int, int, str]] = set()
         # Real-header mode needs the main file on disk: libclang builds a preamble only for a main
         # file that exists (an empty placeholder suffices; the text comes from memory).
-        self.scratch = Path(tempfile.mkdtemp(prefix="flashast-verify-")) if options.real_headers else None
+        self.scratch = _scratch_directory() if options.real_headers else None
         self.source_root = str(self.scratch) if self.scratch is not None else VIRTUAL_SOURCE
         self.contract_scratch: Path | None = None
         self.arguments = clang_arguments(options)
@@ -677,7 +676,7 @@ class _Session:
         """An empty file on disk to stand for the main file: libclang builds a preamble only for a
         main file that exists (its text still comes from memory)."""
         if self.contract_scratch is None:
-            self.contract_scratch = Path(tempfile.mkdtemp(prefix="flashast-verify-"))
+            self.contract_scratch = _scratch_directory()
         self.placeholders += 1
         path = self.contract_scratch / f".flashast-main-{self.placeholders}.cu"
         path.touch()
@@ -927,6 +926,13 @@ class _Session:
             report.header_problems += 1
         else:
             report.warnings.append("\n".join(lines))
+
+
+def _scratch_directory() -> Path:
+    """A private temporary directory for placeholder main files (removed by `_Session.close`)."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="flashast-verify-"))
 
 
 @contextlib.contextmanager
