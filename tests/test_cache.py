@@ -137,3 +137,72 @@ def test_the_stamp_rejects_names_outside_the_directory(tmp_path: Path) -> None:
         assert cache.unchanged_since_stamp(tmp_path, {"stamp": {"inputs": "f", "files": {name: digest}}}, "f") is None
     assert cache.unchanged_since_stamp(tmp_path, {"stamp": {"inputs": "f", "files": {"x.cu": digest}}}, "f") == 1
     assert cache.unchanged_since_stamp(tmp_path, {"stamp": {"inputs": "g", "files": {"x.cu": digest}}}, "f") is None
+
+
+# Verification keys ----------------------------------------------------------------------------------
+
+
+def test_a_new_directory_reuses_verdicts_from_the_user_cache(tmp_path: Path) -> None:
+    assert probe(tmp_path / "first")[:2] == (0, "clang.cindex,flashast.kinds,flashast.nodes,flashast.verify")
+    code, heavy, _ = probe(tmp_path / "second")
+    assert code == 0 and "clang.cindex" not in heavy, "every key was verified before: libclang is not even loaded"
+    assert snapshot(tmp_path / "second").keys() == snapshot(tmp_path / "first").keys()
+
+
+def test_the_manifest_keys_serve_without_the_user_cache(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert probe(out)[0] == 0
+    (out / "flash_fwd_hdim64_bf16_sm80.cu").write_text("// edited\n")
+    completed = subprocess.run(
+        [sys.executable, "-c", PROBE, "-o", str(out)], capture_output=True, text=True, check=False,
+        env=cli_environment(False, {"FLASHAST_NO_CACHE": "1"}),
+    )
+    code, heavy = completed.stdout.split()
+    assert code == "0" and "clang.cindex" not in heavy
+    assert "1 written" in completed.stderr
+
+
+def test_the_user_cache_can_be_turned_off(tmp_path: Path) -> None:
+    probe(tmp_path / "first")
+    completed = subprocess.run(
+        [sys.executable, "-c", PROBE, "-o", str(tmp_path / "second")], capture_output=True, text=True,
+        check=False, env=cli_environment(False, {"FLASHAST_NO_CACHE": "1"}),
+    )
+    assert completed.stdout.split() == ["0", "clang.cindex,flashast.kinds,flashast.nodes,flashast.verify"]
+
+
+def test_a_failing_file_is_never_remembered(tmp_path: Path) -> None:
+    """Only verified keys are stored: a broken kind fails every time, in every directory."""
+    plugin = tmp_path / "broken.py"
+    plugin.write_text(
+        "from flashast import Include, Kind, TranslationUnit, Verbatim\n"
+        "def register(registry):\n"
+        "    build = lambda config: TranslationUnit((Include('ATen/native/transformers/cuda/flash_attn/flash.h',"
+        " angled=True), Verbatim('int broken(')))\n"
+        "    registry.add_kind('pytorch', Kind('broken', {'n': (1,)}, build, 'broken_{n}.cu', __import__("
+        "'flashast.presets.pytorch', fromlist=['CONTRACT']).CONTRACT))\n"
+    )
+    for attempt in ("a", "b"):
+        code, _, stderr = run_cli("-o", tmp_path / attempt, "--plugin", plugin)
+        assert code == 3, stderr
+        assert "broken_1.cu:2:" in stderr
+        assert not (tmp_path / attempt).exists()
+
+
+def test_a_key_changes_with_every_input_of_the_verdict() -> None:
+    common = cache.common_verification_key(["-x", "c++"], {})
+    key = cache.verification_key(common, "text", {"a.h": "A"}, {})
+    assert key == cache.verification_key(cache.common_verification_key(["-x", "c++"], {}), "text", {"a.h": "A"}, {})
+    variants = {
+        "file text": cache.verification_key(common, "text2", {"a.h": "A"}, {}),
+        "header text": cache.verification_key(common, "text", {"a.h": "B"}, {}),
+        "header path": cache.verification_key(common, "text", {"b.h": "A"}, {}),
+        "member": cache.verification_key(common, "text", {"a.h": "A"}, {"m.cu": "M"}),
+        "arguments": cache.verification_key(cache.common_verification_key(["-x", "c++", "-DX"], {}), "text", {"a.h": "A"}, {}),
+        "environment": cache.verification_key(
+            cache.common_verification_key(["-x", "c++"], {"CPATH": "/somewhere"}), "text", {"a.h": "A"}, {}
+        ),
+    }
+    assert len({key, *variants.values()}) == len(variants) + 1
+    # Parts cannot run together: ("ab", "c") and ("a", "bc") are different inputs.
+    assert cache.verification_key(common, "ab", {"c": ""}, {}) != cache.verification_key(common, "a", {"bc": ""}, {})
