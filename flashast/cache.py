@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -62,6 +63,11 @@ def content_digest(data: bytes) -> str:
     return _blake2b(data, digest_size=32).hexdigest()
 
 
+def canonical_json(value: object) -> str:
+    """The one JSON spelling flashast writes (sorted keys, one-space indent, final newline)."""
+    return json.dumps(value, indent=1, sort_keys=True) + "\n"
+
+
 def _digest(*parts: str) -> str:
     hasher = _blake2b(digest_size=32)
     for part in parts:
@@ -91,8 +97,9 @@ def libclang_identity() -> str:
 
 
 def verifier_identity() -> str:
-    """The verifier's own source: a change to how flashast judges files invalidates every key."""
-    return content_digest((PACKAGE_DIRECTORY / "verify.py").read_bytes())
+    """flashast's own code: a change to how it judges files (in `verify.py`, or in what decides
+    which files an aggregator includes, ...) invalidates every key. Any reinstall does, too."""
+    return sources_identity()
 
 
 def common_verification_key(arguments: Sequence[str], environment: Mapping[str, str] | None = None) -> str:
@@ -244,13 +251,23 @@ def unchanged_since_stamp(directory: Path, manifest: Mapping[str, object], finge
     files = stamp.get("files")
     if not isinstance(files, dict) or not files:
         return None
+    rest = {key: value for key, value in manifest.items() if key != "stamp"}
+    if stamp.get("manifest") != content_digest(canonical_json(rest).encode()):
+        return None
     for name, digest in files.items():
         if not isinstance(name, str) or "/" in name or name.startswith("."):
             return None
         try:
-            with open(directory / name, "rb") as handle:
-                if content_digest(handle.read()) != digest:
-                    return None
+            # Only the regular file flashast wrote counts: not a symlink, even to the same bytes.
+            descriptor = os.open(directory / name, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
             return None
+        try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                return None
+            with os.fdopen(descriptor, "rb", closefd=False) as handle:
+                if content_digest(handle.read()) != digest:
+                    return None
+        finally:
+            os.close(descriptor)
     return len(files)

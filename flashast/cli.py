@@ -140,7 +140,7 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     if fingerprint is not None and _unchanged_since_stamp(arguments, fingerprint):
         return EXIT_OK
     from flashast.kinds import Registry
-    from flashast.output import check_directory, write
+    from flashast.output import check_directory, plan, refuse_conflicts, write
     from flashast.selection import select
 
     registry = registry or Registry()
@@ -162,15 +162,21 @@ def _run(argv: list[str], registry: Registry | None) -> int:
             print(os.path.join(arguments.output, generated.name))
         _write_listing(arguments, files)
         return EXIT_OK
+    if arguments.check or arguments.diff:
+        check_directory(directory, writable=False)
+        verified = _verify(arguments, files, directory)
+        return _check(arguments, directory, files, preset, preset_names, verified)
     check_directory(directory)
     verified = _verify(arguments, files, directory)
-    if arguments.check or arguments.diff:
-        return _check(arguments, directory, files, preset, preset_names, verified)
+    if arguments.manifest is not None:
+        # The listing is written first, once nothing can refuse the run, so that a listing that
+        # cannot be written leaves DIR as it was.
+        refuse_conflicts(plan(directory, files, preset.name, preset_names, __version__, verified), arguments.force)
+        _write_listing(arguments, files)
     result, outcome = write(
         directory, files, preset.name, preset_names, __version__, verified, arguments.prune, arguments.force,
         _stamp_to_record(arguments, fingerprint),
     )
-    _write_listing(arguments, files)
     if not arguments.quiet:
         _report(result, outcome, preset, arguments.prune)
     return EXIT_OK
@@ -191,14 +197,19 @@ def _load_plugins(registry: Registry, arguments: argparse.Namespace) -> None:
 
 def _stamp_eligible(arguments: argparse.Namespace) -> bool:
     """Whether this run's output can be a function of inputs `cache.input_fingerprint` sees: a plain
-    write, verified against contracts or not at all (real headers are not fingerprinted), with no
-    `--plugin`. Installed plugins are ruled out when the stamp is made (`_stamp_to_record`): the
-    fingerprint covers the directories on `sys.path`, so installing one invalidates the stamp."""
+    write, verified against built-in contracts or not at all, with no `--plugin`. Installed plugins
+    are ruled out when the stamp is made (`_stamp_to_record`); the fingerprint covers the
+    directories distributions live in (installing one invalidates the stamp) and whether discovery
+    is on."""
     if not arguments.output or arguments.list_kinds or arguments.list or arguments.check or arguments.diff:
         return False
-    if arguments.prune or arguments.force or arguments.manifest or arguments.timings:
+    if arguments.prune or arguments.force or arguments.manifest is not None or arguments.timings:
         return False
-    return not arguments.plugin and not (arguments.include_dir and not arguments.no_verify)
+    # Real headers and `--clang-arg` bring in files the fingerprint does not read; `--define`,
+    # `--cuda-path` and `--resource-dir` go with real headers (and are errors without them).
+    verification_inputs = (arguments.include_dir, arguments.clang_arg, arguments.define, arguments.cuda_path,
+                           arguments.resource_dir)
+    return not arguments.plugin and not any(verification_inputs)
 
 
 def _stamp_to_record(arguments: argparse.Namespace, fingerprint: str | None) -> str | None:
@@ -213,10 +224,10 @@ def _stamp_to_record(arguments: argparse.Namespace, fingerprint: str | None) -> 
 def _fingerprint(arguments: argparse.Namespace) -> str:
     from flashast import cache
 
-    options = {
-        name: getattr(arguments, name)
-        for name in ("preset", "only", "exclude", "no_verify", "define", "clang_arg", "strict")
+    options: dict[str, object] = {
+        name: getattr(arguments, name) for name in ("preset", "only", "exclude", "no_verify", "strict")
     }
+    options["plugin_discovery"] = not _discovery_off(arguments)
     if not arguments.no_verify:
         options["libclang"] = cache.libclang_identity()
         options["environment"] = {name: os.environ.get(name) for name in cache.CLANG_ENVIRONMENT}
@@ -290,8 +301,12 @@ def _verify(arguments: argparse.Namespace, files: list[GeneratedFile], directory
             known |= cache.load_store(store)
         done = {name for name, key in keys.items() if key in known}
         report = verify(files, options, _print_timing if arguments.timings else None, done)
-        cache.remember(store, sorted({key for name, key in keys.items() if name not in done}))
-        verified = dict(keys)
+        if report.warnings:
+            # A pass with warnings is not remembered: the next run shows them again.
+            verified = {generated.name: None for generated in files}
+        else:
+            cache.remember(store, sorted({key for name, key in keys.items() if name not in done}))
+            verified = dict(keys)
     for warning in report.warnings:
         print(warning, file=sys.stderr)
     return verified
@@ -357,7 +372,7 @@ def _report(result: Plan, outcome: Outcome, preset: Preset, prune: bool) -> None
 
 def _write_listing(arguments: argparse.Namespace, files: list[GeneratedFile]) -> None:
     """`--manifest FILE.json`: the files with kind and axes, for CMake or setuptools."""
-    if not arguments.manifest:
+    if arguments.manifest is None:
         return
     listing = {
         "files": [
@@ -382,14 +397,21 @@ def _write_listing(arguments: argparse.Namespace, files: list[GeneratedFile]) ->
         raise UsageError(f"--manifest {path}: cannot write ({error.strerror})") from None
     from flashast.output import write_atomically
 
-    write_atomically(path, text)
+    try:
+        write_atomically(path, text)
+    except UsageError as error:
+        raise UsageError(f"--manifest {error}") from None
 
 
 def _check_listing_path(arguments: argparse.Namespace) -> None:
     """Refuse a `--manifest` path that cannot be written before anything is, so DIR stays as it was."""
-    if not arguments.manifest:
+    if arguments.manifest is None:
         return
+    if not arguments.manifest:
+        raise UsageError("--manifest '': needs a file name")
     path = Path(arguments.manifest)
+    if path.is_symlink() or (path.exists() and not path.is_file() and not path.is_dir()):
+        raise UsageError(f"--manifest {path}: exists and is not a regular file")
     if path.is_dir():
         raise UsageError(f"--manifest {path}: is a directory")
     from flashast.output import check_directory

@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flashast.cache import content_digest, sha256_hex
+from flashast.cache import canonical_json, content_digest, sha256_hex
 from flashast.errors import ModelError, UsageError
 from flashast.kinds import GeneratedFile
 from flashast.names import FileName
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 MANIFEST_NAME = ".flashast.json"
 MANIFEST_FORMAT = 1
 TEMP_PREFIX = ".flashast-tmp-"
+LISTING_TEMP_PREFIX = ".flashast-listing-tmp-"
 
 
 def sha256_text(text: str) -> str:
@@ -81,8 +82,9 @@ class Outcome:
     kept: list[str] = field(default_factory=list)
 
 
-def check_directory(directory: Path) -> None:
-    """Refuse, in one line, an output path that can never be a usable directory."""
+def check_directory(directory: Path, writable: bool = True) -> None:
+    """Refuse, in one line, an output path that can never be a usable directory (or, with
+    `writable`, one this run could not write: `--check` on a read-only checkout is fine)."""
     if directory.exists() and not directory.is_dir():
         raise UsageError(f"{directory}: exists and is not a directory")
     probe = directory
@@ -90,7 +92,7 @@ def check_directory(directory: Path) -> None:
         probe = probe.parent
     if not probe.is_dir():
         raise UsageError(f"{directory}: {probe} is not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
+    if writable and not os.access(probe, os.W_OK | os.X_OK):
         raise UsageError(f"{directory}: {probe} is not writable")
 
 
@@ -131,6 +133,8 @@ def _check_manifest(manifest: object) -> None:
             raise ValueError(f"{name!r} is not a generated file name") from None
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
             raise ValueError(f"{name!r} has no sha256")
+        if not isinstance(entry.get("verified"), (str, type(None))):
+            raise ValueError(f"{name!r} has a malformed verification key")
 
 
 def manifest_entry(generated: GeneratedFile, verified: str | None) -> dict[str, Any]:
@@ -145,7 +149,7 @@ def manifest_entry(generated: GeneratedFile, verified: str | None) -> dict[str, 
 
 
 def dump_manifest(manifest: dict[str, Any]) -> str:
-    return json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    return canonical_json(manifest)
 
 
 def plan(
@@ -188,6 +192,11 @@ def plan(
             result.on_disk[generated.name] = current
         entries[generated.name] = entry
     result.stale = sorted(name for name in owned if name not in preset_names and (directory / name).exists())
+    for name in result.stale:
+        path = directory / name
+        if path.is_symlink() or not path.is_file():
+            # Neither reported as a plain stale file nor pruned: flashast only ever wrote regular files.
+            raise UsageError(f"{path}: owned by flashast but now not a regular file; move it away")
     for name in owned:
         if name not in preset_names and not (directory / name).exists():
             del entries[name]  # a stale file someone already deleted needs no ownership any more
@@ -204,6 +213,9 @@ def plan(
                 for generated in files
             },
             "inputs": fingerprint,
+            # The rest of the manifest as this run leaves it: a hand edit (an owned entry added, a
+            # name changed) voids the stamp, and the full path judges the edit.
+            "manifest": content_digest(canonical_json(result.manifest_after).encode()),
         }
     return result
 
@@ -308,8 +320,10 @@ def _prune(result: Plan, outcome: Outcome, force: bool) -> None:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace one file outside DIR (the `--manifest` listing) the same whole-or-nothing way."""
-    _replace(path.parent, path.name, text)
+    """Replace one file outside flashast's ownership (the `--manifest` listing) the same
+    whole-or-nothing way. Its temp file has its own prefix: a run cleaning up the temp files killed
+    runs left in DIR must not take a listing being written there by another run."""
+    _replace_many(path.parent, [(path.name, text)], prefix=LISTING_TEMP_PREFIX)
 
 
 def _replace(directory: Path, name: str, text: str) -> None:
@@ -323,7 +337,7 @@ _BATCH = 128
 _temp_counter = itertools.count()
 
 
-def _replace_many(directory: Path, items: Sequence[tuple[str, str]]) -> None:
+def _replace_many(directory: Path, items: Sequence[tuple[str, str]], prefix: str = TEMP_PREFIX) -> None:
     """Replace many files whole-or-nothing each: write temp files, fsync them, then `os.replace`.
 
     Every file's bytes are on disk before its rename, as with one fsync per file, but the fsyncs of
@@ -332,9 +346,11 @@ def _replace_many(directory: Path, items: Sequence[tuple[str, str]]) -> None:
     for start in range(0, len(items), _BATCH):
         batch = items[start : start + _BATCH]
         temps: list[tuple[int, str, str]] = []
+        culprit = directory
         try:
             for name, text in batch:
-                descriptor, temp_path = _open_temp(directory)
+                culprit = directory / name
+                descriptor, temp_path = _open_temp(directory, prefix)
                 temps.append((descriptor, temp_path, name))
                 os.write(descriptor, text.encode("utf-8", errors="surrogateescape"))
             _fsync_all([descriptor for descriptor, _, _ in temps])
@@ -342,7 +358,8 @@ def _replace_many(directory: Path, items: Sequence[tuple[str, str]]) -> None:
                 temps[index] = (-1, temp_path, name)
                 os.close(descriptor)
             for index, (_, temp_path, name) in enumerate(temps):
-                os.replace(temp_path, directory / name)
+                culprit = directory / name
+                os.replace(temp_path, culprit)
                 temps[index] = (-1, "", name)
         except BaseException as error:
             for descriptor, temp_path, _ in temps:
@@ -354,15 +371,14 @@ def _replace_many(directory: Path, items: Sequence[tuple[str, str]]) -> None:
                         os.unlink(temp_path)
             if isinstance(error, OSError):
                 # A full disk or a read-only file system: the user's to fix, and every file is still whole.
-                culprit = directory / error.filename if isinstance(error.filename, str) else directory
                 raise UsageError(f"{culprit}: cannot write ({error.strerror})") from None
             raise
 
 
-def _open_temp(directory: Path) -> tuple[int, str]:
+def _open_temp(directory: Path, prefix: str) -> tuple[int, str]:
     """A new temp file in `directory`, open for writing, mode 0o666 less the umask like any new file."""
     while True:
-        path = os.path.join(directory, f"{TEMP_PREFIX}{os.getpid()}-{next(_temp_counter)}")
+        path = os.path.join(directory, f"{prefix}{os.getpid()}-{next(_temp_counter)}")
         try:
             return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
         except FileExistsError:

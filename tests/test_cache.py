@@ -130,13 +130,22 @@ def test_a_stamped_directory_is_byte_for_byte_the_golden_tree(tmp_path: Path) ->
     assert {name: hashlib.sha256(data).hexdigest() for name, data in files.items()} == read_golden("pytorch")
 
 
-def test_the_stamp_rejects_names_outside_the_directory(tmp_path: Path) -> None:
+def test_the_stamp_rejects_names_outside_the_directory_links_and_edited_manifests(tmp_path: Path) -> None:
     (tmp_path / "x.cu").write_text("x")
+    (tmp_path / "link.cu").symlink_to(tmp_path / "x.cu")
     digest = cache.content_digest(b"x")
-    for name in ("../x.cu", ".hidden", "a/b.cu"):
-        assert cache.unchanged_since_stamp(tmp_path, {"stamp": {"inputs": "f", "files": {name: digest}}}, "f") is None
-    assert cache.unchanged_since_stamp(tmp_path, {"stamp": {"inputs": "f", "files": {"x.cu": digest}}}, "f") == 1
-    assert cache.unchanged_since_stamp(tmp_path, {"stamp": {"inputs": "g", "files": {"x.cu": digest}}}, "f") is None
+
+    def manifest(stamped: dict[str, str], inputs: str = "f", **rest: object) -> dict[str, object]:
+        digest_of_rest = cache.content_digest(cache.canonical_json(rest).encode())
+        return {**rest, "stamp": {"files": stamped, "inputs": inputs, "manifest": digest_of_rest}}
+
+    assert cache.unchanged_since_stamp(tmp_path, manifest({"x.cu": digest}), "f") == 1
+    assert cache.unchanged_since_stamp(tmp_path, manifest({"x.cu": digest}, "g"), "f") is None
+    for name in ("../x.cu", ".hidden", "a/b.cu", "link.cu"):
+        assert cache.unchanged_since_stamp(tmp_path, manifest({name: digest}), "f") is None, name
+    edited = manifest({"x.cu": digest}, files={})
+    edited["files"] = {"x.cu": {"sha256": "0"}}  # an owned entry added by hand after the stamp
+    assert cache.unchanged_since_stamp(tmp_path, edited, "f") is None
 
 
 # Verification keys ----------------------------------------------------------------------------------
@@ -206,3 +215,104 @@ def test_a_key_changes_with_every_input_of_the_verdict() -> None:
     assert len({key, *variants.values()}) == len(variants) + 1
     # Parts cannot run together: ("ab", "c") and ("a", "bc") are different inputs.
     assert cache.verification_key(common, "ab", {"c": ""}, {}) != cache.verification_key(common, "a", {"bc": ""}, {})
+
+
+# The stamp and the verdict cache never disagree with the full path ---------------------------------
+
+
+def test_a_hand_added_owned_entry_is_reported_stale_not_unchanged(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    probe(out)
+    (out / "flash_fwd_hdim999_fp16_sm80.cu").write_text("// old\n")
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    manifest["files"]["flash_fwd_hdim999_fp16_sm80.cu"] = {"sha256": hashlib.sha256(b"// old\n").hexdigest()}
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest))
+    code, heavy, stderr = probe(out)
+    assert code == 0 and "flashast.nodes" in heavy
+    assert "1 stale" in stderr.splitlines()[-1]
+
+
+def test_a_generated_file_replaced_by_a_symlink_is_refused_as_in_a_full_run(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    probe(out)
+    target = out / "flash_fwd_hdim64_bf16_sm80.cu"
+    copy = tmp_path / "copy.cu"
+    copy.write_bytes(target.read_bytes())
+    target.unlink()
+    target.symlink_to(copy)
+    code, _, stderr = run_cli("-o", out)
+    assert code == 2 and "is not a regular file" in stderr
+
+
+def test_turning_plugin_discovery_on_invalidates_a_stamp_made_with_it_off(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "late_plugin.py").write_text(
+        "from flashast import Kind, LineComment, TranslationUnit\n"
+        "def register(registry):\n"
+        "    build = lambda config: TranslationUnit((LineComment('late'),))\n"
+        "    registry.add_kind('pytorch', Kind('late', {'n': (1,)}, build, 'late_{n}.cu'))\n"
+    )
+    info = site / "late_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: late-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[flashast.plugins]\nlate = late_plugin:register\n")
+    out = tmp_path / "out"
+    environment = {"PYTHONPATH": str(site)}
+    assert run_cli("-o", out, env=environment)[0] == 0  # discovery off (the helper's default)
+    assert run_cli("-o", out, env=environment)[2].startswith("flashast: 0 written, 48 unchanged")
+    code, _, stderr = run_cli("-o", out, discover_plugins=True, env=environment)
+    assert code == 0, stderr
+    assert (out / "late_1.cu").is_file() and "1 written" in stderr
+
+
+def test_bad_verification_options_are_refused_even_on_a_stamped_directory(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    probe(out)
+    for option in ("--cuda-path", "--resource-dir"):
+        code, _, stderr = run_cli("-o", out, option, str(tmp_path / "missing"))
+        assert code == 2 and stderr.startswith("flashast: error: "), stderr
+
+
+CONTRACT_WARNING_PLUGIN = """
+from flashast import Contract, Include, Kind, PragmaOnce, TranslationUnit, Verbatim
+CONTRACT = Contract({"warns.h": (PragmaOnce(), Verbatim("inline int narrowed = 1.5;"))})
+def register(registry):
+    build = lambda config: TranslationUnit((Include("warns.h"),))
+    registry.add_kind("pytorch", Kind("warns", {"n": (1,)}, build, "warns_{n}.cu", CONTRACT))
+"""
+
+
+def test_strict_is_part_of_the_verdict_and_a_pass_with_warnings_is_not_remembered(tmp_path: Path) -> None:
+    plugin = tmp_path / "warns.py"
+    plugin.write_text(CONTRACT_WARNING_PLUGIN)
+    code, _, stderr = run_cli("-o", tmp_path / "a", "--plugin", plugin, "--only", "kind=warns")
+    assert code == 0 and "warning: implicit conversion" in stderr
+    code, _, stderr = run_cli("-o", tmp_path / "b", "--plugin", plugin, "--only", "kind=warns")
+    assert code == 0 and "warning: implicit conversion" in stderr, "the warning is shown again, not cached away"
+    code, _, stderr = run_cli("-o", tmp_path / "c", "--plugin", plugin, "--only", "kind=warns", "--strict")
+    assert code == 3 and "error: implicit conversion" in stderr
+
+
+def test_files_named_by_clang_arguments_are_read_every_time(tmp_path: Path) -> None:
+    extra = tmp_path / "extra.h"
+    extra.write_text("struct fine {};\n")
+    arguments = ("--clang-arg=-include", f"--clang-arg={extra}", "--only", "head_dim=64")
+    assert run_cli("-o", tmp_path / "a", *arguments)[0] == 0
+    extra.write_text("this is not C++\n")
+    code, _, stderr = run_cli("-o", tmp_path / "a", *arguments)
+    assert code == 3, stderr
+    code, _, stderr = run_cli("-o", tmp_path / "b", *arguments)
+    assert code == 3 and not (tmp_path / "b").exists()
+
+
+def test_a_malformed_verification_key_in_the_manifest_is_a_user_error(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    probe(out)
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    next(iter(manifest["files"].values()))["verified"] = ["x"]
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest))
+    before = snapshot(out)
+    code, _, stderr = run_cli("-o", out)
+    assert code == 2 and len(stderr.splitlines()) == 1 and "malformed verification key" in stderr
+    assert snapshot(out) == before

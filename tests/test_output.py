@@ -490,3 +490,27 @@ def test_a_verification_failure_writes_nothing_at_all(tmp_path: Path) -> None:
     assert "Traceback" not in stderr
     assert stderr.splitlines()[-1].startswith("flashast: error: ")
     assert snapshot(directory) == before
+
+
+def test_refused_listings_and_prunes_leave_the_directory_as_it_was(tmp_path: Path) -> None:
+    """Refusals that only show late (a listing path that is not a file, a stale path that became a
+    directory) still come before the first write."""
+    plugin = write_extra_kind_plugin(tmp_path / "extra_kind.py")
+    directory = tmp_path / "out"
+    generate(directory, "--plugin", str(plugin))
+    (directory / SAMPLE).write_text("// needs rewriting\n")
+    (directory / "extra_hdim128.cu").unlink()
+    (directory / "extra_hdim128.cu").mkdir()
+    fifo = tmp_path / "listing.fifo"
+    os.mkfifo(fifo)
+    cases = {
+        "stale path is a directory": (["--prune"], "extra_hdim128.cu: owned by flashast but now not a regular file"),
+        "listing is a fifo": (["--manifest", str(fifo)], "is not a regular file"),
+        "empty listing path": (["--manifest", ""], "--manifest '': needs a file name"),
+    }
+    for case, (arguments, message) in cases.items():
+        before = snapshot(directory)
+        code, stdout, stderr = run_cli("-o", directory, *arguments)
+        assert (code, stdout) == (2, ""), case
+        assert len(stderr.splitlines()) == 1 and message in stderr, (case, stderr)
+        assert snapshot(directory) == before, case
