@@ -2,21 +2,24 @@
 
 Two records, both keyed so that a hit means the work would give the same answer again:
 
-- **verification keys.** A file's key is a sha256 over everything a contract-mode verdict depends on:
+- **verification keys.** A file's key is a hash over everything a contract-mode verdict depends on:
   the file's text, the texts of the contract headers it is parsed against, the texts of the generated
-  files it includes (aggregators), the exact clang arguments, the environment variables clang reads
-  for include paths, the identity of the libclang library (its path, size and mtime), and the source
-  of flashast's verifier. The same key cannot give another verdict: libclang parses exactly those
-  inputs. Keys are kept in the output directory's manifest (per file) and, across directories, in
-  `verified-v1` under the user's cache directory (`$FLASHAST_CACHE_DIR`, else `$XDG_CACHE_HOME/flashast`,
-  else `~/.cache/flashast`; `FLASHAST_NO_CACHE=1` turns it off). Real-header mode is never cached:
-  its verdict depends on thousands of header files that a key would have to hash on every run.
+  files it includes (aggregators), the exact clang arguments and `--strict`, the environment
+  variables clang reads for include paths, the identity of the libclang library (its path, size and
+  mtime), and flashast's own code. libclang parses exactly those inputs, so the same key cannot
+  give another verdict. Runs with `--clang-arg` are not keyed (an argument can name a file), nor
+  passes with warnings (they must show again), nor real-header mode (its verdict depends on
+  thousands of header files a key would have to hash on every run). Keys are kept in the output
+  directory's manifest (per file) and, across directories, in `verified-v1` under the user's cache
+  directory (`$FLASHAST_CACHE_DIR`, else `$XDG_CACHE_HOME/flashast`, else `~/.cache/flashast`;
+  `FLASHAST_NO_CACHE=1` turns it off).
 - **the no-op stamp.** A run records in the manifest a fingerprint of its inputs (flashast's own
-  sources, the Python version, the directories on `sys.path`, the options that shape the output,
-  libclang's identity) and the digest of every file it left. A later run with the same fingerprint
-  whose files still hold those bytes has nothing to do, and can say so without building a node. Runs that load plugins
-  (`--plugin` or installed entry points) never take this path: a plugin's code, and what it imports,
-  cannot be fingerprinted without importing it.
+  sources, the Python version, the directories distributions live in, the options, whether plugin
+  discovery is on, libclang's identity), a digest of the rest of the manifest, and the digest of
+  every file it left. A later run with the same fingerprint, an untouched manifest and files that
+  are still those regular files with those bytes has nothing to do, and can say so without building
+  a node. Runs that load plugins (`--plugin` or installed entry points) never take this path: a
+  plugin's code, and what it imports, cannot be fingerprinted without importing it.
 
 This module imports only the standard library, and only light parts of it: the fast path runs
 before anything else is imported.
