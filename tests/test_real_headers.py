@@ -79,11 +79,12 @@ def test_correct_files_verify_against_the_fixture_tree(tmp_path: Path) -> None:
 
 def test_files_sharing_includes_share_one_translation_unit(pytorch_files: dict[str, GeneratedFile]) -> None:
     """The 48 files include one of two launch headers: two preambles, two translation units, each
-    re-parsed per file (in contract mode too, where the group also shares the contract)."""
+    re-parsed per file. In contract mode too (the group also shares the contract), where the files
+    are split between threads: each slice's boundary can cost one more preamble."""
     files = list(pytorch_files.values())
     report = verify(files, VerifyOptions(include_dirs=(FIXTURE,)))
     assert (report.files, report.translation_units, report.errors, report.warnings) == (48, 2, [], [])
-    assert verify(files).translation_units == 2
+    assert verify(files).translation_units in (2, 3)
 
 
 def test_a_drifted_header_fails_at_the_generated_line(tmp_path: Path, pytorch_files: dict[str, GeneratedFile]) -> None:
