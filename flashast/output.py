@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flashast.cache import canonical_json, content_digest, sha256_hex
+from flashast.cache import canonical_json, content_digest, json_identity, sha256_hex
 from flashast.errors import ModelError, UsageError
 from flashast.kinds import GeneratedFile
 from flashast.names import FileName
@@ -59,7 +59,6 @@ class Plan:
     conflicts: list[GeneratedFile] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     manifest_before: dict[str, Any] | None = None
-    manifest_text_before: str | None = None
     manifest_after: dict[str, Any] = field(default_factory=dict)
     on_disk: dict[str, str] = field(default_factory=dict)
 
@@ -98,16 +97,11 @@ def check_directory(directory: Path, writable: bool = True) -> None:
 
 def read_manifest(directory: Path) -> dict[str, Any] | None:
     """The ownership manifest of `directory`, or None if it has none."""
-    return _load_manifest(directory)[0]
-
-
-def _load_manifest(directory: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """The manifest and its text as read (a rewrite is needed only if the text would differ)."""
     path = directory / MANIFEST_NAME
     try:
         text = path.read_text()
     except FileNotFoundError:
-        return None, None
+        return None
     except OSError as error:
         raise UsageError(f"{path}: cannot read ({error.strerror})") from None
     try:
@@ -115,7 +109,7 @@ def _load_manifest(directory: Path) -> tuple[dict[str, Any] | None, str | None]:
         _check_manifest(manifest)
     except ValueError as error:
         raise UsageError(f"{path}: not a flashast manifest ({error}); delete it to start over") from None
-    return manifest, text
+    return manifest
 
 
 def _check_manifest(manifest: object) -> None:
@@ -171,7 +165,7 @@ def plan(
     """
     result = Plan(directory)
     if directory.is_dir():
-        result.manifest_before, result.manifest_text_before = _load_manifest(directory)
+        result.manifest_before = read_manifest(directory)
     owned: dict[str, Any] = dict(result.manifest_before["files"]) if result.manifest_before else {}
     verified = verified or {}
     entries = dict(owned)
@@ -215,7 +209,7 @@ def plan(
             "inputs": fingerprint,
             # The rest of the manifest as this run leaves it: a hand edit (an owned entry added, a
             # name changed) voids the stamp, and the full path judges the edit.
-            "manifest": content_digest(canonical_json(result.manifest_after).encode()),
+            "manifest": content_digest(json_identity(result.manifest_after).encode()),
         }
     return result
 
@@ -278,10 +272,10 @@ def write(
         result = plan(directory, files, preset, preset_names, version, verified, fingerprint)
         refuse_conflicts(result, force)
         _remove_leftover_temp_files(directory)
-        manifest_text = dump_manifest(result.manifest_after)
-        if manifest_text != result.manifest_text_before:
+        before = result.manifest_before
+        if before is None or json_identity(result.manifest_after) != json_identity(before):
             # Ownership first: a run killed after this line leaves no unowned file behind.
-            _replace(directory, MANIFEST_NAME, manifest_text)
+            _replace(directory, MANIFEST_NAME, dump_manifest(result.manifest_after))
         _replace_many(directory, [(generated.name, generated.text) for generated in result.to_write])
         outcome.written.extend(generated.name for generated in result.to_write)
         if prune and result.stale:
