@@ -28,6 +28,7 @@ the clash in the second file and point its note at the first.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -233,8 +234,14 @@ def load_cindex() -> Any:
 
 
 def header_texts(contract: Contract) -> dict[str, str]:
-    """The contract's headers as text, keyed by include path."""
-    return {path: render(unit) for path, unit in contract.header_units().items()}
+    """The contract's headers as text, keyed by include path (a copy; rendered once per contract)."""
+    return dict(_rendered_headers(contract))
+
+
+@functools.lru_cache(maxsize=64)
+def _rendered_headers(contract: Contract) -> tuple[tuple[str, str], ...]:
+    # Keys and parses both need the texts; contracts are frozen and hash by value, so one cache serves.
+    return tuple((path, render(unit)) for path, unit in contract.header_units().items())
 
 
 # Stands for a member file this run does not generate: such a file fails, so its key must match no
