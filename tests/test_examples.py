@@ -1,4 +1,4 @@
-"""The examples under `examples/` and the walkthrough `docs/adding-a-kind.md`, run as a user runs them.
+"""The examples under `examples/` and the walkthrough `examples/adding-a-kind.md`, run as a user runs them.
 
 Each example goes through the real CLI in a subprocess with verification on: `examples/paged_kv.py`
 with `--plugin`, and `examples/research_fork/` installed into a temporary directory on `PYTHONPATH`,
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 PAGED_KV = EXAMPLES / "paged_kv.py"
 RESEARCH_FORK = EXAMPLES / "research_fork"
-WALKTHROUGH = ROOT / "docs" / "adding-a-kind.md"
+WALKTHROUGH = ROOT / "examples" / "adding-a-kind.md"
 
 
 # examples/paged_kv.py --------------------------------------------------------------------------------
@@ -297,7 +297,7 @@ def test_research_fork_installs_with_pip(tmp_path: Path) -> None:
     assert "research-fork  (34 files, distribution flashast-research-fork 0.1.0)" in stdout
 
 
-# docs/adding-a-kind.md ---------------------------------------------------------------------------------
+# examples/adding-a-kind.md ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
