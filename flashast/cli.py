@@ -115,6 +115,13 @@ def main(argv: Sequence[str] | None = None, registry: Registry | None = None) ->
     except KeyboardInterrupt:
         print("flashast: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `--list | head`: the reader stopped early, which is its choice, not a flashast error. Point
+        # stdout at /dev/null so the interpreter's final flush does not complain again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_OK
     except Exception:
         import traceback
 

@@ -9,11 +9,12 @@ import json
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import read_golden, run_cli, snapshot
+from conftest import cli_command, cli_environment, read_golden, run_cli, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -490,3 +491,14 @@ def test_an_unwritable_output_directory_is_one_line_naming_it(tmp_path: Path) ->
             assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o755)
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`flashast --list | head -1`: the closed pipe ends the run quietly."""
+    command = " ".join(["'" + part + "'" for part in cli_command("-o", "out", "--preset", "flash-attn-3", "--list")])
+    completed = subprocess.run(
+        f"{command} | head -1", shell=True, cwd=tmp_path, capture_output=True, text=True, check=False,
+        env=cli_environment(),
+    )
+    assert completed.stdout == "out/flash_bwd_hdim128_bf16_sm80.cu\n"
+    assert completed.stderr == ""
