@@ -121,3 +121,14 @@ def write_extra_kind_plugin(path: Path, preset: str = "pytorch", kind: str = "ex
         f" '{kind}_hdim{{head_dim}}.cu'))\n"
     )
     return path
+
+
+def write_distribution(site: Path, name: str, version: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
+    """Install a distribution into `site` by hand: its modules and a `.dist-info` with its entry points."""
+    for module, source in modules.items():
+        (site / f"{module}.py").write_text(source)
+    dist_info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    lines = "".join(f"{key} = {value}\n" for key, value in entry_points.items())
+    (dist_info / "entry_points.txt").write_text(f"[flashast.plugins]\n{lines}")

@@ -15,10 +15,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import cli_environment, read_golden, run_cli, snapshot, write_extra_kind_plugin
+from conftest import cli_environment, read_golden, run_cli, snapshot, write_distribution, write_extra_kind_plugin
 
 from flashast import cache
 from flashast.output import MANIFEST_NAME
+
+LATE_PLUGIN = """
+from flashast import Kind, LineComment, TranslationUnit
+def register(registry):
+    build = lambda config: TranslationUnit((LineComment('late'),))
+    registry.add_kind('pytorch', Kind('late', {'n': (1,)}, build, 'late_{n}.cu'))
+"""
+
+
+def install_late_plugin(site: Path) -> None:
+    """An installed distribution whose entry point adds kind `late` (one file, `late_1.cu`) to pytorch."""
+    write_distribution(site, "late-plugin", "1.0", {"late": "late_plugin:register"}, {"late_plugin": LATE_PLUGIN})
+
 
 # Runs the CLI in-process and reports which of flashast's heavy modules the run imported.
 PROBE = """
@@ -106,16 +119,7 @@ def test_a_plugin_installed_after_the_stamp_is_still_loaded(tmp_path: Path) -> N
     assert run_cli("-o", out, discover_plugins=True, env=environment)[2] == (
         "flashast: 0 written, 48 unchanged, 0 stale (pytorch)\n"
     )
-    (site / "late_plugin.py").write_text(
-        "from flashast import Kind, LineComment, TranslationUnit\n"
-        "def register(registry):\n"
-        "    build = lambda config: TranslationUnit((LineComment('late'),))\n"
-        "    registry.add_kind('pytorch', Kind('late', {'n': (1,)}, build, 'late_{n}.cu'))\n"
-    )
-    info = site / "late_plugin-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: late-plugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[flashast.plugins]\nlate = late_plugin:register\n")
+    install_late_plugin(site)
     code, _, stderr = run_cli("-o", out, discover_plugins=True, env=environment)
     assert code == 0, stderr
     assert (out / "late_1.cu").is_file()
@@ -247,16 +251,7 @@ def test_a_generated_file_replaced_by_a_symlink_is_refused_as_in_a_full_run(tmp_
 def test_turning_plugin_discovery_on_invalidates_a_stamp_made_with_it_off(tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
-    (site / "late_plugin.py").write_text(
-        "from flashast import Kind, LineComment, TranslationUnit\n"
-        "def register(registry):\n"
-        "    build = lambda config: TranslationUnit((LineComment('late'),))\n"
-        "    registry.add_kind('pytorch', Kind('late', {'n': (1,)}, build, 'late_{n}.cu'))\n"
-    )
-    info = site / "late_plugin-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: late-plugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[flashast.plugins]\nlate = late_plugin:register\n")
+    install_late_plugin(site)
     out = tmp_path / "out"
     environment = {"PYTHONPATH": str(site)}
     assert run_cli("-o", out, env=environment)[0] == 0  # discovery off (the helper's default)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, snapshot
+from conftest import run_cli, snapshot, write_distribution
 
 KIND_PLUGIN = """\
 from flashast import Kind, LineComment, TranslationUnit
@@ -33,17 +33,6 @@ def write_plugin(path: Path, kind: str = "extra", preset: str = "pytorch") -> Pa
     """A plugin adding kind `kind` (two files, `KIND_hdim64.cu` and `KIND_hdim128.cu`) to `preset`."""
     path.write_text(KIND_PLUGIN.format(kind=kind, preset=preset))
     return path
-
-
-def write_distribution(site: Path, name: str, version: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
-    """Install a distribution into `site` by hand: its modules and a `.dist-info` with its entry points."""
-    for module, source in modules.items():
-        (site / f"{module}.py").write_text(source)
-    dist_info = site / f"{name.replace('-', '_')}-{version}.dist-info"
-    dist_info.mkdir(parents=True)
-    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    lines = "".join(f"{key} = {value}\n" for key, value in entry_points.items())
-    (dist_info / "entry_points.txt").write_text(f"[flashast.plugins]\n{lines}")
 
 
 def assert_one_line_error(code: int, stderr: str, expected: str) -> None:
