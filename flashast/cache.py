@@ -13,6 +13,13 @@ Two records, both keyed so that a hit means the work would give the same answer 
   directory's manifest (per file) and, across directories, in `verified-v1` under the user's cache
   directory (`$FLASHAST_CACHE_DIR`, else `$XDG_CACHE_HOME/flashast`, else `~/.cache/flashast`;
   `FLASHAST_NO_CACHE=1` turns it off).
+- **run records.** A run that may stamp its directory also keeps, under the user's cache directory
+  (`runs-v1/`), what it generated: every selected file's name, text, kind, axes and verification key,
+  keyed by the same input fingerprint. A later run with that fingerprint writes into any directory
+  from the record, without building, rendering or parsing anything: the fingerprint covers every
+  input of generation and of the contract-mode verdict, so the record is what the full path would
+  produce again. The directory itself is still planned and written for real (foreign files are still
+  refused, unchanged files still left alone).
 - **the no-op stamp.** A run records in the manifest a fingerprint of its inputs (flashast's own
   sources, the Python version, the directories distributions live in, the options, whether plugin
   discovery is on, libclang's identity), a digest of the rest of the manifest, and the digest of
@@ -27,12 +34,17 @@ before anything else is imported.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: this module stays standard-library-only at run time
+    from flashast.kinds import GeneratedFile
 
 STORE_NAME = "verified-v1"
 # Past this size the store is cut to its newer half (keys are appended as files are verified).
@@ -64,11 +76,6 @@ def sha256_hex(data: bytes) -> str:
 def content_digest(data: bytes) -> str:
     """The digest the stamp records for a file's bytes (BLAKE2b, 256 bits)."""
     return _blake2b(data, digest_size=32).hexdigest()
-
-
-def canonical_json(value: object) -> str:
-    """The one JSON spelling flashast writes (sorted keys, one-space indent, final newline)."""
-    return json.dumps(value, indent=1, sort_keys=True) + "\n"
 
 
 def json_identity(value: object) -> str:
@@ -179,6 +186,115 @@ def remember(path: Path | None, keys: Iterable[str]) -> None:
             os.close(descriptor)
     except OSError:
         pass
+
+
+# Run records --------------------------------------------------------------------------------------
+
+RUNS_NAME = "runs-v1"
+# Records kept; the least recently used go first (a record is about as big as its preset's files).
+RUNS_KEPT = 16
+
+
+class RecordedFile:
+    """A generated file as a run record keeps it: what planning and writing read, and no tree."""
+
+    __slots__ = ("aggregator", "axis_values", "kind", "name", "preset", "text")
+
+    def __init__(self, name: str, text: str, kind: str, preset: str, aggregator: bool,
+                 axis_values: dict[str, object]) -> None:
+        self.name, self.text, self.kind, self.preset = name, text, kind, preset
+        self.aggregator, self.axis_values = aggregator, axis_values
+
+
+class RunRecord:
+    """What a plugin-free run generated and verified, for the inputs its fingerprint names."""
+
+    __slots__ = ("files", "preset", "preset_names", "verified")
+
+    def __init__(self, preset: str, preset_names: frozenset[str], files: list[RecordedFile],
+                 verified: dict[str, str | None]) -> None:
+        self.preset, self.preset_names, self.files, self.verified = preset, preset_names, files, verified
+
+
+def _run_path(store: Path, fingerprint: str) -> Path:
+    return store.parent / RUNS_NAME / f"{fingerprint[:40]}.json"
+
+
+def load_run(store: Path | None, fingerprint: str) -> RunRecord | None:
+    """The record of an earlier run with exactly these inputs, or None (no record, caching off, or a
+    record that does not read back whole: any doubt is a miss, and the full path runs)."""
+    if store is None:
+        return None
+    path = _run_path(store, fingerprint)
+    try:
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read())
+        if data["fingerprint"] != fingerprint:
+            return None
+        files = [
+            RecordedFile(entry["name"], entry["text"], entry["kind"], data["preset"], entry["aggregator"],
+                         entry["axes"])
+            for entry in data["files"]
+        ]
+        verified = {entry["name"]: entry["verified"] for entry in data["files"]}
+        record = RunRecord(data["preset"], frozenset(data["preset_names"]), files, verified)
+        well_formed = (
+            isinstance(record.preset, str)
+            and all(isinstance(name, str) for name in record.preset_names)
+            and all(
+                isinstance(recorded.name, str) and isinstance(recorded.text, str) and isinstance(recorded.kind, str)
+                and isinstance(recorded.aggregator, bool) and isinstance(recorded.axis_values, dict)
+                and recorded.name in record.preset_names
+                for recorded in files
+            )
+            and all(isinstance(key, (str, type(None))) for key in verified.values())
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not well_formed:
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # recently used: kept longest
+    return record
+
+
+def remember_run(store: Path | None, fingerprint: str, preset: str, preset_names: Iterable[str],
+                 files: Sequence[GeneratedFile | RecordedFile], verified: Mapping[str, str | None]) -> None:
+    """Keep this run's files for `load_run` (atomically: a concurrent reader sees a whole record or
+    none). Failing to write the cache never fails a run."""
+    if store is None:
+        return
+    path = _run_path(store, fingerprint)
+    record = {
+        "fingerprint": fingerprint,
+        "preset": preset,
+        "preset_names": sorted(preset_names),
+        "files": [
+            {"name": generated.name, "text": generated.text, "kind": generated.kind,
+             "aggregator": generated.aggregator, "axes": generated.axis_values,
+             "verified": verified.get(generated.name)}
+            for generated in files
+        ],
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        temporary.write_text(json.dumps(record, separators=(",", ":")))
+        os.replace(temporary, path)
+        _forget_old_runs(path.parent)
+    except OSError:
+        pass
+
+
+def _forget_old_runs(directory: Path) -> None:
+    records = []
+    for entry in os.scandir(directory):
+        if entry.name.endswith(".json") and not entry.name.startswith("."):
+            with contextlib.suppress(OSError):
+                records.append((entry.stat().st_mtime_ns, entry.path))
+    for _, path in sorted(records, reverse=True)[RUNS_KEPT:]:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 # The no-op stamp ----------------------------------------------------------------------------------

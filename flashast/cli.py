@@ -54,12 +54,32 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse makes a formatter for every `add_argument`, and each one asks `shutil` for the
+    terminal width: importing `shutil` (with its compression modules) was a tenth of a replayed run.
+    The width is read the same way (COLUMNS, else the terminal, else 80), without `shutil`."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_terminal_columns() - 2)
+
+
+def _terminal_columns() -> int:
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="flashast",
         description="Write flash-attention kernel instantiation files, verified with libclang before any write.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("-o", "--output", metavar="DIR", help="output directory (created, parents too)")
     parser.add_argument("--preset", default=DEFAULT_PRESET, help=f"preset to generate (default: {DEFAULT_PRESET})")
@@ -146,6 +166,8 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     fingerprint = _fingerprint(arguments) if stamp_eligible else None
     if fingerprint is not None and _unchanged_since_stamp(arguments, fingerprint):
         return EXIT_OK
+    if fingerprint is not None and _replay_recorded_run(arguments, fingerprint):
+        return EXIT_OK
     from flashast.kinds import Registry
     from flashast.output import check_directory, plan, refuse_conflicts, write
     from flashast.selection import select
@@ -180,12 +202,18 @@ def _run(argv: list[str], registry: Registry | None) -> int:
         # cannot be written leaves DIR as it was.
         refuse_conflicts(plan(directory, files, preset.name, preset_names, __version__, verified), arguments.force)
         _write_listing(arguments, files)
+    stamp = _stamp_to_record(arguments, fingerprint)
     result, outcome = write(
-        directory, files, preset.name, preset_names, __version__, verified, arguments.prune, arguments.force,
-        _stamp_to_record(arguments, fingerprint),
+        directory, files, preset.name, preset_names, __version__, verified, arguments.prune, arguments.force, stamp
     )
+    if stamp is not None and (arguments.no_verify or all(key is not None for key in verified.values())):
+        # Remembered for any directory; not a pass with warnings (every file's key is None then),
+        # which the next run must show again.
+        from flashast import cache
+
+        cache.remember_run(cache.store_path(), stamp, preset.name, preset_names, files, verified)
     if not arguments.quiet:
-        _report(result, outcome, preset, arguments.prune)
+        _report(result, outcome, preset.name, arguments.prune)
     return EXIT_OK
 
 
@@ -257,6 +285,27 @@ def _unchanged_since_stamp(arguments: argparse.Namespace, fingerprint: str) -> b
         if arguments.no_verify:
             print("flashast: verification skipped (--no-verify)", file=sys.stderr)
         print(f"flashast: 0 written, {count} unchanged, 0 stale ({manifest.get('preset')})", file=sys.stderr)
+    return True
+
+
+def _replay_recorded_run(arguments: argparse.Namespace, fingerprint: str) -> bool:
+    """A new (or changed) directory, for inputs an earlier run already generated and verified:
+    write the recorded files without building the model or loading libclang (see `cache`)."""
+    from flashast import cache
+
+    record = cache.load_run(cache.store_path(), fingerprint)
+    if record is None:
+        return False
+    from flashast.output import write
+
+    if arguments.no_verify and not arguments.quiet:
+        print("flashast: verification skipped (--no-verify)", file=sys.stderr)
+    result, outcome = write(
+        Path(arguments.output), record.files, record.preset, record.preset_names, __version__, record.verified,
+        fingerprint=fingerprint,
+    )
+    if not arguments.quiet:
+        _report(result, outcome, record.preset, prune=False)
     return True
 
 
@@ -359,7 +408,7 @@ def _counts(result: Plan) -> str:
     )
 
 
-def _report(result: Plan, outcome: Outcome, preset: Preset, prune: bool) -> None:
+def _report(result: Plan, outcome: Outcome, preset: str, prune: bool) -> None:
     written = len(outcome.written)
     pruned = outcome.pruned
     stale = [name for name in result.stale if name not in pruned]
@@ -372,7 +421,7 @@ def _report(result: Plan, outcome: Outcome, preset: Preset, prune: bool) -> None
     unchanged = len(result.unchanged) + len(result.adopted)
     pruned_text = f", {len(pruned)} pruned" if prune else ""
     print(
-        f"flashast: {written} written, {unchanged} unchanged, {len(stale)} stale{pruned_text} ({preset.name})",
+        f"flashast: {written} written, {unchanged} unchanged, {len(stale)} stale{pruned_text} ({preset})",
         file=sys.stderr,
     )
 

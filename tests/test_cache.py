@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import cli_environment, read_golden, run_cli, snapshot, write_distribution, write_extra_kind_plugin
 
 from flashast import cache
@@ -33,21 +35,24 @@ def install_late_plugin(site: Path) -> None:
     write_distribution(site, "late-plugin", "1.0", {"late": "late_plugin:register"}, {"late_plugin": LATE_PLUGIN})
 
 
-# Runs the CLI in-process and reports which of flashast's heavy modules the run imported.
+# Runs the CLI in-process and reports which of flashast's heavy modules the run imported: none and
+# not even the output module is the stamp path ("-"); the output module alone is a run replayed from
+# the user cache's run record ("record"); otherwise the full path, named by its modules.
 PROBE = """
 import sys
 from flashast.cli import main
 code = main(sys.argv[1:])
 heavy = sorted(name for name in ("flashast.nodes", "flashast.kinds", "flashast.verify", "clang.cindex")
                if name in sys.modules)
-print(code, ",".join(heavy) or "-")
+print(code, ",".join(heavy) or ("record" if "flashast.output" in sys.modules else "-"))
 """
 
 
-def probe(directory: Path, *arguments: str, plugins: bool = False) -> tuple[int, str, str]:
+def probe(directory: Path, *arguments: str, plugins: bool = False, cache: bool = True) -> tuple[int, str, str]:
+    environment = cli_environment(plugins, None if cache else {"FLASHAST_NO_CACHE": "1"})
     completed = subprocess.run(
         [sys.executable, "-c", PROBE, "-o", str(directory), *arguments],
-        capture_output=True, text=True, env=cli_environment(plugins), check=False,
+        capture_output=True, text=True, env=environment, check=False,
     )
     code, heavy = completed.stdout.splitlines()[-1].split()
     return int(code), heavy, completed.stderr
@@ -63,25 +68,29 @@ def test_an_unchanged_rerun_takes_the_stamp_path_and_touches_nothing(tmp_path: P
     assert snapshot(out) == before
 
 
-def test_an_edited_file_is_repaired_by_the_full_path(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cache", [True, False], ids=["from the run record", "full path without a cache"])
+def test_an_edited_file_is_repaired(tmp_path: Path, cache: bool) -> None:
     out = tmp_path / "out"
-    probe(out)
+    probe(out, cache=cache)
     edited = out / "flash_fwd_hdim64_bf16_sm80.cu"
     original = edited.read_bytes()
     edited.write_bytes(original + b"// hand edit\n")
-    code, heavy, stderr = probe(out)
-    assert code == 0 and "flashast.nodes" in heavy
+    code, heavy, stderr = probe(out, cache=cache)
+    # Without the cache the model is built again; the manifest's keys still spare libclang the parse.
+    assert code == 0 and heavy == ("record" if cache else "flashast.kinds,flashast.nodes,flashast.verify")
     assert "1 written, 47 unchanged" in stderr
     assert edited.read_bytes() == original
     assert probe(out)[:2] == (0, "-"), "the manifest's stamp still describes the repaired directory"
 
 
-def test_a_deleted_file_is_not_reported_unchanged(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cache", [True, False], ids=["from the run record", "full path without a cache"])
+def test_a_deleted_file_is_not_reported_unchanged(tmp_path: Path, cache: bool) -> None:
     out = tmp_path / "out"
-    probe(out)
+    probe(out, cache=cache)
     (out / "flash_bwd_hdim96_fp16_sm80.cu").unlink()
-    code, heavy, stderr = probe(out)
-    assert code == 0 and "flashast.nodes" in heavy and "1 written" in stderr
+    code, heavy, stderr = probe(out, cache=cache)
+    assert code == 0 and heavy != "-" and "1 written, 47 unchanged" in stderr
+    assert probe(out)[:2] == (0, "-")
 
 
 def test_other_options_do_not_match_the_stamp(tmp_path: Path) -> None:
@@ -105,7 +114,7 @@ def test_check_diff_list_and_plugin_runs_never_take_the_stamp_path(tmp_path: Pat
     assert code == 0 and "flashast.nodes" in heavy and "1 written" in stderr
     assert "stamp" not in json.loads((out / MANIFEST_NAME).read_text()), "plugin code cannot be fingerprinted"
     code, heavy, stderr = probe(out)
-    assert code == 0 and "flashast.nodes" in heavy
+    assert (code, heavy) == (0, "record"), "the plain run's record still holds; the plan is made afresh"
     assert "1 stale" in stderr
 
 
@@ -157,9 +166,10 @@ def test_the_stamp_rejects_names_outside_the_directory_links_and_edited_manifest
 
 def test_a_new_directory_reuses_verdicts_from_the_user_cache(tmp_path: Path) -> None:
     assert probe(tmp_path / "first")[:2] == (0, "clang.cindex,flashast.kinds,flashast.nodes,flashast.verify")
-    code, heavy, _ = probe(tmp_path / "second")
-    assert code == 0 and "clang.cindex" not in heavy, "every key was verified before: libclang is not even loaded"
-    assert snapshot(tmp_path / "second").keys() == snapshot(tmp_path / "first").keys()
+    # Other options: no run record matches, so the model is built; the verdicts are still known.
+    code, heavy, _ = probe(tmp_path / "second", "--exclude", "dtype=bf16")
+    assert (code, heavy) == (0, "flashast.kinds,flashast.nodes,flashast.verify"), "libclang is not even loaded"
+    assert len(snapshot(tmp_path / "second")) == 24 + 1
 
 
 def test_the_manifest_keys_serve_without_the_user_cache(tmp_path: Path) -> None:
@@ -232,7 +242,7 @@ def test_a_hand_added_owned_entry_is_reported_stale_not_unchanged(tmp_path: Path
     manifest["files"]["flash_fwd_hdim999_fp16_sm80.cu"] = {"sha256": hashlib.sha256(b"// old\n").hexdigest()}
     (out / MANIFEST_NAME).write_text(json.dumps(manifest))
     code, heavy, stderr = probe(out)
-    assert code == 0 and "flashast.nodes" in heavy
+    assert code == 0 and heavy != "-"
     assert "1 stale" in stderr.splitlines()[-1]
 
 
@@ -311,3 +321,84 @@ def test_a_malformed_verification_key_in_the_manifest_is_a_user_error(tmp_path: 
     code, _, stderr = run_cli("-o", out)
     assert code == 2 and len(stderr.splitlines()) == 1 and "malformed verification key" in stderr
     assert snapshot(out) == before
+
+
+# Run records -----------------------------------------------------------------------------------------
+
+
+def run_records(cache_directory: Path) -> list[Path]:
+    return sorted((cache_directory / cache.RUNS_NAME).glob("*.json"))
+
+
+@pytest.mark.parametrize("preset", ["pytorch", "flash-attn-3"])
+def test_a_new_directory_is_written_from_the_run_record_byte_for_byte(tmp_path: Path, preset: str) -> None:
+    """The record path writes exactly what the full path writes, manifest included, without the model."""
+    assert probe(tmp_path / "full", "--preset", preset)[:2] == (
+        0, "clang.cindex,flashast.kinds,flashast.nodes,flashast.verify"
+    )
+    code, heavy, stderr = probe(tmp_path / "replayed", "--preset", preset)
+    assert (code, heavy) == (0, "record")
+    full, replayed = snapshot(tmp_path / "full"), snapshot(tmp_path / "replayed")
+    assert {name: data for name, (data, _) in replayed.items()} == {name: data for name, (data, _) in full.items()}
+    golden = read_golden(preset)
+    assert {name: hashlib.sha256(data).hexdigest() for name, (data, _) in replayed.items() if name in golden} == golden
+    assert stderr == f"flashast: {len(golden)} written, 0 unchanged, 0 stale ({preset})\n"
+    assert probe(tmp_path / "replayed", "--preset", preset)[:2] == (0, "-"), "the replayed directory is stamped"
+
+
+def test_a_damaged_run_record_is_a_miss_and_the_full_path_runs(
+    tmp_path: Path, isolated_verification_cache: Path
+) -> None:
+    probe(tmp_path / "first")
+    [record] = run_records(isolated_verification_cache)
+    whole = json.loads(record.read_text())
+    damaged = {**whole, "files": [{**whole["files"][0], "text": 7}, *whole["files"][1:]]}
+    for text in ("", "{", json.dumps({**whole, "fingerprint": "other"}), json.dumps(damaged)):
+        record.write_text(text)
+        out = tmp_path / f"out{len(text)}"
+        code, heavy, _ = probe(out)
+        assert code == 0 and "flashast.nodes" in heavy, text[:40]
+        golden = read_golden("pytorch")
+        assert {name: hashlib.sha256(data).hexdigest() for name, (data, _) in snapshot(out).items()
+                if name != MANIFEST_NAME} == golden
+    assert json.loads(record.read_text()) == whole, "the full path wrote the record again"
+
+
+def test_no_record_without_the_cache_with_plugins_or_for_other_modes(
+    tmp_path: Path, isolated_verification_cache: Path
+) -> None:
+    probe(tmp_path / "a", cache=False)
+    probe(tmp_path / "b", "--plugin", str(write_extra_kind_plugin(tmp_path / "extra.py")))
+    probe(tmp_path / "b", "--check")
+    probe(tmp_path / "c", "--prune")
+    assert run_records(isolated_verification_cache) == []
+    code, heavy, _ = probe(tmp_path / "d")
+    assert code == 0 and "flashast.nodes" in heavy
+    assert len(run_records(isolated_verification_cache)) == 1, "a plain write run leaves its record"
+
+
+def test_the_record_path_still_refuses_a_foreign_file_and_leaves_the_directory_as_it_was(tmp_path: Path) -> None:
+    probe(tmp_path / "first")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "flash_fwd_hdim64_bf16_sm80.cu").write_text("// mine\n")
+    before = snapshot(out)
+    code, heavy, stderr = probe(out)
+    assert (code, heavy) == (2, "record")
+    assert "flash_fwd_hdim64_bf16_sm80.cu: exists, was not written by flashast" in stderr
+    assert snapshot(out) == before
+
+
+def test_records_are_kept_for_the_most_recently_used_inputs(tmp_path: Path) -> None:
+    store = tmp_path / "verified-v1"
+    file = cache.RecordedFile("a.cu", "// a\n", "k", "p", False, {"n": 1})
+    for number in range(cache.RUNS_KEPT + 3):
+        cache.remember_run(store, f"{number:03d}".ljust(64, "f"), "p", ["a.cu"], [file], {"a.cu": None})
+        os.utime(cache._run_path(store, f"{number:03d}".ljust(64, "f")), ns=(number * 10**9, number * 10**9))
+    assert cache.load_run(store, "000".ljust(64, "f")) is None, "the oldest records went"
+    used = cache.load_run(store, "003".ljust(64, "f"))  # reading a record marks it used
+    assert used is not None and [recorded.text for recorded in used.files] == ["// a\n"]
+    for number in range(100, 100 + cache.RUNS_KEPT - 1):
+        cache.remember_run(store, f"{number:03d}".ljust(64, "f"), "p", ["a.cu"], [file], {"a.cu": None})
+    assert cache.load_run(store, "003".ljust(64, "f")) is not None
+    assert len(list(store.parent.joinpath(cache.RUNS_NAME).iterdir())) == cache.RUNS_KEPT
