@@ -191,7 +191,13 @@ class Run:
 
 
 def run_process(command: Sequence[str], env: dict[str, str] | None = None) -> Run:
-    """Run a fresh process; wall time and its own peak RSS (from wait4, not the whole tree's max)."""
+    """Run a fresh process; wall time and its own peak RSS (from wait4, not the whole tree's max).
+
+    The disk is flushed first, outside the timed part: otherwise flashast's fsyncs (which issue 4
+    asks for) would also wait for the baseline's unflushed files written just before it in the pair,
+    and the ratio would measure the pairing order. Each side pays for its own writes only.
+    """
+    os.sync()
     started = time.perf_counter()
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=BASE_ENVIRONMENT if env is None else env
