@@ -1,8 +1,11 @@
 """Verification with libclang: the only module that imports `clang.cindex`.
 
-Every generated file is parsed on its own (never several in one translation unit, which would let one
-file's include mask another's omission and blame a stray brace on the wrong file), before anything
-is written:
+Every generated file gets its own verdict before anything is written. In contract mode, files whose
+text cannot change what another file means are first parsed together in batches (see
+`flashast.batching`, which says why a clean batch proves each file clean); a batch that reports
+anything at all, and every other file, is parsed file by file, so a reported problem is always the
+one a parse of that file alone finds (one file's include can never mask another's omission, nor a
+stray brace be blamed on the wrong file). The two modes:
 
 - contract mode (default): the headers a file includes are the kind's `Contract`, printed and served
   from memory under a virtual include directory, parsed as C++17 with no system headers;
@@ -38,6 +41,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flashast.batching import Batch, plan_batches, switched_on
 from flashast.errors import LibclangUnavailable, UsageError, VerificationError
 from flashast.kinds import Contract, GeneratedFile
 from flashast.nodes import (
@@ -318,6 +322,16 @@ def verify(
     try:
         if options.real_headers or options.clang_args:
             session.check_command_line()  # only user-supplied options can be ones clang rejects
+        if not options.real_headers and progress is None:
+            # Batches that parse clean need no per-file parse (see `flashast.batching`); `progress`
+            # (`--timings`) wants each file's own time.
+            run = {generated.name: generated for generated in files}
+            passed = {
+                generated.name
+                for batch in plan_batches(to_parse, run) if session.verify_batch(batch, report)
+                for generated in batch.files
+            }
+            to_parse = [generated for generated in to_parse if generated.name not in passed]
         workers = _worker_count(len(to_parse), options, progress)
         if workers > 1:
             _verify_in_threads(cindex, to_parse, files, options, workers, report)
@@ -504,13 +518,6 @@ def _origin(generated: GeneratedFile) -> str:
 # Grouping for the precompiled preamble ------------------------------------------------------------
 
 
-def _switched_on(generated: GeneratedFile) -> list[str]:
-    """`-DMACRO` for each macro the file tests with `#ifdef`: contract verification must see the code
-    a build can switch on (and never defines what `#ifndef` tests, see `_refuse_guard_defines`)."""
-    macros = sorted({str(node.macro) for node in generated.unit.walk() if isinstance(node, IfDefined)})
-    return [f"-D{macro}" for macro in macros]
-
-
 def _preamble_of(text: str) -> str:
     """The text before the first line of code: the leading comments, blank lines and directives,
     roughly what libclang precompiles as the preamble.
@@ -540,7 +547,7 @@ def _group_by_preamble(files: Sequence[GeneratedFile], options: VerifyOptions) -
         elif generated.included_files():
             key = ("alone", generated.name)
         else:
-            key = (_preamble_of(generated.text), id(generated.contract), tuple(_switched_on(generated)))
+            key = (_preamble_of(generated.text), id(generated.contract), tuple(switched_on(generated)))
         groups.setdefault(key, []).append(generated)
     return list(groups.values())
 
@@ -565,6 +572,7 @@ class _Session:
         self.contract_scratch: Path | None = None
         self.arguments = clang_arguments(options)
         self.placeholders = 0
+        self.batches = 0
         self.cuda_stand_ins: list[tuple[str, str]] = []
         if options.cuda_includes and options.cuda_path is not None:
             self.cuda_stand_ins = [
@@ -645,11 +653,23 @@ class _Session:
                 self._report_missing_member(generated, dependencies, report)
                 continue
             main_path = self._source_path(generated.name)
-            arguments = self.arguments + _switched_on(generated)
+            arguments = self.arguments + switched_on(generated)
             unit = self.index.parse(main_path, arguments, [(main_path, generated.text), *dependencies], 0)
             report.translation_units += 1
             self._collect(unit, generated, main_path, report, header_keys=None)
             self._finished(generated, report)
+
+    def verify_batch(self, batch: Batch, report: Report) -> bool:
+        """Parse a batch as one translation unit; True if libclang reports nothing at all (then every
+        file of it passes, see `flashast.batching`). Reports nothing itself: a batch that is not
+        clean goes back to per-file parses, which say what is wrong and where."""
+        self.batches += 1
+        main_path = self._source_path(f".flashast-batch-{self.batches}.cu")
+        unsaved = [(main_path, batch.text), *self._contract_headers(batch.files[0].contract)]
+        unsaved += [(self._source_path(member), self.texts[member]) for member in batch.members]
+        unit = self.index.parse(main_path, self.arguments + list(batch.defines), unsaved, 0)
+        report.translation_units += 1
+        return next(self._reportable(unit), None) is None
 
     def _verify_contract_group_over_preamble(self, group: list[GeneratedFile], report: Report) -> None:
         """Contract mode: the first file parsed with a precompiled preamble, the others re-parsed.
@@ -662,7 +682,7 @@ class _Session:
         if isinstance(dependencies, str):  # cannot happen: aggregators are never grouped
             raise RuntimeError(f"flashast: grouped file {group[0].name} includes {dependencies}")
         main_path = self._contract_placeholder()
-        arguments = self.arguments + _switched_on(group[0])
+        arguments = self.arguments + switched_on(group[0])
         unit = None
         for generated in group:
             unsaved = [(main_path, generated.text), *dependencies]

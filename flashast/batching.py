@@ -1,0 +1,200 @@
+"""Which generated files one libclang parse can verify together, and why a clean shared parse
+proves every one of them clean on its own.
+
+A parse costs about half a millisecond per file; flash-attn-3's 450 files (110 of them aggregators
+that parse their members again) took a quarter of a second. Yet most generated files are a prelude
+of comments and `#include` lines followed by explicit instantiations or specializations, and nothing
+in such a file can change what another such file means. So `verify` parses each batch planned here
+as one translation unit, and:
+
+- if that parse reports nothing at all (no error, no warning, in any file or header), every file of
+  the batch passes;
+- if it reports anything, the shared parse is forgotten and each file is parsed on its own, so what
+  the user reads (file, line, column, notes) is exactly what a per-file parse says.
+
+Why nothing reported means each file is clean alone. A plain file F alone is `prelude + rest(F)`;
+its batch is `prelude + rest(F1) + ... + rest(Fn)`, all with the same prelude text, contract and
+`-D` macros. Whatever F alone would be told, the shared parse tells too, unless another file's text
+changes what F's text means, or how it is split into tokens and declarations. A file could do that
+only with one of these, so a file holding any of them is never batched:
+
+- a declaration that introduces a name (class, alias, function template, macro) or anything
+  `Verbatim`: only comments, blank lines, namespaces, `#ifdef`/`#ifndef` guards, explicit
+  specializations and explicit instantiation definitions are allowed;
+- an `#include` after the prelude (F would see a header it does not include) or `#pragma once`;
+- `extern template`, which would spare F instantiations it must check, and an explicit
+  specialization of a function template that some file of the batch calls or instantiates (alone,
+  that file would get the primary template). Instantiating a contract's template can only go wrong
+  in `Verbatim` contract text (a `FunctionTemplate`'s body is empty), so a batch holds neither when
+  its contract has any `Verbatim`; and it never holds a specialization whose name any of its files
+  calls or instantiates (compared by unqualified name);
+- text that does not close what it opens (braces, parentheses, angle brackets, `#if`), or a line
+  continued with a backslash, which would let a file's text run on into the next file's.
+
+Errors that only the shared parse has (a specialization after an instantiation of the same thing,
+the same definition in two files) make it report something, which only sends the batch back to
+per-file parses.
+
+Aggregators (files that include other generated files, flash-attn-3's `*_hdimall_*`) are batched
+the same way: several aggregators in turn are their members in turn, each member with its own
+prelude; an aggregator alone is a run of that sequence. Each is batched only when every line of its
+own is a comment or an `#include` of a member, and every member is a batchable plain file with no
+`#ifdef` macros (an aggregator's own parse defines none) and the aggregator's contract.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from flashast.kinds import Contract, GeneratedFile
+from flashast.nodes import (
+    BlankLine,
+    CallStatement,
+    ExplicitInstantiation,
+    ExplicitSpecialization,
+    IfDefined,
+    IfNotDefined,
+    Include,
+    LineComment,
+    Namespace,
+    Verbatim,
+)
+
+_PLAIN_NODE_TYPES = (BlankLine, LineComment, Include, Namespace, IfNotDefined, IfDefined, ExplicitSpecialization,
+                     ExplicitInstantiation)
+_INCLUDE_LINE = re.compile(r"\s*#\s*include\b")
+_CONDITIONAL_OPENING = re.compile(r"\s*#\s*if")
+_CONDITIONAL_CLOSING = re.compile(r"\s*#\s*endif\b")
+_PAIRS = ("{}", "()", "<>")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Files one parse verifies: the text to parse, the `-D` arguments, and the generated files the
+    text includes (an aggregator batch's members, served next to it)."""
+
+    files: tuple[GeneratedFile, ...]
+    text: str
+    defines: tuple[str, ...] = ()
+    members: tuple[str, ...] = ()
+
+
+def switched_on(generated: GeneratedFile) -> list[str]:
+    """`-DMACRO` for each macro the file tests with `#ifdef`: contract verification must see the code
+    a build can switch on (and never defines what `#ifndef` tests)."""
+    macros = sorted({str(node.macro) for node in generated.unit.walk() if isinstance(node, IfDefined)})
+    return [f"-D{macro}" for macro in macros]
+
+
+def plan_batches(to_parse: Sequence[GeneratedFile], run: Mapping[str, GeneratedFile]) -> list[Batch]:
+    """The batches of two or more files among `to_parse` (`run`: every file of the run by name, for
+    aggregators whose members an earlier run verified). Files in no batch are parsed alone."""
+    plain: dict[object, list[GeneratedFile]] = {}
+    aggregators: dict[int, list[GeneratedFile]] = {}
+    for generated in to_parse:
+        if generated.included_files():
+            if _aggregator_batchable(generated, run):
+                aggregators.setdefault(id(generated.contract), []).append(generated)
+        else:
+            prelude = _prelude(generated)
+            if prelude is not None:
+                key = (prelude, id(generated.contract), tuple(switched_on(generated)))
+                plain.setdefault(key, []).append(generated)
+    batches = []
+    for (prelude, _, defines), files in plain.items():
+        if len(files) > 1 and _no_specialization_is_used(files, files[0].contract):
+            rests = (_ending_with_newline(generated.text[len(prelude):]) for generated in files)
+            batches.append(Batch(tuple(files), prelude + "".join(rests), defines))
+    for files in aggregators.values():
+        members = [run[name] for generated in files for name in generated.included_files()]
+        if len(files) > 1 and _no_specialization_is_used(members, files[0].contract):
+            text = "".join(_ending_with_newline(generated.text) for generated in files)
+            batches.append(Batch(tuple(files), text, (), tuple(member.name for member in members)))
+    return batches
+
+
+def _prelude(generated: GeneratedFile) -> str | None:
+    """The file's prelude (its leading comment, blank and `#include` lines) if the file can be
+    batched, else None."""
+    if not all(isinstance(node, _PLAIN_NODE_TYPES) for node in generated.unit.walk()):
+        return None
+    lines = generated.text.splitlines(keepends=True)
+    count = 0
+    for line in lines:
+        stripped = line.strip()
+        if stripped and not stripped.startswith("//") and not _INCLUDE_LINE.match(line):
+            break
+        count += 1
+    rest = lines[count:]
+    if any(_INCLUDE_LINE.match(line) for line in rest) or not _self_contained(rest):
+        return None
+    return "".join(lines[:count])
+
+
+def _self_contained(lines: Sequence[str]) -> bool:
+    """Whether the lines close everything they open and end where a declaration may follow."""
+    conditionals = 0
+    code = []
+    for line in lines:
+        if line.rstrip("\r\n").endswith("\\"):
+            return False
+        if _CONDITIONAL_OPENING.match(line):
+            conditionals += 1
+        elif _CONDITIONAL_CLOSING.match(line):
+            conditionals -= 1
+        elif not line.lstrip().startswith("#"):
+            code.append(line.split("//", 1)[0])
+        if conditionals < 0:
+            return False
+    text = "".join(code)
+    balanced = all(text.count(opening) == text.count(closing) for opening, closing in _PAIRS)
+    ending = text.rstrip()
+    return conditionals == 0 and balanced and (not ending or ending[-1] in ";}")
+
+
+def _aggregator_batchable(generated: GeneratedFile, run: Mapping[str, GeneratedFile]) -> bool:
+    if not all(isinstance(node, (BlankLine, LineComment, Include)) for node in generated.unit.walk()):
+        return False
+    if any(line.rstrip("\r\n").endswith("\\") for line in generated.text.splitlines()):
+        return False
+    members = generated.included_files()
+    includes = [node for node in generated.unit.walk() if isinstance(node, Include)]
+    if len(includes) != len(members):
+        return False  # it includes a header too: its members would not be its whole text
+    for name in members:
+        member = run.get(name)
+        if member is None or member.included_files():
+            return False
+        if member.contract is not generated.contract and member.contract != generated.contract:
+            return False
+        if switched_on(member) or _prelude(member) is None:
+            return False
+    return True
+
+
+def _no_specialization_is_used(files: Iterable[GeneratedFile], contract: Contract) -> bool:
+    """Whether no file's `extern template` or explicit specialization can change another file's
+    instantiations (see the module docstring)."""
+    specialized: set[str] = set()
+    used: set[str] = set()
+    extern = False
+    for generated in files:
+        for node in generated.unit.walk():
+            if isinstance(node, ExplicitSpecialization):
+                specialized.add(str(node.signature.name.last))
+                used.update(str(statement.function.last) for statement in node.body
+                            if isinstance(statement, CallStatement))
+            elif isinstance(node, ExplicitInstantiation):
+                extern = extern or node.extern
+                used.add(str(node.signature.name.last))
+    if specialized & used:
+        return False
+    if not specialized and not extern:
+        return True
+    return not any(isinstance(node, Verbatim) for unit in contract.header_units().values() for node in unit.walk())
+
+
+def _ending_with_newline(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"
