@@ -12,6 +12,7 @@ verification (nothing written); 123 internal error.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -122,7 +123,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, registry: Registry | None = None) -> int:
-    """Run the CLI in-process and return its exit code."""
+    """Run the CLI in-process and return its exit code.
+
+    The cyclic garbage collector is off for the run: a run builds tens of thousands of acyclic
+    nodes, and each full collection walks all of them again (10,000 files: planning took 96 ms with
+    it, 18 ms without). A cycle a plugin makes lives until the run ends, which is soon.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _main(argv, registry)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _main(argv: Sequence[str] | None, registry: Registry | None) -> int:
     try:
         return _run(list(sys.argv[1:] if argv is None else argv), registry)
     except VerificationError as error:
