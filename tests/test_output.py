@@ -519,3 +519,31 @@ def test_refused_listings_and_prunes_leave_the_directory_as_it_was(tmp_path: Pat
         assert (code, stdout) == (2, ""), case
         assert len(stderr.splitlines()) == 1 and message in stderr, (case, stderr)
         assert snapshot(directory) == before, case
+
+
+# Durability: both ways of flushing before the renames ----------------------------------------------
+
+
+@pytest.mark.parametrize("use_syncfs", [True, False], ids=["one syncfs", "one fsync per file"])
+def test_the_flush_before_renaming_reports_a_failure_instead_of_renaming(tmp_path: Path, use_syncfs: bool) -> None:
+    """A flush that fails (here: a descriptor already closed) raises, so no file is renamed over its
+    old bytes on the strength of a flush that did not happen."""
+    from flashast.output import _make_durable
+
+    descriptor = os.open(tmp_path / "x", os.O_WRONLY | os.O_CREAT, 0o666)
+    os.write(descriptor, b"x")
+    _make_durable([descriptor] * 20, 1, use_syncfs=use_syncfs)  # an open file flushes
+    os.close(descriptor)
+    with pytest.raises(OSError):
+        _make_durable([descriptor] * 20, 1, use_syncfs=use_syncfs)
+
+
+def test_syncfs_is_chosen_only_while_little_else_is_unwritten() -> None:
+    from flashast.output import SYNCFS_BUDGET_PER_FILE, _little_else_unwritten
+
+    fields = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    unwritten = sum(int(fields[name].split()[0]) << 10 for name in ("Dirty", "Writeback"))
+    # What is dirty may change between two reads, but not by a gibibyte in a moment.
+    assert _little_else_unwritten(unwritten + (1 << 30), 0), "our own bytes count as ours"
+    assert _little_else_unwritten(0, (unwritten + (1 << 30)) // SYNCFS_BUDGET_PER_FILE), "so does the budget"
+    assert not _little_else_unwritten(0, 0) or unwritten < (1 << 30)
