@@ -21,7 +21,8 @@ only with one of these, so a file holding any of them is never batched:
 - a declaration that introduces a name (class, alias, function template, macro) or anything
   `Verbatim`: only comments, blank lines, namespaces, `#ifdef`/`#ifndef` guards, explicit
   specializations and explicit instantiation definitions are allowed;
-- an `#include` after the prelude (F would see a header it does not include) or `#pragma once`;
+- an `#include` after the prelude (F would see a header it does not include), or any directive
+  there but a conditional (`#define`, `#pragma`, ...);
 - `extern template`, which would spare F instantiations it must check, and an explicit
   specialization of a function template that some file of the batch calls or instantiates (alone,
   that file would get the primary template). Instantiating a contract's template can only go wrong
@@ -67,6 +68,7 @@ _PLAIN_NODE_TYPES = (BlankLine, LineComment, Include, Namespace, IfNotDefined, I
 _INCLUDE_LINE = re.compile(r"\s*#\s*include\b")
 _CONDITIONAL_OPENING = re.compile(r"\s*#\s*if")
 _CONDITIONAL_CLOSING = re.compile(r"\s*#\s*endif\b")
+_CONDITIONAL_BRANCH = re.compile(r"\s*#\s*(else|elif)\b")
 _PAIRS = ("{}", "()", "<>")
 
 
@@ -144,7 +146,10 @@ def _self_contained(lines: Sequence[str]) -> bool:
             conditionals += 1
         elif _CONDITIONAL_CLOSING.match(line):
             conditionals -= 1
-        elif not line.lstrip().startswith("#"):
+        elif line.lstrip().startswith("#"):
+            if not _CONDITIONAL_BRANCH.match(line):
+                return False  # any other directive after the prelude (`#define`, `#pragma`, ...)
+        else:
             code.append(line.split("//", 1)[0])
         if conditionals < 0:
             return False

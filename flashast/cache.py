@@ -240,7 +240,8 @@ def load_run(store: Path | None, fingerprint: str) -> RunRecord | None:
         record = RunRecord(data["preset"], frozenset(data["preset_names"]), files, verified)
         well_formed = (
             isinstance(record.preset, str)
-            and all(isinstance(name, str) for name in record.preset_names)
+            # Plain names only, as the stamp requires: a record must never make a run write outside DIR.
+            and all(_plain_name(name) for name in record.preset_names)
             and all(
                 isinstance(recorded.name, str) and isinstance(recorded.text, str) and isinstance(recorded.kind, str)
                 and isinstance(recorded.aggregator, bool) and isinstance(recorded.axis_values, dict)
@@ -367,6 +368,11 @@ def plugins_installed() -> bool:
     return False
 
 
+def _plain_name(name: object) -> bool:
+    """A name a record or stamp may hold: a plain, visible file name in DIR (never a path out of it)."""
+    return isinstance(name, str) and bool(name) and "/" not in name and "\0" not in name and not name.startswith(".")
+
+
 def unchanged_since_stamp(directory: Path, manifest: Mapping[str, object], fingerprint: str) -> int | None:
     """If the manifest's stamp matches `fingerprint` and every stamped file still holds its bytes,
     the number of files; otherwise None (the run must do the full work)."""
@@ -380,7 +386,7 @@ def unchanged_since_stamp(directory: Path, manifest: Mapping[str, object], finge
     if stamp.get("manifest") != content_digest(json_identity(rest).encode()):
         return None
     for name, digest in files.items():
-        if not isinstance(name, str) or "/" in name or name.startswith("."):
+        if not _plain_name(name):
             return None
         try:
             # Only the regular file flashast wrote counts: not a symlink, even to the same bytes.

@@ -154,7 +154,7 @@ def test_the_stamp_rejects_names_outside_the_directory_links_and_edited_manifest
 
     assert cache.unchanged_since_stamp(tmp_path, manifest({"x.cu": digest}), "f") == 1
     assert cache.unchanged_since_stamp(tmp_path, manifest({"x.cu": digest}, "g"), "f") is None
-    for name in ("../x.cu", ".hidden", "a/b.cu", "link.cu"):
+    for name in ("../x.cu", ".hidden", "a/b.cu", "link.cu", "x\0.cu", ""):
         assert cache.unchanged_since_stamp(tmp_path, manifest({name: digest}), "f") is None, name
     edited = manifest({"x.cu": digest}, files={})
     edited["files"] = {"x.cu": {"sha256": "0"}}  # an owned entry added by hand after the stamp
@@ -353,7 +353,9 @@ def test_a_damaged_run_record_is_a_miss_and_the_full_path_runs(
     [record] = run_records(isolated_verification_cache)
     whole = json.loads(record.read_text())
     damaged = {**whole, "files": [{**whole["files"][0], "text": 7}, *whole["files"][1:]]}
-    for text in ("", "{", json.dumps({**whole, "fingerprint": "other"}), json.dumps(damaged)):
+    escaping = {**whole, "preset_names": [*whole["preset_names"], "../escaped.cu"],
+                "files": [*whole["files"], {**whole["files"][0], "name": "../escaped.cu"}]}
+    for text in ("", "{", json.dumps({**whole, "fingerprint": "other"}), json.dumps(damaged), json.dumps(escaping)):
         record.write_text(text)
         out = tmp_path / f"out{len(text)}"
         code, heavy, _ = probe(out)
@@ -362,6 +364,7 @@ def test_a_damaged_run_record_is_a_miss_and_the_full_path_runs(
         assert {name: hashlib.sha256(data).hexdigest() for name, (data, _) in snapshot(out).items()
                 if name != MANIFEST_NAME} == golden
     assert json.loads(record.read_text()) == whole, "the full path wrote the record again"
+    assert not (tmp_path / "escaped.cu").exists()
 
 
 def test_no_record_without_the_cache_with_plugins_or_for_other_modes(
