@@ -15,20 +15,21 @@ as one translation unit, and:
 Why nothing reported means each file is clean alone. A plain file F alone is `prelude + rest(F)`;
 its batch is `prelude + rest(F1) + ... + rest(Fn)`, all with the same prelude text, contract and
 `-D` macros. Whatever F alone would be told, the shared parse tells too, unless another file's text
-changes what F's text means, or how it is split into tokens and declarations. A file could do that
-only with one of these, so a file holding any of them is never batched:
+changes what F's text means, or how it is split into tokens and declarations. The argument is made
+on the model, so a file is batched only when its text is exactly its model's rendering (a text
+edited after rendering never is), and only if neither it nor its batch holds any of these:
 
 - a declaration that introduces a name (class, alias, function template, macro) or anything
   `Verbatim`: only comments, blank lines, namespaces, `#ifdef`/`#ifndef` guards, explicit
-  specializations and explicit instantiation definitions are allowed;
-- an `#include` after the prelude (F would see a header it does not include), or any directive
-  there but a conditional (`#define`, `#pragma`, ...);
-- `extern template`, which would spare F instantiations it must check, and an explicit
-  specialization of a function template that some file of the batch calls or instantiates (alone,
-  that file would get the primary template). Instantiating a contract's template can only go wrong
-  in `Verbatim` contract text (a `FunctionTemplate`'s body is empty), so a batch holds neither when
-  its contract has any `Verbatim`; and it never holds a specialization whose name any of its files
-  calls or instantiates (compared by unqualified name);
+  specializations and explicit instantiations are allowed; nor a contract with `Verbatim` text,
+  which is opaque (it can make one instantiation depend on another);
+- an explicit specialization or an `extern template` of a function template that some file of the
+  batch calls or instantiates (compared by unqualified name), or both for one name: alone, that
+  file would get the primary template, or would instantiate what the `extern` spares (clang says
+  "explicit instantiation of undefined function template" or "non-void function does not return a
+  value" only for instantiations it performs);
+- an `#include` after the prelude (F would see a header it does not include), any directive there
+  but a conditional (`#define`, `#pragma`, ...), a digraph `%:`, or a block comment;
 - text that does not close what it opens (braces, parentheses, angle brackets, `#if`), or a line
   continued with a backslash, which would let a file's text run on into the next file's.
 
@@ -46,7 +47,7 @@ own is a comment or an `#include` of a member, and every member is a batchable p
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from flashast.kinds import Contract, GeneratedFile
@@ -62,6 +63,7 @@ from flashast.nodes import (
     Namespace,
     Verbatim,
 )
+from flashast.printer import render
 
 _PLAIN_NODE_TYPES = (BlankLine, LineComment, Include, Namespace, IfNotDefined, IfDefined, ExplicitSpecialization,
                      ExplicitInstantiation)
@@ -106,21 +108,78 @@ def plan_batches(to_parse: Sequence[GeneratedFile], run: Mapping[str, GeneratedF
                 plain.setdefault(key, []).append(generated)
     batches = []
     for (prelude, _, defines), files in plain.items():
-        if len(files) > 1 and _no_specialization_is_used(files, files[0].contract):
-            rests = (_ending_with_newline(generated.text[len(prelude):]) for generated in files)
-            batches.append(Batch(tuple(files), prelude + "".join(rests), defines))
+        if _contract_is_transparent(files[0].contract):
+            for part in _compatible_parts(files, lambda generated: [generated]):
+                rests = (_ending_with_newline(generated.text[len(prelude):]) for generated in part)
+                batches.append(Batch(tuple(part), prelude + "".join(rests), defines))
     for files in aggregators.values():
-        members = [run[name] for generated in files for name in generated.included_files()]
-        if len(files) > 1 and _no_specialization_is_used(members, files[0].contract):
-            text = "".join(_ending_with_newline(generated.text) for generated in files)
-            batches.append(Batch(tuple(files), text, (), tuple(member.name for member in members)))
+        if _contract_is_transparent(files[0].contract):
+            for part in _compatible_parts(files, lambda generated: [run[name] for name in generated.included_files()]):
+                text = "".join(_ending_with_newline(generated.text) for generated in part)
+                members = tuple(name for generated in part for name in generated.included_files())
+                batches.append(Batch(tuple(part), text, (), members))
     return batches
+
+
+class _Names:
+    """The function-template names a set of files specializes, spares (`extern template`) and uses
+    (calls or instantiates), compared unqualified."""
+
+    def __init__(self) -> None:
+        self.specialized: set[str] = set()
+        self.spared: set[str] = set()
+        self.used: set[str] = set()
+
+    def add(self, files: Iterable[GeneratedFile]) -> None:
+        for generated in files:
+            for node in generated.unit.walk():
+                if isinstance(node, ExplicitSpecialization):
+                    self.specialized.add(str(node.signature.name.last))
+                    self.used.update(str(statement.function.last) for statement in node.body
+                                     if isinstance(statement, CallStatement))
+                elif isinstance(node, ExplicitInstantiation):
+                    (self.spared if node.extern else self.used).add(str(node.signature.name.last))
+
+    def compatible(self, other: _Names) -> bool:
+        """Whether no specialization or `extern` of either changes what either instantiates."""
+        specialized = self.specialized | other.specialized
+        spared = self.spared | other.spared
+        used = self.used | other.used
+        return not ((specialized | spared) & used or specialized & spared)
+
+
+def _compatible_parts(
+    files: Sequence[GeneratedFile], parsed_text: Callable[[GeneratedFile], list[GeneratedFile]]
+) -> list[list[GeneratedFile]]:
+    """`files` split, first fit in order, into parts of two or more whose files cannot change what
+    another file of the part instantiates (`parsed_text`: the plain files a file's parse reads)."""
+    parts: list[tuple[list[GeneratedFile], _Names]] = []
+    for generated in files:
+        names = _Names()
+        names.add(parsed_text(generated))
+        if not names.compatible(_Names()):
+            continue  # the file alone already specializes (or spares) what it uses
+        for part, part_names in parts:
+            if part_names.compatible(names):
+                part.append(generated)
+                part_names.add(parsed_text(generated))
+                break
+        else:
+            parts.append(([generated], names))
+    return [part for part, _ in parts if len(part) > 1]
+
+
+def _contract_is_transparent(contract: Contract) -> bool:
+    """No `Verbatim` in the contract: its text is opaque to the batching argument."""
+    return not any(isinstance(node, Verbatim) for unit in contract.header_units().values() for node in unit.walk())
 
 
 def _prelude(generated: GeneratedFile) -> str | None:
     """The file's prelude (its leading comment, blank and `#include` lines) if the file can be
     batched, else None."""
     if not all(isinstance(node, _PLAIN_NODE_TYPES) for node in generated.unit.walk()):
+        return None
+    if not _text_is_the_model(generated):
         return None
     lines = generated.text.splitlines(keepends=True)
     count = 0
@@ -159,8 +218,20 @@ def _self_contained(lines: Sequence[str]) -> bool:
     return conditionals == 0 and balanced and (not ending or ending[-1] in ";}")
 
 
+def _text_is_the_model(generated: GeneratedFile) -> bool:
+    """Whether the file's text is its model's rendering, with nothing the batching argument does not
+    see: no block comment (a `/*` in one file could be closed by a comment in the next) and no
+    digraph `%:` (a directive that does not start with `#`)."""
+    text = generated.text
+    if "/*" in text or "*/" in text or "%:" in text:
+        return False
+    return text == render(generated.unit, generated.style)
+
+
 def _aggregator_batchable(generated: GeneratedFile, run: Mapping[str, GeneratedFile]) -> bool:
     if not all(isinstance(node, (BlankLine, LineComment, Include)) for node in generated.unit.walk()):
+        return False
+    if not _text_is_the_model(generated):
         return False
     if any(line.rstrip("\r\n").endswith("\\") for line in generated.text.splitlines()):
         return False
@@ -177,28 +248,6 @@ def _aggregator_batchable(generated: GeneratedFile, run: Mapping[str, GeneratedF
         if switched_on(member) or _prelude(member) is None:
             return False
     return True
-
-
-def _no_specialization_is_used(files: Iterable[GeneratedFile], contract: Contract) -> bool:
-    """Whether no file's `extern template` or explicit specialization can change another file's
-    instantiations (see the module docstring)."""
-    specialized: set[str] = set()
-    used: set[str] = set()
-    extern = False
-    for generated in files:
-        for node in generated.unit.walk():
-            if isinstance(node, ExplicitSpecialization):
-                specialized.add(str(node.signature.name.last))
-                used.update(str(statement.function.last) for statement in node.body
-                            if isinstance(statement, CallStatement))
-            elif isinstance(node, ExplicitInstantiation):
-                extern = extern or node.extern
-                used.add(str(node.signature.name.last))
-    if specialized & used:
-        return False
-    if not specialized and not extern:
-        return True
-    return not any(isinstance(node, Verbatim) for unit in contract.header_units().values() for node in unit.walk())
 
 
 def _ending_with_newline(text: str) -> str:

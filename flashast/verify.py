@@ -322,9 +322,10 @@ def verify(
     try:
         if options.real_headers or options.clang_args:
             session.check_command_line()  # only user-supplied options can be ones clang rejects
-        if not options.real_headers and progress is None:
-            # Batches that parse clean need no per-file parse (see `flashast.batching`); `progress`
-            # (`--timings`) wants each file's own time.
+        if not options.real_headers and not options.clang_args and progress is None:
+            # Batches that parse clean need no per-file parse (see `flashast.batching`). Not with
+            # `--clang-arg` (a warning it turns on may depend on what else the unit holds), nor with
+            # `progress` (`--timings`), which wants each file's own time.
             run = {generated.name: generated for generated in files}
             passed = {
                 generated.name

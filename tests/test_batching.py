@@ -75,7 +75,7 @@ def batched_names(files: list[GeneratedFile]) -> list[set[str]]:
 
 def test_every_built_in_preset_verifies_in_a_handful_of_parses() -> None:
     """450 flash-attn-3 files, 110 of them aggregators: three parses instead of 450."""
-    expected_units = {"pytorch": 2, "flash-attn-2": 4, "flash-attn-3": 3}
+    expected_units = {"pytorch": 2, "flash-attn-2": 3, "flash-attn-3": 3}
     for name, units in expected_units.items():
         files = Registry().preset(name).generate()
         report = verify(files)
@@ -182,10 +182,38 @@ def test_late_includes_keep_their_own_parse_and_ifdef_macros_their_own_batch() -
     assert sorted(map(sorted, batched_names(files))) == [["f_1.cu", "f_2.cu"], ["f_3.cu", "f_4.cu"]]
 
 
-def test_extern_templates_are_batched_only_when_no_contract_text_could_mind() -> None:
-    builders = [lambda: [KERNEL.instantiate("half", 0, extern=True)], lambda: [KERNEL.instantiate("half", 1)]]
-    assert batched_names(make_files(builders)) == [{"f_0.cu", "f_1.cu"}]
+def test_an_extern_template_never_shares_a_parse_with_a_file_that_instantiates_or_calls_it() -> None:
+    """Alone, `template void helper<1>();` of a template with no definition is an error; after an
+    `extern template void helper<1>();` in the same unit, clang says nothing."""
+    files = make_files([
+        lambda: [HELPER.instantiate(1)],
+        lambda: [HELPER.instantiate(1, extern=True)],
+        lambda: [LAUNCH.specialize(2, body=[HELPER.call(2)])],
+        lambda: [KERNEL.instantiate("half", 3)],
+        lambda: [KERNEL.instantiate("half", 4)],
+    ])
+    assert batched_names(files) == [{"f_0.cu", "f_2.cu", "f_3.cu", "f_4.cu"}], "f_1 parses alone"
+    compatible = make_files([lambda: [HELPER.instantiate(1, extern=True)], lambda: [KERNEL.instantiate("half", 3)]])
+    assert batched_names(compatible) == [{"f_0.cu", "f_1.cu"}], "an extern others do not use is batched"
+    report, _ = batched_report(files)
+    assert report is not None and "explicit instantiation of undefined function template" in report
+    assert report == per_file_report(files)
+
+
+def test_nothing_is_batched_against_a_contract_with_verbatim_text() -> None:
+    builders = [lambda index=index: [KERNEL.instantiate("half", index)] for index in range(4)]
+    assert batched_names(make_files(builders)) == [{"f_0.cu", "f_1.cu", "f_2.cu", "f_3.cu"}]
     assert batched_names(make_files(builders, VERBATIM_CONTRACT)) == []
+
+
+def test_a_text_that_is_not_its_models_rendering_is_parsed_alone() -> None:
+    """`struct float4 {};` in f_0's text (not in its model) must not let f_1 use float4."""
+    files = make_files([lambda: [KERNEL.instantiate("half", 0)], lambda: [KERNEL.instantiate("float4", 1)],
+                        lambda: [KERNEL.instantiate("half", 2)]])
+    files[0] = replace(files[0], text=files[0].text.replace("namespace ns {", "namespace ns {\nstruct float4 {};"))
+    assert all("f_0.cu" not in names for names in batched_names(files))
+    report, _ = batched_report(files)
+    assert report == per_file_report(files) and report is not None and "f_1.cu:" in report
 
 
 def test_a_batch_reports_nothing_itself() -> None:
