@@ -40,8 +40,10 @@ per-file parses.
 Aggregators (files that include other generated files, flash-attn-3's `*_hdimall_*`) are batched
 the same way: several aggregators in turn are their members in turn, each member with its own
 prelude; an aggregator alone is a run of that sequence. Each is batched only when every line of its
-own is a comment or an `#include` of a member, and every member is a batchable plain file with no
-`#ifdef` macros (an aggregator's own parse defines none) and the aggregator's contract.
+own is a comment or an `#include` of a member, every member is a batchable plain file with no
+`#ifdef` macros (an aggregator's own parse defines none) and the aggregator's contract, and all the
+members of the batch share one prelude (else a member could use a header only an earlier member of
+another aggregator includes). The same rules on specializations and `extern` hold over all members.
 """
 
 from __future__ import annotations
@@ -96,11 +98,12 @@ def plan_batches(to_parse: Sequence[GeneratedFile], run: Mapping[str, GeneratedF
     """The batches of two or more files among `to_parse` (`run`: every file of the run by name, for
     aggregators whose members an earlier run verified). Files in no batch are parsed alone."""
     plain: dict[object, list[GeneratedFile]] = {}
-    aggregators: dict[int, list[GeneratedFile]] = {}
+    aggregators: dict[object, list[GeneratedFile]] = {}
     for generated in to_parse:
         if generated.included_files():
-            if _aggregator_batchable(generated, run):
-                aggregators.setdefault(id(generated.contract), []).append(generated)
+            prelude = _members_prelude(generated, run)
+            if prelude is not None:
+                aggregators.setdefault((prelude, id(generated.contract)), []).append(generated)
         else:
             prelude = _prelude(generated)
             if prelude is not None:
@@ -228,26 +231,30 @@ def _text_is_the_model(generated: GeneratedFile) -> bool:
     return text == render(generated.unit, generated.style)
 
 
-def _aggregator_batchable(generated: GeneratedFile, run: Mapping[str, GeneratedFile]) -> bool:
+def _members_prelude(generated: GeneratedFile, run: Mapping[str, GeneratedFile]) -> str | None:
+    """The one prelude all members of an aggregator share, if the aggregator can be batched (its
+    own lines are comments and member includes, and each member is a batchable plain file with no
+    `#ifdef` macros and the aggregator's contract), else None. Aggregators are batched only with
+    aggregators whose members have that prelude too: no member sees a header it does not include."""
     if not all(isinstance(node, (BlankLine, LineComment, Include)) for node in generated.unit.walk()):
-        return False
+        return None
     if not _text_is_the_model(generated):
-        return False
+        return None
     if any(line.rstrip("\r\n").endswith("\\") for line in generated.text.splitlines()):
-        return False
+        return None
     members = generated.included_files()
     includes = [node for node in generated.unit.walk() if isinstance(node, Include)]
-    if len(includes) != len(members):
-        return False  # it includes a header too: its members would not be its whole text
+    if not members or len(includes) != len(members):
+        return None  # it includes a header too: its members would not be its whole text
+    preludes = set()
     for name in members:
         member = run.get(name)
         if member is None or member.included_files():
-            return False
+            return None
         if member.contract is not generated.contract and member.contract != generated.contract:
-            return False
-        if switched_on(member) or _prelude(member) is None:
-            return False
-    return True
+            return None
+        preludes.add(_prelude(member) if not switched_on(member) else None)
+    return preludes.pop() if len(preludes) == 1 else None
 
 
 def _ending_with_newline(text: str) -> str:
