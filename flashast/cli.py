@@ -1,7 +1,9 @@
 """The command line: argparse front end, exit codes, one-line errors.
 
 The run is one direction: load presets and plugins, generate, filter, verify every selected file,
-and only then plan against and act on the output directory. A `FlashastError` becomes one line,
+and only then plan against and act on the output directory. A plugin-free write run with inputs
+seen before takes one of two shortcuts (see `cache`): nothing to do when the directory's stamp
+matches, or the files of the run record written without building the model. A `FlashastError` becomes one line,
 `flashast: error: <culprit>: <problem>`, and its exit code; anything else is a flashast bug and
 is shown with its traceback (exit 123).
 
