@@ -44,7 +44,7 @@ def spell_axis_value(value: AxisValue) -> str:
     return str(value)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Configuration(Mapping[str, AxisValue]):
     """One point of a kind's axes, read as `config.head_dim` or `config["head_dim"]`."""
 
@@ -53,7 +53,15 @@ class Configuration(Mapping[str, AxisValue]):
     _values: dict[str, AxisValue] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_values", dict(self.items_))
+        values = dict(self.items_)
+        object.__setattr__(self, "_values", values)
+        # Axes as plain instance attributes, so `config.head_dim` is an ordinary lookup (the
+        # `__getattr__` fallback costs an exception per read); an axis named like a method of the
+        # class (`get`, `keys`, ...) stays a key only, as `__getattr__` would leave it.
+        self.__dict__.update(
+            (axis, value) for axis, value in values.items()
+            if not hasattr(Configuration, axis) and axis not in ("items_", "_values")
+        )
 
     def __getitem__(self, axis: str) -> AxisValue:
         return self._values[axis]

@@ -7,6 +7,7 @@ flash-attention family, re-expressed through the public API, byte for byte, and 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import subprocess
 import sys
@@ -426,3 +427,17 @@ def test_a_string_template_fork_generator_is_expressible_byte_for_byte_and_verif
     assert len(expected) == 32
     report = verify(files)
     assert report.files == 32 and not report.errors and not report.warnings
+
+
+def test_axes_read_as_attributes_never_hide_the_mapping_or_its_fields() -> None:
+    """Axes are also attributes, except those named like the mapping's own methods and fields."""
+    config = Configuration((("head_dim", 64), ("get", 1), ("items_", 2), ("keys", 3)))
+    assert (config.head_dim, config["get"], config["items_"], config["keys"]) == (64, 1, 2, 3)
+    assert config.get("head_dim") == 64 and list(config.keys()) == ["head_dim", "get", "items_", "keys"]
+    assert config.items_ == (("head_dim", 64), ("get", 1), ("items_", 2), ("keys", 3))
+    assert config == Configuration((("head_dim", 64), ("get", 1), ("items_", 2), ("keys", 3)))
+    assert len({config, Configuration((("head_dim", 64), ("get", 1), ("items_", 2), ("keys", 3)))}) == 1
+    with pytest.raises(AttributeError, match="no axis 'head_dim_v'"):
+        _ = config.head_dim_v
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.head_dim = 128  # type: ignore[misc]
