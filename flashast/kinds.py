@@ -58,10 +58,10 @@ class Configuration(Mapping[str, AxisValue]):
         # Axes as plain instance attributes, so `config.head_dim` is an ordinary lookup (the
         # `__getattr__` fallback costs an exception per read); an axis named like a method of the
         # class (`get`, `keys`, ...) stays a key only, as `__getattr__` would leave it.
-        self.__dict__.update(
-            (axis, value) for axis, value in values.items()
-            if not hasattr(Configuration, axis) and axis not in ("items_", "_values")
-        )
+        if _NOT_ATTRIBUTES.isdisjoint(values):
+            self.__dict__.update(values)
+        else:
+            self.__dict__.update((axis, value) for axis, value in values.items() if axis not in _NOT_ATTRIBUTES)
 
     def __getitem__(self, axis: str) -> AxisValue:
         return self._values[axis]
@@ -82,6 +82,10 @@ class Configuration(Mapping[str, AxisValue]):
 
     def describe(self) -> str:
         return " ".join(f"{name}={spell_axis_value(value)}" for name, value in self.items_)
+
+
+# Names a Configuration's own attributes (its methods and fields) have: axes so named are keys only.
+_NOT_ATTRIBUTES = frozenset(dir(Configuration)) | {"items_", "_values"}
 
 
 @dataclass(frozen=True, slots=True)
