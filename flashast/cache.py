@@ -222,14 +222,14 @@ def _run_path(store: Path, fingerprint: str) -> Path:
 
 def load_run(store: Path | None, fingerprint: str) -> RunRecord | None:
     """The record of an earlier run with exactly these inputs, or None (no record, caching off, or a
-    record that does not read back whole: any doubt is a miss, and the full path runs)."""
+    record that does not read back whole and unchanged: any doubt is a miss, and the full path runs)."""
     if store is None:
         return None
     path = _run_path(store, fingerprint)
     try:
         with open(path, "rb") as handle:
             data = json.loads(handle.read())
-        if data["fingerprint"] != fingerprint:
+        if data["fingerprint"] != fingerprint or data["digest"] != _record_digest(data):
             return None
         files = [
             RecordedFile(entry["name"], entry["text"], entry["kind"], data["preset"], entry["aggregator"],
@@ -250,13 +250,21 @@ def load_run(store: Path | None, fingerprint: str) -> RunRecord | None:
             )
             and all(isinstance(key, (str, type(None))) for key in verified.values())
         )
-    except (OSError, ValueError, KeyError, TypeError):
+        for recorded in files:
+            recorded.text.encode("utf-8")  # a lone surrogate could not be written: a miss
+    except Exception:  # whatever a damaged file makes json or the checks raise (deep nesting too): a miss
         return None
     if not well_formed:
         return None
     with contextlib.suppress(OSError):
         os.utime(path)  # recently used: kept longest
     return record
+
+
+def _record_digest(record: Mapping[str, object]) -> str:
+    """A digest of everything a record holds but itself: a record damaged on disk (a flipped bit
+    that still parses) is a miss, not a file written with the wrong bytes."""
+    return content_digest(json_identity({key: value for key, value in record.items() if key != "digest"}).encode())
 
 
 def remember_run(store: Path | None, fingerprint: str, preset: str, preset_names: Iterable[str],
@@ -266,7 +274,7 @@ def remember_run(store: Path | None, fingerprint: str, preset: str, preset_names
     if store is None:
         return
     path = _run_path(store, fingerprint)
-    record = {
+    record: dict[str, object] = {
         "fingerprint": fingerprint,
         "preset": preset,
         "preset_names": sorted(preset_names),
@@ -277,14 +285,16 @@ def remember_run(store: Path | None, fingerprint: str, preset: str, preset_names
             for generated in files
         ],
     }
+    record["digest"] = _record_digest(record)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}")
         temporary.write_text(json.dumps(record, separators=(",", ":")))
         os.replace(temporary, path)
         _forget_old_runs(path.parent)
     except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            temporary.unlink()  # a full cache disk keeps no half-written record
 
 
 def _forget_old_runs(directory: Path) -> None:

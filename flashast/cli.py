@@ -182,9 +182,11 @@ def _run(argv: list[str], registry: Registry | None) -> int:
         return exit_.code if isinstance(exit_.code, int) else EXIT_OK
     stamp_eligible = registry is None and _stamp_eligible(arguments)
     fingerprint = _fingerprint(arguments) if stamp_eligible else None
-    if fingerprint is not None and _unchanged_since_stamp(arguments, fingerprint):
-        return EXIT_OK
-    if fingerprint is not None and _replay_recorded_run(arguments, fingerprint):
+    if (
+        fingerprint is not None
+        and _no_plugin_can_shape_this_run(arguments)
+        and (_unchanged_since_stamp(arguments, fingerprint) or _replay_recorded_run(arguments, fingerprint))
+    ):
         return EXIT_OK
     from flashast.kinds import Registry
     from flashast.output import check_directory, plan, refuse_conflicts, write
@@ -269,9 +271,16 @@ def _stamp_to_record(arguments: argparse.Namespace, fingerprint: str | None) -> 
     """The fingerprint to stamp the manifest with, unless installed plugin code shaped this run."""
     if fingerprint is None:
         return None
+    return fingerprint if _no_plugin_can_shape_this_run(arguments) else None
+
+
+def _no_plugin_can_shape_this_run(arguments: argparse.Namespace) -> bool:
+    """Discovery is off, or no installed distribution declares a `flashast.plugins` entry point. Asked
+    before every shortcut too: an entry point can be added to a distribution's metadata in place
+    (`setup.py develop`), which changes no directory the fingerprint watches."""
     from flashast import cache
 
-    return fingerprint if _discovery_off(arguments) or not cache.plugins_installed() else None
+    return _discovery_off(arguments) or not cache.plugins_installed()
 
 
 def _fingerprint(arguments: argparse.Namespace) -> str:

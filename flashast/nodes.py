@@ -323,6 +323,7 @@ class LineComment:
             raise ModelError("LineComment", "text", self.text, "a line comment cannot contain a newline")
         if self.text.endswith("\\"):
             raise ModelError("LineComment", "text", self.text, "a trailing backslash would splice the next line")
+        _require_unicode("LineComment", self.text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,6 +535,15 @@ class Verbatim:
     def __post_init__(self) -> None:
         if not isinstance(self.text, str):
             raise ModelError("Verbatim", "text", self.text, "must be a str")
+        _require_unicode("Verbatim", self.text)
+
+
+def _require_unicode(owner: str, text: str) -> None:
+    """A file is written as UTF-8: a lone surrogate (from a mis-decoded byte) has no encoding."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ModelError(owner, "text", text, "holds a lone surrogate, which no UTF-8 file can hold") from None
 
 
 Declaration = (

@@ -21,6 +21,7 @@ Guarantees:
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import itertools
 import json
@@ -193,10 +194,10 @@ def plan(
     owned: dict[str, Any] = dict(result.manifest_before["files"]) if result.manifest_before else {}
     verified = verified or {}
     entries = dict(owned)
-    # One listing instead of a failed open per file: a new directory costs no per-file system call.
-    present = set(os.listdir(directory)) if directory.is_dir() else set()
+    present = _names_present(directory)
     for generated in files:
-        current = _read_existing(directory / generated.name) if generated.name in present else None
+        may_exist = present is None or generated.name.casefold() in present
+        current = _read_existing(directory / generated.name) if may_exist else None
         entry = manifest_entry(generated, verified.get(generated.name))
         if current is None:
             result.new.append(generated)
@@ -237,6 +238,18 @@ def plan(
             "manifest": content_digest(json_identity(result.manifest_after).encode()),
         }
     return result
+
+
+def _names_present(directory: Path) -> set[str] | None:
+    """The directory's entries, case-folded (on a case-insensitive file system `Flash_fwd.cu` is the
+    file `flash_fwd.cu`), so that a new directory costs no per-file system call; None when it cannot
+    be listed (search permission without read: each name is then opened on its own)."""
+    if not directory.is_dir():
+        return set()
+    try:
+        return {name.casefold() for name in os.listdir(directory)}
+    except OSError:
+        return None
 
 
 def _read_existing(path: Path) -> str | None:
@@ -299,17 +312,19 @@ def write(
         _remove_leftover_temp_files(directory)
         before = result.manifest_before
         items = [(generated.name, generated.text) for generated in result.to_write]
-        if before is None or json_identity(result.manifest_after) != json_identity(before):
-            # Ownership first: the batch is renamed in order, so a run killed between two renames
-            # leaves no unowned file behind (and the manifest's fsync overlaps the files').
+        manifest_changes = before is None or json_identity(result.manifest_after) != json_identity(before)
+        if manifest_changes:
+            # Ownership first: the batch is renamed in order, and the directory synced after the
+            # manifest's rename, so neither a killed run nor a power loss leaves an unowned file
+            # behind (and the manifest's flush overlaps the files').
             items.insert(0, (MANIFEST_NAME, dump_manifest(result.manifest_after)))
-        _replace_many(directory, items)
+        _replace_many(directory, items, sync_after_first=manifest_changes)
         outcome.written.extend(generated.name for generated in result.to_write)
         if prune and result.stale:
             _prune(result, outcome, force)
             if outcome.pruned:
                 _replace(directory, MANIFEST_NAME, dump_manifest(result.manifest_after))
-        if outcome.written or outcome.pruned:
+        if items or outcome.pruned:
             _sync_directory(directory)
     return result, outcome
 
@@ -367,12 +382,15 @@ def _batch_size() -> int:
 _temp_counter = itertools.count()
 
 
-def _replace_many(directory: Path, items: Sequence[tuple[str, str]], prefix: str = TEMP_PREFIX) -> None:
+def _replace_many(
+    directory: Path, items: Sequence[tuple[str, str]], prefix: str = TEMP_PREFIX, sync_after_first: bool = False
+) -> None:
     """Replace many files whole-or-nothing each: write temp files, fsync them, then `os.replace`.
 
     Every file's bytes are on disk before its rename, as with one fsync per file, but the fsyncs of
     a batch run in parallel, which on this kind of disk is several times faster than in sequence.
-    Files are renamed in the order given (the manifest first, when it is in the batch).
+    Files are renamed in the order given (the manifest first, when it is in the batch; with
+    `sync_after_first` its rename is made durable before any other).
     """
     size = _batch_size()
     for start in range(0, len(items), size):
@@ -386,7 +404,7 @@ def _replace_many(directory: Path, items: Sequence[tuple[str, str]], prefix: str
                 culprit = name
                 descriptor, temp_path = _open_temp(folder, prefix)
                 temps.append((descriptor, temp_path, name))
-                written += os.write(descriptor, text.encode("utf-8", errors="surrogateescape"))
+                written += _write_all(descriptor, text.encode("utf-8", errors="surrogateescape"))
             culprit = ""
             _make_durable([descriptor for descriptor, _, _ in temps], written)
             for index, (descriptor, temp_path, name) in enumerate(temps):
@@ -396,6 +414,8 @@ def _replace_many(directory: Path, items: Sequence[tuple[str, str]], prefix: str
                 culprit = name
                 os.replace(temp_path, os.path.join(folder, name))
                 temps[index] = (-1, "", name)
+                if sync_after_first and start == 0 and index == 0 and len(items) > 1:
+                    _sync_directory(directory)
         except BaseException as error:
             for descriptor, temp_path, _ in temps:
                 if descriptor >= 0:
@@ -408,6 +428,18 @@ def _replace_many(directory: Path, items: Sequence[tuple[str, str]], prefix: str
                 # A full disk or a read-only file system: the user's to fix, and every file is still whole.
                 raise UsageError(f"{directory / culprit}: cannot write ({error.strerror})") from None
             raise
+
+
+def _write_all(descriptor: int, data: bytes) -> int:
+    """Write every byte: `os.write` may write fewer (a nearly full disk, a file-size limit), and a
+    temp file renamed into place must be whole."""
+    view = memoryview(data)
+    while view:
+        count = os.write(descriptor, view)
+        if count <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[count:]
+    return len(data)
 
 
 def _open_temp(directory: str, prefix: str) -> tuple[int, str]:
@@ -433,9 +465,10 @@ def _make_durable(descriptors: Sequence[int], written: int, use_syncfs: bool | N
 
     One fsync per file costs a few device writes each (1,200 for flash-attn-3's 450 files), which a
     throttled cloud disk serves slowly. One `syncfs` of their file system writes them all in a few
-    dozen, but also flushes whatever else is dirty there. So `syncfs` is used (on Linux) only when
-    the machine holds little other unwritten data (`/proc/meminfo`), else one fsync per file. Either
-    way every file is on disk before its rename. `use_syncfs` overrides the choice (tests).
+    dozen, but also flushes whatever else is dirty there. So `syncfs` is used only where it is
+    trusted (see `_syncfs`) and while the machine holds little other unwritten data
+    (`/proc/meminfo`), else one fsync per file. Either way every file is on disk before its rename.
+    `use_syncfs` overrides the choice (tests); an untrusted `syncfs` still falls back to fsync.
     """
     if use_syncfs is None:
         use_syncfs = len(descriptors) >= SYNCFS_FROM_FILES and _little_else_unwritten(written, len(descriptors))
@@ -456,14 +489,32 @@ def _little_else_unwritten(written: int, count: int) -> bool:
     return unwritten <= written + count * SYNCFS_BUDGET_PER_FILE
 
 
+# File systems whose `syncfs` writes and flushes everything, as fsync would (`statfs` magic numbers):
+# ext2/3/4, XFS, Btrfs, and tmpfs (nothing to flush). A FUSE file system may ignore it.
+SYNCFS_FILE_SYSTEMS = frozenset({0xEF53, 0x58465342, 0x9123683E, 0x01021994})
+# Before Linux 5.8, `syncfs` returned 0 even when a write failed.
+SYNCFS_FROM_KERNEL = (5, 8)
+
+
 def _syncfs(descriptor: int) -> bool:
-    """`syncfs(2)` on the file system of `descriptor`: True once done, False where there is none.
-    A failure (a write error the kernel recorded since the file was opened) raises OSError."""
+    """`syncfs(2)` on the file system of `descriptor`: True once done; False where it is missing or
+    not trusted (an old kernel, a file system not known to honour it). A failure (a write error the
+    kernel recorded since the file was opened) raises OSError."""
     try:
         import ctypes
 
-        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs, fstatfs = libc.syncfs, libc.fstatfs
     except (ImportError, OSError, AttributeError):
+        return False
+    try:
+        kernel = tuple(int(part) for part in os.uname().release.split("-")[0].split(".")[:2])
+    except ValueError:
+        return False
+    status = ctypes.create_string_buffer(256)  # `struct statfs` starts with its type, a C long
+    if kernel < SYNCFS_FROM_KERNEL or fstatfs(descriptor, status) != 0:
+        return False
+    if ctypes.c_long.from_buffer(status).value not in SYNCFS_FILE_SYSTEMS:
         return False
     if syncfs(descriptor) != 0:
         number = ctypes.get_errno()

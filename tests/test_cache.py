@@ -355,16 +355,28 @@ def test_a_damaged_run_record_is_a_miss_and_the_full_path_runs(
     damaged = {**whole, "files": [{**whole["files"][0], "text": 7}, *whole["files"][1:]]}
     escaping = {**whole, "preset_names": [*whole["preset_names"], "../escaped.cu"],
                 "files": [*whole["files"], {**whole["files"][0], "name": "../escaped.cu"}]}
-    for text in ("", "{", json.dumps({**whole, "fingerprint": "other"}), json.dumps(damaged), json.dumps(escaping)):
+    first = whole["files"][0]
+    # Still valid JSON, still well-formed: a flipped letter, an added file, a text no UTF-8 file can
+    # hold (each with its digest made to match, as a same-version writer with a bug would), nesting
+    # deeper than json can read.
+    flipped = {**whole, "files": [{**first, "text": first["text"].replace("template", "tempalte")}, *whole["files"][1:]]}
+    added = {**whole, "preset_names": [*whole["preset_names"], "CMakeLists.txt"],
+             "files": [*whole["files"], {**first, "name": "CMakeLists.txt"}]}
+    surrogate = {**whole, "files": [{**first, "text": "\ud800"}, *whole["files"][1:]]}
+    surrogate["digest"] = cache._record_digest(surrogate)
+    texts = ("", "{", json.dumps({**whole, "fingerprint": "other"}), json.dumps(damaged), json.dumps(escaping),
+             json.dumps(flipped), json.dumps(added), json.dumps(surrogate), "[" * 100000)
+    for text in texts:
         record.write_text(text)
-        out = tmp_path / f"out{len(text)}"
-        code, heavy, _ = probe(out)
-        assert code == 0 and "flashast.nodes" in heavy, text[:40]
+        out = tmp_path / f"out{texts.index(text)}"
+        code, heavy, stderr = probe(out)
+        assert code == 0 and "flashast.nodes" in heavy, (text[:40], stderr)
         golden = read_golden("pytorch")
         assert {name: hashlib.sha256(data).hexdigest() for name, (data, _) in snapshot(out).items()
                 if name != MANIFEST_NAME} == golden
     assert json.loads(record.read_text()) == whole, "the full path wrote the record again"
     assert not (tmp_path / "escaped.cu").exists()
+    assert not any((tmp_path / f"out{index}" / "CMakeLists.txt").exists() for index in range(len(texts)))
 
 
 def test_no_record_without_the_cache_with_plugins_or_for_other_modes(
@@ -405,3 +417,36 @@ def test_records_are_kept_for_the_most_recently_used_inputs(tmp_path: Path) -> N
         cache.remember_run(store, f"{number:03d}".ljust(64, "f"), "p", ["a.cu"], [file], {"a.cu": None})
     assert cache.load_run(store, "003".ljust(64, "f")) is not None
     assert len(list(store.parent.joinpath(cache.RUNS_NAME).iterdir())) == cache.RUNS_KEPT
+
+
+def test_an_entry_point_added_in_place_is_loaded_though_the_fingerprint_did_not_change(tmp_path: Path) -> None:
+    """`setup.py develop` rewrites a distribution's entry_points.txt in place: no directory the
+    fingerprint watches changes, so both shortcuts ask whether any plugin is declared now."""
+    site = tmp_path / "site"
+    site.mkdir()
+    write_distribution(site, "late-plugin", "1.0", {}, {"late_plugin": LATE_PLUGIN})
+    entry_points = next(site.glob("*.dist-info")) / "entry_points.txt"
+    entry_points.write_text("[console_scripts]\nlate = late_plugin:register\n")
+    environment = {"PYTHONPATH": str(site)}
+    stamped = tmp_path / "stamped"
+    assert run_cli("-o", stamped, discover_plugins=True, env=environment)[0] == 0
+    assert not (stamped / "late_1.cu").exists()
+    site_mtime = site.stat().st_mtime_ns
+    entry_points.write_text("[flashast.plugins]\nlate = late_plugin:register\n")
+    assert site.stat().st_mtime_ns == site_mtime, "the in-place edit changes no watched directory"
+    for out in (stamped, tmp_path / "new"):
+        code, _, stderr = run_cli("-o", out, discover_plugins=True, env=environment)
+        assert code == 0, stderr
+        assert (out / "late_1.cu").read_text() == "// late\n", out
+
+
+def test_a_record_that_cannot_be_kept_leaves_no_temp_file(tmp_path: Path) -> None:
+    store = tmp_path / "verified-v1"
+    fingerprint = "1".ljust(64, "f")
+    (cache._run_path(store, fingerprint) / "in-the-way").mkdir(parents=True)
+    file = cache.RecordedFile("a.cu", "// a\n", "k", "p", False, {"n": 1})
+    cache.remember_run(store, fingerprint, "p", ["a.cu"], [file], {"a.cu": None})
+    assert sorted(path.name for path in cache._run_path(store, fingerprint).parent.iterdir()) == [
+        cache._run_path(store, fingerprint).name
+    ]
+    assert cache.load_run(store, fingerprint) is None

@@ -141,6 +141,8 @@ REJECTED: list[tuple[Callable[[], object], str, object]] = [
     (lambda: FileName(".hidden.cu"), "text", ".hidden.cu"),
     (lambda: LineComment("two\nlines"), "text", "two\nlines"),
     (lambda: LineComment("splice \\"), "text", "splice \\"),
+    (lambda: LineComment("mis-decoded \udcff"), "text", "mis-decoded \udcff"),
+    (lambda: Verbatim("// \ud800"), "text", "// \ud800"),
     (lambda: IntArg(True), "value", True),
     (lambda: IntArg("3"), "value", "3"),
     (lambda: BoolArg(1), "value", 1),

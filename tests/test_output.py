@@ -546,3 +546,55 @@ def test_syncfs_is_chosen_only_while_little_else_is_unwritten() -> None:
     # What is dirty may change between two reads, but not by a gibibyte in a moment.
     assert _little_else_unwritten(unwritten + (1 << 30), 0), "our own bytes count as ours"
     assert _little_else_unwritten(0, (unwritten + (1 << 30)) // SYNCFS_BUDGET_PER_FILE), "so does the budget"
+
+
+def test_a_short_write_fails_the_run_instead_of_renaming_a_truncated_file(tmp_path: Path) -> None:
+    """Past a file-size limit (or on a nearly full disk) `write` writes less than asked: the run must
+    say so and leave the directory as it was, not rename the partial manifest into place."""
+    import resource
+
+    out = tmp_path / "out"
+    assert run_cli("-o", out, "-q")[0] == 0
+    (out / MANIFEST_NAME).unlink()  # the next run only has to write the manifest (it adopts the files)
+    before = snapshot(out)
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+
+    completed = subprocess.run(cli_command("-o", out), capture_output=True, text=True, env=cli_environment(),
+                               preexec_fn=limit_file_size, check=False)
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.splitlines()[-1].startswith(f"flashast: error: {out}/")
+    assert "cannot write" in completed.stderr and "Traceback" not in completed.stderr
+    assert snapshot(out) == before
+
+
+def test_check_works_in_a_directory_that_can_be_searched_but_not_listed(tmp_path: Path) -> None:
+    """Write and search permission without read (mode 0311): files are opened by name, as before a
+    listing was used to spare a new directory its per-file opens. Root ignores the mode, so as root
+    the CLI runs as nobody in a user namespace."""
+    out = tmp_path / "out"
+    assert run_cli("-o", out, "-q")[0] == 0
+    tmp_path.chmod(0o755)
+    command = cli_command("-o", out, "--check")
+    if os.geteuid() == 0:
+        if subprocess.run(["unshare", "-U", "true"], capture_output=True, check=False).returncode != 0:
+            pytest.skip("running as root without user namespaces: the mode would not be enforced")
+        command = ["unshare", "-U", *command]
+    out.chmod(0o311)
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, env=cli_environment(), check=False)
+    finally:
+        out.chmod(0o755)
+    assert (completed.returncode, completed.stderr.splitlines()[-1]) == (0, f"flashast: {out} up to date (0 missing, 0 changed, 48 unchanged, 0 stale, pytorch)")
+
+
+def test_a_file_whose_name_differs_only_in_case_is_another_file_here(tmp_path: Path) -> None:
+    """On this case-sensitive file system `Flash_…` is not `flash_…`: it stays, untouched and not owned."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "Flash_fwd_hdim64_bf16_sm80.cu").write_text("// mine\n")
+    assert run_cli("-o", out, "-q")[0] == 0
+    assert (out / "Flash_fwd_hdim64_bf16_sm80.cu").read_text() == "// mine\n"
+    assert (out / "flash_fwd_hdim64_bf16_sm80.cu").is_file()
+    assert "Flash_fwd_hdim64_bf16_sm80.cu" not in json.loads((out / MANIFEST_NAME).read_text())["files"]
