@@ -99,13 +99,20 @@ def plan_batches(to_parse: Sequence[GeneratedFile], run: Mapping[str, GeneratedF
     aggregators whose members an earlier run verified). Files in no batch are parsed alone."""
     plain: dict[object, list[GeneratedFile]] = {}
     aggregators: dict[object, list[GeneratedFile]] = {}
+    preludes: dict[str, str | None] = {}  # by file name: aggregators ask again about their members
+
+    def prelude_of(generated: GeneratedFile) -> str | None:
+        if generated.name not in preludes:
+            preludes[generated.name] = _prelude(generated)
+        return preludes[generated.name]
+
     for generated in to_parse:
         if generated.included_files():
-            prelude = _members_prelude(generated, run)
+            prelude = _members_prelude(generated, run, prelude_of)
             if prelude is not None:
                 aggregators.setdefault((prelude, id(generated.contract)), []).append(generated)
         else:
-            prelude = _prelude(generated)
+            prelude = prelude_of(generated)
             if prelude is not None:
                 key = (prelude, id(generated.contract), tuple(switched_on(generated)))
                 plain.setdefault(key, []).append(generated)
@@ -132,6 +139,11 @@ class _Names:
         self.specialized: set[str] = set()
         self.spared: set[str] = set()
         self.used: set[str] = set()
+
+    def merge(self, other: _Names) -> None:
+        self.specialized |= other.specialized
+        self.spared |= other.spared
+        self.used |= other.used
 
     def add(self, files: Iterable[GeneratedFile]) -> None:
         for generated in files:
@@ -165,7 +177,7 @@ def _compatible_parts(
         for part, part_names in parts:
             if part_names.compatible(names):
                 part.append(generated)
-                part_names.add(parsed_text(generated))
+                part_names.merge(names)
                 break
         else:
             parts.append(([generated], names))
@@ -231,7 +243,9 @@ def _text_is_the_model(generated: GeneratedFile) -> bool:
     return text == render(generated.unit, generated.style)
 
 
-def _members_prelude(generated: GeneratedFile, run: Mapping[str, GeneratedFile]) -> str | None:
+def _members_prelude(
+    generated: GeneratedFile, run: Mapping[str, GeneratedFile], prelude_of: Callable[[GeneratedFile], str | None]
+) -> str | None:
     """The one prelude all members of an aggregator share, if the aggregator can be batched (its
     own lines are comments and member includes, and each member is a batchable plain file with no
     `#ifdef` macros and the aggregator's contract), else None. Aggregators are batched only with
@@ -253,7 +267,7 @@ def _members_prelude(generated: GeneratedFile, run: Mapping[str, GeneratedFile])
             return None
         if member.contract is not generated.contract and member.contract != generated.contract:
             return None
-        preludes.add(_prelude(member) if not switched_on(member) else None)
+        preludes.add(prelude_of(member) if not switched_on(member) else None)
     return preludes.pop() if len(preludes) == 1 else None
 
 

@@ -181,11 +181,13 @@ def _run(argv: list[str], registry: Registry | None) -> int:
         # `--help` and `--version` end argparse with SystemExit; `main` returns codes, it does not exit.
         return exit_.code if isinstance(exit_.code, int) else EXIT_OK
     stamp_eligible = registry is None and _stamp_eligible(arguments)
-    fingerprint = _fingerprint(arguments) if stamp_eligible else None
-    if (
-        fingerprint is not None
-        and _no_plugin_can_shape_this_run(arguments)
-        and (_unchanged_since_stamp(arguments, fingerprint) or _replay_recorded_run(arguments, fingerprint))
+    # Only a run no plugin can shape has inputs the fingerprint sees: it may take a shortcut, and it
+    # stamps its directory and keeps its record. Asked once, before plugins load: an entry point
+    # can be added to a distribution's metadata in place (`setup.py develop`), which changes no
+    # directory the fingerprint watches.
+    fingerprint = _fingerprint(arguments) if stamp_eligible and _no_plugin_can_shape_this_run(arguments) else None
+    if fingerprint is not None and (
+        _unchanged_since_stamp(arguments, fingerprint) or _replay_recorded_run(arguments, fingerprint)
     ):
         return EXIT_OK
     from flashast.kinds import Registry
@@ -222,16 +224,16 @@ def _run(argv: list[str], registry: Registry | None) -> int:
         # cannot be written leaves DIR as it was.
         refuse_conflicts(plan(directory, files, preset.name, preset_names, __version__, verified), arguments.force)
         _write_listing(arguments, files)
-    stamp = _stamp_to_record(arguments, fingerprint)
     result, outcome = write(
-        directory, files, preset.name, preset_names, __version__, verified, arguments.prune, arguments.force, stamp
+        directory, files, preset.name, preset_names, __version__, verified, arguments.prune, arguments.force,
+        fingerprint,
     )
-    if stamp is not None and (arguments.no_verify or all(key is not None for key in verified.values())):
+    if fingerprint is not None and (arguments.no_verify or all(key is not None for key in verified.values())):
         # Remembered for any directory; not a pass with warnings (every file's key is None then),
         # which the next run must show again.
         from flashast import cache
 
-        cache.remember_run(cache.store_path(), stamp, preset.name, preset_names, files, verified)
+        cache.remember_run(cache.store_path(), fingerprint, preset.name, preset_names, files, verified)
     if not arguments.quiet:
         _report(result, outcome, preset.name, arguments.prune)
     return EXIT_OK
@@ -253,7 +255,7 @@ def _load_plugins(registry: Registry, arguments: argparse.Namespace) -> None:
 def _stamp_eligible(arguments: argparse.Namespace) -> bool:
     """Whether this run's output can be a function of inputs `cache.input_fingerprint` sees: a plain
     write, verified against built-in contracts or not at all, with no `--plugin`. Installed plugins
-    are ruled out when the stamp is made (`_stamp_to_record`); the fingerprint covers the
+    are ruled out in `_run` (`_no_plugin_can_shape_this_run`); the fingerprint covers the
     directories distributions live in (installing one invalidates the stamp) and whether discovery
     is on."""
     if not arguments.output or arguments.list_kinds or arguments.list or arguments.check or arguments.diff:
@@ -267,17 +269,8 @@ def _stamp_eligible(arguments: argparse.Namespace) -> bool:
     return not arguments.plugin and not any(verification_inputs)
 
 
-def _stamp_to_record(arguments: argparse.Namespace, fingerprint: str | None) -> str | None:
-    """The fingerprint to stamp the manifest with, unless installed plugin code shaped this run."""
-    if fingerprint is None:
-        return None
-    return fingerprint if _no_plugin_can_shape_this_run(arguments) else None
-
-
 def _no_plugin_can_shape_this_run(arguments: argparse.Namespace) -> bool:
-    """Discovery is off, or no installed distribution declares a `flashast.plugins` entry point. Asked
-    before every shortcut too: an entry point can be added to a distribution's metadata in place
-    (`setup.py develop`), which changes no directory the fingerprint watches."""
+    """Discovery is off, or no installed distribution declares a `flashast.plugins` entry point."""
     from flashast import cache
 
     return _discovery_off(arguments) or not cache.plugins_installed()

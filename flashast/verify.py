@@ -332,12 +332,15 @@ def verify(
                 for batch in plan_batches(to_parse, run) if session.verify_batch(batch, report)
                 for generated in batch.files
             }
-            # The rest keep the order the per-file path gives them (by preamble group), so that
-            # their problems are reported in the same order as without batching.
-            to_parse = [
-                generated for group in _group_by_preamble(to_parse, options) for generated in group
-                if generated.name not in passed
-            ]
+            # The rest keep the order the per-file path gives them (by preamble group, over all the
+            # files), so that their problems are reported in the same order as without batching.
+            if len(passed) < len(to_parse):
+                to_parse = [
+                    generated for group in _group_by_preamble(to_parse, options) for generated in group
+                    if generated.name not in passed
+                ]
+            else:
+                to_parse = []
         workers = _worker_count(len(to_parse), options, progress)
         if workers > 1:
             _verify_in_threads(cindex, to_parse, files, options, workers, report)
