@@ -524,10 +524,11 @@ def test_refused_listings_and_prunes_leave_the_directory_as_it_was(tmp_path: Pat
 # Durability: both ways of flushing before the renames ----------------------------------------------
 
 
-@pytest.mark.parametrize("use_syncfs", [True, False], ids=["one syncfs", "one fsync per file"])
+@pytest.mark.parametrize("use_syncfs", [True, False], ids=["syncfs asked for", "one fsync per file"])
 def test_the_flush_before_renaming_reports_a_failure_instead_of_renaming(tmp_path: Path, use_syncfs: bool) -> None:
     """A flush that fails (here: a descriptor already closed) raises, so no file is renamed over its
-    old bytes on the strength of a flush that did not happen."""
+    old bytes on the strength of a flush that did not happen. With `syncfs` asked for, a descriptor
+    whose file system cannot be read is not trusted with it, and the fsync fallback reports it."""
     from flashast.output import _make_durable
 
     descriptor = os.open(tmp_path / "x", os.O_WRONLY | os.O_CREAT, 0o666)
@@ -536,6 +537,16 @@ def test_the_flush_before_renaming_reports_a_failure_instead_of_renaming(tmp_pat
     os.close(descriptor)
     with pytest.raises(OSError):
         _make_durable([descriptor] * 20, 1, use_syncfs=use_syncfs)
+
+
+def test_syncfs_is_not_trusted_on_a_file_system_not_known_to_honour_it() -> None:
+    from flashast.output import _syncfs
+
+    descriptor = os.open("/proc", os.O_RDONLY)
+    try:
+        assert _syncfs(descriptor) is False
+    finally:
+        os.close(descriptor)
 
 
 def test_syncfs_is_chosen_only_while_little_else_is_unwritten() -> None:
