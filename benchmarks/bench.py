@@ -363,7 +363,7 @@ def real_header_rows() -> list[Row]:
     code = textwrap.dedent(
         f'''
         import json
-        from flashast.kinds import Registry
+        from flashast.registry import Registry
         from flashast.verify import VerifyOptions, verify
         timings = []
         files = Registry().preset("pytorch").generate()

@@ -52,7 +52,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from flashast.kinds import Contract, GeneratedFile
+from flashast.contract import Contract
+
+from flashast.generated import GeneratedFile
 from flashast.nodes import (
     BlankLine,
     CallStatement,

@@ -44,7 +44,7 @@ from pathlib import Path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: this module stays standard-library-only at run time
-    from flashast.kinds import GeneratedFile
+    from flashast.generated import GeneratedFile
 
 STORE_NAME = "verified-v1"
 # Past this size the store is cut to its newer half (keys are appended as files are verified).

@@ -26,7 +26,9 @@ from flashast.errors import FlashastError, UsageError, VerificationError
 
 TYPE_CHECKING = False  # `typing` costs a no-op run more than everything else it does
 if TYPE_CHECKING:
-    from flashast.kinds import GeneratedFile, Preset, Registry
+    from flashast.generated import GeneratedFile
+    from flashast.kinds import Preset
+    from flashast.registry import Registry
     from flashast.output import Outcome, Plan
 
 # Modules a run needs are imported when it needs them: a no-op run (see `_unchanged_since_stamp`)
@@ -190,7 +192,7 @@ def _run(argv: list[str], registry: Registry | None) -> int:
         _unchanged_since_stamp(arguments, fingerprint) or _replay_recorded_run(arguments, fingerprint)
     ):
         return EXIT_OK
-    from flashast.kinds import Registry
+    from flashast.registry import Registry
     from flashast.output import check_directory, plan, refuse_conflicts, write
     from flashast.selection import select
 
@@ -244,7 +246,7 @@ def _discovery_off(arguments: argparse.Namespace) -> bool:
 
 
 def _load_plugins(registry: Registry, arguments: argparse.Namespace) -> None:
-    from flashast.kinds import load_entry_points, load_plugin
+    from flashast.plugins import load_entry_points, load_plugin
 
     if not _discovery_off(arguments):
         load_entry_points(registry)

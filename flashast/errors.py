@@ -7,6 +7,9 @@ the CLI is a bug in flashast and is reported as such (exit 123).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 
 class FlashastError(Exception):
     """A failure the user can act on; `exit_code` is what the CLI returns for it."""
@@ -45,3 +48,35 @@ class VerificationError(FlashastError):
 
 class LibclangUnavailable(UsageError):
     """libclang could not be imported or loaded; verification cannot run (`--no-verify` still can)."""
+
+
+_FLASHAST_DIRECTORY = Path(__file__).resolve().parent
+_STANDARD_LIBRARY = Path(os.__file__).resolve().parent
+
+
+def one_line(text: str) -> str:
+    """Messages from plugin code may span lines; the CLI's errors never do."""
+    return " ".join(text.split())
+
+
+def plugin_frame(error: BaseException) -> str:
+    """` (at file.py:LINE)`: the innermost frame of a real file outside flashast and the standard
+    library, that is the plugin's own line; empty when there is none (then the bug is flashast's).
+
+    Frames without a file (`<string>` from dataclasses, `<frozen importlib...>`) say nothing useful.
+    """
+    location = ""
+    traceback = error.__traceback__
+    while traceback is not None:
+        filename = traceback.tb_frame.f_code.co_filename
+        if not filename.startswith("<") and not _is_library(Path(filename).resolve()):
+            location = f" (at {Path(filename).name}:{traceback.tb_lineno})"
+        traceback = traceback.tb_next
+    return location
+
+
+def _is_library(path: Path) -> bool:
+    """Whether `path` is flashast's or the standard library's (installed plugins are neither)."""
+    if _FLASHAST_DIRECTORY in path.parents:
+        return True
+    return _STANDARD_LIBRARY in path.parents and not {"site-packages", "dist-packages"} & set(path.parts)

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     # Only the attributes `name`, `text`, `kind`, `preset`, `aggregator` and `axis_values` are read,
     # so a run replayed from the user cache (`cache.RecordedFile`) plans without the model.
-    from flashast.kinds import GeneratedFile
+    from flashast.generated import GeneratedFile
 
 MANIFEST_NAME = ".flashast.json"
 MANIFEST_FORMAT = 1

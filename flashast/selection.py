@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flashast.errors import UsageError
-from flashast.kinds import GeneratedFile, Preset, spell_axis_value
+from flashast.axes import spell_axis_value
+from flashast.generated import GeneratedFile
+from flashast.kinds import Preset
 
 
 @dataclass(frozen=True, slots=True)

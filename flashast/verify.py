@@ -43,7 +43,8 @@ from pathlib import Path
 
 from flashast.batching import Batch, plan_batches, switched_on
 from flashast.errors import LibclangUnavailable, UsageError, VerificationError
-from flashast.kinds import Contract, GeneratedFile
+from flashast.contract import Contract
+from flashast.generated import GeneratedFile
 from flashast.nodes import (
     ClassDeclaration,
     ExplicitInstantiation,

@@ -32,7 +32,8 @@ from flashast import (
     VerificationError,
 )
 from flashast.batching import plan_batches
-from flashast.kinds import GeneratedFile, Registry
+from flashast.generated import GeneratedFile
+from flashast.registry import Registry
 from flashast.verify import Report, verify
 
 KERNEL = FunctionTemplate((TypeParameter("T"), ValueParameter("int", "N")), "void", "kernel", (), defined=True)

@@ -57,7 +57,7 @@ from flashast import (
     VerificationError,
 )
 from flashast.batching import plan_batches
-from flashast.kinds import GeneratedFile
+from flashast.generated import GeneratedFile
 from flashast.verify import VerifyOptions, verify
 
 PROPERTY = settings(max_examples=60, deadline=None, derandomize=True, database=None,

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flashast.cli import main
-from flashast.kinds import Kind, Registry
+from flashast.kinds import Kind
+from flashast.registry import Registry
 from flashast.nodes import TranslationUnit, Verbatim
 from flashast.output import MANIFEST_NAME
 

@@ -25,7 +25,7 @@ import pytest
 from conftest import cli_environment, run_cli, snapshot
 
 from flashast import Registry
-from flashast.kinds import load_plugin
+from flashast.plugins import load_plugin
 
 # Python 3.10 has no tomllib; there the research fork's tests skip rather than need a TOML package.
 tomllib = pytest.importorskip("tomllib")

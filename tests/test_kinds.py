@@ -41,7 +41,9 @@ from flashast import (
     ValueParameter,
     default_registry,
 )
-from flashast.kinds import AxisValue, GeneratedFile, Origin
+from flashast.axes import AxisValue
+from flashast.generated import GeneratedFile
+from flashast.registry import Origin
 from flashast.presets.common import CUTLASS_TYPES, cuda_stream, cutlass_types, launcher_parameters
 from flashast.verify import verify
 

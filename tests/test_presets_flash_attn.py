@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from flashast.errors import VerificationError
-from flashast.kinds import Contract, GeneratedFile, Kind, Registry
+from flashast.contract import Contract
+from flashast.generated import GeneratedFile
+from flashast.kinds import Kind
+from flashast.registry import Registry
 from flashast.nodes import (
     BoolArg,
     Declaration,

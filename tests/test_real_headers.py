@@ -19,7 +19,10 @@ import pytest
 from conftest import run_cli, snapshot
 
 from flashast.errors import VerificationError
-from flashast.kinds import Configuration, GeneratedFile, Kind, Registry
+from flashast.axes import Configuration
+from flashast.generated import GeneratedFile
+from flashast.kinds import Kind
+from flashast.registry import Registry
 from flashast.nodes import Include, TranslationUnit
 from flashast.verify import VerifyOptions, clang_arguments, find_cuda_path, verify
 

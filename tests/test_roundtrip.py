@@ -33,7 +33,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flashast.errors import ModelError
-from flashast.kinds import Contract, GeneratedFile, Kind, Preset
+from flashast.contract import Contract
+from flashast.generated import GeneratedFile
+from flashast.kinds import Kind, Preset
 from flashast.names import CPP_KEYWORDS, Identifier, IncludePath, MacroName, QualifiedName
 from flashast.nodes import (
     BoolArg,

@@ -23,7 +23,10 @@ from conftest import cli_environment, run_cli, snapshot
 
 from flashast import cli
 from flashast.errors import VerificationError
-from flashast.kinds import Configuration, Contract, Kind, Preset, Registry
+from flashast.axes import Configuration
+from flashast.contract import Contract
+from flashast.kinds import Kind, Preset
+from flashast.registry import Registry
 from flashast.names import MacroName
 from flashast.nodes import (
     BlankLine,

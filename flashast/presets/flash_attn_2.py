@@ -22,7 +22,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from flashast.kinds import Configuration, Contract, Kind, Preset, Registry
+from flashast.axes import Configuration
+
+from flashast.contract import Contract
+
+from flashast.kinds import Kind, Preset
+
+from flashast.registry import Registry
 from flashast.names import MacroName
 from flashast.nodes import (
     BlankLine,

@@ -28,7 +28,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from flashast.kinds import AxisValue, Configuration, Contract, Kind, Preset, Registry
+from flashast.axes import AxisValue, Configuration
+
+from flashast.contract import Contract
+
+from flashast.kinds import Kind, Preset
+
+from flashast.registry import Registry
 from flashast.nodes import (
     BlankLine,
     ClassDeclaration,

@@ -9,7 +9,13 @@ the template argument and in the callee's name) is derived from one axis value.
 
 from __future__ import annotations
 
-from flashast.kinds import Configuration, Contract, Kind, Preset, Registry
+from flashast.axes import Configuration
+
+from flashast.contract import Contract
+
+from flashast.kinds import Kind, Preset
+
+from flashast.registry import Registry
 from flashast.nodes import (
     BlankLine,
     ClassDeclaration,

@@ -1,0 +1,58 @@
+"""`GeneratedFile`: one output file, as a kind made it.
+
+A file is its name, where it came from (preset, kind, axis values), its tree and the style it is
+printed in. Its text is derived from the tree and the style (once, on first use), never stored beside
+them, so the bytes written and the tree verified cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from flashast.axes import AxisValue, Configuration
+from flashast.contract import Contract
+from flashast.nodes import Include, TranslationUnit
+from flashast.printer import render
+from flashast.style import Style
+
+# Suffixes of the files generators write (as opposed to the headers their contracts declare).
+SOURCE_SUFFIXES = (".cu", ".cpp", ".cc", ".cxx")
+
+
+@dataclass(frozen=True)
+class GeneratedFile:
+    """One output file: its name, where it came from, and its tree. `text` is the rendered file."""
+
+    name: str
+    preset: str
+    kind: str
+    axes: Configuration
+    unit: TranslationUnit
+    style: Style
+    contract: Contract
+    aggregator: bool = False
+
+    @cached_property
+    def text(self) -> str:
+        """The file's bytes (as text): the tree printed in the file's style."""
+        return render(self.unit, self.style)
+
+    @property
+    def axis_values(self) -> dict[str, AxisValue]:
+        return dict(self.axes.items_)
+
+    def describe(self) -> str:
+        """`kind=fwd dtype=fp16 head_dim=128`, for diagnostics."""
+        return f"kind={self.kind} {self.axes.describe()}".rstrip()
+
+    def included_files(self) -> tuple[str, ...]:
+        """The generated files this one includes (an aggregator's members): quoted includes of source files.
+
+        A quoted `#include "x.cu"` (or `.cpp`, `.cc`, `.cxx`) names another generated file, which
+        verification then requires the run to generate; headers are the contract's business.
+        """
+        return tuple(
+            node.path.text for node in self.unit.walk() if isinstance(node, Include) and not node.angled
+            and node.path.text.endswith(SOURCE_SUFFIXES)
+        )
