@@ -1,11 +1,8 @@
-"""The command line: argparse front end, exit codes, one-line errors.
+"""The command line: argparse front end, printing, exit codes, one-line errors.
 
-The run is one direction: load presets and plugins, generate, filter, verify every selected file,
-and only then plan against and act on the output directory. A plugin-free write run with inputs
-seen before takes one of two shortcuts (see `cache`): nothing to do when the directory's stamp
-matches, or the files of the run record written without building the model. A `FlashastError` becomes one line,
-`flashast: error: <culprit>: <problem>`, and its exit code; anything else is a flashast bug and
-is shown with its traceback (exit 123).
+`cli` turns arguments into `pipeline.Options`, runs the pipeline, and turns its result into printed
+lines and an exit code. A `FlashastError` becomes one line, `flashast: error: <culprit>: <problem>`,
+and its exit code; anything else is a flashast bug and is shown with its traceback (exit 123).
 
 Exit codes: 0 ok; 1 `--check`/`--diff` found differences; 2 user error; 3 the generated C++ failed
 verification (nothing written); 123 internal error.
@@ -14,32 +11,27 @@ verification (nothing written); 123 internal error.
 from __future__ import annotations
 
 import argparse
-import gc
-import json
 import os
 import sys
+import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from flashast import __version__
 from flashast.errors import FlashastError, UsageError, VerificationError
-
-TYPE_CHECKING = False  # `typing` costs a no-op run more than everything else it does
-if TYPE_CHECKING:
-    from flashast.generated import GeneratedFile
-    from flashast.kinds import Preset
-    from flashast.registry import Registry
-    from flashast.output import Outcome, Plan
-
-# Modules a run needs are imported when it needs them: a no-op run (see `_unchanged_since_stamp`)
-# imports none of the model, which is most of what such a run would otherwise cost.
+from flashast.generated import GeneratedFile
+from flashast.output import unified_diff
+from flashast.pipeline import DEFAULT_PRESET, Action, Options, Result, run
+from flashast.plugins import load_entry_points, load_plugin
+from flashast.registry import Registry
+from flashast.verify import Progress, VerifyOptions, find_cuda_path
 
 EXIT_OK = 0
 EXIT_DIFFERENCES = 1
 EXIT_USAGE = 2
 EXIT_VERIFICATION = 3
 EXIT_INTERNAL = 123
-DEFAULT_PRESET = "pytorch"
 
 EPILOG = """\
 exit codes:
@@ -59,32 +51,12 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """argparse makes a formatter for every `add_argument`, and each one asks `shutil` for the
-    terminal width: importing `shutil` (with its compression modules) was a tenth of a replayed run.
-    The width is read the same way (COLUMNS, else the terminal, else 80), without `shutil`."""
-
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, width=_terminal_columns() - 2)
-
-
-def _terminal_columns() -> int:
-    try:
-        return int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        pass
-    try:
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
-    except (AttributeError, ValueError, OSError):
-        return 80
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="flashast",
         description="Write flash-attention kernel instantiation files, verified with libclang before any write.",
         epilog=EPILOG,
-        formatter_class=_HelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-o", "--output", metavar="DIR", help="output directory (created, parents too)")
     parser.add_argument("--preset", default=DEFAULT_PRESET, help=f"preset to generate (default: {DEFAULT_PRESET})")
@@ -127,22 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, registry: Registry | None = None) -> int:
-    """Run the CLI in-process and return its exit code.
-
-    The cyclic garbage collector is off for the run: a run builds tens of thousands of acyclic
-    nodes, and each full collection walks all of them again (10,000 files: planning took 96 ms with
-    it, 18 ms without). A cycle a plugin makes lives until the run ends, which is soon.
-    """
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _main(argv, registry)
-    finally:
-        if collecting:
-            gc.enable()
-
-
-def _main(argv: Sequence[str] | None, registry: Registry | None) -> int:
+    """Run the CLI in-process and return its exit code."""
     try:
         return _run(list(sys.argv[1:] if argv is None else argv), registry)
     except VerificationError as error:
@@ -163,14 +120,12 @@ def _main(argv: Sequence[str] | None, registry: Registry | None) -> int:
         os.close(devnull)
         return EXIT_OK
     except Exception:
-        import traceback
-
         traceback.print_exc()
         print("flashast: internal error: this is a bug in flashast, please report it", file=sys.stderr)
         return EXIT_INTERNAL
 
 
-def run() -> None:
+def run_console_script() -> None:
     """Console-script entry point."""
     sys.exit(main())
 
@@ -182,165 +137,59 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     except SystemExit as exit_:
         # `--help` and `--version` end argparse with SystemExit; `main` returns codes, it does not exit.
         return exit_.code if isinstance(exit_.code, int) else EXIT_OK
-    stamp_eligible = registry is None and _stamp_eligible(arguments)
-    # Only a run no plugin can shape has inputs the fingerprint sees: it may take a shortcut, and it
-    # stamps its directory and keeps its record. Asked once, before plugins load: an entry point
-    # can be added to a distribution's metadata in place (`setup.py develop`), which changes no
-    # directory the fingerprint watches.
-    fingerprint = _fingerprint(arguments) if stamp_eligible and _no_plugin_can_shape_this_run(arguments) else None
-    if fingerprint is not None and (
-        _unchanged_since_stamp(arguments, fingerprint) or _replay_recorded_run(arguments, fingerprint)
-    ):
-        return EXIT_OK
-    from flashast.registry import Registry
-    from flashast.output import check_directory, plan, refuse_conflicts, write
-    from flashast.selection import select
-
     registry = registry or Registry()
-    _load_plugins(registry, arguments)
+    if not (arguments.no_plugins or os.environ.get("FLASHAST_NO_PLUGINS", "") not in ("", "0")):
+        load_entry_points(registry)
+    for spec in arguments.plugin:
+        load_plugin(registry, spec)
     if arguments.list_kinds:
         _list_kinds(registry)
         return EXIT_OK
     if not arguments.output:
         parser.print_usage(sys.stderr)
         raise UsageError("-o/--output DIR is required")
-    directory = Path(arguments.output)
-    preset = registry.preset(arguments.preset)
-    all_files = preset.generate()
-    files = select(all_files, preset, arguments.only, arguments.exclude)
-    preset_names = frozenset(generated.name for generated in all_files)
-    _check_listing_path(arguments)
-    if arguments.list:
-        for generated in files:
+    options = _options(arguments)
+    if options.verification is None and not arguments.quiet and options.action is not Action.LIST:
+        print("flashast: verification skipped (--no-verify)", file=sys.stderr)
+    result = run(registry, options)
+    if result.report is not None:
+        for warning in result.report.warnings:
+            print(warning.render(), file=sys.stderr)
+    if options.action is Action.LIST:
+        for generated in result.files:
             print(os.path.join(arguments.output, generated.name))
-        _write_listing(arguments, files)
         return EXIT_OK
-    if arguments.check or arguments.diff:
-        check_directory(directory, writable=False)
-        verified = _verify(arguments, files, directory)
-        return _check(arguments, directory, files, preset, preset_names, verified)
-    check_directory(directory)
-    verified = _verify(arguments, files, directory)
-    if arguments.manifest is not None:
-        # The listing is written first, once nothing can refuse the run, so that a listing that
-        # cannot be written leaves DIR as it was.
-        refuse_conflicts(plan(directory, files, preset.name, preset_names, __version__, verified), arguments.force)
-        _write_listing(arguments, files)
-    result, outcome = write(
-        directory, files, preset.name, preset_names, __version__, verified, arguments.prune, arguments.force,
-        fingerprint,
-    )
-    if fingerprint is not None and (arguments.no_verify or all(key is not None for key in verified.values())):
-        # Remembered for any directory; not a pass with warnings (every file's key is None then),
-        # which the next run must show again.
-        from flashast import cache
-
-        cache.remember_run(cache.store_path(), fingerprint, preset.name, preset_names, files, verified)
+    if options.action is not Action.WRITE:
+        return _report_check(result, options, arguments.quiet)
     if not arguments.quiet:
-        _report(result, outcome, preset.name, arguments.prune)
+        _report_write(result, options)
     return EXIT_OK
 
 
-def _discovery_off(arguments: argparse.Namespace) -> bool:
-    return bool(arguments.no_plugins) or os.environ.get("FLASHAST_NO_PLUGINS", "") not in ("", "0")
-
-
-def _load_plugins(registry: Registry, arguments: argparse.Namespace) -> None:
-    from flashast.plugins import load_entry_points, load_plugin
-
-    if not _discovery_off(arguments):
-        load_entry_points(registry)
-    for spec in arguments.plugin:
-        load_plugin(registry, spec)
-
-
-def _stamp_eligible(arguments: argparse.Namespace) -> bool:
-    """Whether this run's output can be a function of inputs `cache.input_fingerprint` sees: a plain
-    write, verified against built-in contracts or not at all, with no `--plugin`. Installed plugins
-    are ruled out in `_run` (`_no_plugin_can_shape_this_run`); the fingerprint covers the
-    directories distributions live in (installing one invalidates the stamp) and whether discovery
-    is on."""
-    if not arguments.output or arguments.list_kinds or arguments.list or arguments.check or arguments.diff:
-        return False
-    if arguments.prune or arguments.force or arguments.manifest is not None or arguments.timings:
-        return False
-    # Real headers and `--clang-arg` bring in files the fingerprint does not read; `--define`,
-    # `--cuda-path` and `--resource-dir` go with real headers (and are errors without them).
-    verification_inputs = (arguments.include_dir, arguments.clang_arg, arguments.define, arguments.cuda_path,
-                           arguments.resource_dir)
-    return not arguments.plugin and not any(verification_inputs)
-
-
-def _no_plugin_can_shape_this_run(arguments: argparse.Namespace) -> bool:
-    """Discovery is off, or no installed distribution declares a `flashast.plugins` entry point."""
-    from flashast import cache
-
-    return _discovery_off(arguments) or not cache.plugins_installed()
-
-
-def _fingerprint(arguments: argparse.Namespace) -> str:
-    from flashast import cache
-
-    options: dict[str, object] = {
-        name: getattr(arguments, name) for name in ("preset", "only", "exclude", "no_verify", "strict")
-    }
-    options["plugin_discovery"] = not _discovery_off(arguments)
-    if not arguments.no_verify:
-        options["libclang"] = cache.libclang_identity()
-        options["environment"] = {name: os.environ.get(name) for name in cache.CLANG_ENVIRONMENT}
-    return cache.input_fingerprint(options)
-
-
-def _unchanged_since_stamp(arguments: argparse.Namespace, fingerprint: str) -> bool:
-    """The no-op fast path: the last run had these inputs and its files still hold its bytes."""
-    from flashast import cache
-
-    try:
-        with open(os.path.join(arguments.output, ".flashast.json")) as handle:
-            manifest = json.load(handle)
-    except (OSError, ValueError):
-        return False
-    count = cache.unchanged_since_stamp(Path(arguments.output), manifest, fingerprint)
-    if count is None:
-        return False
-    if not arguments.quiet:
-        if arguments.no_verify:
-            print("flashast: verification skipped (--no-verify)", file=sys.stderr)
-        print(f"flashast: 0 written, {count} unchanged, 0 stale ({manifest.get('preset')})", file=sys.stderr)
-    return True
-
-
-def _replay_recorded_run(arguments: argparse.Namespace, fingerprint: str) -> bool:
-    """A new (or changed) directory, for inputs an earlier run already generated and verified:
-    write the recorded files without building the model or loading libclang (see `cache`)."""
-    from flashast import cache
-
-    record = cache.load_run(cache.store_path(), fingerprint)
-    if record is None:
-        return False
-    from flashast.output import write
-
-    if arguments.no_verify and not arguments.quiet:
-        print("flashast: verification skipped (--no-verify)", file=sys.stderr)
-    result, outcome = write(
-        Path(arguments.output), record.files, record.preset, record.preset_names, __version__, record.verified,
-        fingerprint=fingerprint,
+def _options(arguments: argparse.Namespace) -> Options:
+    if arguments.check:
+        action = Action.CHECK
+    elif arguments.diff:
+        action = Action.DIFF
+    elif arguments.list:
+        action = Action.LIST
+    else:
+        action = Action.WRITE
+    return Options(
+        output=Path(arguments.output),
+        preset=arguments.preset,
+        only=tuple(arguments.only),
+        exclude=tuple(arguments.exclude),
+        action=action,
+        listing=Path(arguments.manifest) if arguments.manifest is not None else None,
+        prune=arguments.prune,
+        force=arguments.force,
+        verification=None if arguments.no_verify else _verify_options(arguments),
+        progress=_timings() if arguments.timings else None,
     )
-    if not arguments.quiet:
-        _report(result, outcome, record.preset, prune=False)
-    return True
 
 
-def _verify(arguments: argparse.Namespace, files: list[GeneratedFile], directory: Path) -> dict[str, str | None]:
-    """Verify every selected file; returns the key each was verified under (None when unverified, or
-    verified against real headers, whose verdict is never reused). Files whose key an earlier run
-    verified (this directory's manifest, then the user's cache) are not parsed again."""
-    if arguments.no_verify:
-        if not arguments.quiet:
-            print("flashast: verification skipped (--no-verify)", file=sys.stderr)
-        return {generated.name: None for generated in files}
-    from flashast.verify import VerifyOptions, find_cuda_path, verification_keys, verify
-
+def _verify_options(arguments: argparse.Namespace) -> VerifyOptions:
     if not arguments.include_dir:
         for option, value in (("--define", arguments.define), ("--cuda-path", arguments.cuda_path),
                               ("--resource-dir", arguments.resource_dir)):
@@ -350,7 +199,17 @@ def _verify(arguments: argparse.Namespace, files: list[GeneratedFile], directory
         # CUDA's headers parse only through clang's CUDA wrapper headers, which live in a resource
         # directory; the libclang wheel ships none (see VerifyOptions).
         raise UsageError("--cuda-path: CUDA's headers need clang's resource headers; add --resource-dir DIR")
-    options = VerifyOptions(
+    named = [("--include-dir", directory) for directory in arguments.include_dir]
+    named += [("--cuda-path", arguments.cuda_path)] if arguments.cuda_path else []
+    named += [("--resource-dir", arguments.resource_dir)] if arguments.resource_dir else []
+    for option, directory in named:
+        try:
+            is_directory = Path(directory).is_dir()
+        except OSError as error:
+            raise UsageError(f"{option} {directory}: cannot use ({error.strerror})") from None
+        if not is_directory:
+            raise UsageError(f"{option} {directory}: not a directory")
+    return VerifyOptions(
         include_dirs=tuple(Path(directory) for directory in arguments.include_dir),
         defines=tuple(arguments.define),
         clang_args=tuple(arguments.clang_arg),
@@ -358,146 +217,66 @@ def _verify(arguments: argparse.Namespace, files: list[GeneratedFile], directory
         resource_dir=Path(arguments.resource_dir) if arguments.resource_dir else None,
         strict=arguments.strict,
     )
-    named_directories = [("--include-dir", directory) for directory in options.include_dirs]
-    named_directories += [("--cuda-path", options.cuda_path)] if arguments.cuda_path else []
-    named_directories += [("--resource-dir", options.resource_dir)] if options.resource_dir else []
-    for option, directory in named_directories:
-        if directory is not None and not directory.is_dir():
-            raise UsageError(f"{option} {directory}: not a directory")
-    keys = verification_keys(files, options)
-    if keys is None:
-        report = verify(files, options, _print_timing if arguments.timings else None)
-        verified: dict[str, str | None] = {generated.name: None for generated in files}
-    else:
-        from flashast import cache
-        from flashast.output import read_manifest
-
-        manifest = read_manifest(directory) if directory.is_dir() else None
-        known = {entry.get("verified") for entry in manifest["files"].values()} if manifest else set()
-        store = cache.store_path()
-        if not set(keys.values()) <= known:
-            known |= cache.load_store(store)
-        done = {name for name, key in keys.items() if key in known}
-        report = verify(files, options, _print_timing if arguments.timings else None, done)
-        if report.warnings:
-            # A pass with warnings is not remembered: the next run shows them again.
-            verified = {generated.name: None for generated in files}
-        else:
-            cache.remember(store, sorted({key for name, key in keys.items() if name not in done}))
-            verified = dict(keys)
-    for warning in report.warnings:
-        print(warning, file=sys.stderr)
-    return verified
 
 
-def _print_timing(generated: GeneratedFile, seconds: float, failed: bool) -> None:
-    """`--timings`: one line per file as soon as it is verified, so a slow real-header run shows progress."""
-    outcome = "failed" if failed else "verified"
-    print(f"flashast: {outcome} {generated.name} in {seconds:.1f} s", file=sys.stderr, flush=True)
+def _timings() -> Progress:
+    """`--timings`: one line per file as soon as its verdict is known, so a slow real-header run
+    shows progress (the first file of a preamble group also pays for building the preamble)."""
+    last = time.perf_counter()
+
+    def tell(generated: GeneratedFile, failed: bool) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        outcome = "failed" if failed else "verified"
+        print(f"flashast: {outcome} {generated.name} in {now - last:.1f} s", file=sys.stderr, flush=True)
+        last = now
+
+    return tell
 
 
-def _check(
-    arguments: argparse.Namespace,
-    directory: Path,
-    files: list[GeneratedFile],
-    preset: Preset,
-    preset_names: frozenset[str],
-    verified: dict[str, str | None],
-) -> int:
-    from flashast.output import plan, unified_diff
-
-    result = plan(directory, files, preset.name, preset_names, __version__, verified)
-    for generated in result.new:
+def _report_check(result: Result, options: Options, quiet: bool) -> int:
+    found = result.plan
+    if found is None:
+        raise RuntimeError("flashast: a check run always plans")
+    directory = options.output
+    for generated in found.new:
         print(f"flashast: missing {directory / generated.name}", file=sys.stderr)
-    for generated in result.changed:
+    for generated in found.changed:
         print(f"flashast: changed {directory / generated.name}", file=sys.stderr)
-    for generated in result.conflicts:
+    for generated in found.conflicts:
         print(f"flashast: changed {directory / generated.name} (not written by flashast)", file=sys.stderr)
-    for name in result.stale:
+    for name in found.stale:
         print(f"flashast: stale {directory / name}", file=sys.stderr)
-    if arguments.diff:
-        sys.stdout.write(unified_diff(result))
-    if not arguments.quiet:
-        state = "differs" if result.differs else "up to date"
-        print(f"flashast: {directory} {state} ({_counts(result)}, {preset.name})", file=sys.stderr)
-    return EXIT_DIFFERENCES if result.differs else EXIT_OK
+    if options.action is Action.DIFF:
+        sys.stdout.write(unified_diff(found))
+    if not quiet:
+        state = "differs" if found.differs else "up to date"
+        counts = (
+            f"{len(found.new)} missing, {len(found.changed) + len(found.conflicts)} changed,"
+            f" {len(found.unchanged) + len(found.adopted)} unchanged, {len(found.stale)} stale"
+        )
+        print(f"flashast: {directory} {state} ({counts}, {result.preset})", file=sys.stderr)
+    return EXIT_DIFFERENCES if found.differs else EXIT_OK
 
 
-def _counts(result: Plan) -> str:
-    return (
-        f"{len(result.new)} missing, {len(result.changed) + len(result.conflicts)} changed,"
-        f" {len(result.unchanged) + len(result.adopted)} unchanged, {len(result.stale)} stale"
-    )
-
-
-def _report(result: Plan, outcome: Outcome, preset: str, prune: bool) -> None:
-    written = len(outcome.written)
-    pruned = outcome.pruned
-    stale = [name for name in result.stale if name not in pruned]
+def _report_write(result: Result, options: Options) -> None:
+    found, outcome = result.plan, result.outcome
+    if found is None or outcome is None:
+        raise RuntimeError("flashast: a write run always plans and writes")
+    stale = [name for name in found.stale if name not in outcome.pruned]
     for name in stale:
         if name in outcome.kept:
             why = "edited since flashast wrote it, so kept; --prune --force deletes it"
         else:
             why = "no longer generated; --prune deletes it"
-        print(f"flashast: stale {result.directory / name} ({why})", file=sys.stderr)
-    unchanged = len(result.unchanged) + len(result.adopted)
-    pruned_text = f", {len(pruned)} pruned" if prune else ""
+        print(f"flashast: stale {found.directory / name} ({why})", file=sys.stderr)
+    unchanged = len(found.unchanged) + len(found.adopted)
+    pruned = f", {len(outcome.pruned)} pruned" if options.prune else ""
     print(
-        f"flashast: {written} written, {unchanged} unchanged, {len(stale)} stale{pruned_text} ({preset})",
+        f"flashast: {len(outcome.written)} written, {unchanged} unchanged, {len(stale)} stale{pruned}"
+        f" ({result.preset})",
         file=sys.stderr,
     )
-
-
-def _write_listing(arguments: argparse.Namespace, files: list[GeneratedFile]) -> None:
-    """`--manifest FILE.json`: the files with kind and axes, for CMake or setuptools."""
-    if arguments.manifest is None:
-        return
-    listing = {
-        "files": [
-            {
-                "aggregator": generated.aggregator,
-                "axes": generated.axis_values,
-                "kind": generated.kind,
-                "name": generated.name,
-                "path": os.path.join(arguments.output, generated.name),
-            }
-            for generated in files
-        ],
-        "preset": files[0].preset if files else arguments.preset,
-    }
-    text = json.dumps(listing, indent=1, sort_keys=True) + "\n"
-    path = Path(arguments.manifest)
-    try:
-        if path.exists() and path.read_text() == text:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"--manifest {path}: cannot write ({error.strerror})") from None
-    from flashast.output import write_atomically
-
-    try:
-        write_atomically(path, text)
-    except UsageError as error:
-        raise UsageError(f"--manifest {error}") from None
-
-
-def _check_listing_path(arguments: argparse.Namespace) -> None:
-    """Refuse a `--manifest` path that cannot be written before anything is, so DIR stays as it was."""
-    if arguments.manifest is None:
-        return
-    if not arguments.manifest:
-        raise UsageError("--manifest '': needs a file name")
-    path = Path(arguments.manifest)
-    if path.is_symlink() or (path.exists() and not path.is_file() and not path.is_dir()):
-        raise UsageError(f"--manifest {path}: exists and is not a regular file")
-    if path.is_dir():
-        raise UsageError(f"--manifest {path}: is a directory")
-    from flashast.output import check_directory
-
-    try:
-        check_directory(path.parent)
-    except UsageError as error:
-        raise UsageError(f"--manifest {error}") from None
 
 
 def _list_kinds(registry: Registry) -> None:
@@ -508,7 +287,6 @@ def _list_kinds(registry: Registry) -> None:
         for kind in preset.kinds:
             origin = registry.origin_of(name, kind.name).description
             role = ", aggregator" if kind.aggregator else ""
-            # How many configurations the kind's constraint skips: `Kind.skipped()` says why.
             skipped = len(kind.skipped())
             skipped_text = f", {skipped} skipped" if skipped else ""
             print(f"  {kind.name}  ({kind.count()} files{skipped_text}{role}, {origin}) {kind.description}".rstrip())

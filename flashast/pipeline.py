@@ -1,0 +1,148 @@
+"""The run, start to end, as a function of its options: the one place the sequence is written down.
+
+    generate -> select -> verify -> plan -> act (write | check | diff | list)
+
+Nothing touches the output directory until every selected file has been generated and verified, and
+every refusal (a bad filter, a foreign file in the way, a listing path inside DIR) comes before the
+first change, so a run that fails anywhere leaves DIR as it was. A run builds its model every time;
+what it remembers between runs is which exact inputs libclang already passed (`verify.keys`).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from flashast import __version__
+from flashast.errors import UsageError
+from flashast.generated import GeneratedFile
+from flashast.output import Outcome, Plan, check_directory, plan, refuse_conflicts, write, write_atomically
+from flashast.registry import Registry
+from flashast.selection import select
+from flashast.verify import CONTRACT_MODE, Progress, Report, VerdictStore, VerifyOptions, verify
+
+DEFAULT_PRESET = "pytorch"
+
+
+class Action(enum.Enum):
+    """What a run does with the directory once every file is verified."""
+
+    WRITE = "write"
+    CHECK = "check"  # compare only; a difference is exit 1
+    DIFF = "diff"  # compare and show a unified diff
+    LIST = "list"  # name the files; neither verify nor touch DIR
+
+
+@dataclass(frozen=True)
+class Options:
+    """One run. `verification` None means `--no-verify`; `listing` is `--manifest FILE.json`."""
+
+    output: Path
+    preset: str = DEFAULT_PRESET
+    only: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    action: Action = Action.WRITE
+    listing: Path | None = None
+    prune: bool = False
+    force: bool = False
+    verification: VerifyOptions | None = CONTRACT_MODE
+    progress: Progress | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a run found and did: the selected files, the verification report (None when not
+    verified), the plan against DIR (None for `--list`) and what was written (None unless written)."""
+
+    preset: str
+    files: tuple[GeneratedFile, ...]
+    report: Report | None = None
+    plan: Plan | None = None
+    outcome: Outcome | None = None
+
+
+def run(registry: Registry, options: Options) -> Result:
+    """Run once; raises a `FlashastError` for anything the user can fix, before DIR changes."""
+    preset = registry.preset(options.preset)
+    all_files = preset.generate()
+    files = select(all_files, preset, options.only, options.exclude)
+    preset_names = frozenset(generated.name for generated in all_files)
+    _check_listing_path(options)
+    if options.action is Action.LIST:
+        _write_listing(options, files, preset.name)
+        return Result(preset.name, tuple(files))
+    check_directory(options.output, writable=options.action is Action.WRITE)
+    report = None
+    if options.verification is not None:
+        report = verify(files, options.verification, VerdictStore.default(), options.progress)
+    if options.action is not Action.WRITE:
+        found = plan(options.output, files, preset.name, preset_names, __version__)
+        return Result(preset.name, tuple(files), report, found)
+    if options.listing is not None:
+        # The listing is written once nothing can refuse the run, and before DIR, so that a listing
+        # that cannot be written leaves DIR as it was.
+        refuse_conflicts(plan(options.output, files, preset.name, preset_names, __version__), options.force)
+        _write_listing(options, files, preset.name)
+    done, outcome = write(
+        options.output, files, preset.name, preset_names, __version__, prune=options.prune, force=options.force
+    )
+    return Result(preset.name, tuple(files), report, done, outcome)
+
+
+def _write_listing(options: Options, files: list[GeneratedFile], preset: str) -> None:
+    """`--manifest FILE.json`: the files with kind and axes, for CMake or setuptools."""
+    if options.listing is None:
+        return
+    listing = {
+        "files": [
+            {
+                "aggregator": generated.aggregator,
+                "axes": generated.axis_values,
+                "kind": generated.kind,
+                "name": generated.name,
+                "path": os.path.join(options.output, generated.name),
+            }
+            for generated in files
+        ],
+        "preset": preset,
+    }
+    text = json.dumps(listing, indent=1, sort_keys=True) + "\n"
+    path = options.listing
+    try:
+        if path.is_file() and path.read_text() == text:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"--manifest {path}: cannot write ({getattr(error, 'strerror', error)})") from None
+    try:
+        write_atomically(path, text)
+    except UsageError as error:
+        raise UsageError(f"--manifest {error}") from None
+
+
+def _check_listing_path(options: Options) -> None:
+    """Refuse a `--manifest` path that cannot be written, or that lies in DIR (flashast owns DIR's
+    names: the listing would be a foreign file there, or overwrite a generated one), before anything
+    is written."""
+    if options.listing is None:
+        return
+    path = options.listing
+    if not str(path) or str(path) == ".":
+        raise UsageError("--manifest '': needs a file name")
+    try:
+        if path.is_symlink() or (path.exists() and not path.is_file() and not path.is_dir()):
+            raise UsageError(f"--manifest {path}: exists and is not a regular file")
+        if path.is_dir():
+            raise UsageError(f"--manifest {path}: is a directory")
+        inside = Path(os.path.abspath(path)).parent == Path(os.path.abspath(options.output))
+    except OSError as error:
+        raise UsageError(f"--manifest {path}: cannot use ({error.strerror})") from None
+    if inside:
+        raise UsageError(f"--manifest {path}: lies in the output directory {options.output}; put it elsewhere")
+    try:
+        check_directory(path.parent)
+    except UsageError as error:
+        raise UsageError(f"--manifest {error}") from None

@@ -1,0 +1,154 @@
+"""Verification with libclang: the only package that imports `clang.cindex`.
+
+Every generated file gets its own verdict before anything is written:
+1. model-level checks (`checks`): a definition repeated in two files, a `--define` that would skip
+   guarded code;
+2. verdicts reused from the store (`keys`): a file whose exact inputs, and every file its earlier
+   parse read, are unchanged is not parsed again;
+3. parses (`parsing`): in contract mode, batches first (`batching`), then each remaining file on its
+   own; in real-header mode, groups sharing a precompiled preamble;
+4. records (`diagnostics`), rendered once: any error, or any warning in a generated file, fails
+   the run with `VerificationError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from flashast.errors import VerificationError
+from flashast.generated import GeneratedFile
+from flashast.verify.batching import plan_batches, switched_on
+from flashast.verify.checks import find_clashes, refuse_guard_defines
+from flashast.verify.diagnostics import Diagnostic, Location, Note, Report
+from flashast.verify.keys import Reading, VerdictStore, common_inputs, input_digest
+from flashast.verify.parsing import Parser, Sources, group_by_preamble
+from flashast.verify.toolchain import (
+    COMPATIBLE_RESOURCE_MAJORS,
+    CONTRACT_MODE,
+    VIRTUAL_SOURCE,
+    VerifyOptions,
+    clang_arguments,
+    find_cuda_path,
+    find_resource_dirs,
+    load_cindex,
+    resource_dir_hint,
+)
+
+__all__ = [
+    "COMPATIBLE_RESOURCE_MAJORS",
+    "CONTRACT_MODE",
+    "Diagnostic",
+    "Location",
+    "Note",
+    "Progress",
+    "Report",
+    "VerdictStore",
+    "VerifyOptions",
+    "clang_arguments",
+    "find_cuda_path",
+    "find_resource_dirs",
+    "load_cindex",
+    "parse_unit",
+    "verify",
+]
+
+# Told about each file as soon as its verdict is known (real headers are slow): the file and whether
+# it failed.
+Progress = Callable[[GeneratedFile, bool], None]
+
+
+def verify(
+    files: Sequence[GeneratedFile],
+    options: VerifyOptions = CONTRACT_MODE,
+    store: VerdictStore | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Verify every file; return the report, or raise `VerificationError` carrying it.
+
+    `store` (default: none) holds the verdicts of earlier runs; a file whose key it holds is not
+    parsed again, and every file that passes cleanly is remembered in it. When no file needs a
+    parse, libclang is not even loaded.
+    """
+    refuse_guard_defines(files, options)
+    store = store or VerdictStore(None)
+    report = Report(files=len(files))
+    clashes = find_clashes(files)
+    common = common_inputs(clang_arguments(options))
+    keys = {generated.name: input_digest(common, generated.text, switched_on(generated)) for generated in files}
+    # Naming what an earlier parse read needs no libclang: the sources are named the same way.
+    lookup = Sources(files, options, source_root=VIRTUAL_SOURCE)
+    to_parse = []
+    for generated in files:
+        if store.passed(keys[generated.name], lookup.current_digest(generated)):
+            report.reused += 1
+            if progress is not None:
+                progress(generated, False)
+        else:
+            to_parse.append(generated)
+    if not to_parse and not clashes:
+        return report
+    parser = Parser(load_cindex(), files, options)
+    passed: dict[str, list[Reading]] = {}
+    try:
+        if options.real_headers or options.clang_args:
+            parser.check_command_line()  # only user-supplied options can be ones clang rejects
+        if options.real_headers:
+            for group in group_by_preamble(to_parse):
+                passed.update(parser.verify_group_over_preamble(group, report))
+                _tell(progress, group, report)
+        else:
+            _verify_contract_mode(parser, files, to_parse, report, passed, progress)
+        for clash in clashes:
+            parser.locate_clash(clash, report)
+    finally:
+        parser.close()
+    # Each file's verdict is its own: a clean parse is remembered even when another file failed.
+    store.remember((keys[name], readings) for name, readings in passed.items())
+    if report.failed:
+        text = report.text()
+        if options.real_headers and options.resource_dir is None and "file not found" in text:
+            text += "\n" + resource_dir_hint()
+        raise VerificationError(report.summary(), text)
+    return report
+
+
+def _verify_contract_mode(
+    parser: Parser, files: Sequence[GeneratedFile], to_parse: list[GeneratedFile], report: Report,
+    passed: dict[str, list[Reading]], progress: Progress | None,
+) -> None:
+    """Batches first: one that parses clean passes all its files (see `batching`). Every other file
+    is parsed on its own, in the order of `files`, so problems are reported as a parse of that file
+    alone finds them."""
+    run = {generated.name: generated for generated in files}
+    for batch in plan_batches(to_parse, run):
+        readings = parser.verify_batch(batch)
+        if readings is not None:
+            for generated in batch.files:
+                passed[generated.name] = readings
+                report.parsed += 1
+            _tell(progress, batch.files, report)
+    for generated in to_parse:
+        if generated.name not in passed:
+            readings = parser.verify_file(generated, report)
+            if readings is not None:
+                passed[generated.name] = readings
+            _tell(progress, [generated], report)
+
+
+def _tell(progress: Progress | None, files: Sequence[GeneratedFile], report: Report) -> None:
+    if progress is not None:
+        failing = report.failing_files
+        for generated in files:
+            progress(generated, generated.name in failing)
+
+
+def parse_unit(generated: GeneratedFile, options: VerifyOptions = CONTRACT_MODE,
+               siblings: Sequence[GeneratedFile] = ()) -> Any:
+    """The libclang translation unit contract verification builds for one file (`siblings`: the
+    other files of the run, which an aggregator includes), for tests and tools that read cursors."""
+    parser = Parser(load_cindex(), [generated, *siblings], options)
+    try:
+        return parser.parse(generated)
+    finally:
+        parser.close()

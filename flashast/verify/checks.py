@@ -1,0 +1,99 @@
+"""Checks made on the model, before and beside libclang.
+
+- A definition (explicit specialization or explicit instantiation) repeated in a second file is a
+  link-time error no single-file parse can see; the model finds it, and a parse of the two files
+  together then lets clang point at both places.
+- Defining, for verification, a macro that a file tests with `#ifndef` would skip the guarded code
+  unverified; that is refused before any parse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from flashast.errors import UsageError
+from flashast.generated import GeneratedFile
+from flashast.nodes import (
+    Declaration,
+    ExplicitInstantiation,
+    ExplicitSpecialization,
+    IfDefined,
+    IfNotDefined,
+    Namespace,
+)
+from flashast.printer import spell_template_argument
+from flashast.verify.diagnostics import Diagnostic, Location
+from flashast.verify.toolchain import VerifyOptions
+
+Definition = ExplicitSpecialization | ExplicitInstantiation
+
+
+@dataclass(frozen=True)
+class Clash:
+    """`second` defines what `first` already defines (`definition`, as `second` spells it)."""
+
+    first: GeneratedFile
+    second: GeneratedFile
+    definition: Definition
+
+    def diagnostic(self) -> Diagnostic:
+        """The model-level report, used when clang cannot locate the clash itself."""
+        signature = self.definition.signature
+        arguments = ", ".join(spell_template_argument(argument) for argument in signature.template_arguments)
+        return Diagnostic(
+            Location(self.second.name),
+            f"{signature.name}<{arguments}> is also defined in {self.first.name} (a duplicate symbol at link time)",
+            fails=True,
+            file=self.second.name,
+            origin=origin(self.second),
+        )
+
+
+def origin(generated: GeneratedFile) -> str:
+    """Where a generated file came from, as diagnostics say it."""
+    return f"preset {generated.preset}, {generated.describe()}"
+
+
+def find_clashes(files: Iterable[GeneratedFile]) -> list[Clash]:
+    """Each definition a later file repeats, with the first file that made it."""
+    seen: dict[tuple[object, ...], GeneratedFile] = {}
+    clashes: list[Clash] = []
+    for generated in files:
+        if generated.aggregator:
+            continue  # an aggregator's definitions are its members'
+        for scope, definition in _definitions(generated.unit.declarations, ()):
+            signature = definition.signature
+            key = (scope, signature.name, signature.template_arguments)
+            first = seen.setdefault(key, generated)
+            if first.name != generated.name:
+                clashes.append(Clash(first, generated, definition))
+    return clashes
+
+
+def _definitions(
+    declarations: Iterable[Declaration], scope: tuple[str, ...]
+) -> Iterator[tuple[tuple[str, ...], Definition]]:
+    for node in declarations:
+        if isinstance(node, Namespace):
+            yield from _definitions(node.body, (*scope, str(node.name)))
+        elif isinstance(node, ExplicitSpecialization) or (isinstance(node, ExplicitInstantiation) and not node.extern):
+            yield scope, node
+        elif isinstance(node, (IfNotDefined, IfDefined)):
+            yield from _definitions(node.body, scope)
+
+
+def refuse_guard_defines(files: Sequence[GeneratedFile], options: VerifyOptions) -> None:
+    """Refuse a `--define` (or `--clang-arg -D`) of a macro a file tests with `#ifndef`."""
+    guards = {
+        str(node.macro) for generated in files for node in generated.unit.walk() if isinstance(node, IfNotDefined)
+    }
+    defined = list(options.defines)
+    defined += [argument[2:] for argument in options.clang_args if argument.startswith("-D")]
+    for define in defined:
+        name = define.split("=", 1)[0]
+        if name in guards:
+            raise UsageError(
+                f"--define {define}: the generated files guard code with `#ifndef {name}`; defining it"
+                " would skip that code unverified"
+            )

@@ -1,0 +1,359 @@
+"""Building libclang translation units for generated files, and what each parse read.
+
+`Sources` decides what a parse of a file is served from memory (the file's text, its contract's
+headers, the generated files it includes, CUDA stand-ins) and names what a parse read for
+verification keys. `Parser` owns one libclang index and turns parses into `Diagnostic` records:
+
+- contract mode: each file is parsed on its own, fresh; batches of files that cannot change what
+  another means are parsed as one unit first (see `batching`), and a batch that reports nothing
+  passes every file in it;
+- real-header mode: files whose leading comments and `#include`s are identical share one
+  translation unit with a precompiled preamble, re-parsed per file, so heavy headers are parsed
+  once per group. The includes-alone parse that builds the preamble also shows what the headers
+  get wrong by themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from flashast.contract import Contract
+from flashast.errors import UsageError
+from flashast.generated import GeneratedFile
+from flashast.nodes import ClassDeclaration, Include, LineComment, TranslationUnit
+from flashast.printer import render
+from flashast.verify.batching import Batch, switched_on
+from flashast.verify.checks import Clash, origin
+from flashast.verify.diagnostics import Diagnostic, Location, Report
+from flashast.verify.keys import DiskContents, Reading, digest_bytes
+from flashast.verify.reading import (
+    ParseContext,
+    file_diagnostics,
+    header_problems,
+    message_of,
+    reportable,
+)
+from flashast.verify.toolchain import (
+    CUDA_STAND_INS,
+    VIRTUAL_INCLUDE,
+    VIRTUAL_ROOT,
+    VIRTUAL_SOURCE,
+    VerifyOptions,
+    clang_arguments,
+    missing_cuda_headers,
+)
+
+# The body of the includes-alone parse: a declaration, so that libclang's preamble ends exactly where
+# it will end in every file of the group (a text of directives only would make a longer preamble,
+# which the files could not reuse).
+INCLUDES_ONLY_BODY = render(TranslationUnit((ClassDeclaration("flashast_includes_only_"),)))
+# libclang's own option bits (`CXTranslationUnit_*`); the Python binding names only some of them.
+PRECOMPILED_PREAMBLE = 0x04
+CREATE_PREAMBLE_ON_FIRST_PARSE = 0x100
+# How a generated file a parse read is named in a key: its served path changes from run to run.
+GENERATED_PREFIX = "<generated>/"
+
+
+@cache
+def contract_headers(contract: Contract) -> tuple[tuple[str, str], ...]:
+    """The contract's headers as (virtual path, text), rendered once per contract per run."""
+    return tuple((f"{VIRTUAL_INCLUDE}/{path}", render(unit)) for path, unit in contract.header_units().items())
+
+
+class Sources:
+    """What each parse is served from memory, and how what it read is named in a key."""
+
+    def __init__(self, files: Sequence[GeneratedFile], options: VerifyOptions, source_root: str) -> None:
+        self.options = options
+        self.source_root = source_root
+        self.texts = {generated.name: generated.text for generated in files}
+        self.disk = DiskContents()
+        self._digests: dict[str, str] = {}  # served text -> digest: many files share a contract header
+        self.cuda_stand_ins: list[tuple[str, str]] = []
+        if options.cuda_includes and options.cuda_path is not None:
+            self.cuda_stand_ins = [
+                (f"{CUDA_STAND_INS}/{name}",
+                 render(TranslationUnit((LineComment(f"flashast: {options.cuda_path} has no {name}"),))))
+                for name in missing_cuda_headers(options.cuda_path)
+            ]
+
+    def source_path(self, name: str) -> str:
+        return f"{self.source_root}/{name}"
+
+    def served(self, generated: GeneratedFile) -> list[tuple[str, str]] | str:
+        """The files besides the main one a parse of `generated` is served, or the name of a
+        generated file it includes that this run does not make."""
+        unsaved = []
+        for member in generated.included_files():
+            if member not in self.texts:
+                return member
+            unsaved.append((self.source_path(member), self.texts[member]))
+        if self.options.real_headers:
+            return unsaved + self.cuda_stand_ins
+        return unsaved + list(contract_headers(generated.contract))
+
+    def readings(self, unit: Any, served: Sequence[tuple[str, str]]) -> list[Reading]:
+        """Every file the parse of `unit` read (its inclusion list), with its content digest."""
+        texts = dict(served)
+        found = []
+        for inclusion in unit.get_includes():
+            path = str(inclusion.include.name)
+            digest = self._digest(texts[path]) if path in texts else self.disk.digest(path)
+            found.append((self._key_name(path), digest or ""))
+        return found
+
+    def current_digest(self, generated: GeneratedFile) -> Callable[[str], str | None]:
+        """What a parse of `generated` would read at each path named in a key, now."""
+        served = self.served(generated)
+        now = {} if isinstance(served, str) else {self._key_name(path): self._digest(text) for path, text in served}
+
+        def digest(path: str) -> str | None:
+            if path in now:
+                return now[path]
+            if path.startswith(GENERATED_PREFIX) and path[len(GENERATED_PREFIX):] in self.texts:
+                # A batch's parse reads the other members of the batch too: any file this run makes
+                # is what it is now.
+                return self._digest(self.texts[path[len(GENERATED_PREFIX):]])
+            if path.startswith((GENERATED_PREFIX, VIRTUAL_ROOT)):
+                return None  # served by an earlier run, not by this one
+            return self.disk.digest(path)
+
+        return digest
+
+    def _digest(self, text: str) -> str:
+        digest = self._digests.get(text)
+        if digest is None:
+            digest = self._digests[text] = digest_bytes(text.encode())
+        return digest
+
+    def _key_name(self, path: str) -> str:
+        prefix = self.source_root + "/"
+        return GENERATED_PREFIX + path[len(prefix):] if path.startswith(prefix) else path
+
+
+class Parser:
+    """One libclang index for one run; every parse reports into a `Report` as records."""
+
+    def __init__(self, cindex: ModuleType, files: Sequence[GeneratedFile], options: VerifyOptions) -> None:
+        self.cindex = cindex
+        self.options = options
+        self.index = cindex.Index.create()
+        self.arguments = clang_arguments(options)
+        # libclang builds a preamble only for a main file that exists on disk (an empty placeholder
+        # suffices; the text still comes from memory), so real-header mode parses in a scratch folder.
+        self.scratch = Path(tempfile.mkdtemp(prefix="flashast-verify-")) if options.real_headers else None
+        self.sources = Sources(files, options, str(self.scratch) if self.scratch else VIRTUAL_SOURCE)
+        self.placeholders = 0
+
+    def close(self) -> None:
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def _context(self, generated: GeneratedFile, main_path: str) -> ParseContext:
+        return ParseContext(
+            self.cindex, generated, main_path, self.sources.source_root, self.sources.texts, self.options.strict
+        )
+
+    def _placeholder(self) -> str:
+        if self.scratch is None:
+            raise RuntimeError("flashast: a placeholder main file exists only in real-header mode")
+        self.placeholders += 1
+        path = self.scratch / f".flashast-main-{self.placeholders}.cu"
+        path.touch()
+        return str(path)
+
+    def parse(self, generated: GeneratedFile) -> Any:
+        """A fresh translation unit for one file, as `verify` parses it in contract mode."""
+        served = self.sources.served(generated)
+        if isinstance(served, str):
+            raise UsageError(f"{generated.name}: includes {served}, which this run does not generate")
+        main_path = self.sources.source_path(generated.name)
+        arguments = self.arguments + switched_on(generated)
+        return self.index.parse(main_path, arguments, [(main_path, generated.text), *served], 0)
+
+    def verify_file(self, generated: GeneratedFile, report: Report) -> list[Reading] | None:
+        """Parse one file on its own; its readings if nothing at all was reported, else None."""
+        served = self.sources.served(generated)
+        if isinstance(served, str):
+            report.add(_missing_member(generated, served))
+            return None
+        main_path = self.sources.source_path(generated.name)
+        arguments = self.arguments + switched_on(generated)
+        unit = self.index.parse(main_path, arguments, [(main_path, generated.text), *served], 0)
+        report.parsed += 1
+        found = file_diagnostics(self._context(generated, main_path), unit, header_keys=None)
+        for diagnostic in found:
+            report.add(diagnostic)
+        clean = not found and next(reportable(self.cindex, unit), None) is None
+        return self.sources.readings(unit, served) if clean else None
+
+    def verify_batch(self, batch: Batch) -> list[Reading] | None:
+        """Parse a batch as one translation unit; its readings if libclang reported nothing at all
+        (then every file of it passes, see `batching`), else None. Reports nothing itself: a batch
+        that is not clean goes back to per-file parses, which say what is wrong and where."""
+        main_path = self.sources.source_path(f".flashast-batch-{batch.files[0].name}")
+        served = [*contract_headers(batch.files[0].contract)]
+        served += [(self.sources.source_path(member), self.sources.texts[member]) for member in batch.members]
+        unit = self.index.parse(main_path, self.arguments + list(batch.defines), [(main_path, batch.text), *served], 0)
+        if next(reportable(self.cindex, unit), None) is not None:
+            return None
+        return self.sources.readings(unit, served)
+
+    def verify_group_over_preamble(self, group: list[GeneratedFile], report: Report) -> dict[str, list[Reading]]:
+        """Real-header mode: one translation unit per group, first its includes alone, then each file
+        re-parsed. Returns the readings of each file whose parse reported nothing at all."""
+        first = group[0]
+        served = self.sources.served(first)
+        if isinstance(served, str):
+            for generated in group:
+                report.add(_missing_member(generated, served))
+            return {}
+        main_path = self._placeholder()
+        unit = self.index.parse(
+            main_path, self.arguments, [(main_path, self._includes_alone(first)), *served],
+            PRECOMPILED_PREAMBLE | CREATE_PREAMBLE_ON_FIRST_PARSE,
+        )
+        problems, header_keys = header_problems(self._context(first, main_path), unit)
+        for diagnostic in problems:
+            report.add(diagnostic)
+        clean: dict[str, list[Reading]] = {}
+        for generated in group:
+            unit.reparse([(main_path, generated.text), *served], PRECOMPILED_PREAMBLE)
+            report.parsed += 1
+            found = file_diagnostics(self._context(generated, main_path), unit, header_keys)
+            for diagnostic in found:
+                report.add(diagnostic)
+            if not found and not problems:
+                clean[generated.name] = self.sources.readings(unit, served)
+        return clean
+
+    def _includes_alone(self, generated: GeneratedFile) -> str:
+        """The text of the includes-alone parse: the file's leading comments and directives (its
+        preamble, byte for byte, so the files of the group reuse it) and a declaration. An
+        aggregator's includes of generated files are left out: what those files cause is theirs."""
+        members = set(generated.included_files())
+        kept = [line for line in preamble_of(generated.text).splitlines(keepends=True)
+                if _included_path(line) not in members]
+        return "".join(kept) + INCLUDES_ONLY_BODY
+
+    def check_command_line(self) -> None:
+        """Refuse options clang rejects, before any parse that uses a preamble.
+
+        Building a preamble drops clang's complaints about the command line (an unknown argument is
+        then silently ignored) and prints its warnings straight to the process's stderr, so they
+        are collected here, from a parse of a one-line file without a preamble.
+        """
+        main_path = self.sources.source_path(".flashast-options.cu")
+        with _quiet_stderr():
+            unit = self.index.parse(main_path, self.arguments, [(main_path, INCLUDES_ONLY_BODY)], 0)
+        complaints = [str(diagnostic.spelling) for diagnostic in reportable(self.cindex, unit)
+                      if not diagnostic.location.file]
+        if complaints:
+            raise UsageError(f"clang rejects the verification options: {'; '.join(complaints)}")
+
+    def locate_clash(self, clash: Clash, report: Report) -> None:
+        """Parse the two files together so clang says where the second repeats the first's definition."""
+        first, second = clash.first, clash.second
+        main_path = self.sources.source_path(".flashast-pair.cu")
+        if self.scratch is not None:
+            Path(main_path).touch()
+        text = render(TranslationUnit((Include(first.name), Include(second.name))))
+        unsaved = [(main_path, text), (self.sources.source_path(first.name), first.text),
+                   (self.sources.source_path(second.name), second.text)]
+        for generated in (first, second):
+            served = self.sources.served(generated)
+            if not isinstance(served, str):
+                unsaved += served
+        unit = self.index.parse(main_path, self.arguments, unsaved, 0)
+        second_path, first_path = self.sources.source_path(second.name), self.sources.source_path(first.name)
+        context = self._context(second, second_path)
+        located = False
+        for diagnostic in reportable(self.cindex, unit):
+            if _path(diagnostic.location) != second_path:
+                continue
+            if not any(_path(note.location) == first_path for note in diagnostic.children):
+                continue
+            notes = [note for note in diagnostic.children if not note.spelling.startswith("in file included from")]
+            report.add(Diagnostic(
+                context.location(diagnostic.location), message_of(diagnostic), fails=True, file=second.name,
+                notes=context.notes(notes),
+                remarks=(f"(a duplicate symbol at link time: {first.name} defines it too)",),
+                origin=origin(second),
+            ))
+            located = True
+        if not located:
+            report.add(clash.diagnostic())
+
+
+def _missing_member(generated: GeneratedFile, member: str) -> Diagnostic:
+    return Diagnostic(
+        Location(generated.name), f"includes {member}, which this run does not generate", fails=True,
+        file=generated.name, origin=origin(generated),
+    )
+
+
+def preamble_of(text: str) -> str:
+    """The text before the first line of code: the leading comments, blank lines and directives,
+    roughly what libclang precompiles as the preamble (a grouping key: two files of one group whose
+    real preambles differ still parse correctly, libclang rebuilds the preamble, only slower)."""
+    position = 0
+    for line in text.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", "//")):
+            break
+        position += len(line)
+    return text[:position]
+
+
+def group_by_preamble(files: Sequence[GeneratedFile]) -> list[list[GeneratedFile]]:
+    """Real-header mode: files that can share one preamble, groups in order of first appearance;
+    a file that includes generated files (an aggregator) stays alone."""
+    groups: dict[object, list[GeneratedFile]] = {}
+    for generated in files:
+        key: object = ("alone", generated.name) if generated.included_files() else preamble_of(generated.text)
+        groups.setdefault(key, []).append(generated)
+    return list(groups.values())
+
+
+def _included_path(line: str) -> str | None:
+    """The path a quoted or angled `#include` line names, or None for any other line."""
+    stripped = line.strip()
+    if not stripped.startswith("#"):
+        return None
+    directive = stripped[1:].lstrip()
+    if not directive.startswith("include"):
+        return None
+    rest = directive[len("include"):].strip()
+    if len(rest) >= 2 and rest[0] in "<\"":
+        closing = ">" if rest[0] == "<" else "\""
+        end = rest.find(closing, 1)
+        return rest[1:end] if end > 0 else None
+    return None
+
+
+def _path(location: Any) -> str:
+    return str(location.file.name) if location.file else ""
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 for a moment: clang's driver prints its complaints about the
+    command line there itself (as well as returning them, which is how flashast reports them)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
