@@ -73,7 +73,7 @@ _INCLUDE_LINE = re.compile(r"\s*#\s*include\b")
 _CONDITIONAL_OPENING = re.compile(r"\s*#\s*if")
 _CONDITIONAL_CLOSING = re.compile(r"\s*#\s*endif\b")
 _CONDITIONAL_BRANCH = re.compile(r"\s*#\s*(else|elif)\b")
-_PAIRS = ("{}", "()", "<>")
+_PAIRS = (("{", "}"), ("(", ")"), ("<", ">"))
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,8 @@ def switched_on(generated: GeneratedFile) -> list[str]:
 def plan_batches(to_parse: Sequence[GeneratedFile], run: Mapping[str, GeneratedFile]) -> list[Batch]:
     """The batches of two or more files among `to_parse` (`run`: every file of the run by name, for
     aggregators whose members an earlier run verified). Files in no batch are parsed alone."""
-    plain: dict[object, list[GeneratedFile]] = {}
-    aggregators: dict[object, list[GeneratedFile]] = {}
+    plain: dict[tuple[str, int, tuple[str, ...]], list[GeneratedFile]] = {}
+    aggregators: dict[tuple[str, int], list[GeneratedFile]] = {}
     preludes: dict[str, str | None] = {}  # by file name: aggregators ask again about their members
 
     def prelude_of(generated: GeneratedFile) -> str | None:

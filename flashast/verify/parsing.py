@@ -29,6 +29,7 @@ from typing import Any
 from flashast.contract import Contract
 from flashast.errors import UsageError
 from flashast.generated import GeneratedFile
+from flashast.names import Identifier, IncludePath
 from flashast.nodes import ClassDeclaration, Include, LineComment, TranslationUnit
 from flashast.printer import render
 from flashast.verify.batching import Batch, switched_on
@@ -55,7 +56,7 @@ from flashast.verify.toolchain import (
 # The body of the includes-alone parse: a declaration, so that libclang's preamble ends exactly where
 # it will end in every file of the group (a text of directives only would make a longer preamble,
 # which the files could not reuse).
-INCLUDES_ONLY_BODY = render(TranslationUnit((ClassDeclaration("flashast_includes_only_"),)))
+INCLUDES_ONLY_BODY = render(TranslationUnit((ClassDeclaration(Identifier("flashast_includes_only_")),)))
 # libclang's own option bits (`CXTranslationUnit_*`); the Python binding names only some of them.
 PRECOMPILED_PREAMBLE = 0x04
 CREATE_PREAMBLE_ON_FIRST_PARSE = 0x100
@@ -266,7 +267,7 @@ class Parser:
         main_path = self.sources.source_path(".flashast-pair.cu")
         if self.scratch is not None:
             Path(main_path).touch()
-        text = render(TranslationUnit((Include(first.name), Include(second.name))))
+        text = render(TranslationUnit((Include(IncludePath(first.name)), Include(IncludePath(second.name)))))
         unsaved = [(main_path, text), (self.sources.source_path(first.name), first.text),
                    (self.sources.source_path(second.name), second.text)]
         for generated in (first, second):

@@ -175,7 +175,8 @@ def load_cindex() -> ModuleType:
             f"libclang: the shared library does not load ({reason}); reinstall with"
             f" `{INSTALL_HINT} --force-reinstall` (or pass --no-verify)"
         ) from None
-    return cindex
+    module: ModuleType = cindex
+    return module
 
 
 def libclang_identity() -> str:
