@@ -155,6 +155,9 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     if result.report is not None:
         for warning in result.report.warnings:
             print(warning.render(), file=sys.stderr)
+        if arguments.timings:
+            print(f"flashast: {result.report.reused} file(s) not parsed again: their inputs passed before",
+                  file=sys.stderr)
     if options.action is Action.LIST:
         for generated in result.files:
             print(os.path.join(arguments.output, generated.name))

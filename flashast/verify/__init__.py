@@ -53,8 +53,8 @@ __all__ = [
     "verify",
 ]
 
-# Told about each file as soon as its verdict is known (real headers are slow): the file and whether
-# it failed.
+# Told about each file parsed as soon as its verdict is known (real headers are slow): the file and
+# whether it failed. Files whose verdict is reused are not parsed, so not told about.
 Progress = Callable[[GeneratedFile, bool], None]
 
 
@@ -82,8 +82,6 @@ def verify(
     for generated in files:
         if store.passed(keys[generated.name], lookup.current_digest(generated)):
             report.reused += 1
-            if progress is not None:
-                progress(generated, False)
         else:
             to_parse.append(generated)
     if not to_parse and not clashes:
