@@ -11,6 +11,7 @@ verification (nothing written); 123 internal error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -104,10 +105,10 @@ def main(argv: Sequence[str] | None = None, registry: Registry | None = None) ->
         return _run(list(sys.argv[1:] if argv is None else argv), registry)
     except VerificationError as error:
         print(error.report, file=sys.stderr)
-        print(f"flashast: error: {error}", file=sys.stderr)
+        print(f"flashast: error: {printable(str(error))}", file=sys.stderr)
         return EXIT_VERIFICATION
     except FlashastError as error:
-        print(f"flashast: error: {error}", file=sys.stderr)
+        print(f"flashast: error: {printable(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("flashast: interrupted", file=sys.stderr)
@@ -125,6 +126,16 @@ def main(argv: Sequence[str] | None = None, registry: Registry | None = None) ->
         return EXIT_INTERNAL
 
 
+def printable(text: str) -> str:
+    """`text` on one line whatever it holds: a newline, a control character or an undecodable byte
+    in a culprit (a path, a plugin's message) is shown escaped, so an error stays one line and
+    printing it cannot fail in any locale."""
+    return "".join(
+        character if character.isprintable() else character.encode("unicode_escape", "backslashreplace").decode()
+        for character in text
+    )
+
+
 def run_console_script() -> None:
     """Console-script entry point."""
     sys.exit(main())
@@ -138,10 +149,14 @@ def _run(argv: list[str], registry: Registry | None) -> int:
         # `--help` and `--version` end argparse with SystemExit; `main` returns codes, it does not exit.
         return exit_.code if isinstance(exit_.code, int) else EXIT_OK
     registry = registry or Registry()
-    if not (arguments.no_plugins or os.environ.get("FLASHAST_NO_PLUGINS", "") not in ("", "0")):
-        load_entry_points(registry)
-    for spec in arguments.plugin:
-        load_plugin(registry, spec)
+    _refuse_contradictions(arguments)
+    # Plugin code runs while plugins load and while kinds build files: what it prints goes to stderr,
+    # so that stdout holds only what flashast prints there (`--list`, `--diff`).
+    with contextlib.redirect_stdout(sys.stderr):
+        if not (arguments.no_plugins or os.environ.get("FLASHAST_NO_PLUGINS", "") not in ("", "0")):
+            load_entry_points(registry)
+        for spec in arguments.plugin:
+            load_plugin(registry, spec)
     if arguments.list_kinds:
         _list_kinds(registry)
         return EXIT_OK
@@ -151,7 +166,8 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     options = _options(arguments)
     if options.verification is None and not arguments.quiet and options.action is not Action.LIST:
         print("flashast: verification skipped (--no-verify)", file=sys.stderr)
-    result = run(registry, options)
+    with contextlib.redirect_stdout(sys.stderr):
+        result = run(registry, options)
     if result.report is not None:
         for warning in result.report.warnings:
             print(warning.render(), file=sys.stderr)
@@ -167,6 +183,28 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     if not arguments.quiet:
         _report_write(result, options)
     return EXIT_OK
+
+
+def _refuse_contradictions(arguments: argparse.Namespace) -> None:
+    """Options that ask for opposite things are a usage error, never a guess."""
+    comparing = "--check" if arguments.check else "--diff" if arguments.diff else "--list" if arguments.list else None
+    if comparing is not None:
+        for option, given in (("--prune", arguments.prune), ("--force", arguments.force)):
+            if given:
+                raise UsageError(f"{option}: {comparing} writes nothing, so there is nothing to {option[2:]}")
+        if arguments.manifest is not None and comparing != "--list":
+            raise UsageError(f"--manifest: {comparing} writes nothing; use --list --manifest FILE.json for the listing")
+    if arguments.no_verify:
+        given = [name for name, value in (
+            ("--include-dir", arguments.include_dir), ("--define", arguments.define),
+            ("--clang-arg", arguments.clang_arg), ("--cuda-path", arguments.cuda_path),
+            ("--resource-dir", arguments.resource_dir), ("--strict", arguments.strict),
+            ("--timings", arguments.timings),
+        ) if value]
+        if given:
+            raise UsageError(f"{given[0]}: configures verification, which --no-verify skips")
+    if arguments.list_kinds and (arguments.output or arguments.check or arguments.diff or arguments.list):
+        raise UsageError("--list-kinds: lists presets and kinds only; drop -o and the other modes")
 
 
 def _options(arguments: argparse.Namespace) -> Options:
@@ -251,7 +289,10 @@ def _report_check(result: Result, options: Options, quiet: bool) -> int:
     for name in found.stale:
         print(f"flashast: stale {directory / name}", file=sys.stderr)
     if options.action is Action.DIFF:
-        sys.stdout.write(unified_diff(found))
+        # Files are UTF-8 whatever the locale; bytes that did not decode go out as they came in.
+        sys.stdout.flush()
+        sys.stdout.buffer.write(unified_diff(found).encode("utf-8", "surrogateescape"))
+        sys.stdout.flush()
     if not quiet:
         state = "differs" if found.differs else "up to date"
         counts = (

@@ -70,11 +70,12 @@ def run(registry: Registry, options: Options) -> Result:
     all_files = preset.generate()
     files = select(all_files, preset, options.only, options.exclude)
     preset_names = frozenset(generated.name for generated in all_files)
+    _refuse_aggregators_without_members(files, preset_names)
     _check_listing_path(options)
+    check_directory(options.output, writable=options.action is Action.WRITE)
     if options.action is Action.LIST:
         _write_listing(options, files, preset.name)
         return Result(preset.name, tuple(files))
-    check_directory(options.output, writable=options.action is Action.WRITE)
     report = None
     if options.verification is not None:
         report = verify(files, options.verification, VerdictStore.default(), options.progress)
@@ -90,6 +91,27 @@ def run(registry: Registry, options: Options) -> Result:
         options.output, files, preset.name, preset_names, __version__, prune=options.prune, force=options.force
     )
     return Result(preset.name, tuple(files), report, done, outcome)
+
+
+def _refuse_aggregators_without_members(files: list[GeneratedFile], preset_names: frozenset[str]) -> None:
+    """An aggregator includes its members: selecting it without them is a selection mistake (the
+    user's to fix, exit 2), not a verification failure."""
+    selected = {generated.name for generated in files}
+    for generated in files:
+        missing = [member for member in generated.included_files() if member not in selected]
+        if not missing:
+            continue
+        if all(member in preset_names for member in missing):
+            shown = ", ".join(missing[:3]) + (f" (and {len(missing) - 3} more)" if len(missing) > 3 else "")
+            raise UsageError(
+                f"{generated.name}: includes files the filters leave out: {shown}; select them too,"
+                " or leave the aggregator out with --exclude aggregator=true"
+            )
+        outside = next(member for member in missing if member not in preset_names)
+        raise UsageError(
+            f"{generated.name}: includes {outside}, which preset {generated.preset} does not generate"
+            f" (kind {generated.kind})"
+        )
 
 
 def _write_listing(options: Options, files: list[GeneratedFile], preset: str) -> None:

@@ -73,7 +73,7 @@ def verify(
     refuse_guard_defines(files, options)
     store = store or VerdictStore(None)
     report = Report(files=len(files))
-    clashes = find_clashes(files)
+    clashes = find_clashes(files, [*options.defines, *_defined_by_arguments(options)])
     common = common_inputs(clang_arguments(options))
     keys = {generated.name: input_digest(common, generated.text, switched_on(generated)) for generated in files}
     # Naming what an earlier parse read needs no libclang: the sources are named the same way.
@@ -132,6 +132,10 @@ def _verify_contract_mode(
             if readings is not None:
                 passed[generated.name] = readings
             _tell(progress, [generated], report)
+
+
+def _defined_by_arguments(options: VerifyOptions) -> list[str]:
+    return [argument[2:] for argument in options.clang_args if argument.startswith("-D")]
 
 
 def _tell(progress: Progress | None, files: Sequence[GeneratedFile], report: Report) -> None:

@@ -9,17 +9,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 
+from flashast.contract import Contract
 from flashast.errors import UsageError
 from flashast.generated import GeneratedFile
+from flashast.names import MacroName, QualifiedName
 from flashast.nodes import (
     Declaration,
     ExplicitInstantiation,
     ExplicitSpecialization,
     IfDefined,
     IfNotDefined,
+    MacroDefinition,
     Namespace,
 )
 from flashast.printer import spell_template_argument
@@ -55,32 +59,64 @@ def origin(generated: GeneratedFile) -> str:
     return f"preset {generated.preset}, {generated.describe()}"
 
 
-def find_clashes(files: Iterable[GeneratedFile]) -> list[Clash]:
-    """Each definition a later file repeats, with the first file that made it."""
+def find_clashes(files: Iterable[GeneratedFile], defines: Sequence[str] = ()) -> list[Clash]:
+    """Each definition a later file repeats, with the first file that made it.
+
+    Definitions are compared as entities, not spellings: `namespace FLASH_NAMESPACE` is the namespace
+    its macro expands to (a `--define`, else the file's contract's `#define`), `namespace a::b` is
+    `namespace a { namespace b`, and a qualified function name continues its scope.
+    """
     seen: dict[tuple[object, ...], GeneratedFile] = {}
     clashes: list[Clash] = []
+    given = dict(_split_define(define) for define in defines)
     for generated in files:
         if generated.aggregator:
             continue  # an aggregator's definitions are its members'
-        for scope, definition in _definitions(generated.unit.declarations, ()):
+        macros = {**_contract_macros(generated.contract), **given}
+        for scope, definition in _definitions(generated.unit.declarations, (), macros):
             signature = definition.signature
-            key = (scope, signature.name, signature.template_arguments)
+            name = tuple(part.text for part in signature.name.parts)
+            entity = (*(() if signature.name.absolute else scope), *name)
+            key = (entity, signature.template_arguments)
             first = seen.setdefault(key, generated)
             if first.name != generated.name:
                 clashes.append(Clash(first, generated, definition))
     return clashes
 
 
+def _split_define(define: str) -> tuple[str, str]:
+    name, _, value = define.partition("=")
+    return name, value or "1"
+
+
+@cache
+def _contract_macros(contract: Contract) -> dict[str, str]:
+    """The object-like macros a contract defines (`#define FLASH_NAMESPACE flash`)."""
+    return {
+        str(node.name): str(node.replacement) if node.replacement is not None else ""
+        for unit in contract.header_units().values() for node in unit.walk() if isinstance(node, MacroDefinition)
+    }
+
+
 def _definitions(
-    declarations: Iterable[Declaration], scope: tuple[str, ...]
+    declarations: Iterable[Declaration], scope: tuple[str, ...], macros: Mapping[str, str]
 ) -> Iterator[tuple[tuple[str, ...], Definition]]:
     for node in declarations:
         if isinstance(node, Namespace):
-            yield from _definitions(node.body, (*scope, str(node.name)))
+            yield from _definitions(node.body, (*scope, *_namespace_parts(node, macros)), macros)
         elif isinstance(node, ExplicitSpecialization) or (isinstance(node, ExplicitInstantiation) and not node.extern):
             yield scope, node
         elif isinstance(node, (IfNotDefined, IfDefined)):
-            yield from _definitions(node.body, scope)
+            yield from _definitions(node.body, scope, macros)
+
+
+def _namespace_parts(node: Namespace, macros: Mapping[str, str]) -> tuple[str, ...]:
+    name = node.name
+    if isinstance(name, MacroName):
+        return tuple(macros.get(name.text, name.text).split("::"))
+    if isinstance(name, QualifiedName):
+        return tuple(part.text for part in name.parts)
+    return (name.text,)
 
 
 def refuse_guard_defines(files: Sequence[GeneratedFile], options: VerifyOptions) -> None:

@@ -1,0 +1,153 @@
+"""A hostile user's inputs through the real CLI: every user error is one line, exit 2, and leaves the
+output directory exactly as it was (names, bytes and mtimes); verification failures are exit 3."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import cli_command, cli_environment, run_cli, snapshot
+
+
+def written(tmp_path: Path) -> Path:
+    """An output directory holding a complete pytorch run."""
+    directory = tmp_path / "out"
+    code, _, stderr = run_cli("-o", directory, "--no-verify", "-q")
+    assert code == 0, stderr
+    return directory
+
+
+def one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("flashast: error:")]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("name", [".flashast.json", "flash_fwd_hdim128_fp16_sm80.cu", "listing.json"])
+def test_a_listing_path_inside_the_output_directory_is_refused_before_anything_is_written(
+    tmp_path: Path, name: str
+) -> None:
+    directory = written(tmp_path)
+    before = snapshot(directory)
+    code, _, stderr = run_cli("-o", directory, "--no-verify", "--only", "head_dim=64", "--manifest", directory / name)
+    assert code == 2
+    assert f"{directory / name}: lies in the output directory" in one_error_line(stderr)
+    assert snapshot(directory) == before
+
+
+@pytest.mark.parametrize(
+    ("arguments", "culprit"),
+    [
+        (["--check", "--prune"], "--prune"),
+        (["--diff", "--force"], "--force"),
+        (["--list", "--prune"], "--prune"),
+        (["--check", "--manifest", "listing.json"], "--manifest"),
+        (["--no-verify", "--strict"], "--strict"),
+        (["--no-verify", "--include-dir", "."], "--include-dir"),
+        (["--list-kinds", "--check"], "--list-kinds"),
+    ],
+)
+def test_contradictory_options_are_usage_errors(tmp_path: Path, arguments: list[str], culprit: str) -> None:
+    directory = written(tmp_path)
+    before = snapshot(directory)
+    code, stdout, stderr = run_cli("-o", directory, *arguments, cwd=tmp_path)
+    assert code == 2
+    assert one_error_line(stderr).startswith(f"flashast: error: {culprit}:")
+    assert stdout == ""
+    assert snapshot(directory) == before
+
+
+def test_list_refuses_an_output_path_that_cannot_be_a_directory(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory\n")
+    code, stdout, stderr = run_cli("-o", blocker / "kernels", "--list")
+    assert code == 2
+    assert "is not a directory" in one_error_line(stderr)
+    assert stdout == ""
+
+
+def test_an_aggregator_without_its_members_is_a_selection_error_not_a_verification_failure(tmp_path: Path) -> None:
+    directory = tmp_path / "out"
+    code, _, stderr = run_cli("-o", directory, "--preset", "flash-attn-3", "--only", "*hdimall*", "--only", "sm=90")
+    assert code == 2
+    line = one_error_line(stderr)
+    assert "includes files the filters leave out" in line
+    assert "--exclude aggregator=true" in line
+    assert not directory.exists()
+
+
+AGGREGATOR_PLUGIN = """
+from flashast import Contract, FunctionTemplate, Include, Kind, Namespace, Preset, TranslationUnit
+from flashast import TypeParameter, ValueParameter, MacroDefinition, PragmaOnce
+
+TEMPLATE = FunctionTemplate((ValueParameter("int", "D"),), "void", "run", (), defined=True)
+CONTRACT = Contract({{"launch.h": (PragmaOnce(), MacroDefinition("FLASH_NAMESPACE", "flash"),
+                                   Namespace("flash", (TEMPLATE,)))}})
+
+
+def build(config):
+    namespace = {namespace}
+    return TranslationUnit((Include("launch.h"), Namespace(namespace, (TEMPLATE.instantiate(config.head_dim),))))
+
+
+def build_macro(config):
+    return TranslationUnit((Include("launch.h"), Namespace("FLASH_NAMESPACE", (TEMPLATE.instantiate(64),))))
+
+
+def register(registry):
+    print("hello from the plugin")
+    registry.add_preset(Preset("clash", kinds=(
+        Kind("plain", axes={{"head_dim": (64, 128)}}, build=build, file_name="plain_{{head_dim}}.cu",
+             contract=CONTRACT),
+        Kind("macro", axes={{"variant": ("a",)}}, build=build_macro, file_name="macro_{{variant}}.cu",
+             contract=CONTRACT),
+    )))
+"""
+
+
+def test_a_definition_repeated_under_a_macro_namespace_is_a_duplicate(tmp_path: Path) -> None:
+    plugin = tmp_path / "clash.py"
+    plugin.write_text(textwrap.dedent(AGGREGATOR_PLUGIN.format(namespace='"flash"')))
+    code, _, stderr = run_cli("-o", tmp_path / "out", "--plugin", plugin, "--preset", "clash")
+    assert code == 3, stderr
+    assert "macro_a.cu" in stderr and "plain_64.cu" in stderr
+    assert "duplicate symbol at link time" in stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_what_plugins_print_never_reaches_the_listing(tmp_path: Path) -> None:
+    plugin = tmp_path / "clash.py"
+    plugin.write_text(textwrap.dedent(AGGREGATOR_PLUGIN.format(namespace='"other"')))
+    code, stdout, stderr = run_cli("-o", tmp_path / "out", "--plugin", plugin, "--preset", "clash", "--list")
+    assert code == 0, stderr
+    assert stdout.splitlines() == [os.path.join(tmp_path / "out", name) for name in
+                                   ("macro_a.cu", "plain_128.cu", "plain_64.cu")]
+    assert "hello from the plugin" in stderr
+
+
+def test_a_culprit_with_a_newline_stays_on_one_error_line(tmp_path: Path) -> None:
+    code, _, stderr = run_cli("-o", tmp_path / "out", "--only", "head_dim=12\n8")
+    assert code == 2
+    line = one_error_line(stderr)
+    assert "12\\n8" in line
+    assert len([line for line in stderr.splitlines() if "flashast" in line]) == 1
+
+
+def test_diff_prints_undecodable_bytes_as_they_are_in_any_locale(tmp_path: Path) -> None:
+    directory = written(tmp_path)
+    target = directory / "flash_fwd_hdim128_fp16_sm80.cu"
+    target.write_bytes(target.read_bytes() + b"// \xff\xfe odd bytes\n")
+    for encoding in ("utf-8", "ascii"):
+        completed = subprocess.run(
+            cli_command("-o", directory, "--diff", "--no-verify"),
+            env=cli_environment(extra={"PYTHONIOENCODING": encoding, "LC_ALL": "C"}),
+            capture_output=True, timeout=120, check=False,
+        )
+        assert completed.returncode == 1, completed.stderr
+        assert b"Traceback" not in completed.stderr
+        assert b"-// \xff\xfe odd bytes\n" in completed.stdout
