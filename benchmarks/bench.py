@@ -195,8 +195,9 @@ SYNTHETIC_PLUGIN = textwrap.dedent(
                                 Namespace("synthetic", (TEMPLATE.instantiate("half", config.index),))))
 
     def register(registry):
-        registry.add_preset(Preset("synthetic", kinds=(Kind("inst", {{"index": tuple(range(COUNT))}}, build,
-                                                             "inst_{{index}}.cu", CONTRACT),)))
+        kind = Kind("inst", axes={{"index": tuple(range(COUNT))}}, build=build, file_name="inst_{{index}}.cu",
+                    contract=CONTRACT)
+        registry.add_preset(Preset("synthetic", kinds=(kind,)))
     '''
 )
 
