@@ -104,13 +104,13 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
     """The ownership manifest of `directory`, or None if it has none."""
     path = directory / MANIFEST_NAME
     try:
-        text = path.read_text()
+        data = path.read_bytes()  # decoded by `json.loads`, so bytes that are not UTF-8 are refused below
     except FileNotFoundError:
         return None
     except OSError as error:
         raise UsageError(f"{path}: cannot read ({error.strerror})") from None
     try:
-        manifest: dict[str, Any] = json.loads(text)
+        manifest: dict[str, Any] = json.loads(data)
         _check_manifest(manifest)
     except ValueError as error:
         raise UsageError(f"{path}: not a flashast manifest ({error}); delete it to start over") from None
@@ -167,7 +167,7 @@ def plan(
     """Compare the rendered files with the directory; reads, never writes.
 
     `preset_names` is every name the preset generates unfiltered: owned files outside it are stale,
-    owned files filtered out of this run are left alone (their entries carried over as they are).
+    owned files filtered out of this run are left alone (their entries carried over).
     """
     result = Plan(directory)
     if directory.is_dir():

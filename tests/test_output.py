@@ -1,484 +1,695 @@
-"""The output directory through the real CLI: parity, write-only-what-changed, ownership, `--check`,
-`--diff`, `--prune`, foreign files, filtered runs, SIGKILL in the middle of writing, concurrent runs.
+"""The output directory, through `flashast.output`'s public functions on real files.
 
-Every test works on real files in a temporary directory and runs `python -m flashast` as a build
-would; mtimes are compared as `st_mtime_ns`, so "nothing written" means not even a same-bytes rewrite.
+Write-if-changed, ownership (adoption, conflicts, stale files, prune, force), the manifest (its
+spelling, tampering, manifests of an older flashast), and what a failure leaves behind: a write that
+fails (a file-size limit), a run killed at a random moment, two runs at once, a low open-file limit.
+The last ones run `output.write` in a subprocess (the script `WRITER`), as a pipeline would.
+
+"Nothing written" is checked on names, bytes, mtimes and inode numbers (`state`): a file rewritten
+with the same bytes has a new inode, and mtimes are first set far in the past (`age`), so a rewrite
+in the same clock tick cannot hide either.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
 import random
-import signal
+import struct
 import subprocess
+import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from conftest import (
-    cli_command,
-    cli_environment,
-    digest_files,
-    read_golden,
-    run_cli,
-    snapshot,
-    write_extra_kind_plugin,
+from conftest import cli_environment, digest_files, read_golden, run_cli, write_extra_kind_plugin
+
+from flashast.axes import AxisValue, Configuration
+from flashast.contract import Contract
+from flashast.errors import UsageError
+from flashast.generated import GeneratedFile
+from flashast.nodes import TranslationUnit, Verbatim
+from flashast.output import (
+    MANIFEST_NAME,
+    TEMP_PREFIX,
+    Outcome,
+    Plan,
+    check_directory,
+    dump_manifest,
+    plan,
+    read_manifest,
+    refuse_conflicts,
+    unified_diff,
+    write,
+    write_atomically,
 )
+from flashast.registry import Registry
+from flashast.style import Style
 
-from flashast.output import MANIFEST_NAME, TEMP_PREFIX
+PRESET = "demo"
+VERSION = "0-test"
+LONG_AGO = 1_000_000_000  # ns: 1970, so any write after `age` shows in the mtime
+State = dict[str, tuple[bytes, int, int]]
 
-GOLDEN = read_golden("pytorch")
-SAMPLE = "flash_fwd_hdim128_bf16_sm80.cu"
-OTHER = "flash_bwd_hdim64_fp16_sm80.cu"
+
+def source(name: str, text: str, kind: str = "fwd", style: Style | None = None, **axes: AxisValue) -> GeneratedFile:
+    """A generated file whose text is `text` (as a `Verbatim` unit), with its kind and axes."""
+    unit = TranslationUnit((Verbatim(text),))
+    configuration = Configuration(tuple(axes.items()) or (("head_dim", 128),))
+    return GeneratedFile(name, PRESET, kind, configuration, unit, style or Style(), Contract())
 
 
-def generate(directory: Path, *args: str) -> str:
-    """A normal run that must succeed; returns its stderr."""
-    code, stdout, stderr = run_cli("-o", directory, *args)
-    assert code == 0, stderr
-    assert stdout == ""
-    return stderr
+FILES = [source("a_fwd.cu", "int a;"), source("b_bwd.cu", "int b;", kind="bwd"), source("c_fwd.cu", "int c;")]
+NAMES = frozenset(generated.name for generated in FILES)
+
+
+def generate(
+    directory: Path, files: Sequence[GeneratedFile] = FILES, names: frozenset[str] | None = None,
+    prune: bool = False, force: bool = False,
+) -> tuple[Plan, Outcome]:
+    """`output.write` for the demo preset; `names` is every name it generates unfiltered."""
+    preset_names = names if names is not None else frozenset(generated.name for generated in files)
+    return write(directory, files, PRESET, preset_names, VERSION, prune=prune, force=force)
+
+
+def planned(directory: Path, files: Sequence[GeneratedFile] = FILES, names: frozenset[str] | None = None) -> Plan:
+    preset_names = names if names is not None else frozenset(generated.name for generated in files)
+    return plan(directory, files, PRESET, preset_names, VERSION)
+
+
+def state(directory: Path) -> State:
+    """Every entry of `directory`, hidden ones too, as {name: (bytes, st_mtime_ns, st_ino)}."""
+    result: State = {}
+    for path in sorted(directory.iterdir()):
+        status = path.stat()
+        result[path.name] = (path.read_bytes() if path.is_file() else b"", status.st_mtime_ns, status.st_ino)
+    return result
+
+
+def age(directory: Path) -> None:
+    """Set every file's mtime far in the past."""
+    for path in directory.iterdir():
+        os.utime(path, ns=(LONG_AGO, LONG_AGO))
 
 
 def manifest_of(directory: Path) -> dict[str, object]:
     return json.loads((directory / MANIFEST_NAME).read_text())
 
 
+def owned(directory: Path) -> dict[str, dict[str, object]]:
+    files = manifest_of(directory)["files"]
+    assert isinstance(files, dict)
+    return files
+
+
 def temp_files(directory: Path) -> list[str]:
-    return sorted(path.name for path in directory.iterdir() if path.name.startswith(TEMP_PREFIX))
+    return sorted(path.name for path in directory.iterdir() if path.name.startswith(".flashast-") and
+                  path.name != MANIFEST_NAME)
 
 
-def stderr_lines(stderr: str) -> list[str]:
-    return stderr.splitlines()
+def sha256(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
 
 
 @pytest.fixture
 def output(tmp_path: Path) -> Path:
-    """A directory a normal run has just written (48 files and the manifest)."""
+    """A directory `generate` has just written (FILES and the manifest), aged."""
     directory = tmp_path / "out"
     generate(directory)
+    age(directory)
     return directory
 
 
-def test_parity_with_the_upstream_pytorch_generator(tmp_path: Path) -> None:
-    """The CLI creates the directory (parents too) and writes exactly the 48 upstream files, byte for byte."""
+# What a run writes.
+
+
+def test_the_pytorch_preset_is_written_byte_for_byte_into_a_new_nested_directory(tmp_path: Path) -> None:
+    preset = Registry().preset("pytorch")
+    files = preset.generate()
     directory = tmp_path / "a" / "b" / "kernels"
-    stderr = generate(directory)
-    assert digest_files(directory) == GOLDEN
-    assert sorted(path.name for path in directory.iterdir()) == sorted([*GOLDEN, MANIFEST_NAME])
-    assert stderr_lines(stderr) == ["flashast: 48 written, 0 unchanged, 0 stale (pytorch)"]
+    result, outcome = write(directory, files, preset.name, frozenset(generated.name for generated in files), VERSION)
+    golden = read_golden("pytorch")
+    assert digest_files(directory) == golden
+    assert sorted(path.name for path in directory.iterdir()) == sorted([*golden, MANIFEST_NAME])
+    assert sorted(outcome.written) == sorted(golden) and len(result.new) == 48
+    assert {name: entry["sha256"] for name, entry in owned(directory).items()} == golden
 
 
-def test_manifest_owns_every_file_with_its_sha256_kind_and_axes(output: Path) -> None:
+def test_the_manifest_owns_each_file_with_exactly_aggregator_axes_kind_preset_and_sha256(output: Path) -> None:
     manifest = manifest_of(output)
-    files = manifest["files"]
-    assert isinstance(files, dict)
-    assert {name: entry["sha256"] for name, entry in files.items()} == GOLDEN
-    assert files[SAMPLE]["kind"] == "fwd"
-    assert files[SAMPLE]["axes"] == {"dtype": "bf16", "head_dim": 128, "sm": 80}
-    assert manifest["preset"] == "pytorch"
+    assert sorted(manifest) == ["files", "flashast", "format", "preset"]
+    assert (manifest["flashast"], manifest["format"], manifest["preset"]) == (VERSION, 1, PRESET)
+    assert owned(output)["b_bwd.cu"] == {
+        "aggregator": False, "axes": {"head_dim": 128}, "kind": "bwd", "preset": PRESET,
+        "sha256": sha256((output / "b_bwd.cu").read_bytes()),
+    }
     lines = (output / MANIFEST_NAME).read_text().splitlines()
-    file_lines = [line for line in lines if line.startswith('  "') and line.rstrip(",").endswith("}")]
-    assert [json.loads("{" + line.rstrip(",") + "}") for line in file_lines] == [
-        {name: files[name]} for name in sorted(files)
-    ], "one line per owned file, in name order"
-    top_level = [line.split('"')[1] for line in lines if line.startswith(' "')]
-    assert top_level == sorted(manifest) == ["files", "flashast", "format", "preset", "stamp"], "sorted keys"
+    assert [line.split('"')[1] for line in lines if line.startswith('  "')] == sorted(NAMES), "one line per file"
+    assert [line.split('"')[1] for line in lines if line.startswith(' "')] == sorted(manifest), "one per key"
+    assert (output / MANIFEST_NAME).read_text() == dump_manifest(manifest), "one spelling"
 
 
-def test_a_no_op_rerun_writes_nothing(output: Path) -> None:
-    """Files, the manifest and the directory entry itself keep their mtimes; no temp file is made."""
-    before = snapshot(output)
+def test_files_are_created_with_the_usual_mode_for_the_umask(tmp_path: Path) -> None:
+    """A temp file becomes the generated file: it must not keep a temp file's private mode 0o600."""
+    previous = os.umask(0o022)
+    try:
+        generate(tmp_path / "out")
+        write_atomically(tmp_path / "listing.json", "{}\n")
+    finally:
+        os.umask(previous)
+    for path in [*(tmp_path / "out").iterdir(), tmp_path / "listing.json"]:
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_a_second_run_writes_nothing_at_all(output: Path) -> None:
+    before = state(output)
     directory_mtime = output.stat().st_mtime_ns
-    stderr = generate(output)
-    assert snapshot(output) == before
-    assert output.stat().st_mtime_ns == directory_mtime
-    assert stderr_lines(stderr) == ["flashast: 0 written, 48 unchanged, 0 stale (pytorch)"]
+    result, outcome = generate(output)
+    assert state(output) == before
+    assert output.stat().st_mtime_ns == directory_mtime, "not even a temp file was made"
+    assert (outcome.written, len(result.unchanged), result.differs) == ([], 3, False)
 
 
-def test_only_the_changed_file_is_rewritten(output: Path) -> None:
-    (output / SAMPLE).write_text("// edited by hand\n")
-    before = snapshot(output)
-    stderr = generate(output)
-    after = snapshot(output)
-    assert digest_files(output) == GOLDEN
-    assert {name for name in after if after[name] != before[name]} == {SAMPLE}
-    assert stderr_lines(stderr) == ["flashast: 1 written, 47 unchanged, 0 stale (pytorch)"]
+def test_only_the_file_that_differs_is_rewritten_and_the_manifest_is_not(output: Path) -> None:
+    (output / "b_bwd.cu").write_text("// edited by hand\n")
+    age(output)
+    before = state(output)
+    result, outcome = generate(output)
+    after = state(output)
+    assert outcome.written == ["b_bwd.cu"] and [generated.name for generated in result.changed] == ["b_bwd.cu"]
+    assert {name for name in after if after[name] != before[name]} == {"b_bwd.cu"}
+    assert (output / "b_bwd.cu").read_text() == FILES[1].text
 
 
-def test_check_is_quiet_and_zero_on_an_up_to_date_directory(output: Path) -> None:
-    before = snapshot(output)
-    code, stdout, stderr = run_cli("-o", output, "--check")
-    assert (code, stdout) == (0, "")
-    assert stderr_lines(stderr) == [f"flashast: {output} up to date (0 missing, 0 changed, 48 unchanged, 0 stale, pytorch)"]
-    assert snapshot(output) == before
+def test_a_file_whose_generated_text_changes_is_rewritten_with_its_new_ownership(output: Path) -> None:
+    files = [FILES[0], source("b_bwd.cu", "int b2;", kind="bwd"), FILES[2]]
+    before = state(output)
+    generate(output, files)
+    after = state(output)
+    assert {name for name in after if after[name] != before[name]} == {"b_bwd.cu", MANIFEST_NAME}
+    assert owned(output)["b_bwd.cu"]["sha256"] == sha256(files[1].text)
 
 
-def test_check_lists_each_changed_missing_and_stale_file(tmp_path: Path) -> None:
-    """An edit, a deletion and a stale owned file (made by a plugin kind, then run without it)."""
-    plugin = write_extra_kind_plugin(tmp_path / "extra_kind.py")
-    directory = tmp_path / "out"
-    generate(directory, "--plugin", str(plugin))
-    assert (directory / "extra_hdim128.cu").is_file()
-    generate(directory)
-
-    assert run_cli("-o", directory, "--check")[0] == 1, "a stale file alone makes the directory differ"
-    (directory / SAMPLE).write_text("// edited by hand\n")
-    (directory / OTHER).unlink()
-    before = snapshot(directory)
-    code, stdout, stderr = run_cli("-o", directory, "--check")
-    assert (code, stdout) == (1, "")
-    assert stderr_lines(stderr) == [
-        f"flashast: missing {directory / OTHER}",
-        f"flashast: changed {directory / SAMPLE}",
-        f"flashast: stale {directory / 'extra_hdim128.cu'}",
-        f"flashast: {directory} differs (1 missing, 1 changed, 46 unchanged, 1 stale, pytorch)",
-    ]
-    assert snapshot(directory) == before, "--check writes nothing"
+def test_plan_reads_and_never_writes(tmp_path: Path) -> None:
+    missing = tmp_path / "absent"
+    result = planned(missing)
+    assert ([generated.name for generated in result.new], result.differs) == (sorted(NAMES), True)
+    assert not missing.exists()
+    assert result.manifest_after["files"].keys() == NAMES
 
 
-@pytest.mark.parametrize("damage", ["edit", "delete", "stale"])
-def test_check_exits_one_for_each_kind_of_difference(output: Path, damage: str) -> None:
-    if damage == "edit":
-        (output / SAMPLE).write_bytes((output / SAMPLE).read_bytes() + b"\n")
-        expected = f"flashast: changed {output / SAMPLE}"
-    elif damage == "delete":
-        (output / SAMPLE).unlink()
-        expected = f"flashast: missing {output / SAMPLE}"
-    else:
-        # The manifest owns a file the preset does not generate: what an older flashast run leaves.
-        manifest = manifest_of(output)
-        manifest["files"]["flash_fwd_hdim224_fp8_sm80.cu"] = {"sha256": hashlib.sha256(b"old\n").hexdigest()}
-        (output / MANIFEST_NAME).write_text(json.dumps(manifest))
-        (output / "flash_fwd_hdim224_fp8_sm80.cu").write_text("old\n")
-        expected = f"flashast: stale {output / 'flash_fwd_hdim224_fp8_sm80.cu'}"
-    code, stdout, stderr = run_cli("-o", output, "--check")
-    assert (code, stdout) == (1, "")
-    assert stderr_lines(stderr)[:-1] == [expected]
+# Files flashast did not write.
 
 
-def test_check_ignores_foreign_files_that_are_not_generated(output: Path) -> None:
-    (output / "notes.txt").write_text("mine\n")
-    (output / "my_kernel.cu").write_text("// mine\n")
-    assert run_cli("-o", output, "--check")[0] == 0
-
-
-def test_check_of_a_missing_directory_reports_every_file_and_creates_nothing(tmp_path: Path) -> None:
-    directory = tmp_path / "absent"
-    code, _, stderr = run_cli("-o", directory, "--check")
-    assert code == 1
-    assert len([line for line in stderr_lines(stderr) if line.startswith("flashast: missing ")]) == 48
-    assert not directory.exists()
-
-
-def test_diff_names_exactly_the_edited_file(output: Path) -> None:
-    original = (output / SAMPLE).read_text()
-    (output / SAMPLE).write_text(original.replace("cutlass::bfloat16_t", "cutlass::half_t"))
-    before = snapshot(output)
-    code, stdout, stderr = run_cli("-o", output, "--diff")
-    assert code == 1
-    headers = [line for line in stdout.splitlines() if line.startswith(("--- ", "+++ "))]
-    assert headers == [f"--- a/{SAMPLE}", f"+++ b/{SAMPLE}"]
-    assert "+    run_mha_fwd_hdim128<cutlass::bfloat16_t>(params, stream);" in stdout.splitlines()
-    assert "-    run_mha_fwd_hdim128<cutlass::half_t>(params, stream);" in stdout.splitlines()
-    assert stderr_lines(stderr)[0] == f"flashast: changed {output / SAMPLE}"
-    assert snapshot(output) == before
-
-
-def test_diff_of_an_up_to_date_directory_is_empty(output: Path) -> None:
-    code, stdout, _ = run_cli("-o", output, "--diff")
-    assert (code, stdout) == (0, "")
-
-
-def test_stale_files_are_reported_and_kept_until_prune(tmp_path: Path) -> None:
-    plugin = write_extra_kind_plugin(tmp_path / "extra_kind.py", head_dims="(64, 128)")
-    directory = tmp_path / "out"
-    generate(directory, "--plugin", str(plugin))
-    stale = ["extra_hdim128.cu", "extra_hdim64.cu"]
-    (directory / "notes.cu").write_text("// a file flashast never wrote\n")
-
-    stderr = generate(directory)
-    assert stderr_lines(stderr) == [
-        *(f"flashast: stale {directory / name} (no longer generated; --prune deletes it)" for name in stale),
-        "flashast: 0 written, 48 unchanged, 2 stale (pytorch)",
-    ]
-    assert all((directory / name).is_file() for name in stale)
-
-    foreign = snapshot(directory)["notes.cu"]
-    stderr = generate(directory, "--prune")
-    assert stderr_lines(stderr) == ["flashast: 0 written, 48 unchanged, 0 stale, 2 pruned (pytorch)"]
-    assert not any((directory / name).exists() for name in stale)
-    assert snapshot(directory)["notes.cu"] == foreign, "a foreign file is never pruned"
-    assert set(manifest_of(directory)["files"]) == set(GOLDEN)
-    assert digest_files(directory) == {**GOLDEN, "notes.cu": hashlib.sha256(foreign[0]).hexdigest()}
-    assert run_cli("-o", directory, "--check")[0] == 0
-
-
-def test_prune_keeps_a_stale_file_edited_since_flashast_wrote_it_unless_forced(tmp_path: Path) -> None:
-    plugin = write_extra_kind_plugin(tmp_path / "extra_kind.py")
-    directory = tmp_path / "out"
-    generate(directory, "--plugin", str(plugin))
-    (directory / "extra_hdim128.cu").write_text("// someone's work now\n")
-
-    stderr = generate(directory, "--prune")
-    assert (directory / "extra_hdim128.cu").read_text() == "// someone's work now\n"
-    assert f"flashast: stale {directory / 'extra_hdim128.cu'} (edited since flashast wrote it" in stderr
-    assert stderr_lines(stderr)[-1] == "flashast: 0 written, 48 unchanged, 1 stale, 0 pruned (pytorch)"
-
-    generate(directory, "--prune", "--force")
-    assert not (directory / "extra_hdim128.cu").exists()
-    assert set(manifest_of(directory)["files"]) == set(GOLDEN)
-
-
-def test_a_stale_file_deleted_by_hand_is_dropped_from_the_manifest(tmp_path: Path) -> None:
-    plugin = write_extra_kind_plugin(tmp_path / "extra_kind.py")
-    directory = tmp_path / "out"
-    generate(directory, "--plugin", str(plugin))
-    (directory / "extra_hdim128.cu").unlink()
-    stderr = generate(directory)
-    assert stderr_lines(stderr) == ["flashast: 0 written, 48 unchanged, 0 stale (pytorch)"]
-    assert set(manifest_of(directory)["files"]) == set(GOLDEN)
-
-
-def test_a_foreign_file_in_the_way_is_refused_in_one_line_and_nothing_is_written(tmp_path: Path) -> None:
+def test_byte_identical_foreign_files_are_adopted_without_being_rewritten(tmp_path: Path) -> None:
+    """How a tree made by an upstream generator moves to flashast: zero diff, zero rewrites."""
     directory = tmp_path / "out"
     directory.mkdir()
-    (directory / SAMPLE).write_text("// my own kernel\n")
-    before = snapshot(tmp_path)
-    code, stdout, stderr = run_cli("-o", directory, "--prune")
-    assert (code, stdout) == (2, "")
-    assert stderr_lines(stderr) == [
-        f"flashast: error: {directory / SAMPLE}: exists, was not written by flashast and differs;"
+    for generated in FILES[:2]:
+        (directory / generated.name).write_text(generated.text)
+    age(directory)
+    before = state(directory)
+    result, outcome = generate(directory)
+    after = state(directory)
+    assert [generated.name for generated in result.adopted] == ["a_fwd.cu", "b_bwd.cu"]
+    assert outcome.written == ["c_fwd.cu"]
+    assert {name: after[name] for name in before} == before
+    assert owned(directory).keys() == NAMES
+
+
+def test_a_whole_adoptable_tree_gets_only_a_manifest(tmp_path: Path) -> None:
+    directory = tmp_path / "out"
+    directory.mkdir()
+    for generated in FILES:
+        (directory / generated.name).write_text(generated.text)
+    age(directory)
+    before = state(directory)
+    assert not planned(directory).differs
+    generate(directory)
+    after = state(directory)
+    assert set(after) - set(before) == {MANIFEST_NAME}
+    assert {name: after[name] for name in before} == before
+
+
+def test_a_foreign_file_in_the_way_is_refused_in_one_line_before_anything_is_written(tmp_path: Path) -> None:
+    directory = tmp_path / "out"
+    directory.mkdir()
+    (directory / "b_bwd.cu").write_text("// my own kernel\n")
+    (directory / "c_fwd.cu").write_text("// mine too\n")
+    before = state(directory)
+    with pytest.raises(UsageError) as raised:
+        generate(directory, prune=True)
+    assert str(raised.value) == (
+        f"{directory / 'b_bwd.cu'}: exists, was not written by flashast and differs (and 1 more);"
         " move it away or pass --force"
-    ]
-    assert snapshot(tmp_path) == before
-    assert sorted(path.name for path in directory.iterdir()) == [SAMPLE]
+    )
+    assert state(directory) == before, "no manifest, no new file, no temp file"
+    with pytest.raises(UsageError):
+        refuse_conflicts(planned(directory), force=False)
+    refuse_conflicts(planned(directory), force=True)
 
 
 def test_force_overwrites_a_foreign_file_and_takes_ownership(tmp_path: Path) -> None:
     directory = tmp_path / "out"
     directory.mkdir()
-    (directory / SAMPLE).write_text("// my own kernel\n")
-    (directory / OTHER).write_text("// mine too\n")
-    stderr = generate(directory, "--force")
-    assert digest_files(directory) == GOLDEN
-    assert set(manifest_of(directory)["files"]) == set(GOLDEN)
-    assert stderr_lines(stderr) == ["flashast: 48 written, 0 unchanged, 0 stale (pytorch)"]
-    (directory / SAMPLE).write_text("// edited after\n")
-    generate(directory)  # owned now, so an edit is simply repaired without --force
-    assert digest_files(directory) == GOLDEN
+    (directory / "b_bwd.cu").write_text("// my own kernel\n")
+    _, outcome = generate(directory, force=True)
+    assert sorted(outcome.written) == sorted(NAMES)
+    assert (directory / "b_bwd.cu").read_text() == FILES[1].text
+    assert owned(directory).keys() == NAMES
+    (directory / "b_bwd.cu").write_text("// edited after\n")
+    generate(directory)  # owned now: an edit is repaired without `force`
+    assert (directory / "b_bwd.cu").read_text() == FILES[1].text
 
 
-def test_a_byte_identical_foreign_file_is_adopted_silently(tmp_path: Path) -> None:
-    """How a tree made by the upstream generator moves to flashast: zero diff, zero rewrites."""
-    reference = tmp_path / "reference"
-    generate(reference)
+def test_a_name_differing_only_in_case_is_another_file_here(tmp_path: Path) -> None:
     directory = tmp_path / "out"
     directory.mkdir()
-    for name in (SAMPLE, OTHER):
-        (directory / name).write_bytes((reference / name).read_bytes())
-        os.utime(directory / name, ns=(1_000_000_000, 1_000_000_000))
-    stderr = generate(directory)
-    assert stderr_lines(stderr) == ["flashast: 46 written, 2 unchanged, 0 stale (pytorch)"]
-    assert (directory / SAMPLE).stat().st_mtime_ns == 1_000_000_000
-    assert (directory / OTHER).stat().st_mtime_ns == 1_000_000_000
-    assert set(manifest_of(directory)["files"]) == set(GOLDEN)
+    (directory / "A_fwd.cu").write_text("// mine\n")
+    generate(directory)
+    assert (directory / "A_fwd.cu").read_text() == "// mine\n"
+    assert (directory / "a_fwd.cu").read_text() == FILES[0].text
+    assert "A_fwd.cu" not in owned(directory)
 
 
-def test_an_upstream_tree_is_adopted_whole_with_only_the_manifest_written(tmp_path: Path) -> None:
-    reference = tmp_path / "reference"
-    generate(reference)
-    directory = tmp_path / "out"
-    directory.mkdir()
-    for name in GOLDEN:
-        (directory / name).write_bytes((reference / name).read_bytes())
-    before = snapshot(directory)
-    assert run_cli("-o", directory, "--check")[0] == 0, "an adoptable tree is already up to date"
-    stderr = generate(directory)
-    after = snapshot(directory)
-    assert stderr_lines(stderr) == ["flashast: 0 written, 48 unchanged, 0 stale (pytorch)"]
-    assert set(after) - set(before) == {MANIFEST_NAME}
-    assert all(after[name] == before[name] for name in before)
+# Stale files.
+
+
+def test_stale_files_are_reported_kept_and_pruned_only_when_asked(output: Path) -> None:
+    (output / "notes.cu").write_text("// a file flashast never wrote\n")
+    age(output)
+    before = state(output)
+    result, outcome = generate(output, FILES[:1])
+    assert result.stale == ["b_bwd.cu", "c_fwd.cu"]
+    assert state(output) == before, "reported, not deleted, and the manifest still owns them"
+    assert unified_diff(result).count("+++ /dev/null") == 2
+
+    result, outcome = generate(output, FILES[:1], prune=True)
+    assert outcome.pruned == ["b_bwd.cu", "c_fwd.cu"]
+    assert sorted(path.name for path in output.iterdir()) == [MANIFEST_NAME, "a_fwd.cu", "notes.cu"]
+    assert state(output)["notes.cu"] == before["notes.cu"], "a foreign file is never pruned"
+    assert owned(output).keys() == {"a_fwd.cu"}
+    assert not planned(output, FILES[:1]).differs
+
+
+def test_prune_keeps_a_stale_file_edited_since_unless_forced(output: Path) -> None:
+    (output / "c_fwd.cu").write_text("// someone's work now\n")
+    _, outcome = generate(output, FILES[:2], prune=True)
+    assert (outcome.pruned, outcome.kept) == ([], ["c_fwd.cu"])
+    assert (output / "c_fwd.cu").read_text() == "// someone's work now\n"
+    assert "c_fwd.cu" in owned(output), "still owned, so still reported as stale"
+    _, outcome = generate(output, FILES[:2], prune=True, force=True)
+    assert outcome.pruned == ["c_fwd.cu"] and not (output / "c_fwd.cu").exists()
+    assert owned(output).keys() == {"a_fwd.cu", "b_bwd.cu"}
+
+
+def test_a_stale_file_deleted_by_hand_leaves_the_manifest(output: Path) -> None:
+    (output / "c_fwd.cu").unlink()
+    result, _ = generate(output, FILES[:2])
+    assert result.stale == []
+    assert owned(output).keys() == {"a_fwd.cu", "b_bwd.cu"}
+
+
+def test_a_stale_path_that_is_no_longer_a_regular_file_is_refused_and_nothing_changes(output: Path) -> None:
+    (output / "c_fwd.cu").unlink()
+    (output / "c_fwd.cu").mkdir()
+    (output / "a_fwd.cu").write_text("// needs rewriting\n")
+    age(output)
+    before = state(output)
+    with pytest.raises(UsageError, match=r"c_fwd\.cu: owned by flashast but now not a regular file"):
+        generate(output, FILES[:2], prune=True)
+    assert state(output) == before
 
 
 def test_a_filtered_run_leaves_filtered_out_files_alone_and_not_stale(output: Path) -> None:
-    (output / OTHER).write_text("// edited, but not part of this run\n")
-    before = snapshot(output)
-    stderr = generate(output, "--only", "kind=fwd", "--only", "head_dim=128,256")
-    assert stderr_lines(stderr) == ["flashast: 0 written, 4 unchanged, 0 stale (pytorch)"]
-    after = snapshot(output)
-    # Every generated file is untouched; the manifest's ownership entries are too, and only its
-    # no-op stamp (see flashast.cache) now describes this run's inputs.
-    assert {name: value for name, value in after.items() if name != MANIFEST_NAME} == {
-        name: value for name, value in before.items() if name != MANIFEST_NAME
-    }
-    manifest_before = json.loads(before[MANIFEST_NAME][0])
-    manifest_after = json.loads(after[MANIFEST_NAME][0])
-    assert manifest_after.pop("stamp")["files"].keys() == {
-        "flash_fwd_hdim128_bf16_sm80.cu", "flash_fwd_hdim128_fp16_sm80.cu",
-        "flash_fwd_hdim256_bf16_sm80.cu", "flash_fwd_hdim256_fp16_sm80.cu",
-    }
-    manifest_before.pop("stamp", None)
-    assert manifest_after == manifest_before
-    assert snapshot(output) == after, "the same filtered run again touches nothing"
-    generate(output, "--only", "kind=fwd", "--only", "head_dim=128,256")
-    assert snapshot(output) == after
-    assert run_cli("-o", output, "--check", "--only", "kind=bwd", "--exclude", "head_dim=64")[0] == 0
-    code, _, stderr = run_cli("-o", output, "--check", "--only", "kind=bwd")
-    assert code == 1
-    assert stderr_lines(stderr)[:-1] == [f"flashast: changed {output / OTHER}"]
+    (output / "c_fwd.cu").write_text("// edited, but not part of this run\n")
+    age(output)
+    before = state(output)
+    result, outcome = generate(output, FILES[:1], names=NAMES)
+    assert (result.stale, outcome.written) == ([], [])
+    assert state(output) == before, "files and manifest untouched"
+    assert planned(output, FILES[2:], names=NAMES).changed == [FILES[2]]
 
 
-def test_a_filtered_run_into_an_empty_directory_then_a_full_run(tmp_path: Path) -> None:
+# The manifest: tampering, older versions.
+
+TAMPERED: dict[str, bytes] = {
+    "not JSON": b"{",
+    "not UTF-8": b'{"files": {"a_fwd.cu": {"sha256": "\x80"}}}',
+    "a list": b"[]",
+    "no files table": b'{"preset": "demo"}',
+    "files not a table": b'{"files": []}',
+    "a path out of DIR": b'{"files": {"../outside.cu": {"sha256": "0"}}}',
+    "a subdirectory": b'{"files": {"sub/x.cu": {"sha256": "0"}}}',
+    "the manifest itself": b'{"files": {".flashast.json": {"sha256": "0"}}}',
+    "a hidden file": b'{"files": {".x.cu": {"sha256": "0"}}}',
+    "no sha256": b'{"files": {"a_fwd.cu": {}}}',
+    "a sha256 not a string": b'{"files": {"a_fwd.cu": {"sha256": 1}}}',
+    "an entry not a table": b'{"files": {"a_fwd.cu": "0"}}',
+}
+
+
+@pytest.mark.parametrize("case", TAMPERED)
+def test_a_tampered_manifest_is_refused_in_one_line_and_nothing_changes(tmp_path: Path, case: str) -> None:
     directory = tmp_path / "out"
-    stderr = generate(directory, "--only", "dtype=bf16", "--exclude", "flash_fwd_split_*")
-    assert stderr_lines(stderr) == ["flashast: 16 written, 0 unchanged, 0 stale (pytorch)"]
-    assert set(digest_files(directory)) == {
-        name for name in GOLDEN if "_bf16_" in name and not name.startswith("flash_fwd_split_")
-    }
-    first = snapshot(directory)
-    stderr = generate(directory)
-    assert stderr_lines(stderr) == ["flashast: 32 written, 16 unchanged, 0 stale (pytorch)"]
-    assert digest_files(directory) == GOLDEN
-    after = snapshot(directory)
-    assert all(after[name] == first[name] for name in first if name != MANIFEST_NAME)
+    generate(directory, FILES[:1])
+    (tmp_path / "outside.cu").write_text("// not in DIR\n")
+    (directory / MANIFEST_NAME).write_bytes(TAMPERED[case])
+    age(directory)
+    before = state(directory)
+    for attempt in (lambda: generate(directory, prune=True, force=True), lambda: planned(directory),
+                    lambda: read_manifest(directory)):
+        with pytest.raises(UsageError) as raised:
+            attempt()
+        message = str(raised.value)
+        assert message.startswith(f"{directory / MANIFEST_NAME}: not a flashast manifest (")
+        assert message.endswith("; delete it to start over") and "\n" not in message
+    assert state(directory) == before
+    assert (tmp_path / "outside.cu").read_text() == "// not in DIR\n"
 
 
-def test_leftover_temp_files_of_a_killed_run_are_removed_by_the_next_run_that_writes(output: Path) -> None:
-    leftover = output / f"{TEMP_PREFIX}killed"
-    leftover.write_text("half a fi")
-    (output / SAMPLE).unlink()
+def test_a_manifest_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / MANIFEST_NAME).mkdir()
+    with pytest.raises(UsageError, match=r"\.flashast\.json: cannot read \(Is a directory\)$"):
+        read_manifest(tmp_path)
+    assert read_manifest(tmp_path / "nowhere") is None
+
+
+def older_manifest(directory: Path, verified: object = "key") -> None:
+    """Rewrite the manifest as an older flashast spelled it: a key per file, a no-op stamp."""
+    manifest = manifest_of(directory)
+    manifest["files"] = {name: {**entry, "verified": verified} for name, entry in owned(directory).items()}
+    manifest["stamp"] = {"files": {name: "digest" for name in owned(directory)}, "inputs": "x", "manifest": "y"}
+    (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    age(directory)
+
+
+@pytest.mark.parametrize("verified", ["key", None, 42], ids=["a key", "none", "not a key"])
+def test_an_older_manifest_is_read_and_left_alone_by_a_run_that_changes_nothing(output: Path, verified: object) -> None:
+    older_manifest(output, verified)
+    before = state(output)
+    result, _ = generate(output)
+    assert state(output) == before
+    assert result.manifest_before is not None and result.manifest_before["stamp"]["inputs"] == "x"
+    assert not result.differs
+
+
+def test_an_older_manifest_is_rewritten_without_its_old_keys_once_it_changes(output: Path) -> None:
+    older_manifest(output)
+    files = [source("a_fwd.cu", "int a2;"), FILES[1]]  # c_fwd.cu filtered out: its entry is carried over
+    generate(output, files, names=NAMES)
+    manifest = manifest_of(output)
+    assert sorted(manifest) == ["files", "flashast", "format", "preset"]
+    assert owned(output).keys() == NAMES
+    assert all(sorted(entry) == ["aggregator", "axes", "kind", "preset", "sha256"] for entry in owned(output).values())
+    assert (output / MANIFEST_NAME).read_text() == dump_manifest(manifest)
+
+
+# The order of changes: ownership first.
+
+IN_MOVED_TO, IN_DELETE = 0x80, 0x200
+
+
+def changes_made_by(action: Callable[[], object], directory: Path) -> list[tuple[str, str]]:
+    """The renames into `directory` and deletions in it that `action` makes, in order, as inotify
+    reports them: ("renamed", name) or ("deleted", name); temp files left out."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    descriptor = libc.inotify_init1(os.O_NONBLOCK)
+    assert descriptor >= 0, os.strerror(ctypes.get_errno())
+    try:
+        assert libc.inotify_add_watch(descriptor, os.fsencode(directory), IN_MOVED_TO | IN_DELETE) >= 0
+        action()
+        events = b""
+        while True:
+            try:
+                events += os.read(descriptor, 1 << 20)
+            except BlockingIOError:
+                break
+    finally:
+        os.close(descriptor)
+    changes = []
+    while events:
+        _, mask, _, length = struct.unpack_from("iIII", events)
+        name = events[16 : 16 + length].rstrip(b"\0").decode()
+        events = events[16 + length :]
+        if not name.startswith(TEMP_PREFIX):
+            changes.append(("renamed" if mask & IN_MOVED_TO else "deleted", name))
+    return changes
+
+
+def test_the_manifest_is_renamed_before_the_files_it_announces_and_after_prunes(output: Path) -> None:
+    """So at every moment (a kill, a power loss) each file on disk is owned: the manifest never
+    announces less than what is there."""
+    files = [source("a_fwd.cu", "int a2;"), FILES[1], source("d_fwd.cu", "int d;")]
+    assert changes_made_by(lambda: generate(output, files), output) == [
+        ("renamed", MANIFEST_NAME), ("renamed", "a_fwd.cu"), ("renamed", "d_fwd.cu"),
+    ]
+    assert changes_made_by(lambda: generate(output, files, prune=True), output) == [
+        ("deleted", "c_fwd.cu"), ("renamed", MANIFEST_NAME),
+    ]
+    assert owned(output).keys() == {"a_fwd.cu", "b_bwd.cu", "d_fwd.cu"}
+    assert changes_made_by(lambda: generate(output, files, prune=True), output) == []
+
+
+# Diffs and directories.
+
+
+def test_unified_diff_shows_changed_new_and_stale_files(output: Path) -> None:
+    (output / "a_fwd.cu").write_text("int old;\n")
+    (output / "b_bwd.cu").unlink()
+    files = [FILES[0], FILES[1], source("d_fwd.cu", "int d;", style=Style(final_newline=False))]
+    text = unified_diff(planned(output, files))
+    assert [line for line in text.splitlines() if line.startswith(("--- ", "+++ "))] == [
+        "--- a/a_fwd.cu", "+++ b/a_fwd.cu", "--- /dev/null", "+++ b/b_bwd.cu",
+        "--- /dev/null", "+++ b/d_fwd.cu", "--- a/c_fwd.cu", "+++ /dev/null",
+    ]
+    assert "-int old;\n+int a;\n" in text
+    assert "+int d;\n\\ No newline at end of file\n" in text
+    assert unified_diff(planned(output, [FILES[0], FILES[1], FILES[2]])).startswith("--- a/a_fwd.cu")
+    generate(output)
+    assert unified_diff(planned(output)) == ""
+
+
+def test_check_directory_refuses_paths_that_cannot_be_directories(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError, match="exists and is not a directory"):
+        check_directory(tmp_path / "file")
+    with pytest.raises(UsageError, match=r"file is not a directory$"):
+        check_directory(tmp_path / "file" / "out")
+    check_directory(tmp_path / "new" / "out")
+    assert not (tmp_path / "new").exists()
+
+
+def test_leftover_temp_files_of_a_killed_run_are_removed_by_the_next_run(output: Path) -> None:
+    (output / f"{TEMP_PREFIX}killed").write_text("half a fi")
+    (output / "a_fwd.cu").unlink()
     generate(output)
     assert temp_files(output) == []
-    assert digest_files(output) == GOLDEN
+    assert (output / "a_fwd.cu").read_text() == FILES[0].text
 
 
-def edit_every_file(directory: Path, round_: int) -> dict[str, bytes]:
-    """Hand-edit every generated file (a different edit each round); returns the edited bytes."""
-    edited: dict[str, bytes] = {}
-    for name in GOLDEN:
-        data = (directory / name).read_bytes() if (directory / name).exists() else b""
-        edited[name] = data.split(b"// hand edit")[0] + f"// hand edit {round_}\n".encode()
-        (directory / name).write_bytes(edited[name])
-    return edited
+# Failures in the middle of writing, in a subprocess.
+
+WRITER = r'''
+import json, resource, signal, sys, time
+from pathlib import Path
+from flashast.axes import Configuration
+from flashast.contract import Contract
+from flashast.errors import UsageError
+from flashast.generated import GeneratedFile
+from flashast.nodes import TranslationUnit, Verbatim
+from flashast.output import write
+from flashast.style import Style
+
+spec = json.loads(Path(sys.argv[2]).read_text())
+files = [GeneratedFile(name, "demo", "fwd", Configuration((("head_dim", 128),)), TranslationUnit((Verbatim(text),)),
+                       Style(), Contract()) for name, text in spec["files"]]
+texts = [generated.text for generated in files]  # rendered before the clock starts
+if spec.get("file_size_limit"):
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so a write past the limit fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (spec["file_size_limit"], resource.RLIM_INFINITY))
+if spec.get("spare_descriptors") is not None:
+    in_use = len(list(Path("/proc/self/fd").iterdir()))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (in_use + spec["spare_descriptors"], resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+print("ready", flush=True)
+if spec.get("wait"):
+    sys.stdin.readline()
+started = time.monotonic()
+try:
+    _, outcome = write(Path(sys.argv[1]), files, "demo", frozenset(spec["names"]), "0-test")
+except UsageError as error:
+    print(json.dumps({"error": str(error)}), flush=True)
+    sys.exit(2)
+print(json.dumps({"written": outcome.written, "seconds": time.monotonic() - started}), flush=True)
+'''
 
 
-def timed_run(directory: Path, *arguments: str) -> float:
-    """Seconds one run takes here (to aim the kills, never asserted on)."""
-    started = time.monotonic()
-    subprocess.run(cli_command("-o", directory, "-q", *arguments), env=cli_environment(), capture_output=True)
-    return time.monotonic() - started
+def start_writer(tmp_path: Path, directory: Path, files: Sequence[tuple[str, str]], **options: object) -> subprocess.Popen[str]:
+    """Start `WRITER` on `files` ((name, text) pairs); it prints `ready` just before `output.write`.
+
+    Its stderr goes to its stdout, and `finish` reads the rest through the same buffered reader:
+    `communicate` would read the descriptor itself and miss what `readline` already buffered."""
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    spec = tmp_path / f"spec-{random.getrandbits(64):x}.json"
+    spec.write_text(json.dumps({"files": files, "names": [name for name, _ in files], **options}))
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(directory), str(spec)], env=cli_environment(),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert process.stdout is not None
+    if process.stdout.readline() != "ready\n":
+        pytest.fail(f"the writer did not start: {finish(process)}")
+    return process
 
 
-def test_sigkill_in_the_middle_of_writing_never_leaves_a_torn_file(tmp_path: Path) -> None:
-    """30 runs, each killed after a random delay while it rewrites every file (and, every other run,
-    the manifest): each file is always whole, old or new; the next normal run repairs the directory."""
+def finish(process: subprocess.Popen[str]) -> str:
+    """Everything else the writer prints, once it has ended."""
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.close()
+    output = process.stdout.read()
+    process.wait(timeout=300)
+    return output
+
+
+def result_of(process: subprocess.Popen[str]) -> tuple[int, dict[str, object]]:
+    output = finish(process)
+    try:
+        return process.returncode, json.loads(output)
+    except ValueError:
+        pytest.fail(f"the writer failed: {output}")
+
+
+def run_writer(tmp_path: Path, directory: Path, files: Sequence[tuple[str, str]], **options: object) -> tuple[int, dict[str, object]]:
+    return result_of(start_writer(tmp_path, directory, files, **options))
+
+
+def texts(files: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """What `WRITER` writes for each (name, Verbatim text) pair."""
+    return {name: source(name, text).text for name, text in files}
+
+
+@pytest.mark.parametrize("failing", ["the last file", "the manifest, renamed first"])
+def test_a_write_that_fails_leaves_every_file_as_it_was_and_no_temp_file(tmp_path: Path, failing: str) -> None:
+    """A file-size limit (RLIMIT_FSIZE, which binds root too) stands for a full disk: `write` stops
+    short, then fails. Every temp file comes before the first rename, so nothing is renamed."""
     directory = tmp_path / "out"
-    generate(directory)
-    new = {name: (directory / name).read_bytes() for name in GOLDEN}
-    manifests = {
-        arguments: (generate(directory, *arguments), (directory / MANIFEST_NAME).read_bytes())[1]
-        for arguments in ((), ("--no-verify",))
-    }
-    # Most kills aim between the end of planning (a --check run's length) and the end of a rewriting
-    # run, where the writes are; the rest anywhere in the run.
-    windows = {}
-    for arguments in manifests:
-        edit_every_file(directory, 0)
-        planned = timed_run(directory, "--check", *arguments)
-        written = timed_run(directory, *arguments)
-        windows[arguments] = (0.8 * planned, 1.1 * max(written, planned))
-    rng = random.Random(20240601)
-    torn_runs = 0
-    for round_ in range(1, 31):
-        old = edit_every_file(directory, round_)
-        old_manifest = (directory / MANIFEST_NAME).read_bytes()
-        arguments = ("--no-verify",) if round_ % 2 else ()
-        low, high = windows[arguments]
-        delay = rng.uniform(low, high) if round_ % 3 else rng.uniform(0.0, high)
-        process = subprocess.Popen(
-            cli_command("-o", directory, "-q", *arguments),
-            env=cli_environment(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        rewritten = 0
-        for name in GOLDEN:
-            data = (directory / name).read_bytes()
-            assert data in (old[name], new[name]), f"round {round_}: {name} is neither its old nor its new content"
-            rewritten += data == new[name]
-        assert (directory / MANIFEST_NAME).read_bytes() in (old_manifest, manifests[arguments])
-        visible = {path.name for path in directory.iterdir() if not path.name.startswith(".")}
-        assert visible == set(GOLDEN)
-        torn_runs += 0 < rewritten < len(GOLDEN)
-    generate(directory)
-    assert digest_files(directory) == GOLDEN
+    old = [("a.cu", "int a;"), ("b.cu", "int b;"), ("c.cu", "int c;")]
+    assert run_writer(tmp_path, directory, old)[0] == 0
+    (directory / "mine.txt").write_text("a foreign file\n")
+    age(directory)
+    before = state(directory)
+    if failing == "the last file":
+        # a.cu changes, n.cu is new, and z.cu (written last, after the manifest's temp file) is too big.
+        new, limit, culprit = [("a.cu", "int a2;"), ("b.cu", "int b;"), ("n.cu", "int n;"), ("z.cu", "// z\n" * 4000)], 8192, "z.cu"
+    else:
+        new, limit, culprit = [("a.cu", "int a2;"), ("b.cu", "int b;"), ("c.cu", "int c;")], 64, MANIFEST_NAME
+    code, result = run_writer(tmp_path, directory, new, file_size_limit=limit)
+    assert (code, result) == (2, {"error": f"{directory / culprit}: cannot write (File too large)"})
+    assert state(directory) == before
     assert temp_files(directory) == []
-    assert run_cli("-o", directory, "--check")[0] == 0
-    print(f"{torn_runs} of 30 runs were killed between their first and last file")
+    code, result = run_writer(tmp_path, directory, new)
+    assert code == 0 and sorted(result["written"]) == sorted(name for name, text in new if (name, text) not in old)
 
 
-def run_concurrently(directory: Path, *arguments: str, count: int = 2) -> list[tuple[int, str]]:
-    processes = [
-        subprocess.Popen(
-            cli_command("-o", directory, *arguments),
-            env=cli_environment(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(count)
-    ]
-    results = []
-    for process in processes:
-        _, stderr = process.communicate(timeout=600)
-        results.append((process.returncode, stderr))
-    return results
+def test_one_temp_file_is_open_at_a_time(tmp_path: Path) -> None:
+    """With three descriptors to spare, 300 files are still written (and the directory locked)."""
+    files = [(f"f{index:03}.cu", f"int f{index};") for index in range(300)]
+    code, result = run_writer(tmp_path, tmp_path / "out", files, spare_descriptors=3)
+    assert code == 0, result
+    assert len(result["written"]) == 300
+    assert digest_files(tmp_path / "out") == {name: sha256(text) for name, text in texts(files).items()}
 
 
-def assert_exact_parity(directory: Path) -> None:
-    assert digest_files(directory) == GOLDEN
-    assert sorted(path.name for path in directory.iterdir()) == sorted([*GOLDEN, MANIFEST_NAME])
-    files = manifest_of(directory)["files"]
-    assert {name: entry["sha256"] for name, entry in files.items()} == GOLDEN
+def round_files(round_: int) -> list[tuple[str, str]]:
+    """Round `round_` of the kill test: 60 files of ~40 KB whose text changes every round, and two
+    files new in this round."""
+    body = f"// round {round_}\n" + "// padding padding padding padding\n" * 1200
+    base = [(f"k{index:02}.cu", f"{body}int k{index};") for index in range(60)]
+    return [*base, (f"new_{round_:02}_a.cu", body), (f"new_{round_:02}_b.cu", body)]
 
 
-@pytest.mark.parametrize("round_", range(3))
-def test_two_concurrent_runs_on_an_empty_directory(tmp_path: Path, round_: int) -> None:
-    directory = tmp_path / "new" / "out"
-    results = run_concurrently(directory)
-    assert [code for code, _ in results] == [0, 0], results
-    assert_exact_parity(directory)
-    # One run wrote everything, the other (serialised by the lock) found it done.
-    summaries = sorted(stderr.splitlines()[-1] for _, stderr in results)
-    assert summaries == [
-        "flashast: 0 written, 48 unchanged, 0 stale (pytorch)",
-        "flashast: 48 written, 0 unchanged, 0 stale (pytorch)",
-    ]
-
-
-@pytest.mark.parametrize("round_", range(3))
-def test_two_concurrent_runs_on_a_stale_directory(tmp_path: Path, round_: int) -> None:
-    plugin = write_extra_kind_plugin(tmp_path / "extra_kind.py", head_dims="(32, 64, 96)")
+def test_sigkill_at_any_moment_never_leaves_a_torn_or_unowned_file(tmp_path: Path) -> None:
+    """20 runs, each killed after a random delay while it writes: every file is whole (old or new
+    bytes), so is the manifest, every file on disk is owned by the manifest on disk (ownership
+    first), and the next run repairs the directory."""
     directory = tmp_path / "out"
-    generate(directory, "--plugin", str(plugin))
-    edit_every_file(directory, 1)
-    results = run_concurrently(directory, "--prune")
-    assert [code for code, _ in results] == [0, 0], results
-    assert_exact_parity(directory)
+    seconds = []
+    for round_ in range(3):  # the last two measure how long writing takes here, to aim the kills
+        code, result = run_writer(tmp_path, directory, round_files(round_))
+        assert code == 0, result
+        seconds.append(result["seconds"])
+    window = 1.2 * max(seconds[1:])
+    rng = random.Random(20240601)
+    torn = 0
+    for round_ in range(3, 23):
+        files = round_files(round_)
+        old = {path.name: path.read_bytes() for path in directory.iterdir()}
+        new = {name: text.encode() for name, text in texts(files).items()}
+        new_manifest = dump_manifest(planned(directory, [source(name, text) for name, text in files]).manifest_after)
+        process = start_writer(tmp_path, directory, files)
+        time.sleep(rng.uniform(0, window))
+        process.kill()
+        finish(process)
+        manifest_bytes = (directory / MANIFEST_NAME).read_bytes()
+        assert manifest_bytes in (old[MANIFEST_NAME], new_manifest.encode()), f"round {round_}: torn manifest"
+        manifest = read_manifest(directory)
+        assert manifest is not None
+        on_disk = {path.name for path in directory.iterdir() if not path.name.startswith(".")}
+        assert on_disk <= manifest["files"].keys(), f"round {round_}: a file on disk the manifest does not own"
+        rewritten = 0
+        for name in on_disk:
+            data = (directory / name).read_bytes()
+            assert data in (old.get(name), new.get(name)), f"round {round_}: {name} is torn"
+            rewritten += data == new.get(name) != old.get(name)
+        torn += 0 < rewritten < len(new)
+    final = [source(name, text) for name, text in round_files(23)]
+    generate(directory, final, prune=True)
+    assert sorted(path.name for path in directory.iterdir()) == sorted([MANIFEST_NAME, *(generated.name for generated in final)])
+    assert not planned(directory, final).differs
+    print(f"{torn} of 20 runs were killed between their first and last rename")
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_two_runs_started_together_are_serialised_by_the_lock(tmp_path: Path, round_: int) -> None:
+    """Both plan as soon as they are released; without the lock both would find every file new."""
+    directory = tmp_path / "new" / "out"
+    files = [(f"f{index:03}.cu", f"int f{index};") for index in range(100)]
+    processes = [start_writer(tmp_path, directory, files, wait=True) for _ in range(2)]
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    results = [result_of(process)[1] for process in processes]
+    assert sorted(len(result["written"]) for result in results) == [0, 100]
+    assert digest_files(directory) == {name: sha256(text) for name, text in texts(files).items()}
+    assert temp_files(directory) == []
+
+
+# Through the command line.
+
+
+def test_the_cli_writes_the_pytorch_tree_then_nothing_on_a_second_run(tmp_path: Path) -> None:
+    directory = tmp_path / "out"
+    code, _, stderr = run_cli("-o", directory)
+    assert code == 0, stderr
+    assert digest_files(directory) == read_golden("pytorch")
+    age(directory)
+    before = state(directory)
+    code, _, stderr = run_cli("-o", directory)
+    assert code == 0, stderr
+    assert state(directory) == before
 
 
 def test_a_verification_failure_writes_nothing_at_all(tmp_path: Path) -> None:
     """Exit 3 with the diagnostic, and the directory (an edited file, a stale one) exactly as it was."""
     plugin = write_extra_kind_plugin(tmp_path / "extra_kind.py")
     directory = tmp_path / "out"
-    generate(directory, "--plugin", str(plugin))
-    (directory / SAMPLE).write_text("// needs rewriting\n")
+    assert run_cli("-o", directory, "--plugin", str(plugin))[0] == 0
+    (directory / "flash_fwd_hdim128_bf16_sm80.cu").write_text("// needs rewriting\n")
     broken = tmp_path / "broken_kind.py"
     broken.write_text(
         "from flashast import Kind, TranslationUnit, Verbatim\n"
@@ -488,124 +699,11 @@ def test_a_verification_failure_writes_nothing_at_all(tmp_path: Path) -> None:
         "    build = lambda config: TranslationUnit((Verbatim('int broken = ;'),))\n"
         "    registry.add_kind('pytorch', Kind('broken', {'head_dim': (64,)}, build, 'broken_hdim{head_dim}.cu'))\n"
     )
-    before = snapshot(directory)  # (not tmp_path: importing the plugin may write its __pycache__ there)
+    age(directory)
+    before = state(directory)
     code, stdout, stderr = run_cli("-o", directory, "--plugin", str(broken), "--prune", "--force")
     assert (code, stdout) == (3, "")
-    assert "broken_hdim64.cu:1:" in stderr
-    assert "Traceback" not in stderr
+    assert "broken_hdim64.cu:1:" in stderr and "Traceback" not in stderr
     assert stderr.splitlines()[-1].startswith("flashast: error: ")
-    assert snapshot(directory) == before
+    assert state(directory) == before
 
-
-def test_refused_listings_and_prunes_leave_the_directory_as_it_was(tmp_path: Path) -> None:
-    """Refusals that only show late (a listing path that is not a file, a stale path that became a
-    directory) still come before the first write."""
-    plugin = write_extra_kind_plugin(tmp_path / "extra_kind.py")
-    directory = tmp_path / "out"
-    generate(directory, "--plugin", str(plugin))
-    (directory / SAMPLE).write_text("// needs rewriting\n")
-    (directory / "extra_hdim128.cu").unlink()
-    (directory / "extra_hdim128.cu").mkdir()
-    fifo = tmp_path / "listing.fifo"
-    os.mkfifo(fifo)
-    cases = {
-        "stale path is a directory": (["--prune"], "extra_hdim128.cu: owned by flashast but now not a regular file"),
-        "listing is a fifo": (["--manifest", str(fifo)], "is not a regular file"),
-        "empty listing path": (["--manifest", ""], "--manifest '': needs a file name"),
-    }
-    for case, (arguments, message) in cases.items():
-        before = snapshot(directory)
-        code, stdout, stderr = run_cli("-o", directory, *arguments)
-        assert (code, stdout) == (2, ""), case
-        assert len(stderr.splitlines()) == 1 and message in stderr, (case, stderr)
-        assert snapshot(directory) == before, case
-
-
-# Durability: both ways of flushing before the renames ----------------------------------------------
-
-
-@pytest.mark.parametrize("use_syncfs", [True, False], ids=["syncfs asked for", "one fsync per file"])
-def test_the_flush_before_renaming_reports_a_failure_instead_of_renaming(tmp_path: Path, use_syncfs: bool) -> None:
-    """A flush that fails (here: a descriptor already closed) raises, so no file is renamed over its
-    old bytes on the strength of a flush that did not happen. With `syncfs` asked for, a descriptor
-    whose file system cannot be read is not trusted with it, and the fsync fallback reports it."""
-    from flashast.output import _make_durable
-
-    descriptor = os.open(tmp_path / "x", os.O_WRONLY | os.O_CREAT, 0o666)
-    os.write(descriptor, b"x")
-    _make_durable([descriptor] * 20, 1, use_syncfs=use_syncfs)  # an open file flushes
-    os.close(descriptor)
-    with pytest.raises(OSError):
-        _make_durable([descriptor] * 20, 1, use_syncfs=use_syncfs)
-
-
-def test_syncfs_is_not_trusted_on_a_file_system_not_known_to_honour_it() -> None:
-    from flashast.output import _syncfs
-
-    descriptor = os.open("/proc", os.O_RDONLY)
-    try:
-        assert _syncfs(descriptor) is False
-    finally:
-        os.close(descriptor)
-
-
-def test_syncfs_is_chosen_only_while_little_else_is_unwritten() -> None:
-    from flashast.output import SYNCFS_BUDGET_PER_FILE, _little_else_unwritten
-
-    fields = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
-    unwritten = sum(int(fields[name].split()[0]) << 10 for name in ("Dirty", "Writeback"))
-    # What is dirty may change between two reads, but not by a gibibyte in a moment.
-    assert _little_else_unwritten(unwritten + (1 << 30), 0), "our own bytes count as ours"
-    assert _little_else_unwritten(0, (unwritten + (1 << 30)) // SYNCFS_BUDGET_PER_FILE), "so does the budget"
-
-
-def test_a_short_write_fails_the_run_instead_of_renaming_a_truncated_file(tmp_path: Path) -> None:
-    """Past a file-size limit (or on a nearly full disk) `write` writes less than asked: the run must
-    say so and leave the directory as it was, not rename the partial manifest into place."""
-    import resource
-
-    out = tmp_path / "out"
-    assert run_cli("-o", out, "-q")[0] == 0
-    (out / MANIFEST_NAME).unlink()  # the next run only has to write the manifest (it adopts the files)
-    before = snapshot(out)
-
-    def limit_file_size() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
-
-    completed = subprocess.run(cli_command("-o", out), capture_output=True, text=True, env=cli_environment(),
-                               preexec_fn=limit_file_size, check=False)
-    assert completed.returncode == 2, completed.stderr
-    assert completed.stderr.splitlines()[-1].startswith(f"flashast: error: {out}/")
-    assert "cannot write" in completed.stderr and "Traceback" not in completed.stderr
-    assert snapshot(out) == before
-
-
-def test_check_works_in_a_directory_that_can_be_searched_but_not_listed(tmp_path: Path) -> None:
-    """Write and search permission without read (mode 0311): files are opened by name, as before a
-    listing was used to spare a new directory its per-file opens. Root ignores the mode, so as root
-    the CLI runs as nobody in a user namespace."""
-    out = tmp_path / "out"
-    assert run_cli("-o", out, "-q")[0] == 0
-    tmp_path.chmod(0o755)
-    command = cli_command("-o", out, "--check")
-    if os.geteuid() == 0:
-        if subprocess.run(["unshare", "-U", "true"], capture_output=True, check=False).returncode != 0:
-            pytest.skip("running as root without user namespaces: the mode would not be enforced")
-        command = ["unshare", "-U", *command]
-    out.chmod(0o311)
-    try:
-        completed = subprocess.run(command, capture_output=True, text=True, env=cli_environment(), check=False)
-    finally:
-        out.chmod(0o755)
-    assert (completed.returncode, completed.stderr.splitlines()[-1]) == (0, f"flashast: {out} up to date (0 missing, 0 changed, 48 unchanged, 0 stale, pytorch)")
-
-
-def test_a_file_whose_name_differs_only_in_case_is_another_file_here(tmp_path: Path) -> None:
-    """On this case-sensitive file system `Flash_…` is not `flash_…`: it stays, untouched and not owned."""
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "Flash_fwd_hdim64_bf16_sm80.cu").write_text("// mine\n")
-    assert run_cli("-o", out, "-q")[0] == 0
-    assert (out / "Flash_fwd_hdim64_bf16_sm80.cu").read_text() == "// mine\n"
-    assert (out / "flash_fwd_hdim64_bf16_sm80.cu").is_file()
-    assert "Flash_fwd_hdim64_bf16_sm80.cu" not in json.loads((out / MANIFEST_NAME).read_text())["files"]
