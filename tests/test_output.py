@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from conftest import cli_environment, digest_files, read_golden, run_cli, write_extra_kind_plugin
+from conftest import cli_environment, digest_files, read_golden, run_cli
 
 from flashast.axes import AxisValue, Configuration
 from flashast.contract import Contract
@@ -686,9 +686,19 @@ def test_the_cli_writes_the_pytorch_tree_then_nothing_on_a_second_run(tmp_path: 
 
 def test_a_verification_failure_writes_nothing_at_all(tmp_path: Path) -> None:
     """Exit 3 with the diagnostic, and the directory (an edited file, a stale one) exactly as it was."""
-    plugin = write_extra_kind_plugin(tmp_path / "extra_kind.py")
+    extra = tmp_path / "extra_kind.py"
+    extra.write_text(
+        "from flashast import Kind, LineComment, TranslationUnit\n"
+        "\n"
+        "\n"
+        "def register(registry):\n"
+        "    build = lambda config: TranslationUnit((LineComment('extra'),))\n"
+        "    registry.add_kind('pytorch', Kind('extra', axes={'head_dim': (128,)}, build=build,"
+        " file_name='extra_hdim{head_dim}.cu'))\n"
+    )
     directory = tmp_path / "out"
-    assert run_cli("-o", directory, "--plugin", str(plugin))[0] == 0
+    code, _, stderr = run_cli("-o", directory, "--plugin", str(extra))
+    assert code == 0, stderr
     (directory / "flash_fwd_hdim128_bf16_sm80.cu").write_text("// needs rewriting\n")
     broken = tmp_path / "broken_kind.py"
     broken.write_text(
@@ -697,7 +707,8 @@ def test_a_verification_failure_writes_nothing_at_all(tmp_path: Path) -> None:
         "\n"
         "def register(registry):\n"
         "    build = lambda config: TranslationUnit((Verbatim('int broken = ;'),))\n"
-        "    registry.add_kind('pytorch', Kind('broken', {'head_dim': (64,)}, build, 'broken_hdim{head_dim}.cu'))\n"
+        "    registry.add_kind('pytorch', Kind('broken', axes={'head_dim': (64,)}, build=build,"
+        " file_name='broken_hdim{head_dim}.cu'))\n"
     )
     age(directory)
     before = state(directory)
