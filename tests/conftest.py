@@ -20,7 +20,7 @@ GOLDEN = Path(__file__).parent / "golden"
 
 @pytest.fixture(autouse=True)
 def isolated_verification_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test gets its own user-level verification cache (`cache.store_path`), inherited by the
+    """Each test gets its own user-level verification store (`FLASHAST_CACHE_DIR`), inherited by the
     CLI subprocesses it starts: a test must not pass because another one verified the same file."""
     directory = tmp_path_factory.mktemp("verification-cache")
     monkeypatch.setenv("FLASHAST_CACHE_DIR", str(directory))
@@ -117,8 +117,8 @@ def write_extra_kind_plugin(path: Path, preset: str = "pytorch", kind: str = "ex
         "\n"
         "\n"
         "def register(registry):\n"
-        f"    registry.add_kind({preset!r}, Kind({kind!r}, {{'head_dim': {head_dims}}}, build,"
-        f" '{kind}_hdim{{head_dim}}.cu'))\n"
+        f"    registry.add_kind({preset!r}, Kind({kind!r}, axes={{'head_dim': {head_dims}}}, build=build,"
+        f" file_name='{kind}_hdim{{head_dim}}.cu'))\n"
     )
     return path
 
