@@ -15,9 +15,11 @@ are read again, and files served from memory are compared with what this run wou
 covers what the parse actually read, not a prediction of it. Only a parse that reported nothing at
 all is remembered, so a warning is shown again on every run until it is fixed.
 
-What a key cannot see: a header that would now be found earlier on the include path than the one
-the parse read (a new file shadowing an old one). Contract mode reads no include directory on disk;
-in real-header mode, rerun with `FLASHAST_NO_CACHE=1` after adding headers that shadow others.
+A header added where it would be found before one the parse read (the including file's directory,
+or an include directory searched earlier) shadows it: such places are recorded as absent, so adding
+a file there makes the files that read the shadowed header parse again. Headers on clang's own
+system paths are read through the same inclusion list; only the `--include-dir` search order is
+checked for shadowing.
 
 Layout, under the user cache (`$FLASHAST_CACHE_DIR`, else `$XDG_CACHE_HOME/flashast`, else
 `~/.cache/flashast`; `FLASHAST_NO_CACHE=1` turns it off): `verified-v2/index` holds one line per

@@ -79,6 +79,7 @@ class Sources:
         self.texts = {generated.name: generated.text for generated in files}
         self.disk = DiskContents()
         self._digests: dict[str, str] = {}  # served text -> digest: many files share a contract header
+        self.search_directories = [os.path.abspath(directory) for directory in options.include_dirs]
         self.cuda_stand_ins: list[tuple[str, str]] = []
         if options.cuda_includes and options.cuda_path is not None:
             self.cuda_stand_ins = [
@@ -108,9 +109,25 @@ class Sources:
         found = []
         for inclusion in unit.get_includes():
             path = str(inclusion.include.name)
-            digest = self._digest(texts[path]) if path in texts else self.disk.digest(path)
-            found.append((self._key_name(path), digest or ""))
+            if path in texts:
+                found.append((self._key_name(path), self._digest(texts[path])))
+                continue
+            found.append((path, self.disk.digest(path) or ""))
+            found += [(absent, "") for absent in self._shadowing_candidates(path, str(inclusion.source.name))]
         return found
+
+    def _shadowing_candidates(self, path: str, includer: str) -> list[str]:
+        """Where a new header would be found before `path` (found in an include directory): the same
+        name in the including file's directory and in every include directory searched earlier.
+        Recorded as absent, so a header added there later makes the file parse again."""
+        path = os.path.abspath(path)
+        for position, directory in enumerate(self.search_directories):
+            if path.startswith(directory + "/"):
+                name = path[len(directory) + 1:]
+                earlier = [os.path.dirname(includer), *self.search_directories[:position]]
+                return [candidate for candidate in (os.path.join(folder, name) for folder in earlier)
+                        if candidate != path and self.disk.digest(candidate) is None]
+        return []
 
     def current_digest(self, generated: GeneratedFile) -> Callable[[str], str | None]:
         """What a parse of `generated` would read at each path named in a key, now."""
@@ -126,7 +143,7 @@ class Sources:
                 return self._digest(self.texts[path[len(GENERATED_PREFIX):]])
             if path.startswith((GENERATED_PREFIX, VIRTUAL_ROOT)):
                 return None  # served by an earlier run, not by this one
-            return self.disk.digest(path)
+            return self.disk.digest(path) or ""  # "" stands for no readable file there
 
         return digest
 
