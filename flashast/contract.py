@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from flashast.errors import ModelError
 from flashast.names import IncludePath
-from flashast.nodes import DECLARATION_TYPES, Declaration, TranslationUnit
+from flashast.nodes import Declaration, TranslationUnit
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Contract:
     """The headers a kind's files include, as declarations: what verification parses against.
 
@@ -21,27 +22,32 @@ class Contract:
     they share is declared identically, so kinds of one preset can share a launch header.
     """
 
-    headers: tuple[tuple[IncludePath, tuple[Declaration, ...]], ...] = ()
+    headers: tuple[tuple[IncludePath, tuple[Declaration, ...]], ...]
 
-    def __init__(self, headers: Mapping[str | IncludePath, Sequence[Declaration]] | None = None) -> None:
+    def __init__(self, headers: Mapping[str, Sequence[Declaration]] | None = None) -> None:
         pairs: list[tuple[IncludePath, tuple[Declaration, ...]]] = []
-        for path, declarations in (headers or {}).items():
-            include_path = path if isinstance(path, IncludePath) else IncludePath(path)
-            declarations = tuple(declarations)
+        for path, given in (headers or {}).items():
+            try:
+                include_path = IncludePath(path)
+            except ModelError as error:
+                raise ModelError("Contract", "headers", path, error.problem) from None
+            declarations = tuple(given)
             for declaration in declarations:
-                if not isinstance(declaration, DECLARATION_TYPES):
+                if not isinstance(declaration, Declaration):
                     raise ModelError("Contract", f"headers[{include_path}]", declaration, "is not a declaration")
             pairs.append((include_path, declarations))
         object.__setattr__(self, "headers", tuple(sorted(pairs, key=lambda pair: pair[0].text)))
 
     def header_units(self) -> dict[str, TranslationUnit]:
+        """Each header's declarations as a unit to print, by include path."""
         return {path.text: TranslationUnit(declarations) for path, declarations in self.headers}
 
     def merge(self, other: Contract) -> Contract:
-        merged = dict(self.headers)
+        """Both contracts' headers; a header both declare must be declared identically."""
+        merged = {path.text: declarations for path, declarations in self.headers}
         for path, declarations in other.headers:
-            if path in merged and merged[path] != declarations:
+            if merged.get(path.text, declarations) != declarations:
                 raise ModelError("Contract", "headers", path.text, "declared differently by two kinds")
-            merged[path] = declarations
+            merged[path.text] = declarations
         return Contract(merged)
 

@@ -1,308 +1,86 @@
 """The object model: frozen, slotted, value-compared nodes for the declarations our files contain.
 
-Nodes hold validated atoms (`flashast.names`) and other nodes, never C++ text. Constructors accept
-plain Python values where the meaning is unambiguous (a `str` for an identifier, a list for a tuple)
-and convert them, so building a tree reads like the C++ it stands for; everything is checked once,
-here, and a value that is not valid C++ raises `ModelError` naming the class, field and value.
-Edits are `dataclasses.replace`, which re-runs the checks. Text is produced only by `printer.py`.
+Nodes hold validated atoms (`flashast.names`) and other nodes, never C++ text; every value is checked
+once, on construction, and a value that is not valid C++ raises `ModelError` naming the class, field
+and value. Edits are `dataclasses.replace`, which re-runs the checks. Text is produced only by
+`printer.py`. This module holds the declarations and the closed `Declaration` union; the parts they
+are made of (template arguments, types, signatures, calls) live in `flashast.signatures` and are
+re-exported here, so `flashast.nodes` is the one place to import nodes from.
+
+One construction pattern, for every node and part: a field is annotated with what it holds
+(`name: Identifier`, `body: tuple[Declaration, ...]`). A node whose constructor also accepts plain
+Python values (a `str` for an identifier, any iterable for a tuple) writes its own `__init__`, whose
+signature says exactly what it accepts (`name: Identifier | str`), and stores the converted value
+(`flashast.fields`), so building a tree reads like the C++ it stands for and a type checker sees both
+sides truthfully. A node that takes its values as they are keeps the generated `__init__` and checks
+them in `__post_init__`. Either way the parameters are named like the fields, which is what
+`dataclasses.replace` relies on.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TypeGuard
 
 from flashast.errors import ModelError
-from flashast.names import (
-    FundamentalType,
-    Identifier,
-    IncludePath,
-    MacroName,
-    QualifiedName,
-    TypeName,
-    type_name,
+from flashast.fields import as_atom, as_flag, as_qualified_name, as_text, as_tuple, store_fields
+from flashast.names import Identifier, IncludePath, MacroName, QualifiedName, TypeName
+from flashast.signatures import (
+    BoolArg,
+    CallStatement,
+    Declarator,
+    FunctionSignature,
+    IntArg,
+    Parameter,
+    TemplateArgument,
+    TemplateArgumentValue,
+    TemplateParameter,
+    Type,
+    TypeArg,
+    TypeParameter,
+    ValueKind,
+    ValueParameter,
+    as_type,
+    bind_template_arguments,
+    is_call,
+    is_parameter,
+    is_template_parameter,
 )
 
-
-def _assign(node: object, name: str, value: object) -> None:
-    """Store a converted field value on a frozen node (only ever called from `__post_init__`)."""
-    object.__setattr__(node, name, value)
-
-
-def _identifier(node: object, name: str) -> None:
-    value = getattr(node, name)
-    if not isinstance(value, Identifier):
-        if not isinstance(value, str):
-            raise ModelError(type(node).__name__, name, value, "must be an Identifier or a str")
-        try:
-            value = Identifier(value)
-        except ModelError as error:
-            raise ModelError(type(node).__name__, name, value, error.problem) from None
-    _assign(node, name, value)
-
-
-def _qualified(node: object, name: str) -> None:
-    value = getattr(node, name)
-    if isinstance(value, Identifier):
-        value = QualifiedName((value,))
-    elif isinstance(value, str):
-        try:
-            value = QualifiedName.parse(value)
-        except ModelError as error:
-            raise ModelError(type(node).__name__, name, value, error.problem) from None
-    if not isinstance(value, QualifiedName):
-        raise ModelError(type(node).__name__, name, value, "must be a QualifiedName or a str")
-    _assign(node, name, value)
-
-
-def _tuple_of(node: object, name: str, allowed: tuple[type, ...], what: str) -> None:
-    value = getattr(node, name)
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise ModelError(type(node).__name__, name, value, f"must be a sequence of {what}")
-    items = tuple(value)
-    for item in items:
-        if not isinstance(item, allowed):
-            raise ModelError(type(node).__name__, name, item, f"is not a {what}")
-    _assign(node, name, items)
-
-
-def _flag(node: object, name: str) -> None:
-    value = getattr(node, name)
-    if not isinstance(value, bool):
-        raise ModelError(type(node).__name__, name, value, "must be a bool")
-
-
-# Template parameters and arguments -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TypeParameter:
-    """`typename T` in a primary template's parameter list."""
-
-    name: Identifier
-
-    def __post_init__(self) -> None:
-        _identifier(self, "name")
-
-
-class ValueKind(enum.Enum):
-    """The types a non-type template parameter of these kernels can have."""
-
-    INT = "int"
-    BOOL = "bool"
-
-
-@dataclass(frozen=True, slots=True)
-class ValueParameter:
-    """A non-type template parameter, `int Headdim` or `bool Is_causal`."""
-
-    kind: ValueKind
-    name: Identifier
-
-    def __post_init__(self) -> None:
-        if isinstance(self.kind, str):
-            try:
-                _assign(self, "kind", ValueKind(self.kind))
-            except ValueError:
-                raise ModelError("ValueParameter", "kind", self.kind, "must be 'int' or 'bool'") from None
-        if not isinstance(self.kind, ValueKind):
-            raise ModelError("ValueParameter", "kind", self.kind, "must be a ValueKind")
-        _identifier(self, "name")
-
-
-TemplateParameter = TypeParameter | ValueParameter
-
-
-@dataclass(frozen=True, slots=True)
-class TypeArg:
-    """A type as a template argument: `cutlass::half_t`, or a template-id such as `Foo<int, 3>`."""
-
-    type: TypeName
-    arguments: tuple[TemplateArgument, ...] = ()
-
-    def __post_init__(self) -> None:
-        if isinstance(self.type, str):
-            try:
-                _assign(self, "type", type_name(self.type))
-            except ModelError as error:
-                raise ModelError("TypeArg", "type", self.type, error.problem) from None
-        if not isinstance(self.type, (QualifiedName, FundamentalType)):
-            raise ModelError("TypeArg", "type", self.type, "must be a QualifiedName, FundamentalType or str")
-        _tuple_of(self, "arguments", TEMPLATE_ARGUMENT_TYPES, "template argument")
-        if self.arguments and isinstance(self.type, FundamentalType):
-            raise ModelError("TypeArg", "arguments", self.arguments, f"{self.type} is not a template")
-
-
-@dataclass(frozen=True, slots=True)
-class IntArg:
-    """An integer template argument; a `bool` is refused because C++ would silently convert it."""
-
-    value: int
-
-    def __post_init__(self) -> None:
-        if isinstance(self.value, bool) or not isinstance(self.value, int):
-            raise ModelError("IntArg", "value", self.value, "must be an int (use BoolArg for a bool)")
-
-
-@dataclass(frozen=True, slots=True)
-class BoolArg:
-    """A boolean template argument, printed `true` or `false`."""
-
-    value: bool
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.value, bool):
-            raise ModelError("BoolArg", "value", self.value, "must be a bool")
-
-
-TemplateArgument = TypeArg | IntArg | BoolArg
-TEMPLATE_ARGUMENT_TYPES = (TypeArg, IntArg, BoolArg)
-
-
-def bind_template_arguments(
-    owner: str, parameters: Sequence[TemplateParameter], values: Sequence[object]
-) -> tuple[TemplateArgument, ...]:
-    """Check `values` against a template's parameters and return them as typed arguments.
-
-    This is where a wrong arity or a `true` passed for an `int` parameter is refused: clang would
-    accept the latter (bool converts to int), so only the model can tell it is a mistake.
-    """
-    if len(values) != len(parameters):
-        raise ModelError(
-            owner,
-            "template_arguments",
-            tuple(values),
-            f"expects {len(parameters)} template arguments, got {len(values)}",
-        )
-    bound: list[TemplateArgument] = []
-    for parameter, value in zip(parameters, values, strict=True):
-        name = parameter.name.text
-        if isinstance(parameter, TypeParameter):
-            if isinstance(value, TypeArg):
-                bound.append(value)
-            elif isinstance(value, (str, QualifiedName, FundamentalType)):
-                bound.append(TypeArg(value))
-            else:
-                raise ModelError(owner, f"template_arguments[{name}]", value, "expects a type")
-        elif parameter.kind is ValueKind.INT:
-            if isinstance(value, IntArg):
-                bound.append(value)
-            elif isinstance(value, int) and not isinstance(value, bool):
-                bound.append(IntArg(value))
-            else:
-                raise ModelError(owner, f"template_arguments[{name}]", value, "expects an int")
-        else:
-            if isinstance(value, BoolArg):
-                bound.append(value)
-            elif isinstance(value, bool):
-                bound.append(BoolArg(value))
-            else:
-                raise ModelError(owner, f"template_arguments[{name}]", value, "expects a bool")
-    return tuple(bound)
-
-
-# Types, parameters, signatures, statements ------------------------------------------------------
-
-
-class Declarator(enum.Enum):
-    """How a parameter or alias refers to its type."""
-
-    VALUE = ""
-    POINTER = "*"
-    REFERENCE = "&"
-
-
-@dataclass(frozen=True, slots=True)
-class Type:
-    """A type as written in a declaration: `const T`, `Flash_fwd_params &`, `CUstream_st *`."""
-
-    name: TypeName
-    const: bool = False
-    declarator: Declarator = Declarator.VALUE
-
-    def __post_init__(self) -> None:
-        if isinstance(self.name, str):
-            try:
-                _assign(self, "name", type_name(self.name))
-            except ModelError as error:
-                raise ModelError("Type", "name", self.name, error.problem) from None
-        if not isinstance(self.name, (QualifiedName, FundamentalType)):
-            raise ModelError("Type", "name", self.name, "must be a QualifiedName, FundamentalType or str")
-        _flag(self, "const")
-        if not isinstance(self.declarator, Declarator):
-            raise ModelError("Type", "declarator", self.declarator, "must be a Declarator")
-
-
-def _type(node: object, name: str) -> None:
-    value = getattr(node, name)
-    if isinstance(value, (str, QualifiedName, FundamentalType)):
-        value = Type(value)
-    if not isinstance(value, Type):
-        raise ModelError(type(node).__name__, name, value, "must be a Type or a type name")
-    _assign(node, name, value)
-
-
-@dataclass(frozen=True, slots=True)
-class Parameter:
-    """One function parameter, `Flash_fwd_params &params`."""
-
-    type: Type
-    name: Identifier
-
-    def __post_init__(self) -> None:
-        _type(self, "type")
-        _identifier(self, "name")
-
-
-@dataclass(frozen=True, slots=True)
-class FunctionSignature:
-    """The declarator of a template specialization or instantiation: `void f<A, 3>(T &p, U q)`."""
-
-    return_type: Type
-    name: QualifiedName
-    template_arguments: tuple[TemplateArgument, ...]
-    parameters: tuple[Parameter, ...]
-
-    def __post_init__(self) -> None:
-        _type(self, "return_type")
-        _qualified(self, "name")
-        _tuple_of(self, "template_arguments", TEMPLATE_ARGUMENT_TYPES, "template argument")
-        _tuple_of(self, "parameters", (Parameter,), "Parameter")
-        names = [parameter.name for parameter in self.parameters]
-        for name in names:
-            if names.count(name) > 1:
-                raise ModelError("FunctionSignature", "parameters", name.text, "parameter names must be unique")
-
-
-@dataclass(frozen=True, slots=True)
-class CallStatement:
-    """`f<A>(params, stream);` — a call that forwards the enclosing function's parameters."""
-
-    function: QualifiedName
-    template_arguments: tuple[TemplateArgument, ...] = ()
-    arguments: tuple[Identifier, ...] = ()
-
-    def __post_init__(self) -> None:
-        _qualified(self, "function")
-        _tuple_of(self, "template_arguments", TEMPLATE_ARGUMENT_TYPES, "template argument")
-        raw = self.arguments
-        if isinstance(raw, (str, bytes)) or not isinstance(raw, Iterable):
-            raise ModelError("CallStatement", "arguments", raw, "must be a sequence of parameter names")
-        converted = []
-        for argument in raw:
-            if isinstance(argument, str):
-                try:
-                    argument = Identifier(argument)
-                except ModelError as error:
-                    raise ModelError("CallStatement", "arguments", argument, error.problem) from None
-            if not isinstance(argument, Identifier):
-                raise ModelError("CallStatement", "arguments", argument, "must be an Identifier or a str")
-            converted.append(argument)
-        _assign(self, "arguments", tuple(converted))
-
-
-# Declarations ------------------------------------------------------------------------------------
+__all__ = [
+    "BlankLine",
+    "BoolArg",
+    "CallStatement",
+    "ClassDeclaration",
+    "Declaration",
+    "Declarator",
+    "ExplicitInstantiation",
+    "ExplicitSpecialization",
+    "FunctionSignature",
+    "FunctionTemplate",
+    "IfDefined",
+    "IfNotDefined",
+    "Include",
+    "IntArg",
+    "LineComment",
+    "MacroDefinition",
+    "Namespace",
+    "Parameter",
+    "PragmaOnce",
+    "TemplateArgument",
+    "TemplateArgumentValue",
+    "TemplateParameter",
+    "TranslationUnit",
+    "Type",
+    "TypeAlias",
+    "TypeArg",
+    "TypeParameter",
+    "ValueKind",
+    "ValueParameter",
+    "Verbatim",
+    "bind_template_arguments",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,31 +95,22 @@ class LineComment:
     text: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.text, str):
-            raise ModelError("LineComment", "text", self.text, "must be a str")
+        as_text(self, "text", self.text)
         if "\n" in self.text or "\r" in self.text:
             raise ModelError("LineComment", "text", self.text, "a line comment cannot contain a newline")
         if self.text.endswith("\\"):
             raise ModelError("LineComment", "text", self.text, "a trailing backslash would splice the next line")
-        _require_unicode("LineComment", self.text)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Include:
     """`#include "path"`, or `#include <path>` when `angled`."""
 
     path: IncludePath
-    angled: bool = False
+    angled: bool
 
-    def __post_init__(self) -> None:
-        if isinstance(self.path, str):
-            try:
-                _assign(self, "path", IncludePath(self.path))
-            except ModelError as error:
-                raise ModelError("Include", "path", self.path, error.problem) from None
-        if not isinstance(self.path, IncludePath):
-            raise ModelError("Include", "path", self.path, "must be an IncludePath or a str")
-        _flag(self, "angled")
+    def __init__(self, path: IncludePath | str, angled: bool = False) -> None:
+        store_fields(self, path=as_atom(self, "path", path, IncludePath), angled=as_flag(self, "angled", angled))
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,56 +118,47 @@ class PragmaOnce:
     """`#pragma once`, for the virtual contract headers."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class MacroDefinition:
     """`#define NAME replacement` (object-like; the replacement is one identifier or empty)."""
 
     name: MacroName
-    replacement: Identifier | None = None
+    replacement: Identifier | None
 
-    def __post_init__(self) -> None:
-        if isinstance(self.name, str):
-            try:
-                _assign(self, "name", MacroName(self.name))
-            except ModelError as error:
-                raise ModelError("MacroDefinition", "name", self.name, error.problem) from None
-        if not isinstance(self.name, MacroName):
-            raise ModelError("MacroDefinition", "name", self.name, "must be a MacroName or a str")
-        if self.replacement is not None:
-            _identifier(self, "replacement")
+    def __init__(self, name: MacroName | str, replacement: Identifier | str | None = None) -> None:
+        store_fields(
+            self,
+            name=as_atom(self, "name", name, MacroName),
+            replacement=None if replacement is None else as_atom(self, "replacement", replacement, Identifier),
+        )
 
 
-@dataclass(frozen=True, slots=True)
+def _is_declaration(value: object) -> TypeGuard[Declaration]:
+    return isinstance(value, Declaration)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Namespace:
     """`namespace name { … }`; the name is an identifier, a nested name (`a::b`, C++17), or a macro
-    that expands to one."""
+    that expands to one. A str with `::` is a nested name, any other str an identifier."""
 
     name: Identifier | QualifiedName | MacroName
-    body: tuple[Declaration, ...] = ()
+    body: tuple[Declaration, ...]
 
-    def __post_init__(self) -> None:
-        if isinstance(self.name, str) and "::" in self.name:
-            _qualified(self, "name")
-        elif not isinstance(self.name, (Identifier, QualifiedName, MacroName)):
-            _identifier(self, "name")
-        if isinstance(self.name, QualifiedName) and self.name.absolute:
-            raise ModelError("Namespace", "name", str(self.name), "a namespace name cannot start with '::'")
-        _tuple_of(self, "body", DECLARATION_TYPES, "declaration")
-
-
-def _guard(node: IfNotDefined | IfDefined) -> None:
-    owner = type(node).__name__
-    if isinstance(node.macro, str):
-        try:
-            _assign(node, "macro", MacroName(node.macro))
-        except ModelError as error:
-            raise ModelError(owner, "macro", node.macro, error.problem) from None
-    if not isinstance(node.macro, MacroName):
-        raise ModelError(owner, "macro", node.macro, "must be a MacroName or a str")
-    _tuple_of(node, "body", DECLARATION_TYPES, "declaration")
+    def __init__(self, name: Identifier | QualifiedName | MacroName | str, body: Iterable[Declaration] = ()) -> None:
+        checked: Identifier | QualifiedName | MacroName
+        if isinstance(name, (Identifier, QualifiedName, MacroName)):
+            checked = name
+        elif isinstance(name, str) and "::" in name:
+            checked = as_qualified_name(self, "name", name)
+        else:
+            checked = as_atom(self, "name", name, Identifier)
+        if isinstance(checked, QualifiedName) and checked.absolute:
+            raise ModelError("Namespace", "name", str(checked), "a namespace name cannot start with '::'")
+        store_fields(self, name=checked, body=as_tuple(self, "body", body, _is_declaration, "declaration"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class IfNotDefined:
     """`#ifndef MACRO` … `#endif`: code a build can switch off (FA3's `FLASHATTENTION_DISABLE_*`).
 
@@ -406,13 +166,17 @@ class IfNotDefined:
     """
 
     macro: MacroName
-    body: tuple[Declaration, ...] = ()
+    body: tuple[Declaration, ...]
 
-    def __post_init__(self) -> None:
-        _guard(self)
+    def __init__(self, macro: MacroName | str, body: Iterable[Declaration] = ()) -> None:
+        store_fields(
+            self,
+            macro=as_atom(self, "macro", macro, MacroName),
+            body=as_tuple(self, "body", body, _is_declaration, "declaration"),
+        )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class IfDefined:
     """`#ifdef MACRO` … `#endif`: code a build switches on (a fork's `FLASHATTENTION_NFUNC_*`).
 
@@ -420,57 +184,56 @@ class IfDefined:
     """
 
     macro: MacroName
-    body: tuple[Declaration, ...] = ()
+    body: tuple[Declaration, ...]
 
-    def __post_init__(self) -> None:
-        _guard(self)
+    def __init__(self, macro: MacroName | str, body: Iterable[Declaration] = ()) -> None:
+        store_fields(
+            self,
+            macro=as_atom(self, "macro", macro, MacroName),
+            body=as_tuple(self, "body", body, _is_declaration, "declaration"),
+        )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class ClassDeclaration:
     """`struct Name;` (an opaque type a contract provides), or `struct Name {};` when `complete`."""
 
     name: Identifier
-    complete: bool = False
+    complete: bool
 
-    def __post_init__(self) -> None:
-        _identifier(self, "name")
-        _flag(self, "complete")
+    def __init__(self, name: Identifier | str, complete: bool = False) -> None:
+        store_fields(self, name=as_atom(self, "name", name, Identifier), complete=as_flag(self, "complete", complete))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class TypeAlias:
     """`using name = target;`, e.g. `using cudaStream_t = CUstream_st *;`."""
 
     name: Identifier
     target: Type
 
-    def __post_init__(self) -> None:
-        _identifier(self, "name")
-        _type(self, "target")
+    def __init__(self, name: Identifier | str, target: Type | TypeName | str) -> None:
+        store_fields(self, name=as_atom(self, "name", name, Identifier), target=as_type(self, "target", target))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class ExplicitSpecialization:
     """`template<> signature { calls }` — a full specialization with a body of forwarding calls."""
 
     signature: FunctionSignature
-    body: tuple[CallStatement, ...] = ()
+    body: tuple[CallStatement, ...]
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.signature, FunctionSignature):
-            raise ModelError("ExplicitSpecialization", "signature", self.signature, "must be a FunctionSignature")
-        _tuple_of(self, "body", (CallStatement,), "CallStatement")
-        known = {parameter.name for parameter in self.signature.parameters}
-        for statement in self.body:
+    def __init__(self, signature: FunctionSignature, body: Iterable[CallStatement] = ()) -> None:
+        if not isinstance(signature, FunctionSignature):
+            raise ModelError("ExplicitSpecialization", "signature", signature, "must be a FunctionSignature")
+        calls = as_tuple(self, "body", body, is_call, "CallStatement")
+        known = {parameter.name for parameter in signature.parameters}
+        for statement in calls:
             for argument in statement.arguments:
                 if argument not in known:
-                    raise ModelError(
-                        "ExplicitSpecialization",
-                        "body",
-                        argument.text,
-                        f"is not a parameter of {self.signature.name}",
-                    )
+                    problem = f"is not a parameter of {signature.name}"
+                    raise ModelError("ExplicitSpecialization", "body", argument.text, problem)
+        store_fields(self, signature=signature, body=calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,10 +246,10 @@ class ExplicitInstantiation:
     def __post_init__(self) -> None:
         if not isinstance(self.signature, FunctionSignature):
             raise ModelError("ExplicitInstantiation", "signature", self.signature, "must be a FunctionSignature")
-        _flag(self, "extern")
+        as_flag(self, "extern", self.extern)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class FunctionTemplate:
     """A primary function template, as a contract declares it; `defined` adds an empty body.
 
@@ -498,32 +261,50 @@ class FunctionTemplate:
     template_parameters: tuple[TemplateParameter, ...]
     return_type: Type
     name: Identifier
-    parameters: tuple[Parameter, ...] = ()
-    defined: bool = False
+    parameters: tuple[Parameter, ...]
+    defined: bool
 
-    def __post_init__(self) -> None:
-        _tuple_of(self, "template_parameters", (TypeParameter, ValueParameter), "template parameter")
-        _type(self, "return_type")
-        _identifier(self, "name")
-        _tuple_of(self, "parameters", (Parameter,), "Parameter")
-        _flag(self, "defined")
+    def __init__(
+        self,
+        template_parameters: Iterable[TemplateParameter],
+        return_type: Type | TypeName | str,
+        name: Identifier | str,
+        parameters: Iterable[Parameter] = (),
+        defined: bool = False,
+    ) -> None:
+        store_fields(
+            self,
+            template_parameters=as_tuple(
+                self, "template_parameters", template_parameters, is_template_parameter, "template parameter"
+            ),
+            return_type=as_type(self, "return_type", return_type),
+            name=as_atom(self, "name", name, Identifier),
+            parameters=as_tuple(self, "parameters", parameters, is_parameter, "Parameter"),
+            defined=as_flag(self, "defined", defined),
+        )
 
-    def signature(self, *template_arguments: object) -> FunctionSignature:
-        owner = f"FunctionTemplate({self.name})"
-        arguments = bind_template_arguments(owner, self.template_parameters, template_arguments)
+    def _bind(self, template_arguments: Iterable[TemplateArgumentValue]) -> tuple[TemplateArgument, ...]:
+        return bind_template_arguments(f"FunctionTemplate({self.name})", self.template_parameters, template_arguments)
+
+    def signature(self, *template_arguments: TemplateArgumentValue) -> FunctionSignature:
+        """This template's declarator with the given template arguments, checked against its parameters."""
+        arguments = self._bind(template_arguments)
         return FunctionSignature(self.return_type, QualifiedName((self.name,)), arguments, self.parameters)
 
-    def specialize(self, *template_arguments: object, body: Sequence[CallStatement] = ()) -> ExplicitSpecialization:
-        return ExplicitSpecialization(self.signature(*template_arguments), tuple(body))
+    def specialize(
+        self, *template_arguments: TemplateArgumentValue, body: Iterable[CallStatement] = ()
+    ) -> ExplicitSpecialization:
+        return ExplicitSpecialization(self.signature(*template_arguments), body)
 
-    def instantiate(self, *template_arguments: object, extern: bool = False) -> ExplicitInstantiation:
+    def instantiate(self, *template_arguments: TemplateArgumentValue, extern: bool = False) -> ExplicitInstantiation:
         return ExplicitInstantiation(self.signature(*template_arguments), extern)
 
-    def call(self, *template_arguments: object, arguments: Sequence[str | Identifier] | None = None) -> CallStatement:
+    def call(
+        self, *template_arguments: TemplateArgumentValue, arguments: Iterable[Identifier | str] | None = None
+    ) -> CallStatement:
         """A call forwarding `arguments` (by default every parameter of this template, in order)."""
-        bound = bind_template_arguments(f"FunctionTemplate({self.name})", self.template_parameters, template_arguments)
         names = tuple(parameter.name for parameter in self.parameters) if arguments is None else tuple(arguments)
-        return CallStatement(QualifiedName((self.name,)), bound, names)
+        return CallStatement(QualifiedName((self.name,)), self._bind(template_arguments), names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,17 +314,7 @@ class Verbatim:
     text: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.text, str):
-            raise ModelError("Verbatim", "text", self.text, "must be a str")
-        _require_unicode("Verbatim", self.text)
-
-
-def _require_unicode(owner: str, text: str) -> None:
-    """A file is written as UTF-8: a lone surrogate (from a mis-decoded byte) has no encoding."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ModelError(owner, "text", text, "holds a lone surrogate, which no UTF-8 file can hold") from None
+        as_text(self, "text", self.text)
 
 
 Declaration = (
@@ -562,34 +333,18 @@ Declaration = (
     | ExplicitInstantiation
     | Verbatim
 )
-DECLARATION_TYPES: tuple[type, ...] = (
-    BlankLine,
-    LineComment,
-    Include,
-    PragmaOnce,
-    MacroDefinition,
-    Namespace,
-    IfNotDefined,
-    IfDefined,
-    ClassDeclaration,
-    TypeAlias,
-    FunctionTemplate,
-    ExplicitSpecialization,
-    ExplicitInstantiation,
-    Verbatim,
-)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class TranslationUnit:
     """One source file: a sequence of top-level declarations."""
 
-    declarations: tuple[Declaration, ...] = field(default=())
+    declarations: tuple[Declaration, ...]
 
-    def __post_init__(self) -> None:
-        _tuple_of(self, "declarations", DECLARATION_TYPES, "declaration")
+    def __init__(self, declarations: Iterable[Declaration] = ()) -> None:
+        store_fields(self, declarations=as_tuple(self, "declarations", declarations, _is_declaration, "declaration"))
 
-    def walk(self) -> Iterable[Declaration]:
+    def walk(self) -> Iterator[Declaration]:
         """Every declaration, depth first, including those nested in namespaces and guards."""
         stack = list(reversed(self.declarations))
         while stack:

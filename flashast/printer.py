@@ -1,13 +1,16 @@
 """The one place that turns nodes into C++ text.
 
 Every construct yields its own lines; a parent indents the lines of its children, so no node knows
-its depth and there is no indent counter. `render` joins the lines and applies the file-level style.
-The output of `render` is a pure function of (tree, style): the same inputs give the same bytes.
+its depth and there is no indent counter. Declarations are dispatched with one `match` over the
+closed `Declaration` union, so a node type added to the union without a printing rule is a type
+error (`_unreachable`), not a surprise at run time. `render` joins the lines and applies the
+file-level style. Its output is a pure function of (tree, style): the same inputs give the same bytes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import NoReturn
 
 from flashast.names import MacroName
 from flashast.nodes import (
@@ -41,46 +44,37 @@ from flashast.nodes import (
 )
 from flashast.style import Style
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
+# Statements inside a function body: four spaces, as in every upstream tree.
+BODY_INDENT = "    "
 DEFAULT_STYLE = Style()
 
 
 def render(unit: TranslationUnit, style: Style = DEFAULT_STYLE) -> str:
     """The file's full text."""
-    text = "\n".join(_lines_of(unit.declarations, style))
+    text = "\n".join(render_declarations(unit.declarations, style))
     return text + "\n" if style.final_newline else text
 
 
 def render_declarations(declarations: Iterable[Declaration], style: Style = DEFAULT_STYLE) -> Iterator[str]:
-    """The lines of a sequence of declarations, for callers that assemble text around them."""
-    return _lines_of(declarations, style)
-
-
-def _lines_of(declarations: Iterable[Declaration], style: Style) -> Iterator[str]:
+    """The lines of a sequence of declarations, for callers that locate or assemble text around them."""
     for declaration in declarations:
         yield from _lines(declaration, style)
-
-
-def _indented(lines: Iterable[str], width: int) -> Iterator[str]:
-    prefix = " " * width
-    for line in lines:
-        yield prefix + line if line else line
 
 
 # Tokens -----------------------------------------------------------------------------------------
 
 
 def spell_template_argument(argument: TemplateArgument) -> str:
-    if isinstance(argument, BoolArg):
-        return "true" if argument.value else "false"
-    if isinstance(argument, IntArg):
-        return str(argument.value)
-    if isinstance(argument, TypeArg):
-        return str(argument.type) + _angle(argument.arguments) if argument.arguments else str(argument.type)
-    raise TypeError(f"not a template argument: {argument!r}")
+    """`true`, `-3`, `cutlass::half_t`, `Tile<64, int>`."""
+    match argument:
+        case BoolArg(value=value):
+            return "true" if value else "false"
+        case IntArg(value=value):
+            return str(value)
+        case TypeArg(type=name, arguments=arguments):
+            return f"{name}{_angle(arguments)}" if arguments else str(name)
+        case _:
+            _unreachable(argument)
 
 
 def _angle(arguments: tuple[TemplateArgument, ...]) -> str:
@@ -88,46 +82,37 @@ def _angle(arguments: tuple[TemplateArgument, ...]) -> str:
     return "<" + ", ".join(spell_template_argument(argument) for argument in arguments) + ">"
 
 
-def _spell_base_type(type_: Type) -> str:
-    return ("const " if type_.const else "") + str(type_.name)
-
-
 def spell_type(type_: Type) -> str:
     """`const T`, `CUstream_st *`, `Flash_fwd_params &`."""
-    base = _spell_base_type(type_)
-    return f"{base} {type_.declarator.value}" if type_.declarator.value else base
+    base = ("const " if type_.const else "") + str(type_.name)
+    return f"{base} {type_.declarator.value}" if type_.declarator is not Declarator.VALUE else base
 
 
-def _spell_parameter(parameter: Parameter, style: Style) -> str:
-    declarator = parameter.type.declarator
-    if declarator is Declarator.VALUE:
-        return f"{spell_type(parameter.type)} {parameter.name}"
-    base = _spell_base_type(parameter.type)
-    if style.declarator_binds_to_name:
-        # `Flash_fwd_params &params`, as in every upstream tree.
-        return f"{base} {declarator.value}{parameter.name}"
-    return f"{base}{declarator.value} {parameter.name}"
+def _spell_parameter(parameter: Parameter) -> str:
+    # `Flash_fwd_params &params`: the declarator binds to the name, as in every upstream tree.
+    type_ = parameter.type
+    if type_.declarator is Declarator.VALUE:
+        return f"{spell_type(type_)} {parameter.name}"
+    return f"{spell_type(type_)}{parameter.name}"
 
 
-def _spell_parameters(parameters: tuple[Parameter, ...], style: Style) -> str:
-    return "(" + ", ".join(_spell_parameter(parameter, style) for parameter in parameters) + ")"
+def _spell_parameters(parameters: tuple[Parameter, ...]) -> str:
+    return "(" + ", ".join(_spell_parameter(parameter) for parameter in parameters) + ")"
 
 
-def _spell_signature(signature: FunctionSignature, style: Style) -> str:
+def _spell_signature(signature: FunctionSignature) -> str:
     return (
         f"{spell_type(signature.return_type)} {signature.name}{_angle(signature.template_arguments)}"
-        f"{_spell_parameters(signature.parameters, style)}"
+        f"{_spell_parameters(signature.parameters)}"
     )
 
 
 def _spell_template_parameter(parameter: TemplateParameter) -> str:
-    if isinstance(parameter, TypeParameter):
-        return f"typename {parameter.name}"
-    return f"{parameter.kind.value} {parameter.name}"
-
-
-def _template_keyword(style: Style) -> str:
-    return "template " if style.space_after_template else "template"
+    match parameter:
+        case TypeParameter(name=name):
+            return f"typename {name}"
+        case _:
+            return f"{parameter.kind.value} {parameter.name}"
 
 
 def _spell_call(statement: CallStatement) -> str:
@@ -139,109 +124,60 @@ def _spell_call(statement: CallStatement) -> str:
 # Declarations -----------------------------------------------------------------------------------
 
 
-# The printing rule of each declaration type (a plain table: `functools.singledispatch` would import
-# `typing` on every run just to register these).
-_RULES: dict[type, Callable[[Any, Style], Iterator[str]]] = {}
-
-
-def _rule(node_type: type) -> Callable[[Callable[[Any, Style], Iterator[str]]], Callable[[Any, Style], Iterator[str]]]:
-    def register(rule: Callable[[Any, Style], Iterator[str]]) -> Callable[[Any, Style], Iterator[str]]:
-        _RULES[node_type] = rule
-        return rule
-
-    return register
-
-
 def _lines(node: Declaration, style: Style) -> Iterator[str]:
-    rule = _RULES.get(type(node))
-    if rule is None:
-        raise TypeError(f"the printer has no rule for {type(node).__name__}")
-    return rule(node, style)
-
-
-@_rule(BlankLine)
-def _(node: BlankLine, style: Style) -> Iterator[str]:
-    yield ""
-
-
-@_rule(LineComment)
-def _(node: LineComment, style: Style) -> Iterator[str]:
-    yield f"// {node.text}" if node.text else "//"
-
-
-@_rule(Include)
-def _(node: Include, style: Style) -> Iterator[str]:
-    yield f"#include <{node.path}>" if node.angled else f'#include "{node.path}"'
-
-
-@_rule(PragmaOnce)
-def _(node: PragmaOnce, style: Style) -> Iterator[str]:
-    yield "#pragma once"
-
-
-@_rule(MacroDefinition)
-def _(node: MacroDefinition, style: Style) -> Iterator[str]:
-    yield f"#define {node.name} {node.replacement}" if node.replacement else f"#define {node.name}"
-
-
-@_rule(Namespace)
-def _(node: Namespace, style: Style) -> Iterator[str]:
-    name = node.name
-    yield f"namespace {name} {{" if style.space_before_namespace_brace else f"namespace {name}{{"
-    body = _lines_of(node.body, style)
-    yield from _indented(body, style.indent_width) if style.indent_namespace_body else body
-    gap = " " * style.spaces_before_close_comment
-    yield f"}}{gap}// namespace {name}" if style.comment_namespace_close else "}"
+    match node:
+        case BlankLine():
+            yield ""
+        case LineComment(text=text):
+            yield f"// {text}" if text else "//"
+        case Include(path=path, angled=angled):
+            yield f"#include <{path}>" if angled else f'#include "{path}"'
+        case PragmaOnce():
+            yield "#pragma once"
+        case MacroDefinition(name=name, replacement=replacement):
+            yield f"#define {name} {replacement}" if replacement else f"#define {name}"
+        case Namespace(name=name, body=body):
+            # PyTorch's generator writes `namespace pytorch_flash{`.
+            yield f"namespace {name} {{" if style.space_before_namespace_brace else f"namespace {name}{{"
+            yield from render_declarations(body, style)
+            yield f"}} // namespace {name}"
+        case IfNotDefined(macro=macro, body=body):
+            yield from _guarded("#ifndef", macro, body, style)
+        case IfDefined(macro=macro, body=body):
+            yield from _guarded("#ifdef", macro, body, style)
+        case ClassDeclaration(name=name, complete=complete):
+            yield f"struct {name} {{}};" if complete else f"struct {name};"
+        case TypeAlias(name=name, target=target):
+            yield f"using {name} = {spell_type(target)};"
+        case FunctionTemplate():
+            parameters = ", ".join(_spell_template_parameter(parameter) for parameter in node.template_parameters)
+            yield f"template<{parameters}>"
+            head = f"{spell_type(node.return_type)} {node.name}{_spell_parameters(node.parameters)}"
+            yield f"{head} {{}}" if node.defined else f"{head};"
+        case ExplicitSpecialization(signature=signature, body=calls):
+            yield "template<>"
+            yield f"{_spell_signature(signature)} {{"
+            for statement in calls:
+                yield BODY_INDENT + _spell_call(statement)
+            yield "}"
+        case ExplicitInstantiation(signature=signature, extern=extern):
+            yield f"{'extern template' if extern else 'template'} {_spell_signature(signature)};"
+        case Verbatim(text=text):
+            yield from text.split("\n")
+        case _:
+            _unreachable(node)
 
 
 def _guarded(directive: str, macro: MacroName, body: Iterable[Declaration], style: Style) -> Iterator[str]:
     yield f"{directive} {macro}"
-    yield from _lines_of(body, style)
-    yield f"#endif // {macro}" if style.comment_endif else "#endif"
+    yield from render_declarations(body, style)
+    yield "#endif"
 
 
-@_rule(IfNotDefined)
-def _(node: IfNotDefined, style: Style) -> Iterator[str]:
-    return _guarded("#ifndef", node.macro, node.body, style)
+def _unreachable(node: NoReturn) -> NoReturn:
+    """Where the type checker proves every member of a closed union was handled.
 
-
-@_rule(IfDefined)
-def _(node: IfDefined, style: Style) -> Iterator[str]:
-    return _guarded("#ifdef", node.macro, node.body, style)
-
-
-@_rule(ClassDeclaration)
-def _(node: ClassDeclaration, style: Style) -> Iterator[str]:
-    yield f"struct {node.name} {{}};" if node.complete else f"struct {node.name};"
-
-
-@_rule(TypeAlias)
-def _(node: TypeAlias, style: Style) -> Iterator[str]:
-    yield f"using {node.name} = {spell_type(node.target)};"
-
-
-@_rule(FunctionTemplate)
-def _(node: FunctionTemplate, style: Style) -> Iterator[str]:
-    parameters = ", ".join(_spell_template_parameter(parameter) for parameter in node.template_parameters)
-    yield f"{_template_keyword(style)}<{parameters}>"
-    head = f"{spell_type(node.return_type)} {node.name}{_spell_parameters(node.parameters, style)}"
-    yield f"{head} {{}}" if node.defined else f"{head};"
-
-
-@_rule(ExplicitSpecialization)
-def _(node: ExplicitSpecialization, style: Style) -> Iterator[str]:
-    yield f"{_template_keyword(style)}<>"
-    yield f"{_spell_signature(node.signature, style)} {{"
-    yield from _indented((_spell_call(statement) for statement in node.body), style.indent_width)
-    yield "}"
-
-
-@_rule(ExplicitInstantiation)
-def _(node: ExplicitInstantiation, style: Style) -> Iterator[str]:
-    prefix = "extern template " if node.extern else "template "
-    yield f"{prefix}{_spell_signature(node.signature, style)};"
-
-
-@_rule(Verbatim)
-def _(node: Verbatim, style: Style) -> Iterator[str]:
-    yield from node.text.split("\n")
+    (`typing.assert_never` is Python 3.11; this is the same thing for 3.10.) Reaching it at run time
+    means a value outside the union was passed, which the nodes' own checks normally prevent.
+    """
+    raise TypeError(f"the printer has no rule for {type(node).__name__}")
