@@ -40,7 +40,8 @@ class GeneratedFile:
 
     @property
     def axis_values(self) -> dict[str, AxisValue]:
-        return dict(self.axes.items_)
+        """The axis values as a plain dict (for manifests and records)."""
+        return dict(self.axes.items())
 
     def describe(self) -> str:
         """`kind=fwd dtype=fp16 head_dim=128`, for diagnostics."""
@@ -53,6 +54,7 @@ class GeneratedFile:
         verification then requires the run to generate; headers are the contract's business.
         """
         return tuple(
-            node.path.text for node in self.unit.walk() if isinstance(node, Include) and not node.angled
-            and node.path.text.endswith(SOURCE_SUFFIXES)
+            node.path.text
+            for node in self.unit.walk()
+            if isinstance(node, Include) and not node.angled and node.path.text.endswith(SOURCE_SUFFIXES)
         )

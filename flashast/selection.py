@@ -15,8 +15,8 @@ import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flashast.errors import UsageError
 from flashast.axes import spell_axis_value
+from flashast.errors import UsageError
 from flashast.generated import GeneratedFile
 from flashast.kinds import Preset
 
