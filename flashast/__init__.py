@@ -7,7 +7,7 @@ registry to generate whole trees. Importing flashast loads neither libclang nor 
 
 from __future__ import annotations
 
-from flashast.axes import Configuration
+from flashast.axes import AxisValue, Configuration
 from flashast.contract import Contract
 from flashast.errors import FlashastError, ModelError, PluginError, UsageError, VerificationError
 from flashast.generated import GeneratedFile
@@ -50,6 +50,7 @@ from flashast.style import Style
 __version__ = "0.1.0"
 
 __all__ = [
+    "AxisValue",
     "BlankLine",
     "BoolArg",
     "CallStatement",

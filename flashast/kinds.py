@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import itertools
 import re
+import string
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 from flashast.axes import AxisValue, Configuration, spell_axis_value
 from flashast.contract import Contract
@@ -30,13 +31,23 @@ Constraint = Callable[[Configuration], str | None]
 Builder = Callable[[Configuration], TranslationUnit]
 
 
+def _pattern_values(configuration: Configuration) -> dict[str, int | str]:
+    """The values a file-name pattern formats: a bool is spelled as filters spell it (`true`, never
+    `True`); ints and strs stay themselves, so format specs such as `{head_dim:03d}` keep working."""
+    return {
+        axis: spell_axis_value(value) if isinstance(value, bool) else value for axis, value in configuration.items()
+    }
+
+
 @dataclass(frozen=True)
 class Kind:
-    """A named recipe for a family of files.
+    """A named recipe for a family of files; everything after the name is a keyword argument.
 
-    - `axes`: axis name -> values, iterated as a cartesian product in the given order;
+    - `axes`: axis name -> values, iterated as a cartesian product in the given order (held as a
+      dict of tuples);
     - `build`: configuration -> `TranslationUnit`;
-    - `file_name`: a `str.format` pattern over the axes, or a function of the configuration;
+    - `file_name`: a `str.format` pattern over the axes (a bool axis is spelled `true`/`false` there,
+      as in filters; an int keeps its format spec, `{head_dim:03d}`), or a function of the configuration;
     - `contract`: the headers the files rely on (used by verification);
     - `constraint`: configuration -> a reason to skip it, or None to keep it;
     - `aggregator`: the files only include other generated files (build systems must not compile
@@ -44,6 +55,7 @@ class Kind:
     """
 
     name: str
+    _: KW_ONLY
     axes: Mapping[str, Sequence[AxisValue]]
     build: Builder
     file_name: FileNameRule
@@ -52,10 +64,6 @@ class Kind:
     aggregator: bool = False
     style: Style | None = None
     description: str = ""
-    # Constraint verdicts by configuration: aggregators ask again about their members' configurations.
-    _reasons: dict[Configuration, str | None] = field(
-        default_factory=dict, init=False, repr=False, compare=False, hash=False
-    )
 
     def __post_init__(self) -> None:
         check_identifier("Kind", "name", self.name)
@@ -78,12 +86,32 @@ class Kind:
         object.__setattr__(self, "axes", frozen_axes)
         if not callable(self.build):
             raise ModelError("Kind", "build", self.build, "must be callable")
-        if not (isinstance(self.file_name, str) or callable(self.file_name)):
+        if isinstance(self.file_name, str):
+            self._check_pattern(self.file_name)
+        elif not callable(self.file_name):
             raise ModelError("Kind", "file_name", self.file_name, "must be a pattern str or a callable")
         if not isinstance(self.contract, Contract):
             raise ModelError("Kind", "contract", self.contract, "must be a Contract")
+        if self.constraint is not None and not callable(self.constraint):
+            raise ModelError("Kind", "constraint", self.constraint, "must be callable or None")
+        if not isinstance(self.aggregator, bool):
+            raise ModelError("Kind", "aggregator", self.aggregator, "must be a bool")
         if self.style is not None and not isinstance(self.style, Style):
             raise ModelError("Kind", "style", self.style, "must be a Style")
+        if not isinstance(self.description, str):
+            raise ModelError("Kind", "description", self.description, "must be a str")
+
+    def _check_pattern(self, pattern: str) -> None:
+        """Every replacement field of a file-name pattern names an axis, so a typo fails here, not later."""
+        try:
+            fields = [field for _, field, _, _ in string.Formatter().parse(pattern) if field is not None]
+        except ValueError as error:
+            raise ModelError(f"Kind({self.name})", "file_name", pattern, f"cannot format: {error}") from None
+        for replacement in fields:
+            axis = re.split(r"[.\[]", replacement, maxsplit=1)[0]
+            if axis not in self.axes:
+                problem = f"names {{{replacement}}}, which is not an axis ({', '.join(self.axes) or 'none'})"
+                raise ModelError(f"Kind({self.name})", "file_name", pattern, problem)
 
     def configurations(self) -> Iterator[tuple[Configuration, str | None]]:
         """Every point of the axes, with the constraint's reason to skip it (None when kept).
@@ -130,14 +158,6 @@ class Kind:
     def _reason(self, configuration: Configuration) -> str | None:
         if self.constraint is None:
             return None
-        if configuration in self._reasons:
-            return self._reasons[configuration]
-        self._reasons[configuration] = reason = self._judge(configuration)
-        return reason
-
-    def _judge(self, configuration: Configuration) -> str | None:
-        if self.constraint is None:
-            return None
         try:
             reason = self.constraint(configuration)
         except FlashastError as error:
@@ -154,7 +174,7 @@ class Kind:
     def _name(self, configuration: Configuration) -> str:
         if isinstance(self.file_name, str):
             try:
-                text = self.file_name.format(**configuration)
+                text = self.file_name.format(**_pattern_values(configuration))
             except (KeyError, IndexError, ValueError) as error:
                 raise ModelError(f"Kind({self.name})", "file_name", self.file_name, f"cannot format: {error}") from None
         else:
@@ -225,12 +245,14 @@ class Kind:
 
 @dataclass(frozen=True, slots=True)
 class Preset:
-    """A named set of kinds and the style their files are printed in."""
+    """A named set of kinds and the style their files are printed in; everything after the name is
+    a keyword argument. `kinds` may be any sequence and is held as a tuple."""
 
     name: str
+    _: KW_ONLY
     style: Style = field(default_factory=Style)
     description: str = ""
-    kinds: tuple[Kind, ...] = ()
+    kinds: Sequence[Kind] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _PRESET_NAME.match(self.name):
@@ -249,11 +271,13 @@ class Preset:
             names.add(kind.name)
         object.__setattr__(self, "kinds", kinds)
 
-    def kind(self, name: str) -> Kind:
+    def kind_named(self, name: str) -> Kind:
+        """The kind called `name` (a lookup; `Registry.kind` is the decorator that adds one)."""
         for kind in self.kinds:
             if kind.name == name:
                 return kind
-        raise KeyError(name)
+        known = ", ".join(kind.name for kind in self.kinds) or "none"
+        raise ModelError(f"Preset({self.name})", "kinds", name, f"no kind has this name (kinds: {known})")
 
     def contract(self) -> Contract:
         merged = Contract()

@@ -1,14 +1,13 @@
 """The `Registry`: the presets and kinds one run knows about, and who registered each.
 
-Built-in presets are registered through the same public API as plugins, each when it is first asked
-for by name. Registering a name twice is a `PluginError` naming who registered it first, and a failed
-registration leaves the registry as it was.
+Built-in presets are registered through the same public API as plugins (`add_preset`), when the
+registry is made. Registering a name twice is a `PluginError` naming who registered it first, and a
+failed plugin registration leaves the registry as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -16,6 +15,7 @@ from flashast.axes import AxisValue
 from flashast.contract import Contract
 from flashast.errors import ModelError, PluginError
 from flashast.kinds import Builder, Constraint, FileNameRule, Kind, Preset
+from flashast.presets import flash_attn_2, flash_attn_3, pytorch
 from flashast.style import Style
 
 
@@ -31,38 +31,25 @@ class Origin:
 
 
 BUILTIN = Origin("built-in")
-# Each built-in preset's module, imported only when that preset is first asked for.
-BUILTIN_PRESET_MODULES = {
-    "pytorch": "flashast.presets.pytorch",
-    "flash-attn-2": "flashast.presets.flash_attn_2",
-    "flash-attn-3": "flashast.presets.flash_attn_3",
-}
+BUILTIN_PRESETS = (pytorch.PRESET, flash_attn_2.PRESET, flash_attn_3.PRESET)
 
 
 class Registry:
     """The presets and kinds one run knows about. Tests make fresh ones; `default_registry` is shared.
 
-    Built-in presets are loaded on first use (not at import of flashast), each only when something
-    asks for it by name (or for all of them), unless `builtins=False`.
-    Registering a name that exists is a `PluginError` naming who registered it first; a failed
-    registration leaves the registry as it was.
+    A registry starts with the built-in presets unless `builtins=False`.
+    Registering a name that exists is a `PluginError` naming who registered it first; inside
+    `transaction()`, a failed registration leaves the registry as it was.
     """
 
     def __init__(self, builtins: bool = True) -> None:
         self._presets: dict[str, Preset] = {}
         self._origins: dict[tuple[str, str | None], Origin] = {}
         self._current_origin = Origin("Python code")
-        self._builtins_pending = dict(BUILTIN_PRESET_MODULES) if builtins else {}
-
-    # Loading -------------------------------------------------------------------------------------
-
-    def _ensure_builtins(self, name: str | None = None) -> None:
-        """Register the built-in preset `name` (None: every one) if it is not registered yet."""
-        names = list(self._builtins_pending) if name is None else [name] * (name in self._builtins_pending)
-        for preset in names:
-            module = self._builtins_pending.pop(preset)
+        if builtins:
             with self.origin(BUILTIN):
-                importlib.import_module(module).register(self)
+                for preset in BUILTIN_PRESETS:
+                    self.add_preset(preset)
 
     @contextlib.contextmanager
     def origin(self, origin: Origin) -> Iterator[None]:
@@ -76,11 +63,11 @@ class Registry:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """All or nothing: if the block raises, the registry is restored to what it was before it."""
-        saved = (dict(self._presets), dict(self._origins), dict(self._builtins_pending))
+        saved = (dict(self._presets), dict(self._origins))
         try:
             yield
         except BaseException:
-            self._presets, self._origins, self._builtins_pending = saved
+            self._presets, self._origins = saved
             raise
 
     # Registering ---------------------------------------------------------------------------------
@@ -89,7 +76,6 @@ class Registry:
         """Register a new preset, with the kinds it already has."""
         if not isinstance(preset, Preset):
             raise ModelError("Registry", "add_preset", preset, "must be a Preset")
-        self._ensure_builtins(preset.name)
         if preset.name in self._presets:
             first = self._origins[(preset.name, None)]
             raise PluginError(f"preset {preset.name!r} already exists (first registered: {first.description})")
@@ -154,7 +140,7 @@ class Registry:
     # Reading -------------------------------------------------------------------------------------
 
     def preset(self, name: str) -> Preset:
-        self._ensure_builtins(name)
+        """The registered preset called `name`."""
         try:
             return self._presets[name]
         except KeyError:
@@ -162,8 +148,8 @@ class Registry:
             raise PluginError(f"unknown preset {name!r} (known: {known})") from None
 
     def preset_names(self) -> list[str]:
-        """Every preset's name (built-in ones included, without loading them)."""
-        return sorted({*self._presets, *self._builtins_pending})
+        """Every registered preset's name, sorted."""
+        return sorted(self._presets)
 
     def origin_of(self, preset: str, kind: str | None = None) -> Origin:
         """Who registered the preset (or, with `kind`, that kind of the preset)."""

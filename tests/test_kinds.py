@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import subprocess
-import sys
 from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import flashast
 from flashast import (
     BlankLine,
     ClassDeclaration,
@@ -27,10 +26,7 @@ from flashast import (
     Include,
     Kind,
     LineComment,
-    MacroDefinition,
-    MacroName,
     ModelError,
-    Namespace,
     PluginError,
     PragmaOnce,
     Preset,
@@ -39,12 +35,23 @@ from flashast import (
     TranslationUnit,
     TypeParameter,
     ValueParameter,
+    VerificationError,
     default_registry,
 )
 from flashast.axes import AxisValue
 from flashast.generated import GeneratedFile
+from flashast.presets.common import (
+    CUTLASS_TYPES,
+    NAMESPACE_CONFIG_HEADER,
+    aggregator_kind,
+    cuda_stream,
+    cutlass_types,
+    in_default_flash_namespace,
+    in_flash_namespace,
+    launcher_parameters,
+    namespace_config,
+)
 from flashast.registry import Origin
-from flashast.presets.common import CUTLASS_TYPES, cuda_stream, cutlass_types, launcher_parameters
 from flashast.verify import verify
 
 
@@ -56,7 +63,36 @@ def comment_unit(config: Configuration) -> TranslationUnit:
 def simple_kind(
     name: str = "extra", head_dims: Sequence[int] = (64, 128), build: object = comment_unit, **options: object
 ) -> Kind:
-    return Kind(name, {"head_dim": tuple(head_dims)}, build, f"{name}_hdim{{head_dim}}.cu", **options)  # type: ignore[arg-type]
+    return Kind(name, axes={"head_dim": tuple(head_dims)}, build=build,  # type: ignore[arg-type]
+                file_name=f"{name}_hdim{{head_dim}}.cu", **options)  # type: ignore[arg-type]
+
+
+# The public API ---------------------------------------------------------------------------------------
+
+
+def test_every_public_name_is_importable_from_flashast_and_defined_in_flashast() -> None:
+    for name in flashast.__all__:
+        value = getattr(flashast, name)
+        exec(f"from flashast import {name}", {})  # the spelling users write must work
+        if isinstance(value, type):
+            assert value.__module__.split(".")[0] == "flashast", (name, value.__module__)
+    assert len(set(flashast.__all__)) == len(flashast.__all__)
+    assert {"Kind", "Preset", "Registry", "Configuration", "TranslationUnit", "render"} <= set(flashast.__all__)
+
+
+def test_kind_and_preset_take_keyword_arguments_after_the_name() -> None:
+    with pytest.raises(TypeError):
+        Kind("fwd", {"head_dim": (64,)}, comment_unit, "f{head_dim}.cu")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Preset("demo", Style())  # type: ignore[call-arg]
+    kind = Kind("fwd", axes={"head_dim": (64,)}, build=comment_unit, file_name="f{head_dim}.cu")
+    preset = Preset("demo", style=Style(), description="a demo", kinds=[kind])
+    assert preset.kinds == (kind,)
+    assert preset.kind_named("fwd") is kind
+    assert not hasattr(preset, "kind")  # the lookup has one name; `Registry.kind` is the decorator
+    with pytest.raises(ModelError) as missing:
+        preset.kind_named("bwd")
+    assert missing.value.problem == "no kind has this name (kinds: fwd)"
 
 
 # Registries ------------------------------------------------------------------------------------------
@@ -70,25 +106,6 @@ def test_fresh_registries_do_not_share_kinds() -> None:
     assert "extra" not in [kind.name for kind in default_registry.preset("pytorch").kinds]
     assert Registry(builtins=False).preset_names() == []
     assert second.preset_names() == ["flash-attn-2", "flash-attn-3", "pytorch"]
-
-
-def test_import_of_flashast_builds_no_preset_and_loads_no_libclang() -> None:
-    probe = (
-        "import sys, flashast\n"
-        "loaded = sorted(m for m in sys.modules if m.startswith(('flashast.presets', 'flashast.verify', 'clang')))\n"
-        "print(loaded)\n"
-        "print(flashast.default_registry.preset_names())\n"
-        "print(sorted(m for m in sys.modules if m.startswith('flashast.presets.')))\n"
-        "flashast.default_registry.preset('flash-attn-2')\n"
-        "print(sorted(m for m in sys.modules if m.startswith('flashast.presets.')))\n"
-    )
-    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600, check=True)
-    assert completed.stdout.splitlines() == [
-        "[]",
-        "['flash-attn-2', 'flash-attn-3', 'pytorch']",
-        "[]",  # naming the presets loads none of them
-        "['flashast.presets.common', 'flashast.presets.flash_attn_2']",  # asking for one loads only it
-    ]
 
 
 def test_preset_name_collision_names_who_registered_first() -> None:
@@ -147,7 +164,7 @@ def test_a_failed_registration_leaves_the_registry_as_it_was() -> None:
 
 def test_kind_decorator_names_the_kind_after_the_builder_and_returns_it() -> None:
     registry = Registry(builtins=False)
-    registry.add_preset(Preset("fork", Style(final_newline=False)))
+    registry.add_preset(Preset("fork", style=Style(final_newline=False)))
 
     @registry.kind("fork", axes={"dtype": ("fp16", "bf16")}, file_name="fwd_{dtype}.cu")
     def fwd(config: Configuration) -> TranslationUnit:
@@ -174,7 +191,9 @@ def test_kind_decorator_names_the_kind_after_the_builder_and_returns_it() -> Non
 
 # Kinds and constraints -------------------------------------------------------------------------------
 
-AXES = {"dtype": ("fp16", "bf16", "e4m3"), "head_dim": (64, 80, 128), "is_causal": (False, True)}
+AXES: dict[str, Sequence[AxisValue]] = {
+    "dtype": ("fp16", "bf16", "e4m3"), "head_dim": (64, 80, 128), "is_causal": (False, True)
+}
 
 
 def head_dim_rule(config: Configuration) -> str | None:
@@ -189,7 +208,7 @@ def causal_name(config: Configuration) -> str:
     return f"fwd_hdim{config.head_dim}_{config.dtype}{'_causal' if config.is_causal else ''}.cu"
 
 
-RULED = Kind("fwd", AXES, comment_unit, causal_name, constraint=head_dim_rule)
+RULED = Kind("fwd", axes=AXES, build=comment_unit, file_name=causal_name, constraint=head_dim_rule)
 
 
 def test_constraint_reasons_surface_through_configurations() -> None:
@@ -244,7 +263,13 @@ def test_a_constraint_must_state_a_reason(reason: object, problem: str) -> None:
         ({"axes": {"head_dim": (64.0,)}}, "an axis value is an int, bool or str"),
         ({"build": "not callable"}, "must be callable"),
         ({"file_name": 3}, "must be a pattern str or a callable"),
+        ({"file_name": "{hdim}.cu"}, "names {hdim}, which is not an axis (head_dim)"),
+        ({"file_name": "{}.cu"}, "names {}, which is not an axis (head_dim)"),
+        ({"file_name": "{head_dim.cu"}, "cannot format: expected '}' before end of string"),
         ({"contract": {"flash.h": ()}}, "must be a Contract"),
+        ({"constraint": "skip"}, "must be callable or None"),
+        ({"aggregator": 1}, "must be a bool"),
+        ({"style": "tight"}, "must be a Style"),
     ],
 )
 def test_invalid_kinds_are_refused(arguments: dict[str, object], problem: str) -> None:
@@ -253,6 +278,7 @@ def test_invalid_kinds_are_refused(arguments: dict[str, object], problem: str) -
     with pytest.raises(ModelError) as error:
         Kind(**fields)  # type: ignore[arg-type]
     assert error.value.problem == problem
+    assert error.value.owner in ("Kind", "Kind(fwd)")
 
 
 def test_builder_mistakes_name_the_kind_and_configuration() -> None:
@@ -269,18 +295,18 @@ def test_builder_mistakes_name_the_kind_and_configuration() -> None:
     with pytest.raises(ModelError, match=r"^Kind\(extra\)\.build='head_dim=64': build\.return='text'"):
         list(simple_kind(build=lambda config: "text").generate("demo", Style()))
 
-    slashed = Kind("extra", {"head_dim": (64,)}, comment_unit, lambda config: f"sub/{config.head_dim}.cu")
+    slashed = Kind("extra", axes={"head_dim": (64,)}, build=comment_unit,
+                   file_name=lambda config: f"sub/{config.head_dim}.cu")
     with pytest.raises(ModelError, match=r"^Kind\(extra\)\.file_name='head_dim=64': FileName\.text='sub/64\.cu'"):
         list(slashed.generate("demo", Style()))
-    with pytest.raises(ModelError, match="cannot format"):
-        list(Kind("extra", {"head_dim": (64,)}, comment_unit, "{hdim}.cu").generate("demo", Style()))
 
 
 # Presets ---------------------------------------------------------------------------------------------
 
 
 def test_preset_generate_refuses_two_kinds_making_one_file() -> None:
-    clash = Preset("demo", kinds=(simple_kind("a"), Kind("b", {"head_dim": (128,)}, comment_unit, "a_hdim{head_dim}.cu")))
+    other = Kind("b", axes={"head_dim": (128,)}, build=comment_unit, file_name="a_hdim{head_dim}.cu")
+    clash = Preset("demo", kinds=(simple_kind("a"), other))
     with pytest.raises(ModelError) as error:
         clash.generate()
     assert error.value.value == "a_hdim128.cu"
@@ -307,7 +333,7 @@ def test_contracts_merge_only_when_shared_headers_agree() -> None:
 
 def test_generated_file_knows_which_generated_files_it_includes() -> None:
     unit = TranslationUnit((Include("flash.h"), Include("a.cu"), Include("b.cpp"), Include("c.cu", angled=True)))
-    kind = Kind("all", {"part": ("x",)}, lambda config: unit, "all_{part}.cu", aggregator=True)
+    kind = Kind("all", axes={"part": ("x",)}, build=lambda config: unit, file_name="all_{part}.cu", aggregator=True)
     (generated,) = kind.generate("demo", Style())
     assert generated.included_files() == ("a.cu", "b.cpp")
     assert generated.aggregator
@@ -325,7 +351,7 @@ def test_every_configuration_is_either_generated_or_skipped_with_a_reason(
     def over_limit(config: Configuration) -> str | None:
         return f"head_dim {config.head_dim} > {limit}" if config.head_dim > limit else None
 
-    kind = Kind("k", {"head_dim": head_dims, "flag": flags}, comment_unit, "k_{head_dim}_{flag:d}.cu",
+    kind = Kind("k", axes={"head_dim": head_dims, "flag": flags}, build=comment_unit, file_name="k_{head_dim}_{flag}.cu",
                 constraint=over_limit)
     files = list(kind.generate("p", Style()))
     skipped = kind.skipped()
@@ -384,10 +410,11 @@ def fork_preset_with_the_api() -> Preset:
          ValueParameter("bool", "Is_causal"), ValueParameter("bool", "Is_local")),
         "void", "run_mha_fwd_", parameters, defined=True,
     )
+    # The public FLASH_NAMESPACE pieces the built-in flash-attn-2 preset uses too.
     contract = Contract({
-        "namespace_config.h": (PragmaOnce(), MacroDefinition("FLASH_NAMESPACE", "flash")),
+        NAMESPACE_CONFIG_HEADER: namespace_config(),
         "flash_fwd_launch_template.h": (PragmaOnce(), *cuda_stream(), cutlass_types(("fp16", "bf16")),
-                                        Namespace("flash", (ClassDeclaration("Flash_fwd_params"), run_mha_fwd))),
+                                        in_default_flash_namespace(ClassDeclaration("Flash_fwd_params"), run_mha_fwd)),
     })
 
     def constraint(config: Configuration) -> str | None:
@@ -407,11 +434,11 @@ def fork_preset_with_the_api() -> Preset:
                                     config.is_local)
             for arch in ((80, 86) if config.sm == 80 else (90,))
         ]
-        namespace = Namespace(MacroName("FLASH_NAMESPACE"), (BlankLine(), *instantiations, BlankLine()))
+        namespace = in_flash_namespace(BlankLine(), *instantiations, BlankLine())
         return TranslationUnit((
             LineComment("Copyright (c) 2025, a research fork."),
             LineComment('This file is auto-generated. See "generate_kernels.py"'),
-            Include("namespace_config.h", angled=True),
+            Include(NAMESPACE_CONFIG_HEADER, angled=True),
             Include("flash_fwd_launch_template.h"),
             BlankLine(),
             IfNotDefined(f"FLASHATTENTION_DISABLE_HDIM{config.head_dim}", (namespace,)),
@@ -419,7 +446,8 @@ def fork_preset_with_the_api() -> Preset:
 
     axes: dict[str, Sequence[AxisValue]] = {"dtype": ("fp16", "bf16"), "head_dim": (64, 128, 256),
                                             "is_causal": (False, True), "is_local": (False, True), "sm": (80, 90)}
-    return Preset("fork", Style(), kinds=(Kind("fwd", axes, build, file_name, contract, constraint),))
+    kind = Kind("fwd", axes=axes, build=build, file_name=file_name, contract=contract, constraint=constraint)
+    return Preset("fork", kinds=(kind,))
 
 
 def test_a_string_template_fork_generator_is_expressible_byte_for_byte_and_verifies() -> None:
@@ -431,15 +459,74 @@ def test_a_string_template_fork_generator_is_expressible_byte_for_byte_and_verif
     assert report.files == 32 and not report.errors and not report.warnings
 
 
-def test_axes_read_as_attributes_never_hide_the_mapping_or_its_fields() -> None:
-    """Axes are also attributes, except those named like the mapping's own methods and fields."""
-    config = Configuration((("head_dim", 64), ("get", 1), ("items_", 2), ("keys", 3)))
-    assert (config.head_dim, config["get"], config["items_"], config["keys"]) == (64, 1, 2, 3)
-    assert config.get("head_dim") == 64 and list(config.keys()) == ["head_dim", "get", "items_", "keys"]
-    assert config.items_ == (("head_dim", 64), ("get", 1), ("items_", 2), ("keys", 3))
-    assert config == Configuration((("head_dim", 64), ("get", 1), ("items_", 2), ("keys", 3)))
-    assert len({config, Configuration((("head_dim", 64), ("get", 1), ("items_", 2), ("keys", 3)))}) == 1
-    with pytest.raises(AttributeError, match="no axis 'head_dim_v'"):
-        _ = config.head_dim_v
+def test_a_file_forgetting_namespace_config_fails_verification() -> None:
+    """The FLASH_NAMESPACE pieces are declared so that forgetting `namespace_config.h` is caught."""
+    (good,) = [file for file in fork_preset_with_the_api().generate() if file.name == "flash_fwd_hdim64_fp16_sm90.cu"]
+    forgetful = dataclasses.replace(good, unit=TranslationUnit(
+        node for node in good.unit.declarations if node != Include(NAMESPACE_CONFIG_HEADER, angled=True)))
+    assert verify([good]).errors == []
+    with pytest.raises(VerificationError):
+        verify([forgetful])
+
+
+# Configurations -----------------------------------------------------------------------------------------
+
+
+def test_axes_never_hide_the_configurations_own_methods() -> None:
+    """An axis named like a method is read with `config[name]`; the attribute stays the method."""
+    pairs = (("head_dim", 64), ("get", 1), ("items", 2), ("keys", 3), ("pairs", 4))
+    config = Configuration(pairs)
+    assert (config.head_dim, config["get"], config["items"], config["keys"], config["pairs"]) == (64, 1, 2, 3, 4)
+    assert config.get("get", None) == 1 and config.get("head_dim_v", 128) == 128
+    assert list(config.keys()) == ["head_dim", "get", "items", "keys", "pairs"] == list(config)
+    assert config.items() == pairs == config.pairs
+    assert {**config} == dict(pairs) and "get" in config and "sm" not in config and len(config) == 5
+    assert config == Configuration(pairs) and len({config, Configuration(pairs)}) == 1
     with pytest.raises(dataclasses.FrozenInstanceError):
-        config.head_dim = 128  # type: ignore[misc]
+        config.pairs = ()  # type: ignore[misc]
+    with pytest.raises(ModelError, match="an axis appears twice"):
+        Configuration((("head_dim", 64), ("head_dim", 128)))
+
+
+def test_reading_an_axis_the_kind_does_not_have_is_an_error_naming_its_axes() -> None:
+    config = RULED.configuration(dtype="bf16", head_dim=64, is_causal=True)
+    with pytest.raises(AttributeError) as attribute:
+        _ = config.head_dim_v
+    assert str(attribute.value) == "configuration has no axis 'head_dim_v' (its axes: dtype, head_dim, is_causal)"
+    with pytest.raises(KeyError, match="no axis 'sm' \\(its axes: dtype, head_dim, is_causal\\)"):
+        _ = config["sm"]
+    with pytest.raises(TypeError):
+        config.get("sm")  # type: ignore[call-arg]  # the default is required: a missing axis is never None
+    assert config.get("sm", 80) == 80
+
+
+def test_a_bool_axis_in_a_file_name_pattern_is_spelled_as_filters_spell_it() -> None:
+    kind = Kind("k", axes={"is_causal": (False, True), "head_dim": (64,), "dtype": ("bf16",)}, build=comment_unit,
+                file_name="f_{head_dim:03d}_{dtype}_{is_causal}.cu")
+    assert [file.name for file in kind.generate("demo", Style())] == ["f_064_bf16_false.cu", "f_064_bf16_true.cu"]
+    assert kind.name_for(is_causal=True, head_dim=128, dtype="fp16") == "f_128_fp16_true.cu"
+
+
+# Aggregators --------------------------------------------------------------------------------------------
+
+
+def test_an_aggregator_includes_only_the_member_files_that_exist() -> None:
+    member = Kind("fwd", axes={"head_dim": (64, 128, 256), "dtype": ("fp16", "bf16")}, build=comment_unit,
+                  file_name="fwd_{head_dim}_{dtype}.cu",
+                  constraint=lambda config: "no bf16 at 256" if (config.dtype, config.head_dim) == ("bf16", 256) else
+                  "no 128 kernels" if config.head_dim == 128 else None)
+    everything = aggregator_kind(
+        "fwd_all", axes={"group": ("all", "wide"), "dtype": ("fp16", "bf16")}, member=member,
+        file_name="fwd_{group}_{dtype}.cu", prelude=(LineComment("aggregated"),),
+        members=lambda config: [{"head_dim": head_dim, "dtype": config.dtype}
+                                for head_dim in ((64, 128, 256) if config.group == "all" else (128, 256))],
+    )
+    assert everything.aggregator and everything.contract == member.contract
+    files = {file.name: file for file in Preset("demo", kinds=(member, everything)).generate()}
+    assert files["fwd_all_fp16.cu"].included_files() == ("fwd_64_fp16.cu", "fwd_256_fp16.cu")
+    assert files["fwd_all_fp16.cu"].text == '// aggregated\n#include "fwd_64_fp16.cu"\n#include "fwd_256_fp16.cu"\n'
+    assert files["fwd_all_bf16.cu"].included_files() == ("fwd_64_bf16.cu",)
+    assert files["fwd_wide_fp16.cu"].included_files() == ("fwd_256_fp16.cu",)
+    # No member exists: the aggregator is skipped for the first candidate's reason.
+    assert everything.skip_reason(group="wide", dtype="bf16") == "no 128 kernels"
+    assert "fwd_wide_bf16.cu" not in files

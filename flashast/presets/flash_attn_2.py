@@ -19,33 +19,34 @@ by default) and which every file includes first; `sm80` appears only in the file
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from flashast.axes import Configuration
-
+from flashast.axes import AxisValue, Configuration
 from flashast.contract import Contract
-
 from flashast.kinds import Kind, Preset
-
-from flashast.registry import Registry
-from flashast.names import MacroName
 from flashast.nodes import (
     BlankLine,
     ClassDeclaration,
     Declaration,
     FunctionTemplate,
-    IfNotDefined,
     Include,
     LineComment,
-    MacroDefinition,
-    Namespace,
     PragmaOnce,
     TranslationUnit,
     TypeParameter,
     ValueParameter,
 )
-from flashast.presets.common import CUTLASS_TYPES, cuda_stream, cutlass_types, launcher_parameters
+from flashast.presets.common import (
+    CUTLASS_TYPES,
+    NAMESPACE_CONFIG_HEADER,
+    cuda_stream,
+    cutlass_types,
+    in_default_flash_namespace,
+    in_flash_namespace,
+    launcher_parameters,
+    namespace_config,
+)
 from flashast.style import Style
 
 PRESET_NAME = "flash-attn-2"
@@ -53,13 +54,8 @@ DTYPES = ("fp16", "bf16")
 HEAD_DIMS = (32, 64, 96, 128, 192, 256)
 CAUSALITIES = (False, True)
 ARCHS = (80,)
-AXES = {"dtype": DTYPES, "head_dim": HEAD_DIMS, "is_causal": CAUSALITIES, "sm": ARCHS}
+AXES: dict[str, Sequence[AxisValue]] = {"dtype": DTYPES, "head_dim": HEAD_DIMS, "is_causal": CAUSALITIES, "sm": ARCHS}
 
-NAMESPACE_MACRO = "FLASH_NAMESPACE"
-# What `FLASH_NAMESPACE` expands to unless a build overrides it; the contract declares the interface
-# in the expanded namespace, so a file that forgets `namespace_config.h` fails verification.
-DEFAULT_NAMESPACE = "flash"
-NAMESPACE_CONFIG_HEADER = "namespace_config.h"
 FLASH_HEADER = "flash.h"
 FWD_LAUNCH_HEADER = "flash_fwd_launch_template.h"
 BWD_LAUNCH_HEADER = "flash_bwd_launch_template.h"
@@ -95,23 +91,15 @@ def run_mha_bwd_hdim(head_dim: int) -> FunctionTemplate:
     return FunctionTemplate(ELEMENT_CAUSAL, "void", f"run_mha_bwd_hdim{head_dim}", BWD_PARAMETERS, defined=True)
 
 
-def _in_default_namespace(*declarations: Declaration) -> Namespace:
-    return Namespace(DEFAULT_NAMESPACE, declarations)
-
-
 CONTRACT = Contract(
     {
-        # Like upstream, a build may choose the namespace with -DFLASH_NAMESPACE=name.
-        NAMESPACE_CONFIG_HEADER: (
-            PragmaOnce(),
-            IfNotDefined(NAMESPACE_MACRO, (MacroDefinition(NAMESPACE_MACRO, DEFAULT_NAMESPACE),)),
-        ),
+        NAMESPACE_CONFIG_HEADER: namespace_config(),
         FLASH_HEADER: (
             PragmaOnce(),
             Include(NAMESPACE_CONFIG_HEADER),
             *cuda_stream(),
             cutlass_types(DTYPES),
-            _in_default_namespace(
+            in_default_flash_namespace(
                 ClassDeclaration("Flash_fwd_params"),
                 ClassDeclaration("Flash_bwd_params"),
                 RUN_MHA_FWD,
@@ -123,7 +111,7 @@ CONTRACT = Contract(
             PragmaOnce(),
             Include(NAMESPACE_CONFIG_HEADER),
             Include(FLASH_HEADER),
-            _in_default_namespace(
+            in_default_flash_namespace(
                 RUN_MHA_FWD_SPLITKV_ALIGN,
                 RUN_MHA_FWD_SPLITKV_DISPATCH,
                 *(run_mha_fwd_hdim(head_dim) for head_dim in HEAD_DIMS),
@@ -133,7 +121,7 @@ CONTRACT = Contract(
             PragmaOnce(),
             Include(NAMESPACE_CONFIG_HEADER),
             Include(FLASH_HEADER),
-            _in_default_namespace(*(run_mha_bwd_hdim(head_dim) for head_dim in HEAD_DIMS)),
+            in_default_flash_namespace(*(run_mha_bwd_hdim(head_dim) for head_dim in HEAD_DIMS)),
         ),
     }
 )
@@ -155,7 +143,7 @@ EXTERN_ALIGN_EXPLANATION = (
 
 def _file(launch_header: str, *body: Declaration) -> TranslationUnit:
     """The prelude, the launch header, and `body` between blank lines in `namespace FLASH_NAMESPACE`."""
-    namespace = Namespace(MacroName(NAMESPACE_MACRO), (BlankLine(), *body, BlankLine()))
+    namespace = in_flash_namespace(BlankLine(), *body, BlankLine())
     return TranslationUnit((*PRELUDE, Include(launch_header), BlankLine(), namespace))
 
 
@@ -206,18 +194,19 @@ def build_fwd_split_align(config: Configuration) -> TranslationUnit:
 
 
 KINDS = (
-    Kind("fwd", AXES, build_fwd, file_name_rule("fwd"), CONTRACT,
+    Kind("fwd", axes=AXES, build=build_fwd, file_name=file_name_rule("fwd"), contract=CONTRACT,
          description="run_mha_fwd_<T, D, Is_causal> specializations"),
-    Kind("fwd_split", AXES, build_fwd_split, file_name_rule("fwd_split"), CONTRACT,
+    Kind("fwd_split", axes=AXES, build=build_fwd_split, file_name=file_name_rule("fwd_split"), contract=CONTRACT,
          description="run_mha_fwd_splitkv_dispatch<T, D, Is_causal> instantiations (aligned tree extern)"),
-    Kind("fwd_split_align", AXES, build_fwd_split_align, file_name_rule("fwd_split_align"), CONTRACT,
-         description="run_mha_fwd_splitkv_align<T, D, Is_causal> instantiations"),
-    Kind("bwd", AXES, build_bwd, file_name_rule("bwd"), CONTRACT,
+    Kind("fwd_split_align", axes=AXES, build=build_fwd_split_align, file_name=file_name_rule("fwd_split_align"),
+         contract=CONTRACT, description="run_mha_fwd_splitkv_align<T, D, Is_causal> instantiations"),
+    Kind("bwd", axes=AXES, build=build_bwd, file_name=file_name_rule("bwd"), contract=CONTRACT,
          description="run_mha_bwd_<T, D, Is_causal> specializations"),
 )
 
-
-def register(registry: Registry) -> None:
-    registry.add_preset(
-        Preset(PRESET_NAME, STYLE, "flash-attention 2 (Dao-AILab/flash-attention csrc/flash_attn/src)", KINDS)
-    )
+PRESET = Preset(
+    PRESET_NAME,
+    style=STYLE,
+    description="flash-attention 2 (Dao-AILab/flash-attention csrc/flash_attn/src)",
+    kinds=KINDS,
+)

@@ -29,12 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from flashast.axes import AxisValue, Configuration
-
 from flashast.contract import Contract
-
 from flashast.kinds import Kind, Preset
-
-from flashast.registry import Registry
 from flashast.nodes import (
     BlankLine,
     ClassDeclaration,
@@ -48,7 +44,14 @@ from flashast.nodes import (
     TypeParameter,
     ValueParameter,
 )
-from flashast.presets.common import CUTLASS_TYPES, cuda_stream, cutlass_types, launcher_parameters
+from flashast.presets.common import (
+    CUTLASS_TYPES,
+    MemberValues,
+    aggregator_kind,
+    cuda_stream,
+    cutlass_types,
+    launcher_parameters,
+)
 from flashast.style import Style
 
 PRESET_NAME = "flash-attn-3"
@@ -265,52 +268,25 @@ FWD_AXES: dict[str, Sequence[AxisValue]] = {
 BWD_AXES: dict[str, Sequence[AxisValue]] = {"dtype": DTYPES, "head_dim": HEAD_DIMS, "softcap": FLAGS, "sm": SMS}
 
 FWD = Kind(
-    "fwd", FWD_AXES, build_fwd, file_name_rule("fwd"), CONTRACT, fwd_constraint,
+    "fwd", axes=FWD_AXES, build=build_fwd, file_name=file_name_rule("fwd"), contract=CONTRACT,
+    constraint=fwd_constraint,
     description="run_mha_fwd_<Arch, T, D, Dv, Split, PagedKV, Softcap, PackGQA> instantiations",
 )
 BWD = Kind(
-    "bwd", BWD_AXES, build_bwd, file_name_rule("bwd"), CONTRACT, bwd_constraint,
-    description="run_mha_bwd_<Arch, T, D, Softcap> specializations",
+    "bwd", axes=BWD_AXES, build=build_bwd, file_name=file_name_rule("bwd"), contract=CONTRACT,
+    constraint=bwd_constraint, description="run_mha_bwd_<Arch, T, D, Softcap> specializations",
 )
 
 
 # Aggregators ------------------------------------------------------------------------------------
 
-MemberValues = Callable[[Configuration], list[dict[str, AxisValue]]]
-
-
-def _member_reasons(member_kind: Kind, candidates: list[dict[str, AxisValue]]) -> list[tuple[str, str | None]]:
-    """Each candidate member's file name, with the member kind's reason to skip it (None when made)."""
-    reasons: list[tuple[str, str | None]] = []
-    for values in candidates:
-        configuration = Configuration(tuple((axis, values[axis]) for axis in member_kind.axes))
-        reason = member_kind.constraint(configuration) if member_kind.constraint else None
-        reasons.append((member_kind.name_for(**values), reason))
-    return reasons
-
-
-def aggregator_kind(
-    name: str, axes: Mapping[str, Sequence[AxisValue]], member_kind: Kind, members: MemberValues, description: str
+def aggregator(
+    name: str, axes: Mapping[str, Sequence[AxisValue]], member: Kind, members: MemberValues, description: str
 ) -> Kind:
-    """A kind whose files `#include` the files of `member_kind` that `members` names and that exist.
-
-    `members` gives every candidate in include order; candidates the member kind skips are left out,
-    and an aggregator none of whose candidates exist is skipped for the first candidate's reason.
-    """
-
-    def constraint(config: Configuration) -> str | None:
-        reasons = [reason for _, reason in _member_reasons(member_kind, members(config))]
-        return reasons[0] if all(reason is not None for reason in reasons) else None
-
-    def build(config: Configuration) -> TranslationUnit:
-        included = [
-            Include(member) for member, reason in _member_reasons(member_kind, members(config)) if reason is None
-        ]
-        return TranslationUnit((*PRELUDE, *included))
-
-    return Kind(
-        name, axes, build, file_name_rule(member_kind.name), CONTRACT, constraint,
-        aggregator=True, style=AGGREGATOR_STYLE, description=description,
+    """An aggregator over `member`'s files, named like them, in the prelude and style upstream gives it."""
+    return aggregator_kind(
+        name, axes=axes, member=member, members=members, file_name=file_name_rule(member.name),
+        prelude=PRELUDE, style=AGGREGATOR_STYLE, description=description,
     )
 
 
@@ -338,28 +314,28 @@ def _fwd_aggregate_axes(**aggregated: Sequence[AxisValue]) -> dict[str, Sequence
     return {axis: aggregated.get(axis, values) for axis, values in FWD_AXES.items() if axis != "head_dim_v"}
 
 
-FWD_HDIMALL = aggregator_kind(
+FWD_HDIMALL = aggregator(
     "fwd_hdimall",
     _fwd_aggregate_axes(head_dim=("all",), sm=(90,)),
     FWD,
     fwd_members_over_head_dims([(head_dim, head_dim) for head_dim in HEAD_DIMS]),
     "sm90 forward files with head_dim_v == head_dim, every head_dim in one file",
 )
-FWD_HDIMDIFF = aggregator_kind(
+FWD_HDIMDIFF = aggregator(
     "fwd_hdimdiff",
     _fwd_aggregate_axes(head_dim=("diff",), sm=(90,)),
     FWD,
     fwd_members_over_head_dims(DIFFERENT_HEAD_DIM_PAIRS),
     "sm90 forward files with head_dim_v != head_dim, every pair in one file",
 )
-FWD_SOFTCAPALL = aggregator_kind(
+FWD_SOFTCAPALL = aggregator(
     "fwd_softcapall",
     _fwd_aggregate_axes(softcap=("all",), packgqa=(False,), sm=(80,)),
     FWD,
     fwd_members_over_softcap,
     "sm80 forward files, with and without softcap in one file",
 )
-BWD_SOFTCAPALL = aggregator_kind(
+BWD_SOFTCAPALL = aggregator(
     "bwd_softcapall",
     {**BWD_AXES, "softcap": ("all",), "sm": (90,)},
     BWD,
@@ -370,5 +346,6 @@ BWD_SOFTCAPALL = aggregator_kind(
 KINDS = (FWD, BWD, FWD_HDIMALL, FWD_HDIMDIFF, FWD_SOFTCAPALL, BWD_SOFTCAPALL)
 
 
-def register(registry: Registry) -> None:
-    registry.add_preset(Preset(PRESET_NAME, STYLE, "flash-attention 3 (Dao-AILab/flash-attention hopper)", KINDS))
+PRESET = Preset(
+    PRESET_NAME, style=STYLE, description="flash-attention 3 (Dao-AILab/flash-attention hopper)", kinds=KINDS
+)

@@ -9,13 +9,11 @@ the template argument and in the callee's name) is derived from one axis value.
 
 from __future__ import annotations
 
-from flashast.axes import Configuration
+from collections.abc import Sequence
 
+from flashast.axes import AxisValue, Configuration
 from flashast.contract import Contract
-
 from flashast.kinds import Kind, Preset
-
-from flashast.registry import Registry
 from flashast.nodes import (
     BlankLine,
     ClassDeclaration,
@@ -102,7 +100,7 @@ PRELUDE = (
     BlankLine(),
 )
 
-AXES = {"dtype": DTYPES, "head_dim": HEAD_DIMS, "sm": ARCHS}
+AXES: dict[str, Sequence[AxisValue]] = {"dtype": DTYPES, "head_dim": HEAD_DIMS, "sm": ARCHS}
 
 
 def _file(launch_header: str, *body: Declaration) -> TranslationUnit:
@@ -132,16 +130,17 @@ def build_fwd_split(config: Configuration) -> TranslationUnit:
 
 
 KINDS = (
-    Kind("fwd", AXES, build_fwd, "flash_fwd_hdim{head_dim}_{dtype}_sm{sm}.cu", CONTRACT,
-         description="run_mha_fwd_<T, D> specializations"),
-    Kind("bwd", AXES, build_bwd, "flash_bwd_hdim{head_dim}_{dtype}_sm{sm}.cu", CONTRACT,
-         description="run_mha_bwd_<T, D> specializations"),
-    Kind("fwd_split", AXES, build_fwd_split, "flash_fwd_split_hdim{head_dim}_{dtype}_sm{sm}.cu", CONTRACT,
-         description="run_mha_fwd_splitkv_dispatch<T, D> instantiations"),
+    Kind("fwd", axes=AXES, build=build_fwd, file_name="flash_fwd_hdim{head_dim}_{dtype}_sm{sm}.cu",
+         contract=CONTRACT, description="run_mha_fwd_<T, D> specializations"),
+    Kind("bwd", axes=AXES, build=build_bwd, file_name="flash_bwd_hdim{head_dim}_{dtype}_sm{sm}.cu",
+         contract=CONTRACT, description="run_mha_bwd_<T, D> specializations"),
+    Kind("fwd_split", axes=AXES, build=build_fwd_split, file_name="flash_fwd_split_hdim{head_dim}_{dtype}_sm{sm}.cu",
+         contract=CONTRACT, description="run_mha_fwd_splitkv_dispatch<T, D> instantiations"),
 )
 
-
-def register(registry: Registry) -> None:
-    registry.add_preset(
-        Preset("pytorch", STYLE, "PyTorch ATen flash_attn (aten/src/ATen/native/transformers/cuda/flash_attn)", KINDS)
-    )
+PRESET = Preset(
+    "pytorch",
+    style=STYLE,
+    description="PyTorch ATen flash_attn (aten/src/ATen/native/transformers/cuda/flash_attn)",
+    kinds=KINDS,
+)

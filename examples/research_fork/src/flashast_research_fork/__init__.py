@@ -9,7 +9,8 @@ f-strings is stated here as data:
   is both causal and masked; and the masked backward kernel has no head_dim 256 tile;
 - the file-name rule depends on both flags: `..._causal_sm80.cu`, `..._mask_sm80.cu`, or neither;
 - masked files are guarded by `#ifndef FLASHATTENTION_DISABLE_MASK`, so a build can switch them off;
-- the namespace is the `FLASH_NAMESPACE` macro from `namespace_config.h`, as in flash-attention 2.
+- the namespace is the `FLASH_NAMESPACE` macro from `namespace_config.h`, as in flash-attention 2,
+  built with the public helpers the built-in `flash-attn-2` preset uses (`flashast.presets.common`).
 
 Installed, it is found through the `flashast.plugins` entry point (see pyproject.toml):
 
@@ -20,9 +21,10 @@ Installed, it is found through the `flashast.plugins` entry point (see pyproject
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from flashast import (
+    AxisValue,
     BlankLine,
     ClassDeclaration,
     Configuration,
@@ -31,27 +33,32 @@ from flashast import (
     FunctionTemplate,
     IfNotDefined,
     Include,
-    Kind,
     LineComment,
-    MacroDefinition,
-    MacroName,
-    Namespace,
     PragmaOnce,
     Preset,
     Registry,
-    Style,
     TranslationUnit,
     TypeParameter,
     ValueParameter,
 )
-from flashast.presets.common import CUTLASS_TYPES, cuda_stream, cutlass_types, launcher_parameters
+from flashast.presets.common import (
+    CUTLASS_TYPES,
+    NAMESPACE_CONFIG_HEADER,
+    cuda_stream,
+    cutlass_types,
+    in_default_flash_namespace,
+    in_flash_namespace,
+    launcher_parameters,
+    namespace_config,
+)
 
 PRESET_NAME = "research-fork"
-AXES = {"dtype": ("fp16", "bf16"), "head_dim": (64, 128, 256), "is_causal": (False, True),
-        "has_mask": (False, True), "sm": (80,)}
+DTYPES = ("fp16", "bf16")
+HEAD_DIMS = (64, 128, 256)
+AXES: dict[str, Sequence[AxisValue]] = {
+    "dtype": DTYPES, "head_dim": HEAD_DIMS, "is_causal": (False, True), "has_mask": (False, True), "sm": (80,)
+}
 
-NAMESPACE_MACRO = "FLASH_NAMESPACE"
-NAMESPACE_CONFIG_HEADER = "namespace_config.h"
 FLASH_HEADER = "flash.h"
 LAUNCH_HEADERS = {"fwd": "flash_fwd_launch_template.h", "bwd": "flash_bwd_launch_template.h"}
 DISABLE_MASK_MACRO = "FLASHATTENTION_DISABLE_MASK"
@@ -77,23 +84,24 @@ def run_mha_hdim(direction: str, head_dim: int) -> FunctionTemplate:
 # namespace FLASH_NAMESPACE expands to by default, so a file that forgets namespace_config.h fails.
 CONTRACT = Contract(
     {
-        NAMESPACE_CONFIG_HEADER: (
-            PragmaOnce(),
-            IfNotDefined(NAMESPACE_MACRO, (MacroDefinition(NAMESPACE_MACRO, "flash"),)),
-        ),
+        NAMESPACE_CONFIG_HEADER: namespace_config(),
         FLASH_HEADER: (
             PragmaOnce(),
             *cuda_stream(),
-            cutlass_types(AXES["dtype"]),
-            Namespace("flash", (ClassDeclaration("Flash_fwd_params"), ClassDeclaration("Flash_bwd_params"),
-                                run_mha("fwd"), run_mha("bwd"))),
+            cutlass_types(DTYPES),
+            in_default_flash_namespace(
+                ClassDeclaration("Flash_fwd_params"),
+                ClassDeclaration("Flash_bwd_params"),
+                run_mha("fwd"),
+                run_mha("bwd"),
+            ),
         ),
         **{
             header: (
                 PragmaOnce(),
                 Include(NAMESPACE_CONFIG_HEADER),
                 Include(FLASH_HEADER),
-                Namespace("flash", tuple(run_mha_hdim(direction, head_dim) for head_dim in AXES["head_dim"])),
+                in_default_flash_namespace(*(run_mha_hdim(direction, head_dim) for head_dim in HEAD_DIMS)),
             )
             for direction, header in LAUNCH_HEADERS.items()
         },
@@ -125,40 +133,40 @@ def file_name_rule(direction: str) -> Callable[[Configuration], str]:
     return file_name
 
 
-def builder(direction: str) -> Callable[[Configuration], TranslationUnit]:
-    """The builder of kind `direction`: one specialization forwarding to the head dimension's launcher."""
-
-    def build(config: Configuration) -> TranslationUnit:
-        element = CUTLASS_TYPES[config.dtype]
-        flags = (config.is_causal, config.has_mask)
-        launcher = run_mha_hdim(direction, config.head_dim)
-        definition: Declaration = run_mha(direction).specialize(
-            element, config.head_dim, *flags, body=[launcher.call(element, *flags)]
+def build(direction: str, config: Configuration) -> TranslationUnit:
+    """One file of kind `direction`: a specialization forwarding to the head dimension's launcher."""
+    element = CUTLASS_TYPES[config.dtype]
+    flags = (config.is_causal, config.has_mask)
+    launcher = run_mha_hdim(direction, config.head_dim)
+    definition: Declaration = run_mha(direction).specialize(
+        element, config.head_dim, *flags, body=[launcher.call(element, *flags)]
+    )
+    if config.has_mask:
+        definition = IfNotDefined(DISABLE_MASK_MACRO, (definition,))
+    return TranslationUnit(
+        (
+            LineComment("Research fork: column-sparse masks. One head dimension per file."),
+            LineComment("This file is auto-generated by flashast (flashast-research-fork); do not edit."),
+            Include(NAMESPACE_CONFIG_HEADER),
+            Include(LAUNCH_HEADERS[direction]),
+            BlankLine(),
+            in_flash_namespace(BlankLine(), definition, BlankLine()),
         )
-        if config.has_mask:
-            definition = IfNotDefined(DISABLE_MASK_MACRO, (definition,))
-        return TranslationUnit(
-            (
-                LineComment("Research fork: column-sparse masks. One head dimension per file."),
-                LineComment("This file is auto-generated by flashast (flashast-research-fork); do not edit."),
-                Include(NAMESPACE_CONFIG_HEADER),
-                Include(LAUNCH_HEADERS[direction]),
-                BlankLine(),
-                Namespace(MacroName(NAMESPACE_MACRO), (BlankLine(), definition, BlankLine())),
-            )
-        )
-
-    return build
-
-
-KINDS = (
-    Kind("fwd", AXES, builder("fwd"), file_name_rule("fwd"), CONTRACT, fwd_constraint,
-         description="run_mha_fwd_<T, D, Is_causal, Has_mask> specializations"),
-    Kind("bwd", AXES, builder("bwd"), file_name_rule("bwd"), CONTRACT, bwd_constraint,
-         description="run_mha_bwd_<T, D, Is_causal, Has_mask> specializations"),
-)
+    )
 
 
 def register(registry: Registry) -> None:
     """The entry point: flashast calls it with the run's registry."""
-    registry.add_preset(Preset(PRESET_NAME, Style(), "flash-attention 2 research fork with column-sparse masks", KINDS))
+    registry.add_preset(Preset(PRESET_NAME, description="flash-attention 2 research fork with column-sparse masks"))
+
+    @registry.kind(PRESET_NAME, axes=AXES, file_name=file_name_rule("fwd"), contract=CONTRACT,
+                   constraint=fwd_constraint)
+    def fwd(config: Configuration) -> TranslationUnit:
+        """run_mha_fwd_<T, D, Is_causal, Has_mask> specializations"""
+        return build("fwd", config)
+
+    @registry.kind(PRESET_NAME, axes=AXES, file_name=file_name_rule("bwd"), contract=CONTRACT,
+                   constraint=bwd_constraint)
+    def bwd(config: Configuration) -> TranslationUnit:
+        """run_mha_bwd_<T, D, Is_causal, Has_mask> specializations"""
+        return build("bwd", config)
