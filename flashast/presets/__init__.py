@@ -1,1 +1,2 @@
-"""Built-in presets. Each module registers itself through the public kind API (`register(registry)`)."""
+"""Built-in presets, written with the public API only: each module builds its `PRESET` from `Kind`s,
+and every `Registry` adds them with `add_preset`, as a plugin's `register(registry)` would."""
