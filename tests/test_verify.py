@@ -22,11 +22,10 @@ import pytest
 from conftest import cli_environment, run_cli, snapshot
 
 from flashast import cli
-from flashast.errors import VerificationError
 from flashast.axes import Configuration
 from flashast.contract import Contract
+from flashast.errors import VerificationError
 from flashast.kinds import Kind, Preset
-from flashast.registry import Registry
 from flashast.names import MacroName
 from flashast.nodes import (
     BlankLine,
@@ -48,7 +47,10 @@ from flashast.nodes import (
     ValueParameter,
     Verbatim,
 )
-from flashast.verify import Report, VerifyOptions, check_duplicates, verify
+from flashast.printer import render
+from flashast.registry import Registry
+from flashast.verify import Diagnostic, Location, Note, Report, VerifyOptions, verify
+from flashast.verify.checks import find_clashes
 
 HEADER = "attn/launch.h"
 NAMESPACE = "attn"
@@ -99,13 +101,14 @@ def build_good(config: Configuration) -> TranslationUnit:
     return unit(DISPATCH.instantiate("cutlass::bfloat16_t", config.head_dim))
 
 
-GOOD = Kind("good", {"head_dim": HEAD_DIMS}, build_good, "good_hdim{head_dim}.cu", CONTRACT)
+GOOD = Kind("good", axes={"head_dim": HEAD_DIMS}, build=build_good, file_name="good_hdim{head_dim}.cu", contract=CONTRACT)
 FAULTY_NAME = "faulty_hdim128.cu"
 
 
 def faulty_kind(build: Callable[[Configuration], TranslationUnit], kind_contract: Contract = CONTRACT) -> Kind:
     """The kind under test: one file, `faulty_hdim128.cu`, next to the good kind's two."""
-    return Kind("faulty", {"head_dim": (128,)}, build, "faulty_hdim{head_dim}.cu", kind_contract)
+    return Kind("faulty", axes={"head_dim": (128,)}, build=build, file_name="faulty_hdim{head_dim}.cu",
+                contract=kind_contract)
 
 
 @dataclass(frozen=True)
@@ -246,8 +249,8 @@ FAULTS = {
 }
 
 # The fault only shows once two files exist: the faulty kind makes two, clashing on one instantiation.
-SAME_INSTANTIATION_TWICE = Kind("faulty", {"head_dim": (64, 128)}, build_same_instantiation,
-                                "faulty_hdim{head_dim}.cu", CONTRACT)
+SAME_INSTANTIATION_TWICE = Kind("faulty", axes={"head_dim": (64, 128)}, build=build_same_instantiation,
+                                file_name="faulty_hdim{head_dim}.cu", contract=CONTRACT)
 # Files are verified in name order, so faulty_hdim64.cu is the second to define it.
 FAULTS["the same explicit instantiation in two files"] = Fault(
     SAME_INSTANTIATION_TWICE, "template void dispatch<cutlass::half_t, 128>(",
@@ -385,7 +388,7 @@ def test_a_generated_header_with_pragma_once_verifies_cleanly() -> None:
         declaration = DISPATCH.instantiate(HALF, config.head_dim, extern=True)
         return TranslationUnit((PragmaOnce(), Include(HEADER), Namespace(NAMESPACE, (declaration,))))
 
-    kind = Kind("header", {"head_dim": HEAD_DIMS}, build, "dispatch_hdim{head_dim}.h", CONTRACT)
+    kind = Kind("header", axes={"head_dim": HEAD_DIMS}, build=build, file_name="dispatch_hdim{head_dim}.h", contract=CONTRACT)
     report = verify(registry_with(kind).preset("faults").generate())
     assert (report.files, report.errors, report.warnings) == (2, [], [])
 
@@ -437,7 +440,7 @@ def _drift(declaration: Declaration) -> Declaration:
 def test_a_problem_in_a_contract_header_is_reported_once_not_per_file(capsys: pytest.CaptureFixture[str]) -> None:
     broken = contract(RUN, DISPATCH, *(run_head_dim(d) for d in HEAD_DIMS),
                       Verbatim("using Broken = Undeclared_type;"))
-    kind = Kind("good", {"head_dim": HEAD_DIMS}, build_good, "good_hdim{head_dim}.cu", broken)
+    kind = Kind("good", axes={"head_dim": HEAD_DIMS}, build=build_good, file_name="good_hdim{head_dim}.cu", contract=broken)
     with pytest.raises(VerificationError) as raised:
         verify(registry_with(kind).preset("faults").generate())
     report = raised.value.report
@@ -467,13 +470,117 @@ def test_defining_a_guard_macro_for_verification_is_refused(tmp_path: Path) -> N
     assert not (tmp_path / "out").exists()
 
 
-def test_check_duplicates_alone_needs_no_libclang() -> None:
-    report = Report()
-    check_duplicates(registry_with(SAME_INSTANTIATION_TWICE).preset("faults").generate(), report)
-    assert report.errors == [
+def test_a_clash_between_files_is_found_on_the_model_alone() -> None:
+    """`find_clashes` reads the model only (no parse); its fallback record names the second file."""
+    [clash] = find_clashes(registry_with(SAME_INSTANTIATION_TWICE).preset("faults").generate())
+    assert (clash.first.name, clash.second.name) == ("faulty_hdim128.cu", "faulty_hdim64.cu")
+    diagnostic = clash.diagnostic()
+    assert diagnostic == Diagnostic(
+        Location("faulty_hdim64.cu"),
+        "dispatch<cutlass::half_t, 128> is also defined in faulty_hdim128.cu (a duplicate symbol at link time)",
+        fails=True, file="faulty_hdim64.cu", origin="preset faults, kind=faulty head_dim=64",
+    )
+    assert diagnostic.render() == (
         "faulty_hdim64.cu: error: dispatch<cutlass::half_t, 128> is also defined in faulty_hdim128.cu"
         " (a duplicate symbol at link time)\n    from: preset faults, kind=faulty head_dim=64"
+    )
+
+
+def test_a_clash_is_found_through_a_macro_namespace_and_not_between_distinct_entities() -> None:
+    """`namespace ATTN_NAMESPACE` is the namespace its contract's macro names, so the same
+    instantiation written in `attn` and in `ATTN_NAMESPACE` clashes; in another namespace it does not."""
+    defined = contract(RUN, DISPATCH, *(run_head_dim(d) for d in HEAD_DIMS),
+                       prelude=(MacroDefinition("ATTN_NAMESPACE", NAMESPACE),))
+
+    def build(config: Configuration) -> TranslationUnit:
+        namespace = MacroName("ATTN_NAMESPACE") if config.head_dim == 64 else NAMESPACE
+        return unit(DISPATCH.instantiate(HALF, 128), namespace=namespace)
+
+    kind = Kind("macro", axes={"head_dim": HEAD_DIMS}, build=build, file_name="macro_hdim{head_dim}.cu",
+                contract=defined)
+    files = registry_with(kind).preset("faults").generate()
+    assert [(clash.first.name, clash.second.name) for clash in find_clashes(files)] == [
+        ("macro_hdim128.cu", "macro_hdim64.cu")
     ]
+    assert find_clashes(files, ["ATTN_NAMESPACE=elsewhere"]) == []
+
+
+# Records -------------------------------------------------------------------------------------------------
+
+
+def test_a_header_warning_is_one_record_charged_to_no_file_and_fails_only_when_strict() -> None:
+    """A warning inside a contract header is the header's problem: one record for the whole run,
+    located in the header, with no file and no origin; it fails the run only with `strict`."""
+    warning = Verbatim("inline int header_helper() { int unused_in_header; return 0; }")
+    noisy = contract(RUN, DISPATCH, *(run_head_dim(d) for d in HEAD_DIMS), warning)
+    kind = Kind("good", axes={"head_dim": HEAD_DIMS}, build=build_good, file_name="good_hdim{head_dim}.cu",
+                contract=noisy)
+    files = registry_with(kind).preset("faults").generate()
+    header_text = render(noisy.header_units()[HEADER])
+    header_line = line_of(header_text, "unused_in_header")
+    column = header_text.splitlines()[header_line - 1].index("unused_in_header") + 1
+
+    report = verify(files)
+
+    assert (report.files, report.errors, report.failing_files, report.failed) == (2, [], set(), False)
+    assert report.warnings == [Diagnostic(
+        Location(f"<contract>/{HEADER}", header_line, column),
+        "unused variable 'unused_in_header' [-Wunused-variable]",
+        fails=False,
+        remarks=(f"(in a header: reported once; first seen verifying {files[0].name};"
+                 " --strict makes header warnings fail)",),
+        in_header=True,
+    )]
+    with pytest.raises(VerificationError) as raised:
+        verify(files, VerifyOptions(strict=True))
+    assert raised.value.report.count("unused_in_header") == 1
+    assert raised.value.report.startswith(f"<contract>/{HEADER}:{header_line}:{column}: error: unused variable")
+    assert str(raised.value) == (
+        "verification failed: 1 error(s) in 0 of 2 file(s), 1 problem(s) in headers; nothing was written"
+    )
+
+
+def test_progress_is_told_each_parsed_file_and_whether_it_failed() -> None:
+    registry = registry_with(GOOD, FAULTS["misspelled type"].kind)
+    files = registry.preset("faults").generate()
+    told: list[tuple[str, bool]] = []
+    with pytest.raises(VerificationError):
+        verify(files, progress=lambda generated, failed: told.append((generated.name, failed)))
+    assert sorted(told) == [(FAULTY_NAME, True), ("good_hdim128.cu", False), ("good_hdim64.cu", False)]
+
+
+def test_records_render_where_what_notes_remarks_and_origin() -> None:
+    diagnostic = Diagnostic(
+        Location("f.cu", 4, 6), "no function template matches", fails=True, file="f.cu",
+        notes=(Note("candidate template ignored", Location("<contract>/k.h", 2, 1)), Note("bare note")),
+        remarks=("included from: agg.cu",), origin="preset p, kind=k head_dim=64",
+    )
+    assert diagnostic.render().splitlines() == [
+        "f.cu:4:6: error: no function template matches",
+        "    <contract>/k.h:2:1: note: candidate template ignored",
+        "    note: bare note",
+        "    included from: agg.cu",
+        "    from: preset p, kind=k head_dim=64",
+    ]
+    assert Diagnostic(None, "unknown argument", fails=False).render() == "<command line>: warning: unknown argument"
+
+
+def test_a_report_keeps_a_header_problem_once_and_lists_errors_before_warnings() -> None:
+    header = Diagnostic(Location("k.h", 3, 1), "broken", fails=True, in_header=True, remarks=("first",))
+    again = Diagnostic(Location("k.h", 3, 1), "broken", fails=True, in_header=True, remarks=("second",))
+    warning = Diagnostic(Location("k.h", 9, 1), "unused", fails=False, in_header=True)
+    mine = Diagnostic(Location("f.cu", 2, 2), "bad", fails=True, file="f.cu")
+    report = Report(files=3)
+    for diagnostic in (warning, header, again, mine, mine):
+        report.add(diagnostic)
+    assert report.diagnostics == [warning, header, mine, mine]  # only a header's problem is de-duplicated
+    assert report.errors == [header, mine, mine] and report.warnings == [warning]
+    assert (report.failing_files, report.header_problems, report.failed) == ({"f.cu"}, 1, True)
+    assert report.text().splitlines()[0] == "k.h:3:1: error: broken"
+    assert report.text().splitlines()[-1] == "k.h:9:1: warning: unused"
+    assert report.summary() == (
+        "verification failed: 3 error(s) in 1 of 3 file(s), 1 problem(s) in headers; nothing was written"
+    )
 
 
 # Through a plugin, in a subprocess -----------------------------------------------------------------------
@@ -502,7 +609,8 @@ def build(config):
 
 
 def register(registry):
-    registry.add_kind("pytorch", Kind("drifted", {"head_dim": (64, 128)}, build, "drifted_hdim{head_dim}.cu", CONTRACT))
+    registry.add_kind("pytorch", Kind("drifted", axes={"head_dim": (64, 128)}, build=build, file_name="drifted_hdim{head_dim}.cu",
+                                            contract=CONTRACT))
 '''
 
 
