@@ -42,10 +42,11 @@ class Configuration:
     pairs: tuple[tuple[str, AxisValue], ...]
 
     def __post_init__(self) -> None:
-        names = [axis for axis, _ in self.pairs]
-        for axis in names:
-            if names.count(axis) > 1:
+        seen: set[str] = set()
+        for axis, _ in self.pairs:
+            if axis in seen:
                 raise ModelError("Configuration", "pairs", axis, "an axis appears twice")
+            seen.add(axis)
 
     def __getattr__(self, axis: str) -> Any:
         # Only called when ordinary lookup fails. Dunder probes (copy, pickle) and a half-built

@@ -40,6 +40,7 @@ from flashast.nodes import (
     TypeAlias,
     TypeArg,
     TypeParameter,
+    ValueParameter,
     Verbatim,
 )
 from flashast.style import Style
@@ -111,8 +112,10 @@ def _spell_template_parameter(parameter: TemplateParameter) -> str:
     match parameter:
         case TypeParameter(name=name):
             return f"typename {name}"
+        case ValueParameter(kind=kind, name=name):
+            return f"{kind.value} {name}"
         case _:
-            return f"{parameter.kind.value} {parameter.name}"
+            _unreachable(parameter)
 
 
 def _spell_call(statement: CallStatement) -> str:
