@@ -231,10 +231,14 @@ def test_nodes_are_frozen_hashable_and_equal_by_value() -> None:
     assert first != TEMPLATE.specialize("cutlass::half_t", 128, body=[CallStatement("g", (), ("params",))])
 
 
-def test_replace_reruns_validation() -> None:
-    comment = LineComment("ok")
+def test_replace_reruns_validation_and_conversion() -> None:
+    """`dataclasses.replace` goes through each node's own `__init__`, so it converts and checks too."""
     with pytest.raises(ModelError):
-        dataclasses.replace(comment, text="not\nok")
+        dataclasses.replace(LineComment("ok"), text="not\nok")
+    with pytest.raises(ModelError):
+        dataclasses.replace(Include("a.h"), path="b\n.h")
+    assert dataclasses.replace(Include("a.h"), angled=True) == Include("a.h", angled=True)
+    assert dataclasses.replace(Namespace("flash"), name="flash::fork").name == QualifiedName.parse("flash::fork")
 
 
 def test_render_is_deterministic() -> None:
