@@ -22,7 +22,7 @@ from pathlib import Path
 from flashast import __version__
 from flashast.errors import FlashastError, UsageError, VerificationError
 from flashast.generated import GeneratedFile
-from flashast.output import unified_diff
+from flashast.output import Plan, unified_diff
 from flashast.pipeline import DEFAULT_PRESET, Action, Options, Result, run
 from flashast.plugins import load_entry_points, load_plugin
 from flashast.registry import Registry
@@ -286,6 +286,9 @@ def _report_check(result: Result, options: Options, quiet: bool) -> int:
         print(f"flashast: changed {directory / generated.name}", file=sys.stderr)
     for generated in found.conflicts:
         print(f"flashast: changed {directory / generated.name} (not written by flashast)", file=sys.stderr)
+    for generated in found.edited:
+        print(f"flashast: edited {directory / generated.name} (since flashast wrote it)", file=sys.stderr)
+    _report_look_alikes(found, result.preset)
     for name in found.stale:
         print(f"flashast: stale {directory / name}", file=sys.stderr)
     if options.action is Action.DIFF:
@@ -296,7 +299,7 @@ def _report_check(result: Result, options: Options, quiet: bool) -> int:
     if not quiet:
         state = "differs" if found.differs else "up to date"
         counts = (
-            f"{len(found.new)} missing, {len(found.changed) + len(found.conflicts)} changed,"
+            f"{len(found.new)} missing, {len(found.changed) + len(found.conflicts) + len(found.edited)} changed,"
             f" {len(found.unchanged) + len(found.adopted)} unchanged, {len(found.stale)} stale"
         )
         print(f"flashast: {directory} {state} ({counts}, {result.preset})", file=sys.stderr)
@@ -307,6 +310,7 @@ def _report_write(result: Result, options: Options) -> None:
     found, outcome = result.plan, result.outcome
     if found is None or outcome is None:
         raise RuntimeError("flashast: a write run always plans and writes")
+    _report_look_alikes(found, result.preset)
     stale = [name for name in found.stale if name not in outcome.pruned]
     for name in stale:
         if name in outcome.kept:
@@ -321,6 +325,12 @@ def _report_write(result: Result, options: Options) -> None:
         f" ({result.preset})",
         file=sys.stderr,
     )
+
+
+def _report_look_alikes(found: Plan, preset: str) -> None:
+    for name in found.look_alikes:
+        print(f"flashast: warning: {printable(str(found.directory / name))}: looks like output of preset {preset}"
+              " but no kind generates it; it would be compiled with the rest", file=sys.stderr)
 
 
 def _list_kinds(registry: Registry) -> None:

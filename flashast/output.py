@@ -25,30 +25,47 @@ rewrites what differs, and removes leftover temp files under the lock.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import errno
-import fcntl
 import hashlib
-import json
 import os
-import secrets
-from collections.abc import Iterator, Sequence
+import re
+import stat
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flashast.errors import ModelError, UsageError
+from flashast.atomic import locked, remove_leftovers, replace_files, write_atomically
+from flashast.errors import UsageError
 from flashast.generated import GeneratedFile
-from flashast.names import FileName
+from flashast.manifest import (
+    ENTRY_KEYS,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    PENDING_KEY,
+    current_spelling,
+    dump_manifest,
+    manifest_entry,
+    only,
+    read_manifest,
+    sha256_of,
+)
 
-MANIFEST_NAME = ".flashast.json"
-MANIFEST_FORMAT = 1
-TEMP_PREFIX = ".flashast-tmp-"
-LISTING_TEMP_PREFIX = ".flashast-listing-tmp-"
-# The keys this version writes. Others an older flashast wrote are read, never written again.
-MANIFEST_KEYS = ("files", "flashast", "format", "preset")
-ENTRY_KEYS = ("aggregator", "axes", "kind", "preset", "sha256")
+__all__ = [
+    "MANIFEST_NAME",
+    "Outcome",
+    "Plan",
+    "check_directory",
+    "dump_manifest",
+    "locked",
+    "manifest_entry",
+    "plan",
+    "read_manifest",
+    "refuse_conflicts",
+    "unified_diff",
+    "write",
+    "write_atomically",
+]
 
 
 @dataclass
@@ -61,7 +78,12 @@ class Plan:
     unchanged: list[GeneratedFile] = field(default_factory=list)
     adopted: list[GeneratedFile] = field(default_factory=list)
     conflicts: list[GeneratedFile] = field(default_factory=list)
+    # Owned files whose bytes are no longer what flashast wrote: someone edited them.
+    edited: list[GeneratedFile] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
+    # Foreign files that look like this preset's output (its naming scheme or its prelude) but that no
+    # kind generates: they would be compiled with the rest, so a run names them.
+    look_alikes: list[str] = field(default_factory=list)
     manifest_before: dict[str, Any] | None = None
     manifest_after: dict[str, Any] = field(default_factory=dict)
     # The current text of every generated file that exists, for `unified_diff`.
@@ -69,12 +91,12 @@ class Plan:
 
     @property
     def to_write(self) -> list[GeneratedFile]:
-        return sorted(self.new + self.changed + self.conflicts, key=lambda generated: generated.name)
+        return sorted(self.new + self.changed + self.conflicts + self.edited, key=lambda generated: generated.name)
 
     @property
     def differs(self) -> bool:
         """Whether the directory differs from what a run would leave (the manifest aside)."""
-        return bool(self.new or self.changed or self.conflicts or self.stale)
+        return bool(self.new or self.changed or self.conflicts or self.edited or self.stale)
 
 
 @dataclass
@@ -100,67 +122,6 @@ def check_directory(directory: Path, writable: bool = True) -> None:
         raise UsageError(f"{directory}: {probe} is not writable")
 
 
-def read_manifest(directory: Path) -> dict[str, Any] | None:
-    """The ownership manifest of `directory`, or None if it has none."""
-    path = directory / MANIFEST_NAME
-    try:
-        data = path.read_bytes()  # decoded by `json.loads`, so bytes that are not UTF-8 are refused below
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read ({error.strerror})") from None
-    try:
-        manifest: dict[str, Any] = json.loads(data)
-        _check_manifest(manifest)
-    except ValueError as error:
-        raise UsageError(f"{path}: not a flashast manifest ({error}); delete it to start over") from None
-    return manifest
-
-
-def _check_manifest(manifest: object) -> None:
-    """Refuse a manifest whose entries could make flashast touch a path it never wrote.
-
-    The names in it decide what `--prune` deletes, so each must be a plain generated-file name in
-    DIR (no `/`, no `..`, not hidden, so never the manifest itself), with the sha256 it was written
-    with. Other keys (an older flashast wrote some) are tolerated: they decide nothing.
-    """
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-        raise ValueError("no 'files' table")
-    for name, entry in manifest["files"].items():
-        try:
-            FileName(name)
-        except ModelError:
-            raise ValueError(f"{name!r} is not a generated file name") from None
-        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
-            raise ValueError(f"{name!r} has no sha256")
-
-
-def manifest_entry(generated: GeneratedFile) -> dict[str, Any]:
-    """What the manifest records of one file: where it came from, and the sha256 of its bytes."""
-    return {
-        "aggregator": generated.aggregator,
-        "axes": generated.axis_values,
-        "kind": generated.kind,
-        "preset": generated.preset,
-        "sha256": hashlib.sha256(_encode(generated.text)).hexdigest(),
-    }
-
-
-def dump_manifest(manifest: dict[str, Any]) -> str:
-    """The manifest's one spelling: sorted keys, one line per top-level key and one per file, so a
-    diff of it reads as the list of files that changed."""
-    encode = json.JSONEncoder(sort_keys=True, separators=(", ", ": ")).encode
-
-    def spell(value: object, path: tuple[str, ...]) -> str:
-        if path not in ((), ("files",)) or not isinstance(value, dict) or not value:
-            return encode(value)
-        indent = " " * (len(path) + 1)
-        entries = [f"{indent}{encode(key)}: {spell(value[key], (*path, key))}" for key in sorted(value)]
-        return "{\n" + ",\n".join(entries) + "\n" + indent[:-1] + "}"
-
-    return spell(manifest, ()) + "\n"
-
-
 def plan(
     directory: Path, files: Sequence[GeneratedFile], preset: str, preset_names: frozenset[str], version: str
 ) -> Plan:
@@ -173,7 +134,9 @@ def plan(
     if directory.is_dir():
         result.manifest_before = read_manifest(directory)
     owned: dict[str, Any] = result.manifest_before["files"] if result.manifest_before else {}
-    entries = {name: _only(entry, ENTRY_KEYS) for name, entry in owned.items()}
+    entries = {name: only(entry, ENTRY_KEYS) for name, entry in owned.items()}
+    # Files a killed run was writing: their bytes may be the old ones, which is no user's edit.
+    pending = set(result.manifest_before.get(PENDING_KEY, ())) if result.manifest_before else set()
     for generated in files:
         current = _read_existing(directory / generated.name)
         if current is None:
@@ -182,10 +145,12 @@ def plan(
             result.on_disk[generated.name] = current
             if current == generated.text:
                 (result.unchanged if generated.name in owned else result.adopted).append(generated)
-            elif generated.name in owned:
-                result.changed.append(generated)
-            else:
+            elif generated.name not in owned:
                 result.conflicts.append(generated)
+            elif sha256_of(current) != owned[generated.name]["sha256"] and generated.name not in pending:
+                result.edited.append(generated)
+            else:
+                result.changed.append(generated)
         entries[generated.name] = manifest_entry(generated)
     for name in sorted(owned.keys() - preset_names):
         path = directory / name
@@ -196,6 +161,7 @@ def plan(
             raise UsageError(f"{path}: owned by flashast but now not a regular file; move it away")
         else:
             result.stale.append(name)
+    result.look_alikes = _look_alikes(directory, files, preset_names, owned.keys())
     result.manifest_after = {
         "files": {name: entries[name] for name in sorted(entries)},
         "flashast": version,
@@ -205,8 +171,49 @@ def plan(
     return result
 
 
-def _only(table: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    return {key: table[key] for key in keys if key in table}
+def _look_alikes(
+    directory: Path, files: Sequence[GeneratedFile], preset_names: frozenset[str], owned: Iterable[str]
+) -> list[str]:
+    """Foreign files that look generated by this preset: a name of the same shape as a generated one
+    (digits aside: `flash_fwd_hdim128_bf16_sm100.cu` beside `..._sm90.cu`), or a text that starts
+    with the first line every generated file starts with (the preset's "auto-generated" banner)."""
+    if not files or not directory.is_dir():
+        return []
+    shapes = {_shape(name) for name in preset_names}
+    first_lines = {generated.text.split("\n", 1)[0] for generated in files}
+    banner = first_lines.pop() if len(first_lines) == 1 else ""
+    banner = banner if banner.lstrip().startswith(("//", "/*")) else ""
+    known = preset_names | set(owned)
+    found = []
+    try:
+        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+    except OSError:
+        return []
+    for entry in entries:
+        if entry.name in known or entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+            continue
+        if _shape(entry.name) in shapes or (banner and _starts_with(entry.path, banner)):
+            found.append(entry.name)
+    return found
+
+
+def _shape(name: str) -> str:
+    return re.sub(r"[0-9]+", "#", name)
+
+
+def _starts_with(path: str, line: str) -> bool:
+    """Whether the regular file at `path` starts with `line` (read without blocking on odd files)."""
+    expected = (line + "\n").encode("utf-8", errors="surrogateescape")
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(descriptor).st_mode) and os.read(descriptor, len(expected)) == expected
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
 
 
 def _read_existing(path: Path) -> str | None:
@@ -222,7 +229,15 @@ def _read_existing(path: Path) -> str | None:
 
 
 def refuse_conflicts(result: Plan, force: bool) -> None:
-    """Refuse, in one line, to overwrite files flashast did not write (unless `force`)."""
+    """Refuse, in one line, to overwrite files flashast did not write, or owned files someone edited
+    since (unless `force`): a user's work is never silently lost."""
+    if result.edited and not force:
+        first = result.edited[0].name
+        more = f" (and {len(result.edited) - 1} more)" if len(result.edited) > 1 else ""
+        raise UsageError(
+            f"{result.directory / first}: edited since flashast wrote it{more}; keep your edit elsewhere"
+            " (or in the kind that makes it) and pass --force to regenerate"
+        )
     if result.conflicts and not force:
         first = result.conflicts[0].name
         more = f" (and {len(result.conflicts) - 1} more)" if len(result.conflicts) > 1 else ""
@@ -230,17 +245,6 @@ def refuse_conflicts(result: Plan, force: bool) -> None:
             f"{result.directory / first}: exists, was not written by flashast and differs{more};"
             " move it away or pass --force"
         )
-
-
-@contextlib.contextmanager
-def locked(directory: Path) -> Iterator[None]:
-    """An exclusive advisory lock on the directory, released when the block (or the process) ends."""
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)
 
 
 def write(
@@ -266,27 +270,26 @@ def write(
     with locked(directory):
         result = plan(directory, files, preset, preset_names, version)
         refuse_conflicts(result, force)
-        for leftover in directory.glob(TEMP_PREFIX + "*"):  # killed runs': ours to delete under the lock
-            leftover.unlink(missing_ok=True)
+        remove_leftovers(directory)  # killed runs': ours to delete under the lock
         items = [(generated.name, generated.text) for generated in result.to_write]
         manifest_text = dump_manifest(result.manifest_after)
-        if result.manifest_before is None or manifest_text != _current_spelling(result.manifest_before):
-            items.insert(0, (MANIFEST_NAME, manifest_text))  # ownership first
-        _replace_files(directory, items)
+        if result.changed:
+            # Ownership first. The files whose recorded sha256 changes are named as pending, so that
+            # if this run is killed before their renames, the next one does not take their old bytes
+            # for a user's edit; once all are in place, the manifest is written without the mark.
+            pending = {**result.manifest_after, PENDING_KEY: sorted(generated.name for generated in result.changed)}
+            replace_files(directory, [(MANIFEST_NAME, dump_manifest(pending)), *items])
+            replace_files(directory, [(MANIFEST_NAME, manifest_text)])
+        else:
+            if result.manifest_before is None or manifest_text != current_spelling(result.manifest_before):
+                items.insert(0, (MANIFEST_NAME, manifest_text))  # ownership first
+            replace_files(directory, items)
         outcome.written.extend(generated.name for generated in result.to_write)
         if prune and result.stale:
             _prune(result, outcome, force)
             if outcome.pruned:
-                _replace_files(directory, [(MANIFEST_NAME, dump_manifest(result.manifest_after))])
+                replace_files(directory, [(MANIFEST_NAME, dump_manifest(result.manifest_after))])
     return result, outcome
-
-
-def _current_spelling(manifest: dict[str, Any]) -> str:
-    """A manifest as this version would write it: one from an older flashast that differs only by
-    keys no longer written is up to date, so a run that changes nothing leaves it (and its mtime) alone."""
-    current = _only(manifest, MANIFEST_KEYS)
-    current["files"] = {name: _only(entry, ENTRY_KEYS) for name, entry in manifest["files"].items()}
-    return dump_manifest(current)
 
 
 def _prune(result: Plan, outcome: Outcome, force: bool) -> None:
@@ -313,92 +316,6 @@ def _prune(result: Plan, outcome: Outcome, force: bool) -> None:
             raise UsageError(f"{path}: cannot delete ({error.strerror})") from None
         outcome.pruned.append(name)
         del result.manifest_after["files"][name]
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace one file outside flashast's ownership (the `--manifest` listing) the same
-    whole-or-nothing way. Its temp file has its own prefix: a run cleaning up the temp files killed
-    runs left in DIR must not take a listing being written there by another run."""
-    _replace_files(path.parent, [(path.name, text)], prefix=LISTING_TEMP_PREFIX)
-
-
-def _replace_files(directory: Path, items: Sequence[tuple[str, str]], prefix: str = TEMP_PREFIX) -> None:
-    """Replace each file whole, and all of them or none as far as a write failure goes.
-
-    Every temp file is written and fsynced (one at a time, so an open-file limit cannot matter)
-    before the first `os.replace`: a full disk is met while the directory is still untouched, and
-    every temp file is then removed. The renames follow in the order given; the directory is
-    fsynced after the first (the manifest, when it is in `items`) and after the last, so the
-    manifest's rename is on disk before any file it announces.
-    """
-    temps: list[str] = []
-    renamed = 0
-    culprit = directory
-    try:
-        for name, text in items:
-            culprit = directory / name
-            temps.append(_write_temp(directory, _encode(text), prefix))
-        for (name, _), temp in zip(items, temps, strict=True):
-            culprit = directory / name
-            os.replace(temp, directory / name)
-            renamed += 1
-            if renamed in (1, len(items)):
-                culprit = directory
-                _sync_directory(directory)
-    except BaseException as error:
-        for temp in temps[renamed:]:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-        if isinstance(error, OSError):
-            # A full disk or a read-only file system: the user's to fix, and every file is still whole.
-            raise UsageError(f"{culprit}: cannot write ({error.strerror})") from None
-        raise
-
-
-def _write_temp(directory: Path, data: bytes, prefix: str) -> str:
-    """A new temp file in `directory` holding `data`, fsynced and closed; removed if any step fails.
-
-    Its mode is 0o666 less the umask, like any new file (`mkstemp` would make it 0o600), because it
-    becomes the generated file by a rename. `O_EXCL`: never a file someone else is writing.
-    """
-    path = os.path.join(directory, f"{prefix}{os.getpid()}-{secrets.token_hex(8)}")
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        try:
-            _write_all(descriptor, data)
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        raise
-    return path
-
-
-def _write_all(descriptor: int, data: bytes) -> None:
-    """Write every byte: `os.write` may write fewer (a nearly full disk, a file-size limit), and a
-    temp file renamed into place must be whole."""
-    view = memoryview(data)
-    while view:
-        count = os.write(descriptor, view)
-        if count <= 0:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        view = view[count:]
-
-
-def _sync_directory(directory: Path) -> None:
-    """fsync the directory itself: a rename is on disk only once its directory is."""
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _encode(text: str) -> bytes:
-    """A file's bytes; `surrogateescape` round-trips bytes read from disk that were not UTF-8."""
-    return text.encode("utf-8", errors="surrogateescape")
 
 
 def unified_diff(result: Plan) -> str:

@@ -79,9 +79,15 @@ def run(registry: Registry, options: Options) -> Result:
     report = None
     if options.verification is not None:
         report = verify(files, options.verification, VerdictStore.default(), options.progress)
-    if options.action is not Action.WRITE:
+    if options.action is not Action.WRITE or (options.verification is not None and options.verification.strict):
         found = plan(options.output, files, preset.name, preset_names, __version__)
-        return Result(preset.name, tuple(files), report, found)
+        if found.look_alikes and options.verification is not None and options.verification.strict:
+            raise UsageError(
+                f"{options.output / found.look_alikes[0]}: looks like output of preset {preset.name} but no kind"
+                " generates it (--strict); move it away, or drop --strict to be warned only"
+            )
+        if options.action is not Action.WRITE:
+            return Result(preset.name, tuple(files), report, found)
     if options.listing is not None:
         # The listing is written once nothing can refuse the run, and before DIR, so that a listing
         # that cannot be written leaves DIR as it was.

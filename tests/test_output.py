@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from conftest import cli_environment, digest_files, read_golden, run_cli
 
+from flashast.atomic import TEMP_PREFIX
 from flashast.axes import AxisValue, Configuration
 from flashast.contract import Contract
 from flashast.errors import UsageError
@@ -34,7 +35,6 @@ from flashast.generated import GeneratedFile
 from flashast.nodes import TranslationUnit, Verbatim
 from flashast.output import (
     MANIFEST_NAME,
-    TEMP_PREFIX,
     Outcome,
     Plan,
     check_directory,
@@ -173,15 +173,46 @@ def test_a_second_run_writes_nothing_at_all(output: Path) -> None:
     assert (outcome.written, len(result.unchanged), result.differs) == ([], 3, False)
 
 
-def test_only_the_file_that_differs_is_rewritten_and_the_manifest_is_not(output: Path) -> None:
+def test_only_the_file_whose_model_changed_is_rewritten(output: Path) -> None:
+    changed = source("b_bwd.cu", "int b2;", kind="bwd")
+    files = [FILES[0], changed, FILES[2]]
+    age(output)
+    before = state(output)
+    result, outcome = generate(output, files)
+    after = state(output)
+    assert outcome.written == ["b_bwd.cu"] and [generated.name for generated in result.changed] == ["b_bwd.cu"]
+    assert {name for name in after if after[name] != before[name]} == {"b_bwd.cu", MANIFEST_NAME}
+    assert (output / "b_bwd.cu").read_text() == changed.text
+    assert MANIFEST_NAME not in json.loads((output / MANIFEST_NAME).read_text()).get("pending", ())
+
+
+def test_an_owned_file_edited_by_hand_is_never_overwritten_without_force(output: Path) -> None:
     (output / "b_bwd.cu").write_text("// edited by hand\n")
     age(output)
     before = state(output)
-    result, outcome = generate(output)
-    after = state(output)
-    assert outcome.written == ["b_bwd.cu"] and [generated.name for generated in result.changed] == ["b_bwd.cu"]
-    assert {name for name in after if after[name] != before[name]} == {"b_bwd.cu"}
+    with pytest.raises(UsageError, match=r"b_bwd\.cu: edited since flashast wrote it; .* pass --force"):
+        generate(output)
+    assert state(output) == before
+    assert [generated.name for generated in planned(output).edited] == ["b_bwd.cu"]
+    assert planned(output).differs
+    _, outcome = generate(output, force=True)
+    assert outcome.written == ["b_bwd.cu"]
     assert (output / "b_bwd.cu").read_text() == FILES[1].text
+    assert {name for name, value in state(output).items() if value != before[name]} == {"b_bwd.cu"}
+
+
+def test_files_a_killed_run_was_writing_are_repaired_not_taken_for_edits(output: Path) -> None:
+    """The manifest names the files a run is about to rename as pending; a run killed before their
+    renames leaves them old, and the next run rewrites them without --force."""
+    changed = source("b_bwd.cu", "int b2;", kind="bwd")
+    manifest = json.loads((output / MANIFEST_NAME).read_text())
+    manifest["files"]["b_bwd.cu"]["sha256"] = hashlib.sha256(changed.text.encode()).hexdigest()
+    manifest["pending"] = ["b_bwd.cu"]
+    (output / MANIFEST_NAME).write_text(json.dumps(manifest))
+    assert planned(output, [FILES[0], changed, FILES[2]]).edited == []
+    _, outcome = generate(output, [FILES[0], changed, FILES[2]])
+    assert outcome.written == ["b_bwd.cu"]
+    assert "pending" not in json.loads((output / MANIFEST_NAME).read_text())
 
 
 def test_a_file_whose_generated_text_changes_is_rewritten_with_its_new_ownership(output: Path) -> None:
@@ -261,7 +292,9 @@ def test_force_overwrites_a_foreign_file_and_takes_ownership(tmp_path: Path) -> 
     assert (directory / "b_bwd.cu").read_text() == FILES[1].text
     assert owned(directory).keys() == NAMES
     (directory / "b_bwd.cu").write_text("// edited after\n")
-    generate(directory)  # owned now: an edit is repaired without `force`
+    with pytest.raises(UsageError, match="edited since flashast wrote it"):
+        generate(directory)  # owned now, and edited since: a user's work, kept unless `force`
+    generate(directory, force=True)
     assert (directory / "b_bwd.cu").read_text() == FILES[1].text
 
 
@@ -331,7 +364,7 @@ def test_a_filtered_run_leaves_filtered_out_files_alone_and_not_stale(output: Pa
     result, outcome = generate(output, FILES[:1], names=NAMES)
     assert (result.stale, outcome.written) == ([], [])
     assert state(output) == before, "files and manifest untouched"
-    assert planned(output, FILES[2:], names=NAMES).changed == [FILES[2]]
+    assert planned(output, FILES[2:], names=NAMES).edited == [FILES[2]]
 
 
 # The manifest: tampering, older versions.
@@ -373,7 +406,7 @@ def test_a_tampered_manifest_is_refused_in_one_line_and_nothing_changes(tmp_path
 
 def test_a_manifest_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
     (tmp_path / MANIFEST_NAME).mkdir()
-    with pytest.raises(UsageError, match=r"\.flashast\.json: cannot read \(Is a directory\)$"):
+    with pytest.raises(UsageError, match=r"\.flashast\.json: not a flashast manifest \(not a regular file\)"):
         read_manifest(tmp_path)
     assert read_manifest(tmp_path / "nowhere") is None
 
@@ -442,16 +475,21 @@ def changes_made_by(action: Callable[[], object], directory: Path) -> list[tuple
 
 def test_the_manifest_is_renamed_before_the_files_it_announces_and_after_prunes(output: Path) -> None:
     """So at every moment (a kill, a power loss) each file on disk is owned: the manifest never
-    announces less than what is there."""
+    announces less than what is there. When an owned file's content changes, the first manifest
+    names it as pending and a second one, once every file is in place, drops the mark."""
     files = [source("a_fwd.cu", "int a2;"), FILES[1], source("d_fwd.cu", "int d;")]
     assert changes_made_by(lambda: generate(output, files), output) == [
-        ("renamed", MANIFEST_NAME), ("renamed", "a_fwd.cu"), ("renamed", "d_fwd.cu"),
+        ("renamed", MANIFEST_NAME), ("renamed", "a_fwd.cu"), ("renamed", "d_fwd.cu"), ("renamed", MANIFEST_NAME),
     ]
-    assert changes_made_by(lambda: generate(output, files, prune=True), output) == [
+    more = [*files, source("e_fwd.cu", "int e;")]
+    assert changes_made_by(lambda: generate(output, more), output) == [
+        ("renamed", MANIFEST_NAME), ("renamed", "e_fwd.cu"),
+    ]
+    assert changes_made_by(lambda: generate(output, more, prune=True), output) == [
         ("deleted", "c_fwd.cu"), ("renamed", MANIFEST_NAME),
     ]
-    assert owned(output).keys() == {"a_fwd.cu", "b_bwd.cu", "d_fwd.cu"}
-    assert changes_made_by(lambda: generate(output, files, prune=True), output) == []
+    assert owned(output).keys() == {"a_fwd.cu", "b_bwd.cu", "d_fwd.cu", "e_fwd.cu"}
+    assert changes_made_by(lambda: generate(output, more, prune=True), output) == []
 
 
 # Diffs and directories.
@@ -469,7 +507,7 @@ def test_unified_diff_shows_changed_new_and_stale_files(output: Path) -> None:
     assert "-int old;\n+int a;\n" in text
     assert "+int d;\n\\ No newline at end of file\n" in text
     assert unified_diff(planned(output, [FILES[0], FILES[1], FILES[2]])).startswith("--- a/a_fwd.cu")
-    generate(output)
+    generate(output, force=True)
     assert unified_diff(planned(output)) == ""
 
 
@@ -484,10 +522,11 @@ def test_check_directory_refuses_paths_that_cannot_be_directories(tmp_path: Path
 
 
 def test_leftover_temp_files_of_a_killed_run_are_removed_by_the_next_run(output: Path) -> None:
-    (output / f"{TEMP_PREFIX}killed").write_text("half a fi")
+    (output / f"{TEMP_PREFIX}4242-0123456789abcdef").write_text("half a fi")
+    (output / f"{TEMP_PREFIX}notes").write_text("a user's own file that happens to share the prefix")
     (output / "a_fwd.cu").unlink()
     generate(output)
-    assert temp_files(output) == []
+    assert temp_files(output) == [f"{TEMP_PREFIX}notes"]
     assert (output / "a_fwd.cu").read_text() == FILES[0].text
 
 
@@ -629,13 +668,19 @@ def test_sigkill_at_any_moment_never_leaves_a_torn_or_unowned_file(tmp_path: Pat
         files = round_files(round_)
         old = {path.name: path.read_bytes() for path in directory.iterdir()}
         new = {name: text.encode() for name, text in texts(files).items()}
-        new_manifest = dump_manifest(planned(directory, [source(name, text) for name, text in files]).manifest_after)
+        upcoming = planned(directory, [source(name, text) for name, text in files])
+        new_manifest = dump_manifest(upcoming.manifest_after)
+        # While files whose sha256 changes are renamed, the manifest names them as pending.
+        pending = sorted(generated.name for generated in upcoming.changed)
+        pending_manifest = dump_manifest({**upcoming.manifest_after, "pending": pending})
         process = start_writer(tmp_path, directory, files)
         time.sleep(rng.uniform(0, window))
         process.kill()
         finish(process)
         manifest_bytes = (directory / MANIFEST_NAME).read_bytes()
-        assert manifest_bytes in (old[MANIFEST_NAME], new_manifest.encode()), f"round {round_}: torn manifest"
+        assert manifest_bytes in (old[MANIFEST_NAME], new_manifest.encode(), pending_manifest.encode()), (
+            f"round {round_}: torn manifest"
+        )
         manifest = read_manifest(directory)
         assert manifest is not None
         on_disk = {path.name for path in directory.iterdir() if not path.name.startswith(".")}
