@@ -14,7 +14,8 @@ signature says exactly what it accepts (`name: Identifier | str`), and stores th
 (`flashast.fields`), so building a tree reads like the C++ it stands for and a type checker sees both
 sides truthfully. A node that takes its values as they are keeps the generated `__init__` and checks
 them in `__post_init__`. Either way the parameters are named like the fields, which is what
-`dataclasses.replace` relies on.
+`dataclasses.replace` relies on: it goes through `__init__`, so an edit is converted and checked like a
+construction (type checkers type its arguments by the fields, so typed code passes atoms there).
 """
 
 from __future__ import annotations

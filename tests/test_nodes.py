@@ -236,9 +236,10 @@ def test_replace_reruns_validation_and_conversion() -> None:
     with pytest.raises(ModelError):
         dataclasses.replace(LineComment("ok"), text="not\nok")
     with pytest.raises(ModelError):
-        dataclasses.replace(Include("a.h"), path="b\n.h")
+        dataclasses.replace(Include("a.h"), path="b\n.h")  # type: ignore[arg-type]  # typed by the fields: atoms
     assert dataclasses.replace(Include("a.h"), angled=True) == Include("a.h", angled=True)
-    assert dataclasses.replace(Namespace("flash"), name="flash::fork").name == QualifiedName.parse("flash::fork")
+    nested = dataclasses.replace(Namespace("flash"), name=QualifiedName.parse("flash::fork"))
+    assert render(TranslationUnit((nested,))) == "namespace flash::fork {\n} // namespace flash::fork\n"
 
 
 def test_render_is_deterministic() -> None:
