@@ -203,8 +203,9 @@ def _refuse_contradictions(arguments: argparse.Namespace) -> None:
         ) if value]
         if given:
             raise UsageError(f"{given[0]}: configures verification, which --no-verify skips")
-    if arguments.list_kinds and (arguments.output or arguments.check or arguments.diff or arguments.list):
-        raise UsageError("--list-kinds: lists presets and kinds only; drop -o and the other modes")
+    writing = ("--prune", arguments.prune), ("--force", arguments.force), ("--manifest", arguments.manifest)
+    if arguments.list_kinds and (arguments.output or any(value for _, value in writing)):
+        raise UsageError("--list-kinds: lists presets and kinds only; drop -o and the writing options")
 
 
 def _options(arguments: argparse.Namespace) -> Options:

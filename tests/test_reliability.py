@@ -49,7 +49,7 @@ def test_a_listing_path_inside_the_output_directory_is_refused_before_anything_i
         (["--check", "--manifest", "listing.json"], "--manifest"),
         (["--no-verify", "--strict"], "--strict"),
         (["--no-verify", "--include-dir", "."], "--include-dir"),
-        (["--list-kinds", "--check"], "--list-kinds"),
+        (["--list-kinds", "--prune"], "--list-kinds"),
     ],
 )
 def test_contradictory_options_are_usage_errors(tmp_path: Path, arguments: list[str], culprit: str) -> None:
@@ -151,3 +151,74 @@ def test_diff_prints_undecodable_bytes_as_they_are_in_any_locale(tmp_path: Path)
         assert completed.returncode == 1, completed.stderr
         assert b"Traceback" not in completed.stderr
         assert b"-// \xff\xfe odd bytes\n" in completed.stdout
+
+
+@pytest.mark.parametrize("content", ["[]", "null", '"x"', "[" * 100_000 + "]" * 100_000, '{"files": {"' + "a" * 300 + '.cu": {"sha256": "0"}}}'])
+@pytest.mark.parametrize("mode", [[], ["--check"], ["--prune"]])
+def test_a_manifest_flashast_did_not_write_is_a_one_line_user_error(tmp_path: Path, content: str, mode: list[str]) -> None:
+    directory = written(tmp_path)
+    (directory / ".flashast.json").write_text(content)
+    before = snapshot(directory)
+    code, _, stderr = run_cli("-o", directory, "--no-verify", *mode)
+    assert code == 2, stderr
+    assert one_error_line(stderr).startswith(f"flashast: error: {directory / '.flashast.json'}: not a flashast manifest (")
+    assert snapshot(directory) == before
+
+
+@pytest.mark.parametrize("where", [".flashast.json", "flash_fwd_hdim128_fp16_sm80.cu"])
+def test_nothing_hangs_on_a_fifo_in_the_output_directory(tmp_path: Path, where: str) -> None:
+    directory = written(tmp_path)
+    (directory / where).unlink()
+    os.mkfifo(directory / where)
+    for mode in ([], ["--check"]):
+        code, _, stderr = run_cli("-o", directory, "--no-verify", *mode)  # run_cli's timeout catches a hang
+        assert code == 2, stderr
+        assert f"{directory / where}:" in one_error_line(stderr)
+
+
+def test_a_users_edit_of_an_owned_file_is_never_lost_without_force(tmp_path: Path) -> None:
+    directory = written(tmp_path)
+    target = directory / "flash_bwd_hdim64_bf16_sm80.cu"
+    target.write_text(target.read_text() + "// my local tweak\n")
+    before = snapshot(directory)
+    code, _, stderr = run_cli("-o", directory, "--no-verify")
+    assert code == 2
+    assert f"{target}: edited since flashast wrote it" in one_error_line(stderr)
+    assert snapshot(directory) == before
+    code, _, stderr = run_cli("-o", directory, "--no-verify", "--check")
+    assert code == 1
+    assert f"flashast: edited {target}" in stderr
+    code, _, stderr = run_cli("-o", directory, "--no-verify", "--force")
+    assert code == 0, stderr
+    assert "my local tweak" not in target.read_text()
+
+
+def test_a_foreign_file_that_looks_generated_is_named_and_refused_under_strict(tmp_path: Path) -> None:
+    directory = written(tmp_path)
+    look_alike = directory / "flash_fwd_hdim128_bf16_sm100.cu"
+    look_alike.write_text((directory / "flash_fwd_hdim128_bf16_sm80.cu").read_text())
+    unrelated = directory / "notes.txt"
+    unrelated.write_text("mine\n")
+    for mode in ([], ["--check"]):
+        code, _, stderr = run_cli("-o", directory, *mode)
+        assert code == 0, stderr
+        warnings = [line for line in stderr.splitlines() if line.startswith("flashast: warning:")]
+        assert len(warnings) == 1 and str(look_alike) in warnings[0]
+    before = snapshot(directory)
+    code, _, stderr = run_cli("-o", directory, "--strict")
+    assert code == 2
+    assert str(look_alike) in one_error_line(stderr)
+    assert snapshot(directory) == before
+
+
+def test_only_exact_temp_leftovers_are_removed(tmp_path: Path) -> None:
+    directory = written(tmp_path)
+    leftover = directory / ".flashast-tmp-4242-0123456789abcdef"
+    leftover.write_text("half a fi")
+    notes = directory / ".flashast-tmp-notes"
+    notes.write_text("mine\n")
+    (directory / "flash_fwd_hdim64_fp16_sm80.cu").unlink()
+    code, _, stderr = run_cli("-o", directory, "--no-verify")
+    assert code == 0, stderr
+    assert not leftover.exists()
+    assert notes.read_text() == "mine\n"

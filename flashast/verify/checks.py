@@ -16,7 +16,7 @@ from functools import cache
 from flashast.contract import Contract
 from flashast.errors import UsageError
 from flashast.generated import GeneratedFile
-from flashast.names import MacroName, QualifiedName
+from flashast.names import QualifiedName
 from flashast.nodes import (
     Declaration,
     ExplicitInstantiation,
@@ -111,12 +111,11 @@ def _definitions(
 
 
 def _namespace_parts(node: Namespace, macros: Mapping[str, str]) -> tuple[str, ...]:
+    """The namespace's name as the compiler sees it: every identifier that names a macro is that
+    macro's expansion (a `MacroName` is spelled so on purpose, but a plain identifier expands too)."""
     name = node.name
-    if isinstance(name, MacroName):
-        return tuple(macros.get(name.text, name.text).split("::"))
-    if isinstance(name, QualifiedName):
-        return tuple(part.text for part in name.parts)
-    return (name.text,)
+    written = [part.text for part in name.parts] if isinstance(name, QualifiedName) else [name.text]
+    return tuple(component for part in written for component in macros.get(part, part).split("::"))
 
 
 def refuse_guard_defines(files: Sequence[GeneratedFile], options: VerifyOptions) -> None:
