@@ -1,29 +1,35 @@
 """Batched verification: a clean shared parse stands for per-file parses only when it must give the
 same verdict, and any problem is reported exactly as a per-file parse reports it.
 
-The per-file verdicts come from `verify(..., progress=...)`, which never batches (it reports each
-file's own time); everything here is real libclang.
+The per-file verdict is `verify` of each file on its own (an aggregator with its members, whose own
+findings are left out), one run per file: a run of one plain file has nothing to batch it with.
+Everything here is real libclang.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from conftest import cli_environment
 
 from flashast import (
+    BlankLine,
     ClassDeclaration,
     Contract,
+    Declaration,
     FunctionTemplate,
     IfDefined,
     Include,
     Kind,
     LineComment,
     Namespace,
+    PragmaOnce,
     Preset,
     TranslationUnit,
     TypeParameter,
@@ -31,63 +37,162 @@ from flashast import (
     Verbatim,
     VerificationError,
 )
-from flashast.batching import plan_batches
 from flashast.generated import GeneratedFile
 from flashast.registry import Registry
-from flashast.verify import Report, verify
+from flashast.verify import CONTRACT_MODE, VerifyOptions, verify
+from flashast.verify.batching import plan_batches
+from flashast.verify.checks import find_clashes
 
 KERNEL = FunctionTemplate((TypeParameter("T"), ValueParameter("int", "N")), "void", "kernel", (), defined=True)
 HELPER = FunctionTemplate((ValueParameter("int", "N"),), "void", "helper", ())
 LAUNCH = FunctionTemplate((ValueParameter("int", "N"),), "void", "launch", ())
 CONTRACT = Contract({"kernel.h": (Namespace("ns", (ClassDeclaration("half"), KERNEL, HELPER, LAUNCH)),)})
+# With `#pragma once`, a parse of two files together (how a duplicate is located) sees the header once.
+GUARDED_CONTRACT = Contract({"kernel.h": (PragmaOnce(), Namespace("ns", (ClassDeclaration("half"), KERNEL)))})
+PRELUDE = (LineComment("generated"), Include("kernel.h"))
 
 
-def make_files(builders: list, contract: Contract = CONTRACT) -> list[GeneratedFile]:
-    """One file per builder (each returns the namespace body), in order, all with one prelude."""
+# Verdicts --------------------------------------------------------------------------------------------
+
+_BLOCK_HEAD = re.compile(r"(?:<command line>|\S+): (error|warning): ")
+_HEADER_REMARK = "\n    (in a header: reported once; "
+_CLASH_MARK = "(a duplicate symbol at link time"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a verification said, in the terms both paths must agree on.
+
+    `findings`: each generated file's own diagnostics, rendered, in the order of the files (errors
+    before warnings, as a report prints them); `header_problems`: the first line of each problem a
+    header has (reported once per run, with a remark naming whichever parse saw it first).
+    Duplicates between files are left out: the model finds them and a parse of the two files
+    locates them, the same code whether or not files were batched; they still fail the run.
+    """
+
+    passed: bool
+    findings: tuple[str, ...]
+    header_problems: frozenset[str]
+
+    def text(self) -> str:
+        return "\n".join([f"passed={self.passed}", *self.findings, *sorted(self.header_problems)])
+
+
+def blocks(text: str) -> list[str]:
+    """A report's text split into rendered diagnostics (a head line, then indented lines)."""
+    found: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("    ") and found:
+            found[-1] += "\n" + line
+        else:
+            assert _BLOCK_HEAD.match(line), (line, text)
+            found.append(line)
+    return found
+
+
+def is_error(block: str) -> bool:
+    match = _BLOCK_HEAD.match(block)
+    return match is not None and match.group(1) == "error"
+
+
+def outcome(files: Sequence[GeneratedFile], options: VerifyOptions = CONTRACT_MODE) -> tuple[bool, str]:
+    """(passed, report text): the `.report` of the `VerificationError`, or the returned report's text."""
+    try:
+        report = verify(files, options)
+    except VerificationError as error:
+        return False, error.report
+    return True, report.text()
+
+
+def batched_verdict(files: Sequence[GeneratedFile], options: VerifyOptions = CONTRACT_MODE) -> Verdict:
+    """What `verify` says of all the files in one run (batching as it plans)."""
+    passed, text = outcome(files, options)
+    findings = [block for block in blocks(text) if _HEADER_REMARK not in block and _CLASH_MARK not in block]
+    headers = frozenset(block.splitlines()[0] for block in blocks(text) if _HEADER_REMARK in block)
+    return Verdict(passed, tuple(findings), headers)
+
+
+def per_file_verdict(files: Sequence[GeneratedFile], options: VerifyOptions = CONTRACT_MODE) -> Verdict:
+    """What verification says when every file is parsed on its own: `verify` of each file alone
+    (an aggregator with its members), keeping that file's own findings and every header problem."""
+    run = {generated.name: generated for generated in files}
+    passed = not find_clashes(files)
+    errors: list[str] = []
+    warnings: list[str] = []
+    headers: set[str] = set()
+    for generated in files:
+        members = [run[name] for name in generated.included_files()]
+        origin = f"\n    from: preset {generated.preset}, {generated.describe()}"
+        for block in blocks(outcome([generated, *members], options)[1]):
+            if _HEADER_REMARK in block:
+                headers.add(block.splitlines()[0])
+            elif origin in block and _CLASH_MARK not in block:
+                (errors if is_error(block) else warnings).append(block)
+            else:
+                continue
+            passed = passed and not is_error(block)
+    return Verdict(passed, (*errors, *warnings), frozenset(headers))
+
+
+def assert_same_verdict(files: Sequence[GeneratedFile], options: VerifyOptions = CONTRACT_MODE) -> Verdict:
+    """Batched and per-file verification agree; returns the verdict."""
+    batched, alone = batched_verdict(files, options), per_file_verdict(files, options)
+    assert batched == alone, (
+        ("FALSE PASS: batched verification passes, per-file verification fails\n"
+         if batched.passed and not alone.passed else "batched and per-file verification differ\n")
+        + f"batches: {batched_names(files)}\n--- batched:\n{batched.text()}\n--- per file:\n{alone.text()}"
+    )
+    return batched
+
+
+def failing_files(verdict: Verdict) -> set[str]:
+    return {block.split(":")[0] for block in verdict.findings if is_error(block)}
+
+
+# Files -------------------------------------------------------------------------------------------------
+
+Body = Callable[[], Sequence[Declaration]]
+
+
+def make_files(builders: Sequence[Body], contract: Contract = CONTRACT,
+               after: Callable[[int], Sequence[Declaration]] = lambda index: ()) -> list[GeneratedFile]:
+    """One file per builder (each returns the namespace body), in order, all with one prelude;
+    `after(index)`: top-level declarations after the namespace."""
 
     def build(config: object) -> TranslationUnit:
-        body = builders[config.index]()  # type: ignore[attr-defined]
-        return TranslationUnit((LineComment("generated"), Include("kernel.h"), Namespace("ns", tuple(body))))
+        index = config.index  # type: ignore[attr-defined]
+        return TranslationUnit((*PRELUDE, Namespace("ns", tuple(builders[index]())), *after(index)))
 
-    kind = Kind("k", {"index": tuple(range(len(builders)))}, build, "f_{index}.cu", contract)
+    kind = Kind("k", axes={"index": tuple(range(len(builders)))}, build=build, file_name="f_{index}.cu",
+                contract=contract)
     return Preset("batching", kinds=(kind,)).generate()
 
 
-def per_file_report(files: list[GeneratedFile]) -> str | None:
-    """What verification says with every file parsed on its own (None: it passes)."""
-    try:
-        verify(files, progress=lambda generated, seconds, failed: None)
-    except VerificationError as error:
-        return error.report
-    return None
+def batched_names(files: Sequence[GeneratedFile]) -> list[set[str]]:
+    run = {generated.name: generated for generated in files}
+    return [{generated.name for generated in batch.files} for batch in plan_batches(files, run)]
 
 
-def batched_report(files: list[GeneratedFile]) -> tuple[str | None, int]:
-    try:
-        report = verify(files)
-    except VerificationError as error:
-        return error.report, -1
-    return None, report.translation_units
+def instantiations(count: int) -> list[Body]:
+    return [lambda index=index: [KERNEL.instantiate("half", index)] for index in range(count)]
 
 
-def batched_names(files: list[GeneratedFile]) -> list[set[str]]:
-    return [{generated.name for generated in batch.files} for batch in plan_batches(files, {f.name: f for f in files})]
+# The built-in presets -----------------------------------------------------------------------------------
 
 
-def test_every_built_in_preset_verifies_in_a_handful_of_parses() -> None:
-    """450 flash-attn-3 files, 110 of them aggregators: four parses instead of 450."""
-    expected_units = {"pytorch": 2, "flash-attn-2": 3, "flash-attn-3": 4}
-    for name, units in expected_units.items():
-        files = Registry().preset(name).generate()
-        report = verify(files)
-        assert (report.errors, report.warnings, report.translation_units) == ([], [], units), name
-        batched = set().union(*batched_names(files))
-        assert batched == {generated.name for generated in files}, f"{name}: every file is in a batch"
+@pytest.mark.parametrize("name", ["pytorch", "flash-attn-2", "flash-attn-3"])
+def test_every_file_of_a_built_in_preset_is_batched_and_verifies(name: str) -> None:
+    """Every built-in file is batchable (flash-attn-3's 110 aggregators included), and the preset
+    verifies clean: each of its files parsed once."""
+    files = Registry().preset(name).generate()
+    assert set().union(*batched_names(files)) == {generated.name for generated in files}
+    report = verify(files)
+    assert (report.errors, report.warnings, report.parsed, report.reused) == ([], [], len(files), 0)
 
 
 # Faults in a batch are reported exactly as per-file parses report them -----------------------------
 
-FAULTS = {
+FAULTS: dict[str, Callable[[int], list[Declaration]]] = {
     "undeclared template": lambda index: [FunctionTemplate((ValueParameter("int", "N"),), "void", "other",
                                                            ()).instantiate(index)],
     "undeclared type": lambda index: [KERNEL.instantiate("float4", index)],
@@ -100,18 +205,39 @@ FAULTS = {
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 @pytest.mark.parametrize("where", [0, 3, 7])
 def test_a_fault_in_a_batch_is_reported_as_a_per_file_parse_reports_it(fault: str, where: int) -> None:
-    builders = [lambda index=index: [KERNEL.instantiate("half", index)] for index in range(8)]
+    builders = instantiations(8)
     builders[where] = lambda: FAULTS[fault](where)
     files = make_files(builders)
-    expected = per_file_report(files)
-    assert expected is not None and f"f_{where}.cu" in expected, "the fault is a real one"
-    assert batched_report(files)[0] == expected
+    if fault != "instantiation after specialization":  # that file alone specializes what it uses
+        assert {f"f_{where}.cu"} <= set().union(*batched_names(files)), "the faulty file is planned into a batch"
+    verdict = assert_same_verdict(files)
+    assert not verdict.passed
+    if fault != "same definition as another file":  # a duplicate is located by the pair's parse
+        assert failing_files(verdict) == {f"f_{where}.cu"}
 
 
-def test_clean_files_pass_in_one_parse() -> None:
-    files = make_files([lambda index=index: [KERNEL.instantiate("half", index)] for index in range(50)])
-    assert batched_report(files) == (None, 1)
-    assert per_file_report(files) is None
+def test_clean_files_pass_in_one_batch() -> None:
+    files = make_files(instantiations(50))
+    assert batched_names(files) == [{generated.name for generated in files}]
+    report = verify(files)
+    assert (report.errors, report.warnings, report.parsed) == ([], [], 50)
+    assert per_file_verdict(files) == Verdict(True, (), frozenset())
+
+
+def test_a_batch_reports_nothing_itself() -> None:
+    """Two files with the same instantiation are batched; their shared parse fails ("duplicate
+    explicit instantiation"), yet each is clean alone: the only finding is the duplicate, located by
+    a parse of the two files, once."""
+    files = make_files([lambda: [KERNEL.instantiate("half", 0)], lambda: [KERNEL.instantiate("half", 0)]],
+                       GUARDED_CONTRACT)
+    assert batched_names(files) == [{"f_0.cu", "f_1.cu"}]
+    passed, text = outcome(files)
+    assert not passed
+    assert [block.splitlines()[:3] for block in blocks(text)] == [[
+        "f_1.cu:4:15: error: duplicate explicit instantiation of 'kernel<ns::half, 0>'",
+        "    f_0.cu:4:15: note: previous explicit instantiation is here",
+        "    (a duplicate symbol at link time: f_0.cu defines it too)",
+    ]]
 
 
 # What would make a clean shared parse lie is never batched -----------------------------------------
@@ -125,10 +251,7 @@ def test_a_name_declared_in_one_file_does_not_let_another_pass() -> None:
         lambda: [KERNEL.instantiate("half", 2)],
     ])
     assert all("f_0.cu" not in names for names in batched_names(files))
-    report, _ = batched_report(files)
-    assert report is not None and report == per_file_report(files)
-    failing = {line.split(":")[0] for line in report.splitlines() if ": error: " in line}
-    assert failing == {"f_1.cu"}
+    assert failing_files(assert_same_verdict(files)) == {"f_1.cu"}
 
 
 # The primary template's body rejects N == 1; a specialization for 1 in one file would make another
@@ -152,23 +275,20 @@ def test_a_specialization_another_file_uses_is_never_in_its_batch() -> None:
 
 
 def test_a_call_that_fails_alone_fails_though_another_file_specializes_it() -> None:
-    files = specializing_files(VERBATIM_CONTRACT)
-    report, _ = batched_report(files)
-    assert report is not None and "helper<1> needs a specialization" in report
-    assert report == per_file_report(files)
-    assert {line.split(":")[0] for line in report.splitlines() if ": error: " in line} == {"f_1.cu"}
+    verdict = assert_same_verdict(specializing_files(VERBATIM_CONTRACT))
+    assert "helper<1> needs a specialization" in verdict.text()
+    assert failing_files(verdict) == {"f_1.cu"}
 
 
 def test_text_that_does_not_close_what_it_opens_is_parsed_alone() -> None:
-    """A printer defect that drops a brace in one file and doubles one in the next: together they
-    balance, alone each fails; neither may be batched."""
-    files = make_files([lambda index=index: [KERNEL.instantiate("half", index)] for index in range(4)])
-    files[1] = replace(files[1], text=files[1].text.replace("} // namespace ns", ""))
-    files[2] = replace(files[2], text=files[2].text + "}\n")
-    assert all(not names & {"f_1.cu", "f_2.cu"} for names in batched_names(files))
-    report, _ = batched_report(files)
-    assert report is not None and report == per_file_report(files)
-    assert {line.split(":")[0] for line in report.splitlines() if ": error: " in line} == {"f_1.cu", "f_2.cu"}
+    """A `Verbatim` brace too many in one file and too few in the next: together they balance, alone
+    each fails; neither may be batched, and the others still are."""
+    builders = instantiations(4)
+    builders[1] = lambda: [KERNEL.instantiate("half", 1), Verbatim("} // closes the namespace early")]
+    builders[2] = lambda: [Verbatim("namespace inner {"), KERNEL.instantiate("half", 2)]
+    files = make_files(builders)
+    assert batched_names(files) == [{"f_0.cu", "f_3.cu"}]
+    assert failing_files(assert_same_verdict(files)) == {"f_1.cu", "f_2.cu"}
 
 
 def test_late_includes_keep_their_own_parse_and_ifdef_macros_their_own_batch() -> None:
@@ -178,9 +298,10 @@ def test_late_includes_keep_their_own_parse_and_ifdef_macros_their_own_batch() -
         lambda: [KERNEL.instantiate("half", 2)],
         lambda: [IfDefined("WITH_THREE", (KERNEL.instantiate("half", 3),))],
         lambda: [IfDefined("WITH_THREE", (KERNEL.instantiate("half", 4),))],
-    ])
-    files[0] = replace(files[0], text=files[0].text + '#include "kernel.h"\n')
+    ], GUARDED_CONTRACT, after=lambda index: (BlankLine(), Include("kernel.h")) if index == 0 else ())
+    assert files[0].text.rstrip().endswith('#include "kernel.h"')
     assert sorted(map(sorted, batched_names(files))) == [["f_1.cu", "f_2.cu"], ["f_3.cu", "f_4.cu"]]
+    assert assert_same_verdict(files).passed
 
 
 def test_an_extern_template_never_shares_a_parse_with_a_file_that_instantiates_or_calls_it() -> None:
@@ -196,39 +317,91 @@ def test_an_extern_template_never_shares_a_parse_with_a_file_that_instantiates_o
     assert batched_names(files) == [{"f_0.cu", "f_2.cu", "f_3.cu", "f_4.cu"}], "f_1 parses alone"
     compatible = make_files([lambda: [HELPER.instantiate(1, extern=True)], lambda: [KERNEL.instantiate("half", 3)]])
     assert batched_names(compatible) == [{"f_0.cu", "f_1.cu"}], "an extern others do not use is batched"
-    report, _ = batched_report(files)
-    assert report is not None and "explicit instantiation of undefined function template" in report
-    assert report == per_file_report(files)
+    verdict = assert_same_verdict(files)
+    assert "explicit instantiation of undefined function template" in verdict.text()
+    assert failing_files(verdict) == {"f_0.cu"}
 
 
 def test_nothing_is_batched_against_a_contract_with_verbatim_text() -> None:
-    builders = [lambda index=index: [KERNEL.instantiate("half", index)] for index in range(4)]
-    assert batched_names(make_files(builders)) == [{"f_0.cu", "f_1.cu", "f_2.cu", "f_3.cu"}]
-    assert batched_names(make_files(builders, VERBATIM_CONTRACT)) == []
+    assert batched_names(make_files(instantiations(4))) == [{"f_0.cu", "f_1.cu", "f_2.cu", "f_3.cu"}]
+    assert batched_names(make_files(instantiations(4), VERBATIM_CONTRACT)) == []
 
 
-def test_a_text_that_is_not_its_models_rendering_is_parsed_alone() -> None:
-    """`struct float4 {};` in f_0's text (not in its model) must not let f_1 use float4."""
-    files = make_files([lambda: [KERNEL.instantiate("half", 0)], lambda: [KERNEL.instantiate("float4", 1)],
-                        lambda: [KERNEL.instantiate("half", 2)]])
-    files[0] = replace(files[0], text=files[0].text.replace("namespace ns {", "namespace ns {\nstruct float4 {};"))
+# A file with `Verbatim` is never batched, and is verified as it is ---------------------------------
+
+
+def test_a_declaration_in_verbatim_does_not_let_another_file_pass() -> None:
+    """`struct float4 {};` in f_0's `Verbatim` must not let f_1 use float4."""
+    files = make_files([lambda: [Verbatim("struct float4 {};"), KERNEL.instantiate("half", 0)],
+                        lambda: [KERNEL.instantiate("float4", 1)], lambda: [KERNEL.instantiate("half", 2)]])
     assert all("f_0.cu" not in names for names in batched_names(files))
-    report, _ = batched_report(files)
-    assert report == per_file_report(files) and report is not None and "f_1.cu:" in report
+    assert failing_files(assert_same_verdict(files)) == {"f_1.cu"}
 
 
-def test_a_batch_reports_nothing_itself() -> None:
-    """A shared parse that is not clean adds no message of its own: only per-file findings are shown."""
-    files = make_files([lambda: [KERNEL.instantiate("half", 0)], lambda: [KERNEL.instantiate("half", 0)]])
-    from clang import cindex
+def test_a_digraph_directive_in_verbatim_is_seen_by_its_own_file_only() -> None:
+    """`%:define` is `#define`: it defines float4 for the rest of f_0 (which passes), never for f_1."""
+    files = make_files([lambda: [Verbatim("%:define float4 half"), KERNEL.instantiate("float4", 0)],
+                        lambda: [KERNEL.instantiate("float4", 1)], lambda: [KERNEL.instantiate("half", 2)]])
+    assert all("f_0.cu" not in names for names in batched_names(files))
+    verdict = assert_same_verdict(files)
+    assert failing_files(verdict) == {"f_1.cu"}
+    assert "f_1.cu:4:22: error: use of undeclared identifier 'float4'" in verdict.text()
 
-    from flashast.verify import VerifyOptions, _Session
 
-    session = _Session(cindex, files, VerifyOptions())
-    report = Report()
-    [batch] = plan_batches(files, {generated.name: generated for generated in files})
-    assert session.verify_batch(batch, report) is False
-    assert (report.errors, report.warnings, report.failing_files) == ([], [], set())
+def test_a_block_comment_opened_in_verbatim_fails_its_file_and_no_other() -> None:
+    """f_0 opens a block comment it never closes; `// */` in f_1 would close it if they shared a
+    parse, swallowing f_0's closing brace and f_1's `namespace ns {`. Alone, f_0 fails."""
+    files = make_files([lambda: [KERNEL.instantiate("half", 0), Verbatim("/* opened, never closed")],
+                        lambda: [LineComment("*/"), KERNEL.instantiate("half", 1)],
+                        lambda: [KERNEL.instantiate("half", 2)]])
+    assert all("f_0.cu" not in names for names in batched_names(files))
+    verdict = assert_same_verdict(files)
+    assert failing_files(verdict) == {"f_0.cu"}
+    assert "unterminated /* comment" in verdict.text()
+
+
+def test_a_verbatim_file_with_a_block_comment_or_a_digraph_that_is_valid_verifies() -> None:
+    files = make_files([lambda: [Verbatim("/* a closed block comment */"), KERNEL.instantiate("half", 0)],
+                        lambda: [Verbatim("%:define HALF half"), KERNEL.instantiate("HALF", 1)],
+                        lambda: [KERNEL.instantiate("half", 2)], lambda: [KERNEL.instantiate("half", 3)]])
+    assert batched_names(files) == [{"f_2.cu", "f_3.cu"}]
+    assert assert_same_verdict(files) == Verdict(True, (), frozenset())
+    assert verify(files).parsed == 4
+
+
+# Aggregators --------------------------------------------------------------------------------------------
+
+
+def test_aggregators_share_a_parse_only_when_their_members_share_a_prelude() -> None:
+    """b_0 includes only other.h yet uses `kernel`, declared in kernel.h: alone it fails, and so does
+    the aggregator of it. After an aggregator whose member includes kernel.h, both would pass."""
+    contract = Contract({"kernel.h": (Namespace("ns", (ClassDeclaration("half"), KERNEL)),),
+                         "other.h": (Namespace("ns", (HELPER,)),)})
+
+    def member(header: str) -> Kind:
+        def build(config: object) -> TranslationUnit:
+            return TranslationUnit((Include(header), Namespace("ns", (KERNEL.instantiate("half", config.n),))))  # type: ignore[attr-defined]
+
+        return Kind(header.split(".")[0], axes={"n": (0, 1)}, build=build, file_name=header[0] + "_{n}.cu",
+                    contract=contract)
+
+    def aggregator(name: str, members: tuple[str, ...]) -> Kind:
+        def build(config: object) -> TranslationUnit:
+            return TranslationUnit(tuple(Include(member) for member in members))
+
+        return Kind(name, axes={"n": (0,)}, build=build, file_name=name + ".cu", contract=contract, aggregator=True)
+
+    files = Preset("mixed", kinds=(member("kernel.h"), member("other.h"), aggregator("x", ("k_0.cu", "k_1.cu")),
+                                   aggregator("y", ("o_0.cu", "o_1.cu")), aggregator("z", ("k_1.cu",)))).generate()
+    for names in batched_names(files):
+        assert not ({"x.cu", "z.cu"} & names and "y.cu" in names), names
+    assert {"x.cu", "z.cu"} in batched_names(files)
+    verdict = assert_same_verdict(files)
+    assert failing_files(verdict) >= {"o_0.cu", "o_1.cu"}
+    assert "    included from: y.cu" in verdict.text()
+
+
+# Through the CLI -----------------------------------------------------------------------------------------
 
 
 def test_the_cli_fails_a_file_that_fails_alone(tmp_path: Path) -> None:
@@ -244,39 +417,14 @@ def test_the_cli_fails_a_file_that_fails_alone(tmp_path: Path) -> None:
         "def build(config):\n"
         "    return TranslationUnit((LineComment('generated'), Include('kernel.h'), Namespace('ns', tuple(BODIES[config.index]))))\n"
         "def register(registry):\n"
-        "    registry.add_preset(Preset('spec', kinds=(Kind('k', {'index': (0, 1, 2)}, build, 'f_{index}.cu', CONTRACT),)))\n"
+        "    kind = Kind('k', axes={'index': (0, 1, 2)}, build=build, file_name='f_{index}.cu', contract=CONTRACT)\n"
+        "    registry.add_preset(Preset('spec', kinds=(kind,)))\n"
     )
     out = tmp_path / "out"
     completed = subprocess.run(
         [sys.executable, "-m", "flashast", "--plugin", str(plugin), "--preset", "spec", "-o", str(out)],
-        capture_output=True, text=True, env=cli_environment(), check=False,
+        capture_output=True, text=True, env=cli_environment(), check=False, timeout=600,
     )
     assert completed.returncode == 3, completed.stderr
     assert "f_1.cu:" in completed.stderr and "helper<1> needs a specialization" in completed.stderr
     assert not out.exists()
-
-
-def test_aggregators_share_a_parse_only_when_their_members_share_a_prelude() -> None:
-    """b_0 includes only other.h yet uses `kernel`, declared in kernel.h: alone it fails, and so does
-    the aggregator of it. After an aggregator whose member includes kernel.h, both would pass."""
-    contract = Contract({"kernel.h": (Namespace("ns", (ClassDeclaration("half"), KERNEL)),),
-                         "other.h": (Namespace("ns", (HELPER,)),)})
-
-    def member(header: str) -> Kind:
-        def build(config: object) -> TranslationUnit:
-            return TranslationUnit((Include(header), Namespace("ns", (KERNEL.instantiate("half", config.n),))))  # type: ignore[attr-defined]
-
-        return Kind(header.split(".")[0], {"n": (0, 1)}, build, header[0] + "_{n}.cu", contract)
-
-    def aggregator(name: str, members: tuple[str, ...]) -> Kind:
-        build = lambda config: TranslationUnit(tuple(Include(member) for member in members))  # noqa: E731
-        return Kind(name, {"n": (0,)}, build, name + ".cu", contract, aggregator=True)
-
-    files = Preset("mixed", kinds=(member("kernel.h"), member("other.h"), aggregator("x", ("k_0.cu", "k_1.cu")),
-                                   aggregator("y", ("o_0.cu", "o_1.cu")), aggregator("z", ("k_1.cu",)))).generate()
-    for names in batched_names(files):
-        assert not ({"x.cu", "z.cu"} & names and "y.cu" in names), names
-    assert {"x.cu", "z.cu"} in batched_names(files)
-    report, _ = batched_report(files)
-    assert report is not None and report == per_file_report(files)
-    assert {line.split(":")[0] for line in report.splitlines() if ": error: " in line} >= {"o_0.cu", "o_1.cu"}
