@@ -70,7 +70,9 @@ def run(registry: Registry, options: Options) -> Result:
     all_files = preset.generate()
     files = select(all_files, preset, options.only, options.exclude)
     preset_names = frozenset(generated.name for generated in all_files)
-    _refuse_aggregators_without_members(files, preset_names)
+    if options.action is not Action.LIST:
+        # A listing may name aggregators alone (a build compiles them, the members only need to exist).
+        _refuse_aggregators_without_members(files, preset_names)
     _check_listing_path(options)
     check_directory(options.output, writable=options.action is Action.WRITE)
     if options.action is Action.LIST:

@@ -253,7 +253,8 @@ def test_main_in_process_returns_zero_one_and_writes(
     assert main(["-o", str(directory), "--check"]) == 1
     assert main(["-o", str(directory), "--diff"]) == 1
     assert f"+++ b/{SAMPLE}" in capsys.readouterr().out
-    assert main(["-o", str(directory), "-q"]) == 0
+    assert main(["-o", str(directory), "-q"]) == 2  # an owned file edited by hand is kept...
+    assert main(["-o", str(directory), "-q", "--force"]) == 0  # ...unless asked
     assert main(["-o", str(directory), "--check"]) == 0
     assert main(["--help"]) == 0
     assert main(["--version"]) == 0
@@ -468,8 +469,8 @@ def test_main_in_process_returns_three_when_verification_fails(
     registry = Registry()
     registry.add_kind(
         "pytorch",
-        Kind("broken", {"head_dim": (64,)}, lambda config: TranslationUnit((Verbatim("int broken = ;"),)),
-             "broken_hdim{head_dim}.cu"),
+        Kind("broken", axes={"head_dim": (64,)}, build=lambda config: TranslationUnit((Verbatim("int broken = ;"),)),
+             file_name="broken_hdim{head_dim}.cu"),
     )
     directory = tmp_path / "out"
     assert main(["-o", str(directory)], registry=registry) == 3

@@ -233,7 +233,7 @@ def test_research_fork_constraints_state_their_reasons() -> None:
     registry = Registry()
     load_plugin(registry, str(RESEARCH_FORK / "src" / "flashast_research_fork" / "__init__.py"))
     preset = registry.preset("research-fork")
-    bwd_reasons = {config.describe(): reason for config, reason in preset.kind("bwd").skipped()}
+    bwd_reasons = {config.describe(): reason for config, reason in preset.kind_named("bwd").skipped()}
     assert bwd_reasons["dtype=fp16 head_dim=128 is_causal=true has_mask=true sm=80"] == (
         "a column mask already encodes causality: has_mask=true needs is_causal=false"
     )
@@ -241,7 +241,7 @@ def test_research_fork_constraints_state_their_reasons() -> None:
         "the masked backward kernel has no head_dim 256 tile (it does not fit in shared memory)"
     )
     assert len(bwd_reasons) == 8
-    assert preset.kind("fwd").skip_reason(dtype="bf16", head_dim=256, is_causal=False, has_mask=True, sm=80) is None
+    assert preset.kind_named("fwd").skip_reason(dtype="bf16", head_dim=256, is_causal=False, has_mask=True, sm=80) is None
 
 
 @pytest.mark.parametrize(
