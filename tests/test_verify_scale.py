@@ -1,7 +1,10 @@
-"""Verification's fast paths give the verdicts of the plain path: files re-parsed over a shared
-preamble, and files parsed in worker processes, are each judged on their own text."""
+"""Verification at scale gives each file its own verdict: hundreds of files sharing one prelude
+(batched in contract mode, re-parsed over one precompiled preamble with real headers), a few of
+them broken, are each reported at their own line, and no other file is."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -19,16 +22,18 @@ from flashast import (
     TypeParameter,
     ValueParameter,
     VerificationError,
+    render,
 )
-from flashast.verify import PARALLEL_FROM_FILES, verify
+from flashast.verify import CONTRACT_MODE, VerifyOptions, verify
 
 KERNEL = FunctionTemplate((TypeParameter("T"), ValueParameter("int", "N")), "void", "kernel", (), defined=True)
 CONTRACT = Contract({"kernel.h": (PragmaOnce(), Namespace("ns", (ClassDeclaration("half"), KERNEL)))})
 OTHER = FunctionTemplate((ValueParameter("int", "N"),), "void", "other", (), defined=True)
+MANY = 300
 
 
 def preset(count: int, broken: set[int]) -> Preset:
-    """`count` files sharing one preamble; those in `broken` instantiate a template the contract
+    """`count` files sharing one prelude; those in `broken` instantiate a template the contract
     lacks (`other`), on line 4."""
 
     def build(config: object) -> TranslationUnit:
@@ -36,26 +41,43 @@ def preset(count: int, broken: set[int]) -> Preset:
         body = OTHER.instantiate(index) if index in broken else KERNEL.instantiate("half", index)
         return TranslationUnit((LineComment("generated"), Include("kernel.h"), Namespace("ns", (body,))))
 
-    kind = Kind("inst", {"index": tuple(range(count))}, build, "inst_{index:05d}.cu", CONTRACT)
+    kind = Kind("inst", axes={"index": tuple(range(count))}, build=build, file_name="inst_{index:05d}.cu",
+                contract=CONTRACT)
     return Preset("scale", kinds=(kind,))
 
 
-@pytest.mark.parametrize("count", [5, PARALLEL_FROM_FILES + 40])
-def test_each_broken_file_is_reported_at_its_own_line_and_no_other(count: int) -> None:
+def real_headers(tmp_path: Path) -> VerifyOptions:
+    """The contract's header written to disk, to verify against as a real include directory."""
+    include = tmp_path / "include"
+    include.mkdir()
+    (include / "kernel.h").write_text(render(CONTRACT.header_units()["kernel.h"]))
+    return VerifyOptions(include_dirs=(include,))
+
+
+@pytest.fixture(params=["contract", "real headers"])
+def options(request: pytest.FixtureRequest, tmp_path: Path) -> VerifyOptions:
+    return CONTRACT_MODE if request.param == "contract" else real_headers(tmp_path)
+
+
+@pytest.mark.parametrize("count", [5, MANY])
+def test_each_broken_file_is_reported_at_its_own_line_and_no_other(count: int, options: VerifyOptions) -> None:
     broken = {1, count // 2, count - 1}
     files = preset(count, broken).generate()
     with pytest.raises(VerificationError) as caught:
-        verify(files)
-    reported = sorted(line.split(":")[0] for line in caught.value.report.splitlines() if ": error: " in line)
-    assert reported == sorted(f"inst_{index:05d}.cu" for index in broken)
-    assert all(
-        line.split(":")[1:3] == ["4", "15"] for line in caught.value.report.splitlines() if ": error: " in line
+        verify(files, options)
+    heads = [line for line in caught.value.report.splitlines() if ": error: " in line]
+    assert sorted(line.split(":")[0] for line in heads) == sorted(f"inst_{index:05d}.cu" for index in broken)
+    assert all(line.split(":")[1:3] == ["4", "15"] for line in heads), heads
+    assert all("no function template matches" in line or "'other'" in line for line in heads), heads
+    assert str(caught.value) == (
+        f"verification failed: {len(broken)} error(s) in {len(broken)} of {count} file(s); nothing was written"
     )
-    assert f"in {len(broken)} of {count} file(s)" in str(caught.value)
 
 
-@pytest.mark.parametrize("count", [5, PARALLEL_FROM_FILES + 40])
-def test_clean_files_share_translation_units(count: int) -> None:
-    report = verify(preset(count, set()).generate())
-    assert (report.files, report.errors, report.warnings) == (count, [], [])
-    assert report.translation_units < count  # re-parsed over a preamble, not parsed afresh each time
+@pytest.mark.parametrize("count", [5, MANY])
+def test_clean_files_each_pass(count: int, options: VerifyOptions) -> None:
+    told: list[tuple[str, bool]] = []
+    report = verify(preset(count, set()).generate(), options,
+                    progress=lambda generated, failed: told.append((generated.name, failed)))
+    assert (report.files, report.parsed, report.reused, report.errors, report.warnings) == (count, count, 0, [], [])
+    assert sorted(told) == [(f"inst_{index:05d}.cu", False) for index in range(count)]
