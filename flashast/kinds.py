@@ -162,7 +162,7 @@ class Kind:
             reason = self.constraint(configuration)
         except FlashastError as error:
             raise self._failure("constraint", configuration, error) from None
-        except Exception as error:
+        except (Exception, SystemExit) as error:
             self._blame_plugin("constraint", configuration, error)
             raise
         if reason is not None and (not isinstance(reason, str) or not reason.strip()):
@@ -182,7 +182,7 @@ class Kind:
                 text = self.file_name(configuration)
             except FlashastError as error:
                 raise self._failure("file_name", configuration, error) from None
-            except Exception as error:
+            except (Exception, SystemExit) as error:
                 self._blame_plugin("file_name", configuration, error)
                 raise
         try:
@@ -194,7 +194,7 @@ class Kind:
         """A mistake in a kind's own code, reported with the kind and configuration it happened for."""
         return ModelError(f"Kind({self.name})", role, configuration.describe(), str(error))
 
-    def _blame_plugin(self, role: str, configuration: Configuration, error: Exception) -> None:
+    def _blame_plugin(self, role: str, configuration: Configuration, error: BaseException) -> None:
         """An ordinary exception in a kind's code: one line naming the kind, if the code is a plugin's.
 
         If no frame outside flashast and the standard library raised it, the bug is flashast's own
@@ -216,7 +216,7 @@ class Kind:
                 unit = self.build(configuration)
             except FlashastError as error:
                 raise self._failure("build", configuration, error) from None
-            except Exception as error:
+            except (Exception, SystemExit) as error:
                 self._blame_plugin("build", configuration, error)
                 raise
             if not isinstance(unit, TranslationUnit):
@@ -288,16 +288,18 @@ class Preset:
     def generate(self) -> list[GeneratedFile]:
         """Every file of every kind, sorted by name; two kinds claiming one name is an error."""
         files: dict[str, GeneratedFile] = {}
+        folded: dict[str, GeneratedFile] = {}  # a case-insensitive file system holds one of `A.cu`, `a.cu`
         for kind in self.kinds:
             for generated in kind.generate(self.name, self.style):
-                if generated.name in files:
-                    other = files[generated.name]
+                other = folded.setdefault(generated.name.casefold(), generated)
+                if other is not generated:
                     raise ModelError(
                         f"Preset({self.name})",
                         "kinds",
                         generated.name,
                         f"made by both kind {other.kind} ({other.axes.describe()}) and kind {kind.name}"
-                        f" ({generated.axes.describe()})",
+                        f" ({generated.axes.describe()})" + ("" if other.name == generated.name else
+                        f"; it differs from {other.name} only in case: one file on a case-insensitive file system"),
                     )
                 files[generated.name] = generated
         return [files[name] for name in sorted(files)]

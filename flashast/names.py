@@ -38,6 +38,8 @@ FUNDAMENTAL_TYPES = frozenset(
     }
 )
 
+# The longest file name common file systems hold (ext4, XFS, Btrfs, APFS, NTFS: 255 bytes or units).
+FILE_NAME_LIMIT = 255
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\Z")
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9_.+-]+\Z")
 
@@ -183,6 +185,8 @@ class FileName:
                 text,
                 "a generated file name is one segment of letters, digits and '_.+-', not starting with '.'",
             )
+        if len(text.encode()) > FILE_NAME_LIMIT:
+            raise ModelError("FileName", "text", text, f"longer than {FILE_NAME_LIMIT} bytes, which no file system holds")
 
     def __str__(self) -> str:
         return self.text

@@ -101,6 +101,11 @@ class LineComment:
             raise ModelError("LineComment", "text", self.text, "a line comment cannot contain a newline")
         if self.text.endswith("\\"):
             raise ModelError("LineComment", "text", self.text, "a trailing backslash would splice the next line")
+        if self.text.endswith("??/"):
+            # `??/` is the trigraph for a backslash before C++17: it would splice the next line there.
+            raise ModelError("LineComment", "text", self.text, "a trailing '??/' (a backslash trigraph) would splice")
+        if "\0" in self.text:
+            raise ModelError("LineComment", "text", self.text, "a comment cannot hold a NUL character")
 
 
 @dataclass(frozen=True, slots=True, init=False)

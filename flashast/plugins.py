@@ -1,6 +1,9 @@
 """Plugins: Python files and modules given with `--plugin`, and installed distributions that
 declare a `flashast.plugins` entry point. Each has a `register(registry)` function.
 
+A plugin cannot take over the process: an exception or a `sys.exit()` in its import or its
+`register` is a `PluginError` naming it (exit 2), never flashast's own exit code.
+
 Only the CLI loads plugins; importing flashast never does. A plugin that fails to import or to
 register is one `PluginError` line naming the plugin and, where there is one, its own source line.
 """
@@ -31,7 +34,7 @@ def _call_register(registry: Registry, target: object, label: str, origin: Origi
             register(registry)
     except FlashastError as error:
         raise PluginError(f"plugin {label}: {one_line(str(error))}{plugin_frame(error)}") from None
-    except Exception as error:  # a plugin's own bug must still be one line naming the plugin
+    except (Exception, SystemExit) as error:  # a plugin's own bug (or exit) is one line naming the plugin
         message = one_line(f"{type(error).__name__}: {error}")
         raise PluginError(f"plugin {label}: register() failed: {message}{plugin_frame(error)}") from None
 
@@ -63,14 +66,14 @@ def load_plugin(registry: Registry, spec: str) -> None:
         sys.modules[module_name] = module
         try:
             module_spec.loader.exec_module(module)
-        except Exception as error:
+        except (Exception, SystemExit) as error:
             del sys.modules[module_name]
             raise _import_failure(spec, error) from None
         _call_register(registry, module, spec, Origin(f"file {spec}"))
         return
     try:
         module = importlib.import_module(spec)
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         raise _import_failure(spec, error) from None
     _call_register(registry, module, spec, Origin(f"module {spec}"))
 
@@ -87,6 +90,6 @@ def load_entry_points(registry: Registry) -> None:
         label = f"{entry_point.name} ({where})"
         try:
             target = entry_point.load()
-        except Exception as error:
+        except (Exception, SystemExit) as error:
             raise _import_failure(label, error) from None
         _call_register(registry, target, label, Origin(f"distribution {where}"))

@@ -75,6 +75,14 @@ class TypeArg:
         store_fields(self, type=name, arguments=bound)
 
 
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
+
+def _abbreviated(value: int) -> str:
+    """A huge int as a short text for an error message (`str()` refuses past 4,300 digits)."""
+    return f"an int of {value.bit_length()} bits" if value.bit_length() > 64 else str(value)
+
+
 @dataclass(frozen=True, slots=True)
 class IntArg:
     """An integer template argument; a `bool` is refused because C++ would silently convert it."""
@@ -84,6 +92,10 @@ class IntArg:
     def __post_init__(self) -> None:
         if isinstance(self.value, bool) or not isinstance(self.value, int):
             raise ModelError("IntArg", "value", self.value, "must be an int (use BoolArg for a bool)")
+        if not INT_MIN <= self.value <= INT_MAX:
+            # The parameters these files instantiate are `int`: a wider value would not even print
+            # (Python refuses to spell ints of thousands of digits) and C++ would narrow it.
+            raise ModelError("IntArg", "value", _abbreviated(self.value), "is outside the range of a 32-bit int")
 
 
 @dataclass(frozen=True, slots=True)

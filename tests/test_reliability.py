@@ -222,3 +222,67 @@ def test_only_exact_temp_leftovers_are_removed(tmp_path: Path) -> None:
     assert code == 0, stderr
     assert not leftover.exists()
     assert notes.read_text() == "mine\n"
+
+
+EXITING_PLUGIN = """
+import sys
+from flashast import Kind, LineComment, TranslationUnit
+
+
+def build(config):
+    {build}
+    return TranslationUnit((LineComment("x"),))
+
+
+def register(registry):
+    {register}
+    registry.add_kind("pytorch", Kind("exiting", axes={{"head_dim": (64,)}}, build=build, file_name="exiting_{{head_dim}}.cu"))
+"""
+
+
+@pytest.mark.parametrize(("build", "register", "where"), [
+    ("pass", "sys.exit(0)", "register() failed: SystemExit"),
+    ("sys.exit(0)", "pass", "build failed for head_dim=64: SystemExit"),
+    ("pass", "raise SystemExit('bye')", "register() failed: SystemExit: bye"),
+])
+def test_a_plugin_cannot_take_over_the_exit_code(tmp_path: Path, build: str, register: str, where: str) -> None:
+    plugin = tmp_path / "exiting.py"
+    plugin.write_text(EXITING_PLUGIN.format(build=build, register=register))
+    code, _, stderr = run_cli("-o", tmp_path / "out", "--plugin", plugin)
+    assert code == 2, stderr
+    line = one_error_line(stderr)
+    assert where in line and "exiting" in line
+    assert not (tmp_path / "out").exists()
+
+
+CASE_PLUGIN = """
+from flashast import Kind, LineComment, TranslationUnit
+
+
+def register(registry):
+    registry.add_kind("pytorch", Kind("upper", axes={"tag": ("A",)}, build=lambda config: TranslationUnit(()),
+                                      file_name="Flash_fwd_hdim128_fp16_sm80.cu"))
+"""
+
+
+def test_two_generated_names_that_differ_only_in_case_are_refused(tmp_path: Path) -> None:
+    plugin = tmp_path / "case.py"
+    plugin.write_text(CASE_PLUGIN)
+    code, _, stderr = run_cli("-o", tmp_path / "out", "--plugin", plugin, "--no-verify")
+    assert code == 2, stderr
+    assert "differs from flash_fwd_hdim128_fp16_sm80.cu only in case" in one_error_line(stderr)
+
+
+@pytest.mark.parametrize(("construct", "problem"), [
+    ("IntArg(10**5000)", "outside the range of a 32-bit int"),
+    ("IntArg(2**31)", "outside the range of a 32-bit int"),
+    ("LineComment('a\\x00b')", "NUL"),
+    ("LineComment('what??/')", "trigraph"),
+    ("FileName('a' * 253 + '.cu')", "longer than 255 bytes"),
+])
+def test_the_model_refuses_what_cpp_or_the_file_system_cannot_hold(construct: str, problem: str) -> None:
+    import flashast
+    from flashast.signatures import IntArg
+
+    with pytest.raises(flashast.ModelError, match=problem):
+        eval(construct, {**vars(flashast), "IntArg": IntArg})
