@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli, snapshot
+from test_batching import assert_same_verdict, failing_files
 
-from flashast.errors import VerificationError
 from flashast.axes import Configuration
+from flashast.errors import VerificationError
 from flashast.generated import GeneratedFile
 from flashast.kinds import Kind
-from flashast.registry import Registry
 from flashast.nodes import Include, TranslationUnit
+from flashast.registry import Registry
 from flashast.verify import VerifyOptions, clang_arguments, find_cuda_path, verify
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pytorch_headers"
@@ -80,14 +81,22 @@ def test_correct_files_verify_against_the_fixture_tree(tmp_path: Path) -> None:
     assert stderr.splitlines() == ["flashast: 48 written, 0 unchanged, 0 stale (pytorch)"]
 
 
-def test_files_sharing_includes_share_one_translation_unit(pytorch_files: dict[str, GeneratedFile]) -> None:
-    """The 48 files include one of two launch headers: two preambles, two translation units, each
-    re-parsed per file. In contract mode too (the group also shares the contract), where the files
-    are split between threads: each slice's boundary can cost one more preamble."""
+def test_the_files_verify_in_process_each_parsed_once(pytorch_files: dict[str, GeneratedFile]) -> None:
     files = list(pytorch_files.values())
     report = verify(files, VerifyOptions(include_dirs=(FIXTURE,)))
-    assert (report.files, report.translation_units, report.errors, report.warnings) == (48, 2, [], [])
-    assert verify(files).translation_units in (2, 3)
+    assert (report.files, report.parsed, report.reused, report.errors, report.warnings) == (48, 48, 0, [], [])
+
+
+def test_files_sharing_a_preamble_get_the_verdict_each_gets_alone(
+    tmp_path: Path, pytorch_files: dict[str, GeneratedFile]
+) -> None:
+    """The 48 files include one of two launch headers and are re-parsed over a shared preamble; with a
+    drifted header, each file's findings are those of a run that verifies it alone."""
+    tree = copy_tree(tmp_path)
+    edit(tree / FLASH_ATTN / "flash.h", "template<typename T, int Headdim> void run_mha_fwd_(",
+         "template<typename T, int Headdim, bool Is_causal> void run_mha_fwd_(")
+    verdict = assert_same_verdict(list(pytorch_files.values()), VerifyOptions(include_dirs=(tree,)))
+    assert failing_files(verdict) == {name for name in pytorch_files if name.startswith("flash_fwd_hdim")}
 
 
 def test_a_drifted_header_fails_at_the_generated_line(tmp_path: Path, pytorch_files: dict[str, GeneratedFile]) -> None:
@@ -192,7 +201,8 @@ def test_an_aggregator_verifies_cleanly_against_the_fixture_tree() -> None:
         return TranslationUnit((Include(FWD_FILE), Include(SPLIT_FILE)))
 
     registry = Registry()
-    registry.add_kind("pytorch", Kind("some", {"dtype": ("any",)}, build, "flash_some_{dtype}.cu", aggregator=True))
+    registry.add_kind("pytorch", Kind("some", axes={"dtype": ("any",)}, build=build, file_name="flash_some_{dtype}.cu",
+                                      aggregator=True))
     report = verify(registry.preset("pytorch").generate(), VerifyOptions(include_dirs=(FIXTURE,)))
     assert (report.files, report.errors, report.warnings) == (49, [], [])
 
@@ -209,8 +219,8 @@ def test_an_aggregators_failing_member_is_named_and_no_scratch_path_leaks(
         return TranslationUnit(tuple(Include(member) for member in members))
 
     registry = Registry()
-    registry.add_kind("pytorch", Kind("fwd_all", {"dtype": ("fp16",)}, build, "flash_fwd_hdimall_{dtype}_sm80.cu",
-                                      aggregator=True))
+    registry.add_kind("pytorch", Kind("fwd_all", axes={"dtype": ("fp16",)}, build=build,
+                                      file_name="flash_fwd_hdimall_{dtype}_sm80.cu", aggregator=True))
     tree = copy_tree(tmp_path)
     edit(tree / FLASH_ATTN / "flash.h", "template<typename T, int Headdim> void run_mha_fwd_(",
          "template<typename T, int Headdim, bool Is_causal> void run_mha_fwd_(")
@@ -236,8 +246,8 @@ def test_an_error_a_members_explicit_instantiation_causes_is_the_members_in_an_a
         return TranslationUnit(tuple(Include(member) for member in members))
 
     registry = Registry()
-    registry.add_kind("pytorch", Kind("split_all", {"dtype": ("fp16",)}, build, "flash_fwd_split_all_{dtype}.cu",
-                                      aggregator=True))
+    registry.add_kind("pytorch", Kind("split_all", axes={"dtype": ("fp16",)}, build=build,
+                                      file_name="flash_fwd_split_all_{dtype}.cu", aggregator=True))
     tree = copy_tree(tmp_path)
     edit(tree / FLASH_ATTN / "flash_fwd_launch_template.h",
          "void run_mha_fwd_splitkv_dispatch(Flash_fwd_params &params, cudaStream_t stream) {\n",
