@@ -186,7 +186,8 @@ class FileName:
                 "a generated file name is one segment of letters, digits and '_.+-', not starting with '.'",
             )
         if len(text.encode()) > FILE_NAME_LIMIT:
-            raise ModelError("FileName", "text", text, f"longer than {FILE_NAME_LIMIT} bytes, which no file system holds")
+            problem = f"longer than {FILE_NAME_LIMIT} bytes, which no common file system holds"
+            raise ModelError("FileName", "text", text, problem)
 
     def __str__(self) -> str:
         return self.text

@@ -9,7 +9,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import cli_command, cli_environment, run_cli, snapshot
 
 
