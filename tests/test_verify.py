@@ -341,6 +341,27 @@ def test_a_duplicate_across_files_names_both_files(tmp_path: Path, capsys: pytes
     assert not (tmp_path / "out").exists()
 
 
+def test_each_definition_two_files_share_is_reported_once() -> None:
+    """Two files repeating the same two instantiations: two duplicates, each located once."""
+
+    def build(config: Configuration) -> TranslationUnit:
+        return unit(LineComment(f"for head_dim {config.head_dim}"), DISPATCH.instantiate(HALF, 64),
+                    DISPATCH.instantiate(HALF, 128))
+
+    kind = Kind("twice", axes={"head_dim": HEAD_DIMS}, build=build, file_name="twice_hdim{head_dim}.cu",
+                contract=CONTRACT)
+    files = registry_with(kind).preset("faults").generate()
+    assert len(find_clashes(files)) == 2
+    with pytest.raises(VerificationError) as raised:
+        verify(files)
+    heads = error_heads(raised.value.report)
+    assert [head.split(": error: ")[1] for head in heads] == [
+        "duplicate explicit instantiation of 'dispatch<cutlass::half_t, 64>'",
+        "duplicate explicit instantiation of 'dispatch<cutlass::half_t, 128>'",
+    ], raised.value.report
+    assert str(raised.value) == "verification failed: 2 error(s) in 1 of 2 file(s); nothing was written"
+
+
 def test_true_where_the_contract_wants_an_int_is_refused_by_the_model(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
