@@ -175,8 +175,13 @@ def _run(argv: list[str], registry: Registry | None) -> int:
             print(f"flashast: {result.report.reused} file(s) not parsed again: their inputs passed before",
                   file=sys.stderr)
     if options.action is Action.LIST:
-        for generated in result.files:
-            print(os.path.join(arguments.output, generated.name))
+        # The paths as the file system spells them (an output path given in undecodable bytes stays
+        # those bytes), whatever the locale.
+        sys.stdout.flush()
+        listing = b"".join(os.fsencode(os.path.join(arguments.output, generated.name)) + b"\n"
+                           for generated in result.files)
+        sys.stdout.buffer.write(listing)
+        sys.stdout.flush()
         return EXIT_OK
     if options.action is not Action.WRITE:
         return _report_check(result, options, arguments.quiet)

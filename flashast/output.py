@@ -110,16 +110,21 @@ class Outcome:
 
 def check_directory(directory: Path, writable: bool = True) -> None:
     """Refuse, in one line, an output path that can never be a usable directory (or, with
-    `writable`, one this run could not write: `--check` on a read-only checkout is fine)."""
-    if directory.exists() and not directory.is_dir():
-        raise UsageError(f"{directory}: exists and is not a directory")
-    probe = directory
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UsageError(f"{directory}: {probe} is not a directory")
-    if writable and not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"{directory}: {probe} is not writable")
+    `writable`, one this run could not write: `--check` on a read-only checkout is fine). Any
+    file-system error on the path (a component too long, a parent that cannot be searched) is the
+    user's to fix, named in one line."""
+    try:
+        if directory.exists() and not directory.is_dir():
+            raise UsageError(f"{directory}: exists and is not a directory")
+        probe = directory
+        while not probe.exists():
+            probe = probe.parent
+        if not probe.is_dir():
+            raise UsageError(f"{directory}: {probe} is not a directory")
+        if writable and not os.access(probe, os.W_OK | os.X_OK):
+            raise UsageError(f"{directory}: {probe} is not writable")
+    except OSError as error:
+        raise UsageError(f"{directory}: cannot use ({error.strerror})") from None
 
 
 def plan(

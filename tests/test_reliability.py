@@ -285,3 +285,30 @@ def test_the_model_refuses_what_cpp_or_the_file_system_cannot_hold(construct: st
 
     with pytest.raises(flashast.ModelError, match=problem):
         eval(construct, {**vars(flashast), "IntArg": IntArg})
+
+
+@pytest.mark.parametrize("make", ["long component", "unsearchable parent"])
+def test_a_file_system_error_on_the_output_path_is_one_line(tmp_path: Path, make: str) -> None:
+    if make == "long component":
+        output = tmp_path / ("x" * 300) / "out"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root searches any directory; the long-component case covers the class")
+        locked_parent = tmp_path / "locked"
+        locked_parent.mkdir(mode=0o000)
+        output = locked_parent / "out"
+    for mode in ([], ["--check"], ["--list"]):
+        code, _, stderr = run_cli("-o", output, "--no-verify", *mode)
+        assert code == 2, stderr
+        assert one_error_line(stderr).startswith(f"flashast: error: {output}:")
+
+
+def test_list_prints_an_undecodable_output_path_as_its_bytes(tmp_path: Path) -> None:
+    output = os.fsencode(tmp_path) + b"/k\xffernels"
+    completed = subprocess.run(
+        [*cli_command("--list", "--only", "head_dim=64"), b"-o", output],
+        env=cli_environment(extra={"PYTHONIOENCODING": "ascii", "LC_ALL": "C"}),
+        capture_output=True, timeout=120, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.splitlines()[0].startswith(output + b"/flash_")
