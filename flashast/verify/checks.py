@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 
 from flashast.contract import Contract
 from flashast.errors import UsageError
@@ -69,10 +68,13 @@ def find_clashes(files: Iterable[GeneratedFile], defines: Sequence[str] = ()) ->
     seen: dict[tuple[object, ...], GeneratedFile] = {}
     clashes: list[Clash] = []
     given = dict(_split_define(define) for define in defines)
+    by_contract: dict[int, dict[str, str]] = {}
     for generated in files:
         if generated.aggregator:
             continue  # an aggregator's definitions are its members'
-        macros = {**_contract_macros(generated.contract), **given}
+        if id(generated.contract) not in by_contract:  # by identity: hashing a contract walks its tree
+            by_contract[id(generated.contract)] = contract_macros(generated.contract)
+        macros = {**by_contract[id(generated.contract)], **given}
         for scope, definition in _definitions(generated.unit.declarations, (), macros):
             signature = definition.signature
             name = tuple(part.text for part in signature.name.parts)
@@ -89,8 +91,7 @@ def _split_define(define: str) -> tuple[str, str]:
     return name, value or "1"
 
 
-@cache
-def _contract_macros(contract: Contract) -> dict[str, str]:
+def contract_macros(contract: Contract) -> dict[str, str]:
     """The object-like macros a contract defines (`#define FLASH_NAMESPACE flash`)."""
     return {
         str(node.name): str(node.replacement) if node.replacement is not None else ""

@@ -21,7 +21,6 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -64,9 +63,8 @@ CREATE_PREAMBLE_ON_FIRST_PARSE = 0x100
 GENERATED_PREFIX = "<generated>/"
 
 
-@cache
 def contract_headers(contract: Contract) -> tuple[tuple[str, str], ...]:
-    """The contract's headers as (virtual path, text), rendered once per contract per run."""
+    """The contract's headers as (virtual path, text)."""
     return tuple((f"{VIRTUAL_INCLUDE}/{path}", render(unit)) for path, unit in contract.header_units().items())
 
 
@@ -78,6 +76,7 @@ class Sources:
         self.source_root = source_root
         self.texts = {generated.name: generated.text for generated in files}
         self.disk = DiskContents()
+        self._headers: dict[int, tuple[tuple[str, str], ...]] = {}
         self._digests: dict[str, str] = {}  # served text -> digest: many files share a contract header
         self.search_directories = [os.path.abspath(directory) for directory in options.include_dirs]
         self.cuda_stand_ins: list[tuple[str, str]] = []
@@ -101,7 +100,15 @@ class Sources:
             unsaved.append((self.source_path(member), self.texts[member]))
         if self.options.real_headers:
             return unsaved + self.cuda_stand_ins
-        return unsaved + list(contract_headers(generated.contract))
+        return unsaved + list(self.contract_headers(generated.contract))
+
+    def contract_headers(self, contract: Contract) -> tuple[tuple[str, str], ...]:
+        """`contract_headers`, rendered once per contract per run (many files share one contract;
+        keyed by identity, because hashing a contract walks its whole tree)."""
+        headers = self._headers.get(id(contract))
+        if headers is None:
+            headers = self._headers[id(contract)] = contract_headers(contract)
+        return headers
 
     def readings(self, unit: Any, served: Sequence[tuple[str, str]]) -> list[Reading]:
         """Every file the parse of `unit` read (its inclusion list), with its content digest."""
@@ -219,7 +226,7 @@ class Parser:
         (then every file of it passes, see `batching`), else None. Reports nothing itself: a batch
         that is not clean goes back to per-file parses, which say what is wrong and where."""
         main_path = self.sources.source_path(f".flashast-batch-{batch.files[0].name}")
-        served = [*contract_headers(batch.files[0].contract)]
+        served = [*self.sources.contract_headers(batch.files[0].contract)]
         served += [(self.sources.source_path(member), self.sources.texts[member]) for member in batch.members]
         unit = self.index.parse(main_path, self.arguments + list(batch.defines), [(main_path, batch.text), *served], 0)
         if next(reportable(self.cindex, unit), None) is not None:
