@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from flashast.cli import main
 from flashast.kinds import Kind
-from flashast.registry import Registry
 from flashast.nodes import TranslationUnit, Verbatim
 from flashast.output import MANIFEST_NAME
+from flashast.registry import Registry
 
 GOLDEN = read_golden("pytorch")
 SAMPLE = "flash_fwd_hdim128_bf16_sm80.cu"
