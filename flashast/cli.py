@@ -14,19 +14,17 @@ import argparse
 import contextlib
 import os
 import sys
-import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from flashast import __version__
 from flashast.errors import FlashastError, UsageError, VerificationError
-from flashast.generated import GeneratedFile
-from flashast.output import Plan, unified_diff
-from flashast.pipeline import DEFAULT_PRESET, Action, Options, Result, run
+from flashast.pipeline import DEFAULT_PRESET, Action, Options, run
 from flashast.plugins import load_entry_points, load_plugin
 from flashast.registry import Registry
-from flashast.verify import Progress, VerifyOptions, find_cuda_path
+from flashast.report import ProgressDisplay, list_kinds, printable, report_check, report_verification, report_write
+from flashast.verify import VerifyOptions, find_cuda_path
 
 EXIT_OK = 0
 EXIT_DIFFERENCES = 1
@@ -50,6 +48,16 @@ class _ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         raise UsageError(message)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of jobs")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     verification.add_argument("--cuda-path", metavar="DIR", help="CUDA toolkit for real-header verification")
     verification.add_argument("--resource-dir", metavar="DIR", help="clang resource directory (real headers)")
     verification.add_argument("--strict", action="store_true", help="warnings in real headers fail the run too")
+    verification.add_argument("--jobs", "-j", type=_positive, default=os.cpu_count() or 1, metavar="N",
+                              help="real-header parses in parallel (default: the number of cores)")
+    verification.add_argument("--header-warnings", action="store_true",
+                              help="list each warning inside headers (by default they are counted in one line)")
     verification.add_argument("--timings", action="store_true",
                               help="print each file's verification time as it finishes (stderr)")
     plugins = parser.add_argument_group("plugins")
@@ -126,16 +138,6 @@ def main(argv: Sequence[str] | None = None, registry: Registry | None = None) ->
         return EXIT_INTERNAL
 
 
-def printable(text: str) -> str:
-    """`text` on one line whatever it holds: a newline, a control character or an undecodable byte
-    in a culprit (a path, a plugin's message) is shown escaped, so an error stays one line and
-    printing it cannot fail in any locale."""
-    return "".join(
-        character if character.isprintable() else character.encode("unicode_escape", "backslashreplace").decode()
-        for character in text
-    )
-
-
 def run_console_script() -> None:
     """Console-script entry point."""
     sys.exit(main())
@@ -158,7 +160,7 @@ def _run(argv: list[str], registry: Registry | None) -> int:
         for spec in arguments.plugin:
             load_plugin(registry, spec)
     if arguments.list_kinds:
-        _list_kinds(registry)
+        list_kinds(registry)
         return EXIT_OK
     if not arguments.output:
         parser.print_usage(sys.stderr)
@@ -166,14 +168,14 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     options = _options(arguments)
     if options.verification is None and not arguments.quiet and options.action is not Action.LIST:
         print("flashast: verification skipped (--no-verify)", file=sys.stderr)
-    with contextlib.redirect_stdout(sys.stderr):
-        result = run(registry, options)
-    if result.report is not None:
-        for warning in result.report.warnings:
-            print(warning.render(), file=sys.stderr)
-        if arguments.timings:
-            print(f"flashast: {result.report.reused} file(s) not parsed again: their inputs passed before",
-                  file=sys.stderr)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run(registry, options)
+    finally:
+        if isinstance(options.progress, ProgressDisplay):
+            options.progress.end()
+    if result.report is not None and not arguments.quiet:
+        report_verification(result.report, arguments.header_warnings, arguments.timings)
     if options.action is Action.LIST:
         # The paths as the file system spells them (an output path given in undecodable bytes stays
         # those bytes), whatever the locale.
@@ -184,9 +186,10 @@ def _run(argv: list[str], registry: Registry | None) -> int:
         sys.stdout.flush()
         return EXIT_OK
     if options.action is not Action.WRITE:
-        return _report_check(result, options, arguments.quiet)
+        report_check(result, options, arguments.quiet)
+        return EXIT_DIFFERENCES if result.plan is not None and result.plan.differs else EXIT_OK
     if not arguments.quiet:
-        _report_write(result, options)
+        report_write(result, options)
     return EXIT_OK
 
 
@@ -232,8 +235,19 @@ def _options(arguments: argparse.Namespace) -> Options:
         prune=arguments.prune,
         force=arguments.force,
         verification=None if arguments.no_verify else _verify_options(arguments),
-        progress=_timings() if arguments.timings else None,
+        progress=_progress(arguments),
+        jobs=arguments.jobs,
     )
+
+
+def _progress(arguments: argparse.Namespace) -> ProgressDisplay | None:
+    """Per-file lines with `--timings`; otherwise progress only where parses are slow (real headers),
+    and never with `-q`."""
+    if arguments.timings:
+        return ProgressDisplay(timings=True)
+    if arguments.include_dir and not arguments.quiet and not arguments.no_verify:
+        return ProgressDisplay(timings=False)
+    return None
 
 
 def _verify_options(arguments: argparse.Namespace) -> VerifyOptions:
@@ -266,87 +280,3 @@ def _verify_options(arguments: argparse.Namespace) -> VerifyOptions:
     )
 
 
-def _timings() -> Progress:
-    """`--timings`: one line per file as soon as its verdict is known, so a slow real-header run
-    shows progress (the first file of a preamble group also pays for building the preamble)."""
-    last = time.perf_counter()
-
-    def tell(generated: GeneratedFile, failed: bool) -> None:
-        nonlocal last
-        now = time.perf_counter()
-        outcome = "failed" if failed else "verified"
-        print(f"flashast: {outcome} {generated.name} in {now - last:.1f} s", file=sys.stderr, flush=True)
-        last = now
-
-    return tell
-
-
-def _report_check(result: Result, options: Options, quiet: bool) -> int:
-    found = result.plan
-    if found is None:
-        raise RuntimeError("flashast: a check run always plans")
-    directory = options.output
-    for generated in found.new:
-        print(f"flashast: missing {directory / generated.name}", file=sys.stderr)
-    for generated in found.changed:
-        print(f"flashast: changed {directory / generated.name}", file=sys.stderr)
-    for generated in found.conflicts:
-        print(f"flashast: changed {directory / generated.name} (not written by flashast)", file=sys.stderr)
-    for generated in found.edited:
-        print(f"flashast: edited {directory / generated.name} (since flashast wrote it)", file=sys.stderr)
-    _report_look_alikes(found, result.preset)
-    for name in found.stale:
-        print(f"flashast: stale {directory / name}", file=sys.stderr)
-    if options.action is Action.DIFF:
-        # Files are UTF-8 whatever the locale; bytes that did not decode go out as they came in.
-        sys.stdout.flush()
-        sys.stdout.buffer.write(unified_diff(found).encode("utf-8", "surrogateescape"))
-        sys.stdout.flush()
-    if not quiet:
-        state = "differs" if found.differs else "up to date"
-        counts = (
-            f"{len(found.new)} missing, {len(found.changed) + len(found.conflicts) + len(found.edited)} changed,"
-            f" {len(found.unchanged) + len(found.adopted)} unchanged, {len(found.stale)} stale"
-        )
-        print(f"flashast: {directory} {state} ({counts}, {result.preset})", file=sys.stderr)
-    return EXIT_DIFFERENCES if found.differs else EXIT_OK
-
-
-def _report_write(result: Result, options: Options) -> None:
-    found, outcome = result.plan, result.outcome
-    if found is None or outcome is None:
-        raise RuntimeError("flashast: a write run always plans and writes")
-    _report_look_alikes(found, result.preset)
-    stale = [name for name in found.stale if name not in outcome.pruned]
-    for name in stale:
-        if name in outcome.kept:
-            why = "edited since flashast wrote it, so kept; --prune --force deletes it"
-        else:
-            why = "no longer generated; --prune deletes it"
-        print(f"flashast: stale {found.directory / name} ({why})", file=sys.stderr)
-    unchanged = len(found.unchanged) + len(found.adopted)
-    pruned = f", {len(outcome.pruned)} pruned" if options.prune else ""
-    print(
-        f"flashast: {len(outcome.written)} written, {unchanged} unchanged, {len(stale)} stale{pruned}"
-        f" ({result.preset})",
-        file=sys.stderr,
-    )
-
-
-def _report_look_alikes(found: Plan, preset: str) -> None:
-    for name in found.look_alikes:
-        print(f"flashast: warning: {printable(str(found.directory / name))}: looks like output of preset {preset}"
-              " but no kind generates it; it would be compiled with the rest", file=sys.stderr)
-
-
-def _list_kinds(registry: Registry) -> None:
-    for name in registry.preset_names():
-        preset = registry.preset(name)
-        total = sum(kind.count() for kind in preset.kinds)
-        print(f"{name}  ({total} files, {registry.origin_of(name).description}) {preset.description}".rstrip())
-        for kind in preset.kinds:
-            origin = registry.origin_of(name, kind.name).description
-            role = ", aggregator" if kind.aggregator else ""
-            skipped = len(kind.skipped())
-            skipped_text = f", {skipped} skipped" if skipped else ""
-            print(f"  {kind.name}  ({kind.count()} files{skipped_text}{role}, {origin}) {kind.description}".rstrip())

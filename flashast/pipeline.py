@@ -50,6 +50,7 @@ class Options:
     force: bool = False
     verification: VerifyOptions | None = CONTRACT_MODE
     progress: Progress | None = None
+    jobs: int = 1
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def run(registry: Registry, options: Options) -> Result:
         return Result(preset.name, tuple(files))
     report = None
     if options.verification is not None:
-        report = verify(files, options.verification, VerdictStore.default(), options.progress)
+        report = verify(files, options.verification, VerdictStore.default(), options.progress, options.jobs)
     if options.action is not Action.WRITE or (options.verification is not None and options.verification.strict):
         found = plan(options.output, files, preset.name, preset_names, __version__)
         if found.look_alikes and options.verification is not None and options.verification.strict:

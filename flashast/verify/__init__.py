@@ -13,7 +13,8 @@ Every generated file gets its own verdict before anything is written:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from flashast.errors import VerificationError
@@ -22,7 +23,8 @@ from flashast.verify.batching import plan_batches, switched_on
 from flashast.verify.checks import find_clashes, refuse_guard_defines
 from flashast.verify.diagnostics import Diagnostic, Location, Note, Report
 from flashast.verify.keys import Reading, VerdictStore, common_inputs, input_digest
-from flashast.verify.parsing import Parser, Sources, group_by_preamble
+from flashast.verify.parallel import verify_in_parallel
+from flashast.verify.parsing import Parsed, Parser, Progress, Sources
 from flashast.verify.toolchain import (
     COMPATIBLE_RESOURCE_MAJORS,
     CONTRACT_MODE,
@@ -41,6 +43,7 @@ __all__ = [
     "Diagnostic",
     "Location",
     "Note",
+    "Parsed",
     "Progress",
     "Report",
     "VerdictStore",
@@ -53,28 +56,26 @@ __all__ = [
     "verify",
 ]
 
-# Told about each file parsed as soon as its verdict is known (real headers are slow): the file and
-# whether it failed. Files whose verdict is reused are not parsed, so not told about.
-Progress = Callable[[GeneratedFile, bool], None]
-
 
 def verify(
     files: Sequence[GeneratedFile],
     options: VerifyOptions = CONTRACT_MODE,
     store: VerdictStore | None = None,
     progress: Progress | None = None,
+    jobs: int = 1,
 ) -> Report:
     """Verify every file; return the report, or raise `VerificationError` carrying it.
 
     `store` (default: none) holds the verdicts of earlier runs; a file whose key it holds is not
-    parsed again, and every file that passes cleanly is remembered in it. When no file needs a
-    parse, libclang is not even loaded.
+    parsed again, and every file that passes is remembered in it. When no file needs a parse,
+    libclang is not even loaded. `jobs`: real-header parses run on this many threads.
     """
     refuse_guard_defines(files, options)
     store = store or VerdictStore(None)
     report = Report(files=len(files))
     clashes = find_clashes(files, [*options.defines, *_defined_by_arguments(options)])
-    common = common_inputs(clang_arguments(options))
+    # `strict` decides whether a header's warning fails, so it is part of every verdict.
+    common = common_inputs([*clang_arguments(options), f"flashast-strict={options.strict}"])
     keys = {generated.name: input_digest(common, generated.text, switched_on(generated)) for generated in files}
     # Naming what an earlier parse read needs no libclang: the sources are named the same way.
     lookup = Sources(files, options, source_root=VIRTUAL_SOURCE)
@@ -86,15 +87,14 @@ def verify(
             to_parse.append(generated)
     if not to_parse and not clashes:
         return report
-    parser = Parser(load_cindex(), files, options)
+    cindex = load_cindex()
+    parser = Parser(cindex, files, options)
     passed: dict[str, list[Reading]] = {}
     try:
         if options.real_headers or options.clang_args:
             parser.check_command_line()  # only user-supplied options can be ones clang rejects
         if options.real_headers:
-            for group in group_by_preamble(to_parse):
-                passed.update(parser.verify_group_over_preamble(group, report))
-                _tell(progress, group, report)
+            passed.update(verify_in_parallel(cindex, files, to_parse, options, report, progress, jobs))
         else:
             _verify_contract_mode(parser, files, to_parse, report, passed, progress)
         for clash in clashes:
@@ -120,29 +120,32 @@ def _verify_contract_mode(
     alone finds them."""
     run = {generated.name: generated for generated in files}
     for batch in plan_batches(to_parse, run):
+        started = time.perf_counter()
         readings = parser.verify_batch(batch)
         if readings is not None:
             for generated in batch.files:
                 passed[generated.name] = readings
                 report.parsed += 1
-            _tell(progress, batch.files, report)
+            _tell(progress, batch.files, report, time.perf_counter() - started)
     for generated in to_parse:
         if generated.name not in passed:
+            started = time.perf_counter()
             readings = parser.verify_file(generated, report)
             if readings is not None:
                 passed[generated.name] = readings
-            _tell(progress, [generated], report)
+            _tell(progress, [generated], report, time.perf_counter() - started)
 
 
 def _defined_by_arguments(options: VerifyOptions) -> list[str]:
     return [argument[2:] for argument in options.clang_args if argument.startswith("-D")]
 
 
-def _tell(progress: Progress | None, files: Sequence[GeneratedFile], report: Report) -> None:
+def _tell(progress: Progress | None, files: Sequence[GeneratedFile], report: Report, seconds: float) -> None:
     if progress is not None:
         failing = report.failing_files
         for generated in files:
-            progress(generated, generated.name in failing)
+            progress(Parsed(generated, generated.name in failing, seconds / len(files), report.parsed,
+                            report.files - report.reused))
 
 
 def parse_unit(generated: GeneratedFile, options: VerifyOptions = CONTRACT_MODE,

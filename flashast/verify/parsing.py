@@ -20,7 +20,9 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -59,6 +61,23 @@ INCLUDES_ONLY_BODY = render(TranslationUnit((ClassDeclaration(Identifier("flasha
 # libclang's own option bits (`CXTranslationUnit_*`); the Python binding names only some of them.
 PRECOMPILED_PREAMBLE = 0x04
 CREATE_PREAMBLE_ON_FIRST_PARSE = 0x100
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One file's verdict as soon as it is known: whether it failed, the seconds its parse took (the
+    first file of a preamble group also pays for the preamble), and how many of the files this run
+    parses are done."""
+
+    file: GeneratedFile
+    failed: bool
+    seconds: float
+    done: int
+    total: int
+
+
+# Told about each file parsed (real headers are slow). Files whose verdict is reused are not parsed.
+Progress = Callable[[Parsed], None]
 # How a generated file a parse read is named in a key: its served path changes from run to run.
 GENERATED_PREFIX = "<generated>/"
 
@@ -233,16 +252,22 @@ class Parser:
             return None
         return self.sources.readings(unit, served)
 
-    def verify_group_over_preamble(self, group: list[GeneratedFile], report: Report) -> dict[str, list[Reading]]:
+    def verify_group_over_preamble(
+        self, group: list[GeneratedFile], report: Report, finished: Callable[[GeneratedFile, bool, float], None]
+    ) -> dict[str, list[Reading]]:
         """Real-header mode: one translation unit per group, first its includes alone, then each file
-        re-parsed. Returns the readings of each file whose parse reported nothing at all."""
+        re-parsed (`finished` hears of each). Returns the readings of each file that passed: nothing
+        failed and nothing was charged to it (a warning inside a third-party header is the header's,
+        reported once, and does not keep a file's verdict from being remembered)."""
         first = group[0]
         served = self.sources.served(first)
         if isinstance(served, str):
             for generated in group:
                 report.add(_missing_member(generated, served))
+                finished(generated, True, 0.0)
             return {}
         main_path = self._placeholder()
+        started = time.perf_counter()
         unit = self.index.parse(
             main_path, self.arguments, [(main_path, self._includes_alone(first)), *served],
             PRECOMPILED_PREAMBLE | CREATE_PREAMBLE_ON_FIRST_PARSE,
@@ -250,6 +275,7 @@ class Parser:
         problems, header_keys = header_problems(self._context(first, main_path), unit)
         for diagnostic in problems:
             report.add(diagnostic)
+        headers_fail = any(diagnostic.fails for diagnostic in problems)
         clean: dict[str, list[Reading]] = {}
         for generated in group:
             unit.reparse([(main_path, generated.text), *served], PRECOMPILED_PREAMBLE)
@@ -257,8 +283,12 @@ class Parser:
             found = file_diagnostics(self._context(generated, main_path), unit, header_keys)
             for diagnostic in found:
                 report.add(diagnostic)
-            if not found and not problems:
+            failed = headers_fail or any(diagnostic.fails or diagnostic.file is not None for diagnostic in found)
+            if not failed:
                 clean[generated.name] = self.sources.readings(unit, served)
+            now = time.perf_counter()
+            finished(generated, failed, now - started)
+            started = now
         return clean
 
     def _includes_alone(self, generated: GeneratedFile) -> str:

@@ -1,0 +1,154 @@
+"""What a run prints: its verdict as it goes (progress), and what it found and did at the end.
+
+Everything goes to stderr but the `--diff` text and the `--list` paths, which `cli` writes to stdout.
+A path or a culprit is printed through `printable`, so an error stays one line in any locale.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from flashast.output import Plan, unified_diff
+from flashast.pipeline import Action, Options, Result
+from flashast.registry import Registry
+from flashast.verify import Parsed, Report
+
+
+def printable(text: str) -> str:
+    """`text` on one line whatever it holds: a newline, a control character or an undecodable byte
+    in a culprit (a path, a plugin's message) is shown escaped, so an error stays one line and
+    printing it cannot fail in any locale."""
+    return "".join(
+        character if character.isprintable() else character.encode("unicode_escape", "backslashreplace").decode()
+        for character in text
+    )
+
+
+class ProgressDisplay:
+    """How parsed files are shown while verification runs (real headers take seconds per file).
+
+    `timings`: one line per file with its seconds. Else, on a terminal, one line rewritten in place
+    (files done of total, elapsed, an estimate of what is left); not on a terminal, one plain line
+    per file. Files whose verdict is reused are not parsed and not shown.
+    """
+
+    def __init__(self, timings: bool, stream: TextIO | None = None) -> None:
+        self.timings = timings
+        self.stream = stream or sys.stderr
+        self.in_place = not timings and self.stream.isatty()
+        self.started = time.perf_counter()
+        self.shown = False
+
+    def __call__(self, parsed: Parsed) -> None:
+        outcome = "failed" if parsed.failed else "verified"
+        if self.timings:
+            print(f"flashast: {outcome} {parsed.file.name} in {parsed.seconds:.1f} s", file=self.stream, flush=True)
+            return
+        if not self.in_place:
+            print(f"flashast: {outcome} {parsed.done}/{parsed.total} {parsed.file.name}", file=self.stream, flush=True)
+            return
+        elapsed = time.perf_counter() - self.started
+        left = elapsed / parsed.done * (parsed.total - parsed.done)
+        line = (f"flashast: verified {parsed.done}/{parsed.total} files, {_clock(elapsed)} elapsed,"
+                f" about {_clock(left)} left")
+        self.stream.write(f"\r{line}\x1b[K")
+        self.stream.flush()
+        self.shown = True
+
+    def end(self) -> None:
+        """Finish the line rewritten in place, so what follows starts on a line of its own."""
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.shown = False
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds + 0.5), 60)
+    return f"{minutes}:{seconds:02d}"
+
+
+def report_verification(report: Report, header_warnings: bool, timings: bool) -> None:
+    """Warnings that did not fail the run: those inside third-party headers are many and never the
+    generated files' fault, so they are counted in one line unless asked for."""
+    in_headers = [warning for warning in report.warnings if warning.in_header]
+    for warning in report.warnings:
+        if header_warnings or not warning.in_header:
+            print(warning.render(), file=sys.stderr)
+    if in_headers and not header_warnings:
+        print(f"flashast: {len(in_headers)} warning(s) inside headers, none in generated files"
+              " (--header-warnings lists them)", file=sys.stderr)
+    if timings:
+        print(f"flashast: {report.reused} file(s) not parsed again: their inputs passed before", file=sys.stderr)
+
+
+def report_check(result: Result, options: Options, quiet: bool) -> None:
+    found = result.plan
+    if found is None:
+        raise RuntimeError("flashast: a check run always plans")
+    directory = options.output
+    for generated in found.new:
+        print(f"flashast: missing {directory / generated.name}", file=sys.stderr)
+    for generated in found.changed:
+        print(f"flashast: changed {directory / generated.name}", file=sys.stderr)
+    for generated in found.conflicts:
+        print(f"flashast: changed {directory / generated.name} (not written by flashast)", file=sys.stderr)
+    for generated in found.edited:
+        print(f"flashast: edited {directory / generated.name} (since flashast wrote it)", file=sys.stderr)
+    report_look_alikes(found, result.preset)
+    for name in found.stale:
+        print(f"flashast: stale {directory / name}", file=sys.stderr)
+    if options.action is Action.DIFF:
+        # Files are UTF-8 whatever the locale; bytes that did not decode go out as they came in.
+        sys.stdout.flush()
+        sys.stdout.buffer.write(unified_diff(found).encode("utf-8", "surrogateescape"))
+        sys.stdout.flush()
+    if not quiet:
+        state = "differs" if found.differs else "up to date"
+        counts = (
+            f"{len(found.new)} missing, {len(found.changed) + len(found.conflicts) + len(found.edited)} changed,"
+            f" {len(found.unchanged) + len(found.adopted)} unchanged, {len(found.stale)} stale"
+        )
+        print(f"flashast: {directory} {state} ({counts}, {result.preset})", file=sys.stderr)
+
+
+def report_write(result: Result, options: Options) -> None:
+    found, outcome = result.plan, result.outcome
+    if found is None or outcome is None:
+        raise RuntimeError("flashast: a write run always plans and writes")
+    report_look_alikes(found, result.preset)
+    stale = [name for name in found.stale if name not in outcome.pruned]
+    for name in stale:
+        if name in outcome.kept:
+            why = "edited since flashast wrote it, so kept; --prune --force deletes it"
+        else:
+            why = "no longer generated; --prune deletes it"
+        print(f"flashast: stale {found.directory / name} ({why})", file=sys.stderr)
+    unchanged = len(found.unchanged) + len(found.adopted)
+    pruned = f", {len(outcome.pruned)} pruned" if options.prune else ""
+    print(
+        f"flashast: {len(outcome.written)} written, {unchanged} unchanged, {len(stale)} stale{pruned}"
+        f" ({result.preset})",
+        file=sys.stderr,
+    )
+
+
+def report_look_alikes(found: Plan, preset: str) -> None:
+    for name in found.look_alikes:
+        print(f"flashast: warning: {printable(str(found.directory / name))}: looks like output of preset {preset}"
+              " but no kind generates it; it would be compiled with the rest", file=sys.stderr)
+
+
+def list_kinds(registry: Registry) -> None:
+    for name in registry.preset_names():
+        preset = registry.preset(name)
+        total = sum(kind.count() for kind in preset.kinds)
+        print(f"{name}  ({total} files, {registry.origin_of(name).description}) {preset.description}".rstrip())
+        for kind in preset.kinds:
+            origin = registry.origin_of(name, kind.name).description
+            role = ", aggregator" if kind.aggregator else ""
+            skipped = len(kind.skipped())
+            skipped_text = f", {skipped} skipped" if skipped else ""
+            print(f"  {kind.name}  ({kind.count()} files{skipped_text}{role}, {origin}) {kind.description}".rstrip())
