@@ -20,7 +20,7 @@ from typing import Any
 from flashast.errors import VerificationError
 from flashast.generated import GeneratedFile
 from flashast.verify.batching import plan_batches, switched_on
-from flashast.verify.checks import find_clashes, refuse_guard_defines
+from flashast.verify.checks import Clash, find_clashes, refuse_guard_defines
 from flashast.verify.diagnostics import Diagnostic, Location, Note, Report
 from flashast.verify.keys import Reading, VerdictStore, common_inputs, input_digest
 from flashast.verify.parallel import verify_in_parallel
@@ -97,8 +97,11 @@ def verify(
             passed.update(verify_in_parallel(cindex, files, to_parse, options, report, progress, jobs))
         else:
             _verify_contract_mode(parser, files, to_parse, report, passed, progress)
+        pairs: dict[tuple[str, str], list[Clash]] = {}
         for clash in clashes:
-            parser.locate_clash(clash, report)
+            pairs.setdefault((clash.first.name, clash.second.name), []).append(clash)
+        for pair in pairs.values():
+            parser.locate_clashes(pair, report)
     finally:
         parser.close()
     # Each file's verdict is its own: a clean parse is remembered even when another file failed.

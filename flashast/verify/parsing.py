@@ -315,9 +315,10 @@ class Parser:
         if complaints:
             raise UsageError(f"clang rejects the verification options: {'; '.join(complaints)}")
 
-    def locate_clash(self, clash: Clash, report: Report) -> None:
-        """Parse the two files together so clang says where the second repeats the first's definition."""
-        first, second = clash.first, clash.second
+    def locate_clashes(self, clashes: Sequence[Clash], report: Report) -> None:
+        """Parse two files together (every clash names the same pair) so clang says where the second
+        repeats the first's definitions: one parse, each of its reports once."""
+        first, second = clashes[0].first, clashes[0].second
         main_path = self.sources.source_path(".flashast-pair.cu")
         if self.scratch is not None:
             Path(main_path).touch()
@@ -346,7 +347,8 @@ class Parser:
             ))
             located = True
         if not located:
-            report.add(clash.diagnostic())
+            for clash in clashes:
+                report.add(clash.diagnostic())
 
 
 def _missing_member(generated: GeneratedFile, member: str) -> Diagnostic:
