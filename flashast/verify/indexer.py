@@ -1,0 +1,466 @@
+"""Reading a dispatcher with libclang: the specializations of function templates its translation
+unit needs from other translation units (`required`), kept in the store while its inputs are unchanged.
+
+A specialization is needed when the file odr-uses it (a call, an address taken) in code that is
+compiled, and cannot instantiate it itself (the template is only declared there, or an `extern
+template` spares it). Two readings:
+
+- the **walk**: the cursors of the dispatcher file's own declarations, outside any template. A call
+  in a lambda of a switch macro (flash-attention 2's `BOOL_SWITCH`) names constants, so it is a
+  concrete specialization already. Code in a template (a function or class template, a generic
+  lambda) is not walked: what it calls depends on how it is instantiated.
+- the **indexer**, when a tracked template is referenced inside a template (flash-attention 3 calls
+  its kernels from `run_mha_fwd_constexpr<Arch, Split, ...>`): libclang's indexing API with implicit
+  template instantiations visits every instantiated body, so each call has concrete arguments. The
+  Python binding does not wrap it; it is called through ctypes on the library the binding loaded.
+  References in uninstantiated templates (a container whose USR names a template pattern) are dropped.
+
+Both leave out unevaluated operands (`decltype`, `sizeof`, ...) and, outside templates, the discarded
+branch of an `if constexpr`. A call in a macro argument is located where it is spelled (its own line,
+not the macro's first line). Arguments are spelled as the model spells them: types canonical and
+fully qualified, integers in decimal, booleans `true`/`false` (the binding returns -1 for `true`, so
+values are read through the primary template's parameter types).
+
+The parse: a `.cu` dispatcher with the real-header command line (CUDA host code); any other file
+(`flash_api.cpp`) as the host compiler sees it: C++ with the same include directories, defines and
+resource directory, CUDA-only driver options dropped and CUDA's `include` a system directory. The
+store entry is keyed by that command line, libclang and flashast (`common_inputs`), the file and the
+tracked templates, and holds the digest of every file the parse read (its inclusion list) and of the
+places where a new header would shadow one; any change is a miss, and so is a damaged entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import re
+import time
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+from flashast.errors import UsageError
+from flashast.verify.diagnostics import Diagnostic, Location
+from flashast.verify.keys import DiskContents, common_inputs, digest_bytes
+from flashast.verify.reading import message_of, reportable
+from flashast.verify.toolchain import CUDA_STAND_INS, VerifyOptions, clang_arguments, load_cindex, resource_dir_hint
+
+STORE_FOLDER = "dispatch-v1"
+# Driver options that mean something only for CUDA, dropped when a dispatcher is parsed as C++.
+CUDA_ONLY_ARGUMENTS = frozenset({"--cuda-host-only", "-nocudalib", "-nocudainc", "-Wno-unknown-cuda-version",
+                                 f"-idirafter{CUDA_STAND_INS}"})
+# libclang's CXIndexOpt_IndexImplicitTemplateInstantiations; CXIdxEntity_Function, _CXXStaticMethod,
+# _CXXInstanceMethod; CXIdxEntity_Template; CXEval_Int.
+INDEX_IMPLICIT_INSTANTIATIONS, FUNCTION_ENTITIES, TEMPLATE_ENTITY, EVALUATED_INT = 0x4, frozenset({2, 20, 21}), 1, 1
+# USR pieces of an uninstantiated template: a function template, a class template, a partial specialization.
+PATTERN_MARKERS = ("@FT@", "@ST>", "@SP>")
+UNEVALUATED_OPERATORS = frozenset({"decltype", "sizeof", "alignof", "noexcept", "typeid", "__alignof__"})
+_IF_CONSTEXPR = re.compile(rb"if\s+constexpr\b")
+Pointer = ctypes.c_void_p
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One odr-use of a specialization: its primary template's qualified name, its arguments (None
+    when one cannot be spelled, such as a parameter pack), where, and whether its template is tracked."""
+
+    template: str
+    arguments: tuple[str, ...] | None
+    location: Location
+    tracked: bool
+
+
+@dataclass(frozen=True)
+class Required:
+    """What one dispatcher needs: its references, the parse's errors (then what it calls is
+    unknown), whether the indexer was needed, whether the store answered, and this call's time."""
+
+    dispatcher: str
+    references: tuple[Reference, ...]
+    problems: tuple[Diagnostic, ...] = ()
+    indexed: bool = False
+    cached: bool = False
+    seconds: float = 0.0
+
+
+def dispatcher_arguments(options: VerifyOptions, dispatcher: Path) -> list[str]:
+    """The command line a dispatcher is parsed with (see the module's docstring)."""
+    arguments = clang_arguments(options)
+    if dispatcher.suffix == ".cu":
+        return arguments
+    converted = ["c++" if argument == "cuda" and arguments[position - 1] == "-x" else argument
+                 for position, argument in enumerate(arguments)
+                 if argument not in CUDA_ONLY_ARGUMENTS and not argument.startswith("--cuda-path=")]
+    if options.cuda_includes and options.cuda_path is not None:
+        converted.append(f"-isystem{options.cuda_path / 'include'}")
+    return converted
+
+
+def required(dispatcher: Path, options: VerifyOptions, templates: Collection[str],
+             store_directory: Path | None = None,
+             mode: Literal["auto", "walk", "index"] = "auto") -> Required:
+    """What `dispatcher` needs from other translation units: specializations of `templates`
+    (qualified names, or unqualified names matching any scope) from anywhere in its translation
+    unit, of other templates from the file itself. Real-header mode only. `store_directory`: where
+    results are kept (the verification store, or None). `mode` forces the walk or the indexer."""
+    if not options.real_headers:
+        raise UsageError(f"--dispatcher {dispatcher}: reading a dispatcher needs the real headers (--include-dir)")
+    path = Path(os.path.abspath(dispatcher))
+    if not path.is_file():
+        raise UsageError(f"--dispatcher {dispatcher}: no such file")
+    started = time.perf_counter()
+    arguments = dispatcher_arguments(options, path)
+    key = digest_bytes(json.dumps([STORE_FOLDER, common_inputs(arguments), str(path), sorted(templates), mode])
+                       .encode())
+    entry = store_directory / STORE_FOLDER / f"{key}.json" if store_directory is not None else None
+    stored = _load(entry) if entry is not None else None
+    if stored is not None:
+        return Required(str(path), stored[0], (), stored[1], True, time.perf_counter() - started)
+    cindex = load_cindex()
+    unit = cindex.Index.create().parse(str(path), arguments, None, 0)
+    problems = tuple(_problem(diagnostic, path, options) for diagnostic in reportable(cindex, unit)
+                     if diagnostic.severity >= cindex.Diagnostic.Error)
+    reader = _Reader(cindex, unit, str(path), frozenset(templates))
+    references = reader.walk()
+    indexed = mode == "index" or (mode == "auto" and reader.dependent)
+    if indexed:
+        references = reader.index()
+    if entry is not None and not problems:
+        _store(entry, _readings(unit, path, options), references, indexed)
+    return Required(str(path), tuple(references), problems, indexed, False, time.perf_counter() - started)
+
+
+def display_path(path: str) -> str:
+    """A path as the user would write it: relative to the working directory when inside it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def _problem(diagnostic: Any, path: Path, options: VerifyOptions) -> Diagnostic:
+    location = diagnostic.location
+    where = Location(display_path(str(location.file.name)), location.line, location.column) if location.file else None
+    remarks = [f"(reading the dispatcher {display_path(str(path))}: what it calls is unknown until this is fixed)"]
+    if "file not found" in str(diagnostic.spelling) and options.resource_dir is None:
+        remarks.append(resource_dir_hint())
+    return Diagnostic(where, message_of(diagnostic), fails=True, remarks=tuple(remarks), in_header=True)
+
+
+def _readings(unit: Any, path: Path, options: VerifyOptions) -> list[tuple[str, str]]:
+    """Every file the parse read, with its digest, and where a new header would shadow one ("")."""
+    disk = DiskContents()
+    directories = [os.path.abspath(directory) for directory in options.include_dirs]
+    found = {(str(path), disk.digest(str(path)) or "")}
+    for inclusion in unit.get_includes():
+        name = os.path.abspath(str(inclusion.include.name))
+        found.add((name, disk.digest(name) or ""))
+        position, directory = next(((position, directory) for position, directory in enumerate(directories)
+                                    if name.startswith(directory + "/")), (0, ""))
+        if directory:
+            for folder in (os.path.dirname(str(inclusion.source.name)), *directories[:position]):
+                candidate = os.path.join(folder, name[len(directory) + 1:])
+                if candidate != name and disk.digest(candidate) is None:
+                    found.add((candidate, ""))
+    return sorted(found)
+
+
+def _store(entry: Path, readings: list[tuple[str, str]], references: list[Reference], indexed: bool) -> None:
+    """Write the entry whole (a temporary file renamed); failing to write never fails a run."""
+    data = {"readings": readings, "indexed": indexed, "references": [
+        [reference.template, reference.arguments, reference.location.file, reference.location.line,
+         reference.location.column, reference.tracked] for reference in references]}
+    with contextlib.suppress(OSError):
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        temporary = entry.with_name(f".{entry.name}.{os.getpid()}")
+        temporary.write_text(json.dumps(data))
+        os.replace(temporary, entry)
+
+
+def _load(entry: Path) -> tuple[tuple[Reference, ...], bool] | None:
+    """The stored references, if every file the parse read is unchanged; a damaged entry is a miss."""
+    try:
+        data = json.loads(entry.read_text())
+        disk = DiskContents()
+        if not all((disk.digest(path) or "") == digest for path, digest in data["readings"]):
+            return None
+        return tuple(Reference(str(template), None if arguments is None else tuple(map(str, arguments)),
+                               Location(str(file), int(line), int(column)), bool(tracked))
+                     for template, arguments, file, line, column, tracked in data["references"]), bool(data["indexed"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+# libclang through ctypes -----------------------------------------------------------------------------
+
+
+class _String(ctypes.Structure):
+    _fields_ = [("data", Pointer), ("private_flags", ctypes.c_uint)]
+
+
+class _IndexLocation(ctypes.Structure):
+    _fields_ = [("ptr_data", Pointer * 2), ("int_data", ctypes.c_uint)]
+
+
+class _Callbacks(ctypes.Structure):
+    # `IndexerCallbacks`: only `indexEntityReference` is set.
+    _fields_ = [(name, Pointer) for name in ("abort_query", "diagnostic", "entered_main_file", "included_file",
+                                             "imported_ast_file", "started_translation_unit", "index_declaration",
+                                             "index_entity_reference")]
+
+
+class _Library:
+    """The functions of the loaded libclang the binding does not wrap, declared on a handle of our
+    own (the binding's function objects are shared and keep their own declarations)."""
+
+    def __init__(self, cindex: ModuleType) -> None:
+        self.library = ctypes.CDLL(cindex.conf.lib._name)
+        location, unsigned = cindex.SourceLocation, ctypes.POINTER(ctypes.c_uint)
+        for name, arguments, result in (
+            ("clang_getSpellingLocation", [location, ctypes.POINTER(Pointer), unsigned, unsigned, unsigned], None),
+            ("clang_getCursorLocation", [cindex.Cursor], location),
+            ("clang_getFileName", [Pointer], _String),
+            ("clang_getCString", [_String], ctypes.c_char_p),
+            ("clang_disposeString", [_String], None),
+            ("clang_Cursor_Evaluate", [cindex.Cursor], Pointer),
+            ("clang_EvalResult_getKind", [Pointer], ctypes.c_int),
+            ("clang_EvalResult_getAsLongLong", [Pointer], ctypes.c_longlong),
+            ("clang_EvalResult_dispose", [Pointer], None),
+            ("clang_IndexAction_create", [Pointer], Pointer),
+            ("clang_IndexAction_dispose", [Pointer], None),
+            ("clang_indexTranslationUnit",
+             [Pointer, Pointer, ctypes.POINTER(_Callbacks), ctypes.c_uint, ctypes.c_uint, Pointer], ctypes.c_int),
+            ("clang_indexLoc_getCXSourceLocation", [_IndexLocation], location),
+        ):
+            function = getattr(self.library, name)
+            function.argtypes, function.restype = arguments, result
+        self._file_names: dict[int, str] = {}
+
+    def spelling(self, location: Any) -> tuple[str, int, int, int]:
+        """(file, line, column, offset) where the text at `location` is written."""
+        file, line, column, offset = Pointer(), ctypes.c_uint(), ctypes.c_uint(), ctypes.c_uint()
+        self.library.clang_getSpellingLocation(location, *map(ctypes.byref, (file, line, column, offset)))
+        if file.value and file.value not in self._file_names:
+            text = self.library.clang_getFileName(file.value)
+            self._file_names[file.value] = (self.library.clang_getCString(text) or b"").decode(errors="replace")
+            self.library.clang_disposeString(text)
+        return self._file_names.get(file.value or 0, ""), line.value, column.value, offset.value
+
+    def evaluate(self, cursor: Any) -> int | None:
+        """The integer value of a constant expression, or None."""
+        result = self.library.clang_Cursor_Evaluate(cursor)
+        if not result:
+            return None
+        try:
+            kind = self.library.clang_EvalResult_getKind(result)
+            return int(self.library.clang_EvalResult_getAsLongLong(result)) if kind == EVALUATED_INT else None
+        finally:
+            self.library.clang_EvalResult_dispose(result)
+
+
+class _Reader:
+    """One parse's references, by walk or by indexer."""
+
+    def __init__(self, cindex: ModuleType, unit: Any, main_path: str, tracked: frozenset[str]) -> None:
+        self.cindex, self.unit, self.main_path, self.tracked = cindex, unit, main_path, tracked
+        self.names = {name.rsplit("::", 1)[-1] for name in tracked}
+        self.library = _Library(cindex)
+        kinds = self.kinds = cindex.CursorKind
+        self.functions = {kinds.FUNCTION_DECL, kinds.CXX_METHOD}
+        self.templates = {kinds.FUNCTION_TEMPLATE, kinds.CLASS_TEMPLATE, kinds.CLASS_TEMPLATE_PARTIAL_SPECIALIZATION}
+        self.discarded: list[tuple[str, int, int]] = []
+        self.dependent = False  # a tracked template referenced inside a template: the indexer is needed
+        self._spelled: dict[Any, tuple[str, tuple[str, ...] | None]] = {}
+        self._unevaluated: dict[str, list[tuple[int, int]]] = {}
+
+    def walk(self) -> list[Reference]:
+        found = []
+        stack = [(cursor, False) for cursor in reversed(list(self.unit.cursor.get_children()))
+                 if cursor.location.file is not None and cursor.location.file.name == self.main_path]
+        while stack:
+            cursor, templated = stack.pop()
+            kind = cursor.kind
+            templated = templated or self._opens_template(cursor)
+            if kind in (self.kinds.DECL_REF_EXPR, self.kinds.MEMBER_REF_EXPR, self.kinds.OVERLOADED_DECL_REF):
+                if templated:
+                    self.dependent = self.dependent or cursor.spelling in self.names
+                elif kind != self.kinds.OVERLOADED_DECL_REF:
+                    where = self.library.spelling(self.library.library.clang_getCursorLocation(cursor))
+                    found += self._reference(cursor.referenced, where)
+            children = list(cursor.get_children())
+            if kind == self.kinds.IF_STMT and not templated:
+                children = self._live_branches(cursor, children)
+            stack.extend((child, templated) for child in reversed(children))
+        return found
+
+    def _opens_template(self, cursor: Any) -> bool:
+        """A template, a member of a class template defined outside it, or a generic lambda."""
+        kind = cursor.kind
+        if kind in self.functions or kind == self.kinds.CONSTRUCTOR:
+            return cursor.semantic_parent is not None and cursor.semantic_parent.kind in self.templates
+        if kind == self.kinds.LAMBDA_EXPR:
+            return any(child.kind == self.kinds.TEMPLATE_TYPE_PARAMETER
+                       or (child.kind == self.kinds.PARM_DECL and "auto" in child.type.spelling)
+                       for child in cursor.get_children())
+        return kind in self.templates
+
+    def _live_branches(self, cursor: Any, children: list[Any]) -> list[Any]:
+        """An `if constexpr` outside templates: its condition and the branch that is compiled; the
+        other's extent is remembered, so the indexer leaves its calls out too."""
+        if len(children) not in (2, 3) or not children[0].kind.is_expression():
+            return children
+        file, _, _, offset = self.library.spelling(self.library.library.clang_getCursorLocation(cursor))
+        value = self.library.evaluate(children[0]) if _IF_CONSTEXPR.match(_text(file), offset) else None
+        if value is None:
+            return children
+        condition, then, *otherwise = children
+        live, dead = ([condition, then], otherwise) if value else ([condition, *otherwise], [then])
+        for branch in dead:
+            start, end = self.library.spelling(branch.extent.start), self.library.spelling(branch.extent.end)
+            self.discarded.append((start[0], start[3], end[3]))
+        return live
+
+    def index(self) -> list[Reference]:
+        cursor_type = self.cindex.Cursor
+
+        class Entity(ctypes.Structure):
+            _fields_ = [("kind", ctypes.c_int), ("template_kind", ctypes.c_int), ("language", ctypes.c_int),
+                        ("name", ctypes.c_char_p), ("usr", ctypes.c_char_p), ("cursor", cursor_type),
+                        ("attributes", Pointer), ("attribute_count", ctypes.c_uint)]
+
+        class Container(ctypes.Structure):
+            _fields_ = [("cursor", cursor_type)]
+
+        class ReferenceInfo(ctypes.Structure):
+            _fields_ = [("kind", ctypes.c_int), ("cursor", cursor_type), ("location", _IndexLocation),
+                        ("entity", ctypes.POINTER(Entity)), ("parent", ctypes.POINTER(Entity)),
+                        ("container", ctypes.POINTER(Container)), ("role", ctypes.c_int)]
+
+        found: list[Reference] = []
+        failures: list[BaseException] = []
+        names = {name.encode() for name in self.names}
+
+        def on_reference(_client: Any, pointer: Any) -> None:
+            try:
+                found.extend(self._indexed(pointer.contents, names))
+            except BaseException as error:  # nothing may raise into C; re-raised below
+                failures.append(error)
+
+        callback = ctypes.CFUNCTYPE(None, Pointer, ctypes.POINTER(ReferenceInfo))(on_reference)
+        callbacks = _Callbacks(index_entity_reference=ctypes.cast(callback, Pointer))
+        index = self.cindex.Index.create()
+        action = self.library.library.clang_IndexAction_create(index.obj)
+        try:
+            self.library.library.clang_indexTranslationUnit(action, None, ctypes.byref(callbacks),
+                                                            ctypes.sizeof(callbacks), INDEX_IMPLICIT_INSTANTIATIONS,
+                                                            self.unit.obj)
+        finally:
+            self.library.library.clang_IndexAction_dispose(action)
+        if failures:
+            raise failures[0]
+        return found
+
+    def _indexed(self, info: Any, names: set[bytes]) -> list[Reference]:
+        entity = info.entity.contents if info.entity else None
+        if entity is None or (entity.name not in names and not (
+                entity.template_kind == TEMPLATE_ENTITY and entity.kind in FUNCTION_ENTITIES)):
+            return []
+        if info.container and any(marker in self._copy(info.container.contents.cursor).get_usr()
+                                  for marker in PATTERN_MARKERS):
+            return []  # inside a template that is not instantiated: nothing there is compiled
+        where = self.library.spelling(self.library.library.clang_indexLoc_getCXSourceLocation(info.location))
+        return self._reference(self._copy(info.cursor).referenced, where)
+
+    def _copy(self, cursor: Any) -> Any:
+        copy = self.cindex.Cursor.from_buffer_copy(cursor)
+        copy._tu = self.unit
+        return copy
+
+    def _reference(self, declaration: Any, where: tuple[str, int, int, int]) -> list[Reference]:
+        """The specialization `declaration` is, if this file needs it from elsewhere: of a tracked
+        template from anywhere in the unit, of any other only from the dispatcher file itself."""
+        if declaration is None or declaration.kind not in self.functions:
+            return []
+        if declaration.get_num_template_arguments() < 0:
+            return []
+        file, line, column, offset = where
+        if declaration not in self._spelled:
+            primary = self.cindex.conf.lib.clang_getSpecializedCursorTemplate(declaration)
+            self._spelled[declaration] = (qualified_name(primary or declaration),
+                                          spell_arguments(self.cindex, declaration, primary))
+        template, arguments = self._spelled[declaration]
+        tracked = template in self.tracked or template.rsplit("::", 1)[-1] in self.tracked
+        if (not tracked and file != self.main_path) or declaration.get_definition() is not None:
+            return []  # another file's business, or instantiated here: no other translation unit needed
+        if any(path == file and start <= offset < end for path, start, end in self.discarded):
+            return []
+        if file not in self._unevaluated:
+            self._unevaluated[file] = list(_unevaluated_ranges(self.unit, file))
+        if any(start <= offset < end for start, end in self._unevaluated[file]):
+            return []
+        return [Reference(template, arguments, Location(file, line, column), tracked)]
+
+
+def qualified_name(cursor: Any) -> str:
+    """`flash::run_mha_fwd_`: the name with every enclosing namespace and class."""
+    parts = [cursor.spelling]
+    parent = cursor.semantic_parent
+    while parent is not None and parent.kind.name != "TRANSLATION_UNIT":
+        parts.append(parent.spelling or "(anonymous namespace)")
+        parent = parent.semantic_parent
+    return "::".join(reversed(parts))
+
+
+def spell_arguments(cindex: ModuleType, declaration: Any, primary: Any) -> tuple[str, ...] | None:
+    """The specialization's template arguments as the model spells them, or None if one is not a
+    type or an integer (a parameter pack, a template)."""
+    parameter_kinds = (cindex.CursorKind.TEMPLATE_TYPE_PARAMETER, cindex.CursorKind.TEMPLATE_NON_TYPE_PARAMETER,
+                       cindex.CursorKind.TEMPLATE_TEMPLATE_PARAMETER)
+    types = [child.type.kind for child in (primary.get_children() if primary is not None else ())
+             if child.kind in parameter_kinds]
+    unsigned = (cindex.TypeKind.UINT, cindex.TypeKind.ULONG, cindex.TypeKind.ULONGLONG, cindex.TypeKind.USHORT,
+                cindex.TypeKind.UCHAR)
+    spelled = []
+    for index in range(declaration.get_num_template_arguments()):
+        try:
+            kind = declaration.get_template_argument_kind(index)
+        except ValueError:  # kinds the binding does not name (a pack, a template)
+            return None
+        if kind == cindex.TemplateArgumentKind.TYPE:
+            spelled.append(declaration.get_template_argument_type(index).get_canonical().spelling)
+        elif kind != cindex.TemplateArgumentKind.INTEGRAL or index >= len(types):
+            return None
+        elif types[index] == cindex.TypeKind.BOOL:
+            spelled.append("true" if declaration.get_template_argument_value(index) else "false")
+        elif types[index] in unsigned:
+            spelled.append(str(declaration.get_template_argument_unsigned_value(index)))
+        else:
+            spelled.append(str(declaration.get_template_argument_value(index)))
+    return tuple(spelled)
+
+
+def _text(file: str) -> bytes:
+    try:
+        with open(file, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
+def _unevaluated_ranges(unit: Any, file: str) -> Iterator[tuple[int, int]]:
+    """The byte ranges of `decltype(...)`, `sizeof(...)` and the like in `file`, from its tokens."""
+    size = len(_text(file))
+    tokens = [(token.spelling, token.extent.start.offset)
+              for token in unit.get_tokens(extent=unit.get_extent(file, (0, size)))] if size else []
+    for position, (spelling, offset) in enumerate(tokens[:-1]):
+        if spelling in UNEVALUATED_OPERATORS and tokens[position + 1][0] == "(":
+            depth = 0
+            for inner, end in tokens[position + 1:]:
+                depth += {"(": 1, ")": -1}.get(inner, 0)
+                if depth == 0:
+                    yield offset, end + 1
+                    break
+            else:
+                yield offset, size
