@@ -1,0 +1,442 @@
+"""Dispatch coverage: what the dispatcher calls against what the selected files provide.
+
+A build that compiles a subset of the files fails late in two ways: the dispatcher calls a
+specialization no compiled file defines (`undefined symbol` when the module is imported), or a file
+is compiled that nothing calls (minutes of nvcc for nothing). This module checks both, before
+anything is written:
+
+- **provided** comes from the model, never from text: every explicit specialization and explicit
+  instantiation definition of each selected file, qualified by its namespaces (`FLASH_NAMESPACE`
+  resolved through a `--define`, else the file's contract's `#define`), with its `#ifdef`/`#ifndef`
+  guards evaluated under the run's defines. An `extern template` line is a requirement the selected
+  files must satisfy too. An aggregator provides nothing itself: its members do, once.
+- **required** is what the dispatchers call, read with libclang (`flashast.verify.indexer`, which
+  also keeps it in the store while every file the parse read is unchanged). Only the templates the
+  preset's files write are checked; the others called are listed as not checked.
+- **compare** makes `Diagnostic` records: a missing specialization is an error at the dispatcher's
+  line, naming the file that would provide it, the filter that left that file out, and the guard
+  macros whose `--define` would switch the call off; an unused file is a warning (an error when
+  `strict`). `check_dispatch` runs all three and offers the guard `--define`s only after re-reading
+  the dispatcher with them finds nothing missing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from flashast.contract import Contract
+from flashast.generated import GeneratedFile
+from flashast.names import FundamentalType, MacroName, QualifiedName
+from flashast.nodes import (
+    Declaration,
+    ExplicitInstantiation,
+    ExplicitSpecialization,
+    IfDefined,
+    IfNotDefined,
+    MacroDefinition,
+    Namespace,
+    TemplateArgument,
+    TypeArg,
+)
+from flashast.printer import render_declarations, spell_template_argument
+from flashast.selection import Filter
+from flashast.verify.checks import origin
+from flashast.verify.diagnostics import Diagnostic, Location, Note
+from flashast.verify.indexer import Required, display_path, required
+from flashast.verify.toolchain import VerifyOptions
+
+# How clang spells fundamental types the model may write another way.
+CLANG_SPELLINGS = {"unsigned": "unsigned int"}
+
+
+@dataclass(frozen=True, order=True)
+class Specialization:
+    """`flash::run_mha_fwd_<cutlass::half_t, 128, true>`: a template's qualified name and its
+    arguments (types fully qualified, integers in decimal, booleans `true`/`false`)."""
+
+    template: str
+    arguments: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.template}<{', '.join(self.arguments)}>"
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A conditional around a definition: compiled when `macro` is defined (`#ifdef`) or not (`#ifndef`)."""
+
+    macro: str
+    defined: bool
+
+    def holds(self, macros: Collection[str]) -> bool:
+        return (self.macro in macros) == self.defined
+
+
+@dataclass(frozen=True)
+class Provision:
+    """One definition a generated file makes (or, `extern`, requires), the guards around it, and
+    whether they let it compile under the defines it was read with (`active`)."""
+
+    specialization: Specialization
+    file: GeneratedFile
+    guards: tuple[Guard, ...]
+    declaration: ExplicitSpecialization | ExplicitInstantiation
+    active: bool = True
+
+    @property
+    def extern(self) -> bool:
+        return isinstance(self.declaration, ExplicitInstantiation) and self.declaration.extern
+
+    def location(self) -> Location:
+        """The generated file's line that makes (or declares) it."""
+        wanted = next(line.strip() for line in render_declarations((self.declaration,), self.file.style)
+                      if str(self.declaration.signature.name) in line)
+        for number, line in enumerate(self.file.text.splitlines(), 1):
+            if line.strip() == wanted:
+                return Location(self.file.name, number, line.index(wanted) + 1)
+        return Location(self.file.name)
+
+
+@dataclass(frozen=True)
+class Provided:
+    """What the selected files define under the run's defines (`provisions`), what their guards
+    switch off (`switched_off`), their `extern template` requirements, the `#ifndef` macros they
+    test, and the aggregators that include each member."""
+
+    provisions: Mapping[Specialization, Provision]
+    switched_off: Mapping[Specialization, Provision]
+    externs: tuple[Provision, ...]
+    guard_macros: frozenset[str]
+    aggregators: Mapping[str, tuple[str, ...]]
+
+
+def provided(files: Iterable[GeneratedFile], defines: Sequence[str] = ()) -> Provided:
+    """What `files` provide when compiled with `defines` (`NAME` or `NAME=VALUE`)."""
+    files = list(files)
+    provisions: dict[Specialization, Provision] = {}
+    switched_off: dict[Specialization, Provision] = {}
+    externs = []
+    for provision in _read_model(files, defines):
+        if provision.extern:
+            externs += [provision] if provision.active else []
+        else:
+            (provisions if provision.active else switched_off).setdefault(provision.specialization, provision)
+    aggregators: dict[str, tuple[str, ...]] = {}
+    for generated in files:
+        for member in generated.included_files() if generated.aggregator else ():
+            aggregators[member] = (*aggregators.get(member, ()), generated.name)
+    return Provided(provisions, switched_off, tuple(externs),
+                    frozenset(node.macro.text for generated in files for node in generated.unit.walk()
+                              if isinstance(node, IfNotDefined)), aggregators)
+
+
+def would_provide(files: Iterable[GeneratedFile], defines: Sequence[str] = ()) -> dict[Specialization, Provision]:
+    """Every definition any of `files` (a preset's whole output) makes, guards not evaluated: which
+    file would provide a specialization the selection lacks."""
+    found: dict[Specialization, Provision] = {}
+    for provision in _read_model(files, defines):
+        if not provision.extern:
+            found.setdefault(provision.specialization, provision)
+    return found
+
+
+def written_templates(files: Iterable[GeneratedFile], defines: Sequence[str] = ()) -> frozenset[str]:
+    """The qualified names of the templates `files` specialize, instantiate or declare `extern`:
+    the ones a dispatcher check tracks."""
+    return frozenset(provision.specialization.template for provision in _read_model(files, defines))
+
+
+def _read_model(files: Iterable[GeneratedFile], defines: Sequence[str]) -> Iterator[Provision]:
+    """Every definition and `extern template` of the files that are not aggregators (an aggregator's
+    are its members'), qualified by their namespaces, guards evaluated under the contract's macros
+    and `defines`."""
+    given = dict(_split_define(define) for define in defines)
+    for generated in files:
+        if generated.aggregator:
+            continue
+        macros = {**_contract_macros(generated.contract), **given}
+        stack: list[tuple[Declaration, tuple[str, ...], tuple[Guard, ...]]] = [
+            (node, (), ()) for node in reversed(generated.unit.declarations)]
+        while stack:
+            node, scope, guards = stack.pop()
+            if isinstance(node, Namespace):
+                inner = (*scope, *_namespace_parts(node.name, macros))
+                stack.extend((child, inner, guards) for child in reversed(node.body))
+            elif isinstance(node, (IfNotDefined, IfDefined)):
+                guard = Guard(node.macro.text, isinstance(node, IfDefined))
+                stack.extend((child, scope, (*guards, guard)) for child in reversed(node.body))
+            elif isinstance(node, (ExplicitSpecialization, ExplicitInstantiation)):
+                name = node.signature.name
+                qualified = "::".join((*(() if name.absolute else scope), *(part.text for part in name.parts)))
+                arguments = tuple(map(_spell_argument, node.signature.template_arguments))
+                yield Provision(Specialization(qualified, arguments), generated, guards, node,
+                                all(guard.holds(macros) for guard in guards))
+
+
+def _spell_argument(argument: TemplateArgument) -> str:
+    if isinstance(argument, TypeArg) and isinstance(argument.type, FundamentalType) and not argument.arguments:
+        return CLANG_SPELLINGS.get(argument.type.text, argument.type.text)
+    return spell_template_argument(argument)
+
+
+def _namespace_parts(name: object, macros: Mapping[str, str]) -> tuple[str, ...]:
+    if isinstance(name, MacroName):
+        return tuple(macros.get(name.text, name.text).split("::"))
+    if isinstance(name, QualifiedName):
+        return tuple(part.text for part in name.parts)
+    return (str(name),)
+
+
+def _contract_macros(contract: Contract) -> dict[str, str]:
+    """The object-like macros a contract defines (`#define FLASH_NAMESPACE flash`)."""
+    return {node.name.text: node.replacement.text if node.replacement is not None else ""
+            for unit in contract.header_units().values() for node in unit.walk() if isinstance(node, MacroDefinition)}
+
+
+def _split_define(define: str) -> tuple[str, str]:
+    name, _, value = define.partition("=")
+    return name, value or "1"
+
+
+# What the dispatchers require ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A specialization the dispatchers need from other translation units, and every place it is used."""
+
+    specialization: Specialization
+    locations: tuple[Location, ...]
+
+
+def requirements(reads: Iterable[Required], tracked: bool = True) -> tuple[Requirement, ...]:
+    """The dispatchers' references merged per specialization: of tracked templates (`tracked`), or
+    the others (also those whose arguments cannot be spelled, shown as `...`)."""
+    found: dict[Specialization, list[Location]] = {}
+    for read in reads:
+        for reference in read.references:
+            if (reference.tracked and reference.arguments is not None) == tracked:
+                places = found.setdefault(Specialization(reference.template, reference.arguments or ("...",)), [])
+                places += [] if reference.location in places else [reference.location]
+    return tuple(Requirement(specialization, tuple(sorted(places, key=lambda at: (at.file, at.line, at.column))))
+                 for specialization, places in sorted(found.items()))
+
+
+# Comparing ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A specialization required (by a dispatcher, or by a selected file's `extern template`) that no
+    selected file provides: where it is required, the file that would provide it, and why that file
+    does not (the filter that left it out, a define that switched it off, or no file makes it)."""
+
+    specialization: Specialization
+    locations: tuple[Location, ...]
+    provider: Provision | None
+    reason: str
+    extern_in: Provision | None = None
+    switches: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Unused:
+    """A selected file providing specializations nothing requires (`of`: how many it provides)."""
+
+    file: GeneratedFile
+    specializations: tuple[Specialization, ...]
+    of: int
+    location: Location
+    aggregators: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DispatchReport:
+    """The outcome of a dispatch check, as data; `diagnostics` renders it as verification records."""
+
+    missing: tuple[Missing, ...]
+    unused: tuple[Unused, ...]
+    unchecked: tuple[Requirement, ...]
+    problems: tuple[Diagnostic, ...] = ()
+    strict: bool = False
+    suggested_defines: tuple[str, ...] = ()
+    dispatchers: tuple[Required, ...] = field(default=(), compare=False)
+
+    @property
+    def diagnostics(self) -> tuple[Diagnostic, ...]:
+        return (*self.problems, *map(_missing_diagnostic, self.missing),
+                *(_unused_diagnostic(unused, self.strict) for unused in self.unused))
+
+    @property
+    def failed(self) -> bool:
+        return any(diagnostic.fails for diagnostic in self.diagnostics)
+
+    def text(self) -> str:
+        """Every diagnostic (errors first), the templates not checked, and the suggested defines."""
+        diagnostics = self.diagnostics
+        lines = [diagnostic.render() for diagnostic in diagnostics if diagnostic.fails]
+        lines += [diagnostic.render() for diagnostic in diagnostics if not diagnostic.fails]
+        by_template: dict[str, list[Requirement]] = {}
+        for requirement in self.unchecked:
+            by_template.setdefault(requirement.specialization.template, []).append(requirement)
+        for template, found in sorted(by_template.items()):
+            lines.append(f"{_shown(found[0].locations[0])}: note: not checked: {len(found)} specialization(s) of"
+                         f" {template} (no kind of this preset writes it), e.g. {found[0].specialization}")
+        if self.suggested_defines:
+            lines.append(f"flashast: hint: {self.suggestion()}")
+        return "\n".join(lines)
+
+    def suggestion(self) -> str:
+        defines = " ".join(f"--define {define}" for define in self.suggested_defines)
+        return f"building with {defines} switches off every missing call (checked by re-reading the dispatcher)"
+
+    def summary(self) -> str:
+        calls = len(requirements(self.dispatchers))
+        if not self.failed:
+            return (f"dispatch: {calls} specialization(s) called, all provided;"
+                    f" {len(self.unused)} file(s) provide only what nothing calls")
+        parts = [f"{len(self.missing)} specialization(s) required but not provided"] if self.missing else []
+        if self.problems:
+            parts.append(f"{len(self.problems)} error(s) reading the dispatcher")
+        if self.strict and self.unused:
+            parts.append(f"{len(self.unused)} file(s) compiled for nothing (--strict)")
+        return "dispatch check failed: " + ", ".join(parts) + "; nothing was written"
+
+
+def compare(have: Provided, reads: Sequence[Required], candidates: Mapping[Specialization, Provision] | None = None,
+            filters: Sequence[Filter] = (), strict: bool = False) -> DispatchReport:
+    """Required against provided: missing specializations (errors), unused files (warnings, errors
+    when `strict`), templates not checked. `candidates` (`would_provide` over the preset's every file)
+    names the file a missing specialization needs; `filters` the `--only`/`--exclude` that left it out."""
+    candidates = candidates or {}
+    called = {requirement.specialization: requirement.locations for requirement in requirements(reads)}
+    missing = [_missing(specialization, places, None, have, candidates, filters)
+               for specialization, places in called.items() if specialization not in have.provisions]
+    missing += [_missing(extern.specialization, (extern.location(),), extern, have, candidates, filters)
+                for extern in have.externs if extern.specialization not in have.provisions]
+    per_file: dict[str, list[Provision]] = {}
+    for provision in have.provisions.values():
+        per_file.setdefault(provision.file.name, []).append(provision)
+    # An `extern template` line makes its target used only when its own file is used.
+    used, waiting = set(called), list(have.externs)
+    while any(_in_use(extern, per_file, used) for extern in waiting):
+        used.update(extern.specialization for extern in waiting if _in_use(extern, per_file, used))
+        waiting = [extern for extern in waiting if extern.specialization not in used]
+    unused = []
+    for name, provisions in sorted(per_file.items()):
+        idle = [provision for provision in provisions if provision.specialization not in used]
+        if idle:
+            unused.append(Unused(idle[0].file, tuple(provision.specialization for provision in idle), len(provisions),
+                                 idle[0].location(), have.aggregators.get(name, ())))
+    problems = tuple(problem for read in reads for problem in read.problems)
+    return DispatchReport(tuple(missing), tuple(unused), requirements(reads, tracked=False), problems, strict, (),
+                          tuple(reads))
+
+
+def _in_use(extern: Provision, per_file: Mapping[str, list[Provision]], used: set[Specialization]) -> bool:
+    return any(provision.specialization in used for provision in per_file.get(extern.file.name, ()))
+
+
+def _missing(specialization: Specialization, places: tuple[Location, ...], extern: Provision | None, have: Provided,
+             candidates: Mapping[Specialization, Provision], filters: Sequence[Filter]) -> Missing:
+    off = have.switched_off.get(specialization)
+    if off is not None:
+        macros = ", ".join(guard.macro for guard in off.guards)
+        return Missing(specialization, places, off, f"its guard ({macros}) is switched off by this run's defines",
+                       extern)
+    provider = candidates.get(specialization)
+    if provider is None:
+        return Missing(specialization, places, None, "no file of this preset provides it", extern)
+    switches = tuple(guard.macro for guard in provider.guards
+                     if not guard.defined and guard.macro not in have.guard_macros)
+    return Missing(specialization, places, provider, f"left out by {excluding_filter(provider.file, filters)}",
+                   extern, switches)
+
+
+def excluding_filter(generated: GeneratedFile, filters: Sequence[Filter]) -> str:
+    """The `--exclude` that drops `generated`, else the `--only` group it matches none of."""
+    for filter_ in filters:
+        if filter_.option == "--exclude" and filter_.matches(generated):
+            return f"--exclude {filter_.text}"
+    groups: dict[str | None, list[Filter]] = {}
+    for filter_ in filters:
+        if filter_.option == "--only":
+            groups.setdefault(filter_.axis, []).append(filter_)
+    for group in groups.values():
+        if not any(filter_.matches(generated) for filter_ in group):
+            return " ".join(f"--only {filter_.text}" for filter_ in group)
+    return "the selection"
+
+
+def guard_defines(missing: Sequence[Missing]) -> tuple[str, ...]:
+    """The `#ifndef` macros (tested by no selected file) whose definition switches off every missing
+    call, or () when some missing call has none (or is an `extern template` line's)."""
+    if not missing or any(item.extern_in is not None or not item.switches for item in missing):
+        return ()
+    return tuple(sorted({macro for item in missing for macro in item.switches}))
+
+
+def check_dispatch(dispatchers: Sequence[Path], selected: Sequence[GeneratedFile], every_file: Sequence[GeneratedFile],
+                   options: VerifyOptions, filters: Sequence[Filter] = (), store_directory: Path | None = None,
+                   strict: bool | None = None, progress: Callable[[Required], None] | None = None) -> DispatchReport:
+    """The whole check for a run: `selected` files against every dispatcher, `every_file` (the
+    preset's full output) naming what a missing call needs. Guard `--define`s are suggested only when
+    re-reading the dispatchers with them leaves nothing missing."""
+    templates = written_templates(every_file, options.defines)
+    candidates = would_provide(every_file, options.defines)
+
+    def read(with_options: VerifyOptions) -> list[Required]:
+        reads = []
+        for dispatcher in dispatchers:
+            reads.append(required(dispatcher, with_options, templates, store_directory))
+            if progress is not None:
+                progress(reads[-1])
+        return reads
+
+    strict = options.strict if strict is None else strict
+    report = compare(provided(selected, options.defines), read(options), candidates, filters, strict)
+    defines = guard_defines(report.missing) if not report.problems else ()
+    if defines:
+        again = replace(options, defines=(*options.defines, *defines))
+        recheck = compare(provided(selected, again.defines), read(again), candidates, filters, strict)
+        if not recheck.missing and not recheck.problems:
+            report = replace(report, suggested_defines=defines)
+    return report
+
+
+def _shown(location: Location) -> Location:
+    return replace(location, file=display_path(location.file)) if os.path.isabs(location.file) else location
+
+
+def _missing_diagnostic(item: Missing) -> Diagnostic:
+    first, *others = item.locations
+    remarks = []
+    if item.provider is not None:
+        remarks.append(f"provided by {item.provider.file.name}; {item.reason}")
+    else:
+        remarks.append(f"({item.reason})")
+    if item.switches:
+        remarks.append("or switch the call off: " + " ".join(f"--define {macro}" for macro in item.switches))
+    message = f"{item.specialization} is called but no selected file provides it (an undefined symbol when the" \
+              " module is imported)"
+    file: str | None = None
+    source = origin(item.provider.file) if item.provider is not None else None
+    if item.extern_in is not None:
+        message = f"{item.specialization} is declared `extern template` here but no selected file provides it" \
+                  " (an undefined symbol when linking)"
+        file, source = item.extern_in.file.name, origin(item.extern_in.file)
+    notes = tuple(Note("also called here", _shown(other)) for other in others)
+    return Diagnostic(_shown(first), message, fails=True, file=file, notes=notes, remarks=tuple(remarks), origin=source)
+
+
+def _unused_diagnostic(unused: Unused, strict: bool) -> Diagnostic:
+    names = ", ".join(map(str, unused.specializations))
+    count = len(unused.specializations)
+    what = "nothing it provides is" if count == unused.of else f"{count} of its {unused.of} specializations are"
+    remarks = [f"(compiled for nothing{'' if strict else '; --strict makes this an error'})"]
+    remarks += [f"included by aggregator {name}" for name in unused.aggregators]
+    return Diagnostic(unused.location, f"{what} called by the dispatcher or required by an extern template: {names}",
+                      fails=strict, file=unused.file.name, remarks=tuple(remarks), origin=origin(unused.file))
