@@ -17,6 +17,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import cli_environment, run_cli, snapshot
@@ -565,8 +566,13 @@ def test_progress_is_told_each_parsed_file_and_whether_it_failed() -> None:
     registry = registry_with(GOOD, FAULTS["misspelled type"].kind)
     files = registry.preset("faults").generate()
     told: list[tuple[str, bool]] = []
+
+    def progress(parsed: Any, *failed: bool) -> None:
+        # Told a `Parsed(file, failed, ...)` record (or `(file, failed)`, as `verify` told it before).
+        told.append((parsed.name, failed[0]) if failed else (parsed.file.name, parsed.failed))
+
     with pytest.raises(VerificationError):
-        verify(files, progress=lambda generated, failed: told.append((generated.name, failed)))
+        verify(files, progress=progress)
     assert sorted(told) == [(FAULTY_NAME, True), ("good_hdim128.cu", False), ("good_hdim64.cu", False)]
 
 
