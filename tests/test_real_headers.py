@@ -75,10 +75,18 @@ def test_the_fixture_tree_uses_cuda_syntax() -> None:
         assert construct in text
 
 
-def test_correct_files_verify_against_the_fixture_tree(tmp_path: Path) -> None:
+def test_correct_files_verify_against_the_fixture_tree(
+    tmp_path: Path, pytorch_files: dict[str, GeneratedFile]
+) -> None:
+    """Not on a terminal, each parsed file is one line as its verdict is known, then the summary."""
     code, _, stderr = run_cli("-o", tmp_path / "out", "--include-dir", FIXTURE)
     assert code == 0, stderr
-    assert stderr.splitlines() == ["flashast: 48 written, 0 unchanged, 0 stale (pytorch)"]
+    *progress, summary = stderr.splitlines()
+    assert summary == "flashast: 48 written, 0 unchanged, 0 stale (pytorch)"
+    shown = [re.fullmatch(r"flashast: verified (\d+)/48 (\S+)", line) for line in progress]
+    assert all(shown), progress
+    assert sorted(int(match.group(1)) for match in shown if match) == list(range(1, 49))
+    assert sorted(match.group(2) for match in shown if match) == sorted(pytorch_files)
 
 
 def test_the_files_verify_in_process_each_parsed_once(pytorch_files: dict[str, GeneratedFile]) -> None:
@@ -277,20 +285,30 @@ def test_the_launch_syntax_is_really_parsed(tmp_path: Path) -> None:
     assert "__cudaPushCallConfiguration" in stderr
 
 
-def test_a_header_warning_is_reported_once_and_fails_only_with_strict(tmp_path: Path) -> None:
+def test_a_header_warning_is_counted_listed_once_on_request_and_fails_only_with_strict(tmp_path: Path) -> None:
+    """A warning inside a header is the header's, not a generated file's: counted in one line, shown
+    once with --header-warnings, an error with --strict. (No store: each run parses.)"""
     tree = copy_tree(tmp_path)
     flash_h = tree / FLASH_ATTN / "flash.h"
     edit(flash_h, "namespace pytorch_flash {\n",
          "namespace pytorch_flash {\n\ninline int fixture_warning() { int unused_in_fixture; return 0; }\n")
-    code, _, stderr = run_cli("-o", tmp_path / "out", "--include-dir", tree)
+    uncached = {"FLASHAST_NO_CACHE": "1"}
+    code, _, stderr = run_cli("-o", tmp_path / "out", "--include-dir", tree, env=uncached)
+    assert code == 0, stderr
+    assert "unused_in_fixture" not in stderr
+    assert ("flashast: 1 warning(s) inside headers, none in generated files (--header-warnings lists them)"
+            in stderr.splitlines())
+
+    code, _, stderr = run_cli("-o", tmp_path / "listed", "--include-dir", tree, "--header-warnings", env=uncached)
     assert code == 0, stderr
     assert stderr.count("unused variable 'unused_in_fixture'") == 1, stderr
     assert re.search(rf"^{re.escape(str(flash_h))}:\d+:\d+: warning: unused variable", stderr, re.MULTILINE)
     assert "--strict makes header warnings fail" in stderr
 
     strict_out = tmp_path / "strict"
-    code, _, stderr = run_cli("-o", strict_out, "--include-dir", tree, "--strict")
+    code, _, stderr = run_cli("-o", strict_out, "--include-dir", tree, "--strict", env=uncached)
     assert code == 3, stderr
+    assert stderr.count("unused variable 'unused_in_fixture'") == 1, stderr
     assert re.search(rf"^{re.escape(str(flash_h))}:\d+:\d+: error: unused variable", stderr, re.MULTILINE)
     assert not strict_out.exists()
 
