@@ -174,8 +174,8 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     finally:
         if isinstance(options.progress, ProgressDisplay):
             options.progress.end()
-    if result.report is not None and not arguments.quiet:
-        report_verification(result.report, arguments.header_warnings, arguments.timings)
+    if result.report is not None:
+        report_verification(result.report, arguments.header_warnings, arguments.timings, arguments.quiet)
     if options.action is Action.LIST:
         # The paths as the file system spells them (an output path given in undecodable bytes stays
         # those bytes), whatever the locale.

@@ -70,9 +70,14 @@ def _clock(seconds: float) -> str:
     return f"{minutes}:{seconds:02d}"
 
 
-def report_verification(report: Report, header_warnings: bool, timings: bool) -> None:
+def report_verification(report: Report, header_warnings: bool, timings: bool, quiet: bool) -> None:
     """Warnings that did not fail the run: those inside third-party headers are many and never the
-    generated files' fault, so they are counted in one line unless asked for."""
+    generated files' fault, so they are counted in one line unless asked for. `-q` silences them;
+    `--timings` (asked for explicitly) still says how many files were not parsed again."""
+    if timings:
+        print(f"flashast: {report.reused} file(s) not parsed again: their inputs passed before", file=sys.stderr)
+    if quiet:
+        return
     in_headers = [warning for warning in report.warnings if warning.in_header]
     for warning in report.warnings:
         if header_warnings or not warning.in_header:
@@ -80,8 +85,6 @@ def report_verification(report: Report, header_warnings: bool, timings: bool) ->
     if in_headers and not header_warnings:
         print(f"flashast: {len(in_headers)} warning(s) inside headers, none in generated files"
               " (--header-warnings lists them)", file=sys.stderr)
-    if timings:
-        print(f"flashast: {report.reused} file(s) not parsed again: their inputs passed before", file=sys.stderr)
 
 
 def report_check(result: Result, options: Options, quiet: bool) -> None:
