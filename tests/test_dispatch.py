@@ -13,8 +13,11 @@ public API, shaped like the built-in flash-attn-2 and flash-attn-3 presets.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
+import sysconfig
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -45,6 +48,7 @@ from flashast import (
     UsageError,
     ValueParameter,
 )
+from flashast.registry import Registry
 from flashast.selection import parse_filter, select
 from flashast.verify import CONTRACT_MODE, VerifyOptions
 from flashast.verify.dispatch import (
@@ -571,3 +575,77 @@ def test_a_dispatcher_that_does_not_parse_fails_the_check_and_is_not_stored(tmp_
     report = compare(provided(fa2_preset().generate()), [read])
     assert report.failed and report.summary() == (
         "dispatch check failed: 1 error(s) reading the dispatcher; nothing was written")
+    assert report.unused == ()  # what it calls is unknown: no file is declared compiled for nothing
+
+
+# The real trees (marker `realheaders`) -------------------------------------------------------------
+
+FA2_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "verify_flash_attn_2.py"
+# Torch's headers include these CUDA math libraries' headers, which a CUDA 13 toolkit may lack;
+# declaring the handle types is all the dispatchers' parse needs from them.
+CUDA_LIBRARY_STAND_INS = {"cusparse.h": "cusparseContext", "cublas_v2.h": "cublasContext",
+                          "cublasLt.h": "cublasLtContext", "cusolverDn.h": "cusolverDnContext"}
+
+
+def real_options(tmp_path: Path, *directories: Path) -> VerifyOptions:
+    """The options `scripts/verify_flash_attn_2.py --print-args` prints (its cache filled first), with
+    what a dispatcher needs beyond the kernels: `directories`, torch's C++ API, Python's headers, and
+    stand-ins for the CUDA library headers the toolkit lacks."""
+    fetched = subprocess.run([sys.executable, str(FA2_SCRIPT), "--fetch-only"], capture_output=True, text=True,
+                             timeout=1800, check=False)
+    if fetched.returncode == 4:
+        pytest.skip(f"the real-header trees cannot be fetched: {fetched.stdout[-300:]}{fetched.stderr[-300:]}")
+    printed = subprocess.run([sys.executable, str(FA2_SCRIPT), "--print-args"], capture_output=True, text=True,
+                             timeout=600, check=True).stdout.split()
+    values = {option: [Path(printed[index + 1]) for index, word in enumerate(printed) if word == option]
+              for option in ("--include-dir", "--define", "--cuda-path", "--resource-dir")}
+    torch_include = next(directory for directory in values["--include-dir"] if (directory / "torch").is_dir())
+    (cuda,), (resource,) = values["--cuda-path"], values["--resource-dir"]
+    stand_ins = tmp_path / "stand-ins"
+    stand_ins.mkdir()
+    for header, handle in CUDA_LIBRARY_STAND_INS.items():
+        if not (cuda / "include" / header).exists():
+            (stand_ins / header).write_text(f"// stand-in: no {header} here\ntypedef struct {handle} *{handle[:-7]}Handle_t;\n")
+    include_dirs = (*directories, *values["--include-dir"], torch_include / "torch" / "csrc" / "api" / "include",
+                    Path(sysconfig.get_paths()["include"]), stand_ins)
+    return VerifyOptions(include_dirs=include_dirs, defines=tuple(map(str, values["--define"])), cuda_path=cuda,
+                         resource_dir=resource)
+
+
+@pytest.mark.realheaders
+def test_the_real_flash_attn_2_dispatcher(tmp_path: Path) -> None:
+    """flash-attn 2.8.3's `flash_api.cpp` against the built-in preset: every call provided, nothing
+    unused (the aligned tree is required by the split files' `extern template` lines); `--only
+    head_dim=128` leaves 60 calls undefined; an unchanged tree is read from the store in under a second."""
+    options = real_options(tmp_path)
+    source = next(directory for directory in options.include_dirs if (directory / "flash.h").is_file())
+    dispatcher = source.parent / "flash_api.cpp"
+    preset = Registry().preset("flash-attn-2")
+    store = tmp_path / "store"
+    full = run_check(preset, dispatcher, options, store=store)
+    assert (full.missing, full.unused, full.problems) == ((), (), ())
+    assert len(requirements(full.dispatchers)) == 72
+    subset = run_check(preset, dispatcher, options, only=["head_dim=128"], store=store)
+    assert len(subset.missing) == 60 and not subset.unused
+    assert {item.reason for item in subset.missing} == {"left out by --only head_dim=128"}
+    (read,) = subset.dispatchers
+    assert read.cached and read.seconds < 1.0
+
+
+@pytest.mark.realheaders
+def test_the_real_flash_attn_3_dispatcher(tmp_path: Path) -> None:
+    """flash-attention 3's `hopper/flash_api.cpp` (a checkout's `hopper` folder in
+    $FLASHAST_FA3_HOPPER: no package on the registries carries it) against the built-in preset."""
+    hopper = os.environ.get("FLASHAST_FA3_HOPPER")
+    if not hopper or not (Path(hopper) / "flash_api.cpp").is_file():
+        pytest.skip("set FLASHAST_FA3_HOPPER to a flash-attention checkout's hopper/ folder")
+    options = real_options(tmp_path, Path(hopper))
+    preset = Registry().preset("flash-attn-3")
+    store = tmp_path / "store"
+    full = run_check(preset, Path(hopper) / "flash_api.cpp", options, store=store)
+    assert (full.missing, full.unused, full.problems) == ((), (), ())
+    assert full.dispatchers[0].indexed
+    subset = run_check(preset, Path(hopper) / "flash_api.cpp", options, only=["head_dim=128"], store=store)
+    assert subset.missing and set(subset.suggested_defines) <= {
+        f"FLASHATTENTION_DISABLE_HDIM{head_dim}" for head_dim in (64, 96, 192, 256)}
+    assert "FLASHATTENTION_DISABLE_SM8x" not in subset.suggested_defines

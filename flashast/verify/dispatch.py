@@ -325,13 +325,13 @@ def compare(have: Provided, reads: Sequence[Required], candidates: Mapping[Speci
     while any(_in_use(extern, per_file, used) for extern in waiting):
         used.update(extern.specialization for extern in waiting if _in_use(extern, per_file, used))
         waiting = [extern for extern in waiting if extern.specialization not in used]
+    problems = tuple(problem for read in reads for problem in read.problems)
     unused = []
-    for name, provisions in sorted(per_file.items()):
+    for name, provisions in sorted(per_file.items()) if not problems else ():  # unknown calls: no verdict
         idle = [provision for provision in provisions if provision.specialization not in used]
         if idle:
             unused.append(Unused(idle[0].file, tuple(provision.specialization for provision in idle), len(provisions),
                                  idle[0].location(), have.aggregators.get(name, ())))
-    problems = tuple(problem for read in reads for problem in read.problems)
     return DispatchReport(tuple(missing), tuple(unused), requirements(reads, tracked=False), problems, strict, (),
                           tuple(reads))
 
