@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     exclusive.add_argument("--check", action="store_true", help="exit 1 if DIR differs from what a run would write")
     exclusive.add_argument("--diff", action="store_true", help="like --check, and print a unified diff on stdout")
     exclusive.add_argument("--list", action="store_true", help="print the path of every file a run would write")
+    exclusive.add_argument("--conformance", action="store_true",
+                           help="compare the kinds' contracts with the real headers (--include-dir); write nothing")
     exclusive.add_argument("--list-kinds", action="store_true", help="print presets and kinds with their origin")
     writing = parser.add_argument_group("writing")
     writing.add_argument("--manifest", metavar="FILE.json", help="also write a JSON listing of the files, kinds, axes")
@@ -162,7 +164,7 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     if arguments.list_kinds:
         list_kinds(registry)
         return EXIT_OK
-    if not arguments.output:
+    if not arguments.output and not arguments.conformance:
         parser.print_usage(sys.stderr)
         raise UsageError("-o/--output DIR is required")
     options = _options(arguments)
@@ -185,6 +187,11 @@ def _run(argv: list[str], registry: Registry | None) -> int:
         sys.stdout.buffer.write(listing)
         sys.stdout.flush()
         return EXIT_OK
+    if options.action is Action.CONFORMANCE:
+        if not arguments.quiet and result.report is not None:
+            state = "unchanged since they last conformed" if result.report.reused else "conform"
+            print(f"flashast: the contracts of {result.preset} {state} to the real headers", file=sys.stderr)
+        return EXIT_OK
     if options.action is not Action.WRITE:
         report_check(result, options, arguments.quiet)
         return EXIT_DIFFERENCES if result.plan is not None and result.plan.differs else EXIT_OK
@@ -195,7 +202,9 @@ def _run(argv: list[str], registry: Registry | None) -> int:
 
 def _refuse_contradictions(arguments: argparse.Namespace) -> None:
     """Options that ask for opposite things are a usage error, never a guess."""
-    comparing = "--check" if arguments.check else "--diff" if arguments.diff else "--list" if arguments.list else None
+    modes = (("--check", arguments.check), ("--diff", arguments.diff), ("--list", arguments.list),
+             ("--conformance", arguments.conformance))
+    comparing = next((name for name, given in modes if given), None)
     if comparing is not None:
         for option, given in (("--prune", arguments.prune), ("--force", arguments.force)):
             if given:
@@ -223,10 +232,12 @@ def _options(arguments: argparse.Namespace) -> Options:
         action = Action.DIFF
     elif arguments.list:
         action = Action.LIST
+    elif arguments.conformance:
+        action = Action.CONFORMANCE
     else:
         action = Action.WRITE
     return Options(
-        output=Path(arguments.output),
+        output=Path(arguments.output or "."),
         preset=arguments.preset,
         only=tuple(arguments.only),
         exclude=tuple(arguments.exclude),

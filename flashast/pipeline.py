@@ -13,16 +13,19 @@ from __future__ import annotations
 import enum
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from flashast import __version__
 from flashast.errors import UsageError
 from flashast.generated import GeneratedFile
+from flashast.kinds import Kind
 from flashast.output import Outcome, Plan, check_directory, plan, refuse_conflicts, write, write_atomically
 from flashast.registry import Registry
 from flashast.selection import select
 from flashast.verify import CONTRACT_MODE, Progress, Report, VerdictStore, VerifyOptions, verify
+from flashast.verify.conformance import check_conformance
 
 DEFAULT_PRESET = "pytorch"
 
@@ -34,6 +37,7 @@ class Action(enum.Enum):
     CHECK = "check"  # compare only; a difference is exit 1
     DIFF = "diff"  # compare and show a unified diff
     LIST = "list"  # name the files; neither verify nor touch DIR
+    CONFORMANCE = "conformance"  # compare the selected kinds' contracts with the real headers only
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ def run(registry: Registry, options: Options) -> Result:
     all_files = preset.generate()
     files = select(all_files, preset, options.only, options.exclude)
     preset_names = frozenset(generated.name for generated in all_files)
+    if options.action is Action.CONFORMANCE:
+        return Result(preset.name, tuple(files), _conformance(preset.kinds, files, options))
     if options.action is not Action.LIST:
         # A listing may name aggregators alone (a build compiles them, the members only need to exist).
         _refuse_aggregators_without_members(files, preset_names)
@@ -100,6 +106,16 @@ def run(registry: Registry, options: Options) -> Result:
         options.output, files, preset.name, preset_names, __version__, prune=options.prune, force=options.force
     )
     return Result(preset.name, tuple(files), report, done, outcome)
+
+
+def _conformance(kinds: Sequence[Kind], files: list[GeneratedFile], options: Options) -> Report:
+    """Check the contracts of the kinds the selection keeps against the real headers."""
+    verification = options.verification
+    if verification is None or not verification.real_headers:
+        raise UsageError("--conformance: compares contracts with real headers; add --include-dir DIR")
+    selected = {generated.kind for generated in files}
+    contracts = [kind.contract for kind in kinds if kind.name in selected and kind.contract.headers]
+    return check_conformance(contracts, verification, VerdictStore.default())
 
 
 def _refuse_aggregators_without_members(files: list[GeneratedFile], preset_names: frozenset[str]) -> None:
