@@ -181,13 +181,11 @@ def instantiations(count: int) -> list[Body]:
 
 
 @pytest.mark.parametrize("name", ["pytorch", "flash-attn-2", "flash-attn-3"])
-def test_every_file_of_a_built_in_preset_is_batched_and_verifies(name: str) -> None:
-    """Every built-in file is batchable (flash-attn-3's 110 aggregators included), and the preset
-    verifies clean: each of its files parsed once."""
+def test_every_file_of_a_built_in_preset_is_batched(name: str) -> None:
+    """Every built-in file is batchable, flash-attn-3's 110 aggregators included (planning only:
+    the presets' verification is test_presets_flash_attn's and test_verify's)."""
     files = Registry().preset(name).generate()
     assert set().union(*batched_names(files)) == {generated.name for generated in files}
-    report = verify(files)
-    assert (report.errors, report.warnings, report.parsed, report.reused) == ([], [], len(files), 0)
 
 
 # Faults in a batch are reported exactly as per-file parses report them -----------------------------

@@ -62,7 +62,7 @@ from flashast.generated import GeneratedFile
 from flashast.verify import VerifyOptions
 from flashast.verify.batching import plan_batches
 
-PROPERTY = settings(max_examples=50, deadline=None, derandomize=True, database=None,
+PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.function_scoped_fixture])
 
@@ -420,7 +420,7 @@ def test_the_scenarios_exercise_batching() -> None:
     planned: list[bool] = []
     verbatim_in_batch: list[bool] = []
     batched_anyway: list[bool] = []
-    planning = settings(max_examples=100, deadline=None, derandomize=True, database=None,
+    planning = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
     @planning

@@ -10,14 +10,13 @@ reused are not parsed, so not told about).
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cli_command, cli_environment, run_cli, snapshot
+from conftest import run_cli, snapshot
 
 from flashast import (
     ClassDeclaration,
@@ -106,10 +105,9 @@ def readings_files(directory: Path) -> list[Path]:
 # Reuse -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("preset", ["pytorch", "flash-attn-3"])
-def test_a_second_run_parses_nothing(preset: str, tmp_path: Path) -> None:
-    """flash-attn-3 has aggregators too: their verdicts are keyed on their members."""
-    files = Registry().preset(preset).generate()
+def test_a_second_run_parses_nothing(tmp_path: Path) -> None:
+    """flash-attn-3's 450 files, 110 of them aggregators whose verdicts are keyed on their members."""
+    files = Registry().preset("flash-attn-3").generate()
     assert run(files, store_at(tmp_path))[1] == names(files)
     report, parsed = run(files, store_at(tmp_path))
     assert (parsed, report.parsed, report.reused, report.errors, report.warnings) == ([], 0, len(files), [], [])
@@ -398,7 +396,7 @@ def test_a_store_in_the_way_of_directories_is_a_miss(tmp_path: Path) -> None:
 
 
 def verify_in_time(files: Sequence[GeneratedFile], store: VerdictStore, fifos: Sequence[Path]) -> Report:
-    """`verify` on a thread, given five seconds (it needs a few milliseconds); if it is still running,
+    """`verify` on a thread, given three seconds (it needs milliseconds); if it is still running,
     it is blocked opening a FIFO: open their other ends so that it can finish, and fail."""
     outcome: dict[str, Any] = {}
 
@@ -410,7 +408,7 @@ def verify_in_time(files: Sequence[GeneratedFile], store: VerdictStore, fifos: S
 
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
-    thread.join(5)
+    thread.join(3)
     if thread.is_alive():
         descriptors = [os.open(fifo, os.O_RDONLY | os.O_NONBLOCK) for fifo in fifos]
         thread.join(5)
@@ -473,13 +471,3 @@ def test_a_second_cli_run_succeeds_and_writes_nothing(tmp_path: Path, isolated_v
     assert code == 0, stderr
     assert snapshot(out) == before
     assert "flashast: 48 file(s) not parsed again: their inputs passed before" in stderr.splitlines()
-
-
-def test_the_cli_with_the_cache_off_verifies_every_run(tmp_path: Path, isolated_verification_cache: Path) -> None:
-    environment = cli_environment(extra={"FLASHAST_NO_CACHE": "1"})
-    for _ in range(2):
-        completed = subprocess.run([*cli_command("-o", tmp_path / "out", "--timings")], env=environment,
-                                   capture_output=True, text=True, timeout=600, check=False)
-        assert completed.returncode == 0, completed.stderr
-        assert "flashast: 0 file(s) not parsed again: their inputs passed before" in completed.stderr.splitlines()
-    assert not (isolated_verification_cache / "verified-v2").exists()

@@ -29,7 +29,7 @@ from flashast.verify import CONTRACT_MODE, VerifyOptions, verify
 KERNEL = FunctionTemplate((TypeParameter("T"), ValueParameter("int", "N")), "void", "kernel", (), defined=True)
 CONTRACT = Contract({"kernel.h": (PragmaOnce(), Namespace("ns", (ClassDeclaration("half"), KERNEL)))})
 OTHER = FunctionTemplate((ValueParameter("int", "N"),), "void", "other", (), defined=True)
-MANY = 300
+MANY = 150
 
 
 def preset(count: int, broken: set[int]) -> Preset:
