@@ -402,9 +402,9 @@ def test_a_subset_gets_the_guard_defines_that_switch_its_missing_calls_off() -> 
     preset = fa3_preset()
     report = run_check(preset, FA3 / "api.cpp", FA3_OPTIONS, only=["head_dim=128"])
     assert report.failed and len(report.missing) == 2 * 2 * 2 * 3 * 2 + 2 * 2 * 2 + 3 * 2 * 2 * 2
-    assert report.suggested_defines == ("FLASHATTENTION_DISABLE_HDIM256", "FLASHATTENTION_DISABLE_HDIM64")
+    assert report.suggested_defines == ("FLASHATTENTION_DISABLE_HDIM64", "FLASHATTENTION_DISABLE_HDIM256")
     assert report.text().splitlines()[-1] == (
-        "flashast: hint: building with --define FLASHATTENTION_DISABLE_HDIM256 --define FLASHATTENTION_DISABLE_HDIM64"
+        "flashast: hint: building with --define FLASHATTENTION_DISABLE_HDIM64 --define FLASHATTENTION_DISABLE_HDIM256"
         " switches off every missing call (checked by re-reading the dispatcher)")
     item = next(item for item in report.missing if item.specialization.arguments[:3] == ("86", "cutlass::half_t", "64"))
     assert item.switches == ("FLASHATTENTION_DISABLE_HDIM64",)  # not ..._SM8x

@@ -23,6 +23,7 @@ anything is written:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -221,8 +222,12 @@ def requirements(reads: Iterable[Required], tracked: bool = True) -> tuple[Requi
             if (reference.tracked and reference.arguments is not None) == tracked:
                 places = found.setdefault(Specialization(reference.template, reference.arguments or ("...",)), [])
                 places += [] if reference.location in places else [reference.location]
-    return tuple(Requirement(specialization, tuple(sorted(places, key=lambda at: (at.file, at.line, at.column))))
+    return tuple(Requirement(specialization, tuple(sorted(places, key=_place)))
                  for specialization, places in sorted(found.items()))
+
+
+def _place(location: Location) -> tuple[str, int, int]:
+    return location.file, location.line, location.column
 
 
 # Comparing ------------------------------------------------------------------------------------------
@@ -314,7 +319,8 @@ def compare(have: Provided, reads: Sequence[Required], candidates: Mapping[Speci
     candidates = candidates or {}
     called = {requirement.specialization: requirement.locations for requirement in requirements(reads)}
     missing = [_missing(specialization, places, None, have, candidates, filters)
-               for specialization, places in called.items() if specialization not in have.provisions]
+               for specialization, places in sorted(called.items(), key=lambda pair: (_place(pair[1][0]), pair[0]))
+               if specialization not in have.provisions]
     missing += [_missing(extern.specialization, (extern.location(),), extern, have, candidates, filters)
                 for extern in have.externs if extern.specialization not in have.provisions]
     per_file: dict[str, list[Provision]] = {}
@@ -376,7 +382,12 @@ def guard_defines(missing: Sequence[Missing]) -> tuple[str, ...]:
     call, or () when some missing call has none (or is an `extern template` line's)."""
     if not missing or any(item.extern_in is not None or not item.switches for item in missing):
         return ()
-    return tuple(sorted({macro for item in missing for macro in item.switches}))
+    return tuple(sorted({macro for item in missing for macro in item.switches}, key=_natural))
+
+
+def _natural(text: str) -> list[int | str]:
+    """`HDIM64` before `HDIM192`: digit runs compare as numbers (split parts alternate str, int)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 def check_dispatch(dispatchers: Sequence[Path], selected: Sequence[GeneratedFile], every_file: Sequence[GeneratedFile],
