@@ -196,3 +196,28 @@ def test_timings_prints_each_file_once_as_it_is_verified(tmp_path: Path) -> None
     timed = re.findall(r"^flashast: verified (\S+) in \d+\.\d s$", stderr, re.MULTILINE)
     assert sorted(timed) == sorted(path.name for path in (tmp_path / "kernels").glob("*.cu"))
     assert len(timed) == 4
+
+
+@pytest.mark.realheaders
+def test_conformance_finds_exactly_the_known_drift_in_one_parse(verification_arguments: list[str]) -> None:
+    """The flash-attn-2 contracts against 2.8.3's headers: everything conforms but the one template
+    that came after the release (the same drift the script shows at the generated lines)."""
+    code, _, stderr = run_cli("--preset", "flash-attn-2", "--conformance", *verification_arguments)
+    assert code == 3, stderr
+    errors = [line for line in stderr.splitlines() if ": error: " in line and not line.startswith("flashast:")]
+    assert len(errors) == 1, stderr
+    assert re.match(r"<contract>/flash_fwd_launch_template\.h:\d+:\d+: error: function template"
+                    r" flash::run_mha_fwd_splitkv_align is not declared by the real headers", errors[0]), errors
+
+
+@pytest.mark.realheaders
+def test_a_rerun_over_unchanged_real_headers_parses_nothing(verification_arguments: list[str], tmp_path: Path) -> None:
+    arguments = ["-o", tmp_path / "kernels", "--preset", "flash-attn-2", "--only", DRIFTED_FILE, "--timings",
+                 *verification_arguments]
+    code, _, stderr = run_cli(*arguments)
+    assert code == 0, stderr
+    assert re.search(rf"^flashast: verified {re.escape(DRIFTED_FILE)} in", stderr, re.MULTILINE), stderr
+    code, _, stderr = run_cli(*arguments)
+    assert code == 0, stderr
+    assert "flashast: 1 file(s) not parsed again" in stderr
+    assert "flashast: verified" not in stderr
