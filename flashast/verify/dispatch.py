@@ -223,11 +223,16 @@ def requirements(reads: Iterable[Required], tracked: bool = True) -> tuple[Requi
                 places = found.setdefault(Specialization(reference.template, reference.arguments or ("...",)), [])
                 places += [] if reference.location in places else [reference.location]
     return tuple(Requirement(specialization, tuple(sorted(places, key=_place)))
-                 for specialization, places in sorted(found.items()))
+                 for specialization, places in sorted(found.items(), key=lambda pair: _order(pair[0])))
 
 
 def _place(location: Location) -> tuple[str, int, int]:
     return location.file, location.line, location.column
+
+
+def _order(specialization: Specialization) -> tuple[str, list[list[int | str]]]:
+    """Specializations in reading order: `<T, 32>` before `<T, 128>`."""
+    return specialization.template, [_natural(argument) for argument in specialization.arguments]
 
 
 # Comparing ------------------------------------------------------------------------------------------
@@ -318,9 +323,9 @@ def compare(have: Provided, reads: Sequence[Required], candidates: Mapping[Speci
     names the file a missing specialization needs; `filters` the `--only`/`--exclude` that left it out."""
     candidates = candidates or {}
     called = {requirement.specialization: requirement.locations for requirement in requirements(reads)}
+    in_order = sorted(called.items(), key=lambda pair: (_place(pair[1][0]), *_order(pair[0])))
     missing = [_missing(specialization, places, None, have, candidates, filters)
-               for specialization, places in sorted(called.items(), key=lambda pair: (_place(pair[1][0]), pair[0]))
-               if specialization not in have.provisions]
+               for specialization, places in in_order if specialization not in have.provisions]
     missing += [_missing(extern.specialization, (extern.location(),), extern, have, candidates, filters)
                 for extern in have.externs if extern.specialization not in have.provisions]
     per_file: dict[str, list[Provision]] = {}
