@@ -410,7 +410,7 @@ def verify_in_time(files: Sequence[GeneratedFile], store: VerdictStore, fifos: S
     thread.start()
     thread.join(3)
     if thread.is_alive():
-        descriptors = [os.open(fifo, os.O_RDONLY | os.O_NONBLOCK) for fifo in fifos]
+        descriptors = [os.open(fifo, os.O_RDWR | os.O_NONBLOCK) for fifo in fifos]  # never blocks
         thread.join(5)
         for descriptor in descriptors:
             os.close(descriptor)
