@@ -20,6 +20,7 @@ from pathlib import Path
 
 from flashast import __version__
 from flashast.errors import FlashastError, UsageError, VerificationError
+from flashast.kinds import is_architecture
 from flashast.pipeline import DEFAULT_PRESET, Action, Options, run
 from flashast.plugins import load_entry_points, load_plugin
 from flashast.registry import Registry
@@ -48,6 +49,10 @@ class _ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         raise UsageError(message)
+
+
+# `--device-arch` given without a value: each kind's declared architectures.
+DECLARED = "declared"
 
 
 def _positive(text: str) -> int:
@@ -101,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     verification.add_argument("--strict", action="store_true", help="warnings in real headers fail the run too")
     verification.add_argument("--jobs", "-j", type=_positive, default=os.cpu_count() or 1, metavar="N",
                               help="real-header parses in parallel (default: the number of cores)")
+    verification.add_argument("--device-arch", action="append", nargs="?", const=DECLARED, default=[],
+                              metavar="ARCH", help="also parse each file for the device (sm_80, sm_90a, ...;"
+                              " repeatable; without a value: the architectures each kind declares)")
     verification.add_argument("--header-warnings", action="store_true",
                               help="list each warning inside headers (by default they are counted in one line)")
     verification.add_argument("--timings", action="store_true",
@@ -216,7 +224,7 @@ def _refuse_contradictions(arguments: argparse.Namespace) -> None:
             ("--include-dir", arguments.include_dir), ("--define", arguments.define),
             ("--clang-arg", arguments.clang_arg), ("--cuda-path", arguments.cuda_path),
             ("--resource-dir", arguments.resource_dir), ("--strict", arguments.strict),
-            ("--timings", arguments.timings),
+            ("--timings", arguments.timings), ("--device-arch", arguments.device_arch),
         ) if value]
         if given:
             raise UsageError(f"{given[0]}: configures verification, which --no-verify skips")
@@ -281,7 +289,15 @@ def _verify_options(arguments: argparse.Namespace) -> VerifyOptions:
             raise UsageError(f"{option} {directory}: cannot use ({error.strerror})") from None
         if not is_directory:
             raise UsageError(f"{option} {directory}: not a directory")
+    architectures = [name for name in arguments.device_arch if name != DECLARED]
+    for name in architectures:
+        if not is_architecture(name):
+            raise UsageError(f"--device-arch {name}: not a GPU architecture such as sm_80 or sm_90a")
+    if arguments.device_arch and not arguments.include_dir:
+        raise UsageError("--device-arch: the device side is parsed against real headers; add --include-dir DIR")
     return VerifyOptions(
+        device_architectures=tuple(dict.fromkeys(architectures)),
+        device_declared=DECLARED in arguments.device_arch,
         include_dirs=tuple(Path(directory) for directory in arguments.include_dir),
         defines=tuple(arguments.define),
         clang_args=tuple(arguments.clang_arg),

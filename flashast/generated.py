@@ -32,6 +32,8 @@ class GeneratedFile:
     style: Style
     contract: Contract
     aggregator: bool = False
+    # The GPU architectures the file is built for (its kind says; empty: any the user names).
+    architectures: tuple[str, ...] = ()
 
     @cached_property
     def text(self) -> str:

@@ -29,6 +29,24 @@ _PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 FileNameRule = str | Callable[[Configuration], str]
 Constraint = Callable[[Configuration], str | None]
 Builder = Callable[[Configuration], TranslationUnit]
+Architectures = Sequence[str] | Callable[[Configuration], Sequence[str]]
+# `sm_80`, `sm_86`, `sm_90a`: what clang's `--cuda-gpu-arch` takes for NVIDIA GPUs.
+_ARCHITECTURE = re.compile(r"sm_[0-9]{2,3}[a-z]?\Z")
+
+
+def is_architecture(name: object) -> bool:
+    """Whether `name` is a GPU architecture clang's `--cuda-gpu-arch` takes (`sm_80`, `sm_90a`)."""
+    return isinstance(name, str) and _ARCHITECTURE.match(name) is not None
+
+
+def _architectures(owner: str, named: object) -> tuple[str, ...]:
+    """Check a kind's architectures: a sequence of names such as `sm_80`."""
+    if isinstance(named, (str, bytes)) or not isinstance(named, Sequence):
+        raise ModelError(owner, "architectures", named, "must be a sequence of names such as 'sm_80'")
+    for name in named:
+        if not is_architecture(name):
+            raise ModelError(owner, "architectures", name, "is not a GPU architecture such as 'sm_80' or 'sm_90a'")
+    return tuple(named)
 
 
 def _pattern_values(configuration: Configuration) -> dict[str, int | str]:
@@ -51,7 +69,10 @@ class Kind:
     - `contract`: the headers the files rely on (used by verification);
     - `constraint`: configuration -> a reason to skip it, or None to keep it;
     - `aggregator`: the files only include other generated files (build systems must not compile
-      both); `style`: overrides the preset's style for this kind's files.
+      both); `style`: overrides the preset's style for this kind's files;
+    - `architectures`: the GPU architectures a configuration's file is built for (`("sm_90a",)`,
+      or configuration -> those), which `--device-arch` without a value verifies; empty: whatever
+      the command line names.
     """
 
     name: str
@@ -64,6 +85,7 @@ class Kind:
     aggregator: bool = False
     style: Style | None = None
     description: str = ""
+    architectures: Architectures = ()
 
     def __post_init__(self) -> None:
         check_identifier("Kind", "name", self.name)
@@ -98,6 +120,8 @@ class Kind:
             raise ModelError("Kind", "aggregator", self.aggregator, "must be a bool")
         if self.style is not None and not isinstance(self.style, Style):
             raise ModelError("Kind", "style", self.style, "must be a Style")
+        if not callable(self.architectures):
+            object.__setattr__(self, "architectures", _architectures("Kind", self.architectures))
         if not isinstance(self.description, str):
             raise ModelError("Kind", "description", self.description, "must be a str")
 
@@ -232,7 +256,20 @@ class Kind:
                 style=style,
                 contract=self.contract,
                 aggregator=self.aggregator,
+                architectures=self._architectures_of(configuration),
             )
+
+    def _architectures_of(self, configuration: Configuration) -> tuple[str, ...]:
+        if not callable(self.architectures):
+            return tuple(self.architectures)
+        try:
+            named = self.architectures(configuration)
+        except FlashastError as error:
+            raise self._failure("architectures", configuration, error) from None
+        except (Exception, SystemExit) as error:
+            self._blame_plugin("architectures", configuration, error)
+            raise
+        return _architectures(f"Kind({self.name})", named)
 
     def count(self) -> int:
         """How many files the kind makes (its configurations the constraint keeps)."""

@@ -13,6 +13,7 @@ Every generated file gets its own verdict before anything is written:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +32,7 @@ from flashast.verify.toolchain import (
     VIRTUAL_SOURCE,
     VerifyOptions,
     clang_arguments,
+    device_parse_bound,
     find_cuda_path,
     find_resource_dirs,
     load_cindex,
@@ -68,25 +70,65 @@ def verify(
 
     `store` (default: none) holds the verdicts of earlier runs; a file whose key it holds is not
     parsed again, and every file that passes is remembered in it. When no file needs a parse,
-    libclang is not even loaded. `jobs`: real-header parses run on this many threads.
+    libclang is not even loaded. `jobs`: real-header parses run on this many threads. With
+    `options.device_architectures` or `device_declared`, files that pass on the host side are then
+    parsed for the device, per architecture (`device_targets`), at most as many at once as memory holds.
     """
     refuse_guard_defines(files, options)
     store = store or VerdictStore(None)
     report = Report(files=len(files))
     clashes = find_clashes(files, [*options.defines, *_defined_by_arguments(options)])
+    _verify_side(files, files, options, store, progress, jobs, report, clashes)
+    if not report.failed and options.real_headers:
+        for architecture, targets in device_targets(files, options).items():
+            device = dataclasses.replace(options, device_arch=architecture)
+            side = Report(files=len(targets))
+            _verify_side(files, targets, device, store, progress, device_parse_bound(jobs), side, [])
+            report.parsed += side.parsed
+            report.reused += side.reused
+            remark = f"(device side, --cuda-gpu-arch={architecture})"
+            for diagnostic in side.diagnostics:
+                report.add(dataclasses.replace(diagnostic, remarks=(*diagnostic.remarks, remark)))
+    if report.failed:
+        text = report.text()
+        if options.real_headers and options.resource_dir is None and "file not found" in text:
+            text += "\n" + resource_dir_hint()
+        raise VerificationError(report.summary(), text)
+    return report
+
+
+def device_targets(files: Sequence[GeneratedFile], options: VerifyOptions) -> dict[str, list[GeneratedFile]]:
+    """Which files each device-side architecture parses: a file whose kind declares architectures
+    only for those (its own guards would skip the rest), any other for every architecture named."""
+    targets: dict[str, list[GeneratedFile]] = {}
+    for generated in files:
+        wanted = set(generated.architectures) if options.device_declared else set()
+        named = options.device_architectures
+        wanted |= {name for name in named if not generated.architectures or name in generated.architectures}
+        for architecture in sorted(wanted):
+            targets.setdefault(architecture, []).append(generated)
+    return targets
+
+
+def _verify_side(
+    files: Sequence[GeneratedFile], targets: Sequence[GeneratedFile], options: VerifyOptions, store: VerdictStore,
+    progress: Progress | None, jobs: int, report: Report, clashes: list[Clash],
+) -> None:
+    """One side's verdicts (the host, or the device for one architecture) of `targets` into `report`;
+    `files` is the whole run (aggregators read their members)."""
     # `strict` decides whether a header's warning fails, so it is part of every verdict.
     common = common_inputs([*clang_arguments(options), f"flashast-strict={options.strict}"])
-    keys = {generated.name: input_digest(common, generated.text, switched_on(generated)) for generated in files}
+    keys = {generated.name: input_digest(common, generated.text, switched_on(generated)) for generated in targets}
     # Naming what an earlier parse read needs no libclang: the sources are named the same way.
     lookup = Sources(files, options, source_root=VIRTUAL_SOURCE)
     to_parse = []
-    for generated in files:
+    for generated in targets:
         if store.passed(keys[generated.name], lookup.current_digest(generated)):
             report.reused += 1
         else:
             to_parse.append(generated)
     if not to_parse and not clashes:
-        return report
+        return
     cindex = load_cindex()
     parser = Parser(cindex, files, options)
     passed: dict[str, list[Reading]] = {}
@@ -106,12 +148,6 @@ def verify(
         parser.close()
     # Each file's verdict is its own: a clean parse is remembered even when another file failed.
     store.remember((keys[name], readings) for name, readings in passed.items())
-    if report.failed:
-        text = report.text()
-        if options.real_headers and options.resource_dir is None and "file not found" in text:
-            text += "\n" + resource_dir_hint()
-        raise VerificationError(report.summary(), text)
-    return report
 
 
 def _verify_contract_mode(

@@ -31,7 +31,7 @@ from flashast.contract import Contract
 from flashast.errors import UsageError
 from flashast.generated import GeneratedFile
 from flashast.names import Identifier, IncludePath
-from flashast.nodes import ClassDeclaration, Include, LineComment, TranslationUnit
+from flashast.nodes import ClassDeclaration, Declaration, Include, LineComment, TranslationUnit, Verbatim
 from flashast.printer import render
 from flashast.verify.batching import Batch, switched_on
 from flashast.verify.checks import Clash, origin
@@ -51,6 +51,7 @@ from flashast.verify.toolchain import (
     VIRTUAL_SOURCE,
     VerifyOptions,
     clang_arguments,
+    declares_configure_call,
     missing_cuda_headers,
 )
 
@@ -78,6 +79,12 @@ class Parsed:
 
 # Told about each file parsed (real headers are slow). Files whose verdict is reused are not parsed.
 Progress = Callable[[Parsed], None]
+# The stand-in that also declares `cudaConfigureCall` for device-side parses (see `_stand_in`).
+DEVICE_STAND_IN_HOST = "texture_fetch_functions.h"
+CONFIGURE_CALL = (
+    'extern "C" cudaError_t cudaConfigureCall(dim3 gridDim, dim3 blockDim, size_t sharedMem = 0,'
+    " cudaStream_t stream = 0);"
+)
 # How a generated file a parse read is named in a key: its served path changes from run to run.
 GENERATED_PREFIX = "<generated>/"
 
@@ -101,8 +108,7 @@ class Sources:
         self.cuda_stand_ins: list[tuple[str, str]] = []
         if options.cuda_includes and options.cuda_path is not None:
             self.cuda_stand_ins = [
-                (f"{CUDA_STAND_INS}/{name}",
-                 render(TranslationUnit((LineComment(f"flashast: {options.cuda_path} has no {name}"),))))
+                (f"{CUDA_STAND_INS}/{name}", render(TranslationUnit(_stand_in(name, options, options.cuda_path))))
                 for name in missing_cuda_headers(options.cuda_path)
             ]
 
@@ -182,6 +188,16 @@ class Sources:
     def _key_name(self, path: str) -> str:
         prefix = self.source_root + "/"
         return GENERATED_PREFIX + path[len(prefix):] if path.startswith(prefix) else path
+
+
+def _stand_in(name: str, options: VerifyOptions, cuda_path: Path) -> tuple[Declaration, ...]:
+    """An empty header in place of one the toolkit lacks; for device-side parses, the one clang's
+    CUDA wrapper includes after the runtime declares `cudaConfigureCall` if the toolkit no longer
+    does (CUDA 13): clang's device-side semantics look it up for every kernel launch."""
+    found: tuple[Declaration, ...] = (LineComment(f"flashast: {cuda_path} has no {name}"),)
+    if options.device_arch is not None and name == DEVICE_STAND_IN_HOST and not declares_configure_call(cuda_path):
+        found += (Verbatim(CONFIGURE_CALL),)
+    return found
 
 
 class Parser:

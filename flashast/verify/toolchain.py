@@ -61,6 +61,8 @@ CUDA_STAND_INS = f"{VIRTUAL_ROOT}/cuda-stand-ins"
 # Resource directories whose CUDA wrappers libclang 18 parses: those of clang 16 to 18 (19's use
 # builtins libclang 18 does not know). Debian 12 ships clang 16's as `libclang-common-16-dev`.
 COMPATIBLE_RESOURCE_MAJORS = (18, 17, 16)
+# What one device-side parse of a real flash-attention file may take (2.7 GB measured on FA2 2.8.3).
+DEVICE_PARSE_BYTES = 3 << 30
 RESOURCE_DIR_HINT = (
     "Debian/Ubuntu: apt-get install libclang-common-16-dev, then --resource-dir /usr/lib/llvm-16/lib/clang/16"
 )
@@ -81,6 +83,13 @@ class VerifyOptions:
     cuda_path: Path | None = None
     resource_dir: Path | None = None
     strict: bool = False
+    # Device-side verification (real-header mode): after the host side passes, each file is parsed
+    # again for the device, once per architecture: those named here, and with `device_declared` those
+    # its kind declares. A file whose kind declares architectures is parsed only for those.
+    device_architectures: tuple[str, ...] = ()
+    device_declared: bool = False
+    # The architecture of the parse being made (set by `verify` for its device-side parses).
+    device_arch: str | None = None
 
     @property
     def real_headers(self) -> bool:
@@ -140,11 +149,35 @@ def missing_cuda_headers(cuda_path: Path) -> tuple[str, ...]:
     return tuple(name for name in CUDA_HEADERS_CLANG_EXPECTS if not (cuda_path / "include" / name).is_file())
 
 
+def declares_configure_call(cuda_path: Path) -> bool:
+    """Whether the toolkit declares `cudaConfigureCall`, which clang's device-side semantics look up
+    for a kernel launch (CUDA 13 no longer does)."""
+    try:
+        return "cudaConfigureCall" in (cuda_path / "include" / "cuda_runtime_api.h").read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def device_parse_bound(jobs: int) -> int:
+    """How many device-side parses may run at once: `jobs`, but no more than the free memory holds
+    at about 3 GB each (a device-side parse of an FA2 file peaks near 2.7 GB)."""
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 1
+    return max(1, min(jobs, free // DEVICE_PARSE_BYTES))
+
+
 def clang_arguments(options: VerifyOptions) -> list[str]:
     """The command line libclang parses every file with (the main file aside)."""
     if not options.real_headers:
         return [*CONTRACT_ARGUMENTS, *options.clang_args]
     arguments = [*CUDA_HOST_ARGUMENTS]
+    if options.device_arch is not None:
+        # The device side, where kernel bodies are instantiated (a static_assert inside cute's copy
+        # atoms fires only there).
+        arguments = [argument for argument in arguments if argument != "--cuda-host-only"]
+        arguments += ["--cuda-device-only", f"--cuda-gpu-arch={options.device_arch}"]
     if options.resource_dir is not None:
         arguments += ["-resource-dir", str(options.resource_dir)]
     if options.cuda_includes and options.cuda_path is not None:

@@ -1,0 +1,108 @@
+"""`--device-arch`: the same files parsed for the device, where device-only code is instantiated.
+
+The fixture tree (tests/fixtures/device_headers) has a copy path that only the device side compiles
+for sm_80 and later, with a static assertion that rejects 32-bit elements: a file instantiating the
+launch for `float` passes on the host side and fails on the device side for sm_80, at its own line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conftest import run_cli, snapshot
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "device_headers"
+
+PLUGIN = """
+from flashast import (Contract, Declarator, FunctionTemplate, Include, Kind, Namespace, Parameter, Preset,
+                      TranslationUnit, Type, TypeParameter)
+
+RUN_COPY = FunctionTemplate((TypeParameter("T"),), "void", "run_copy",
+                            (Parameter(Type("Copy_params", declarator=Declarator.REFERENCE), "params"),
+                             Parameter(Type("cudaStream_t"), "stream")))
+
+
+def build(config):
+    instantiation = RUN_COPY.instantiate(config.element)
+    return TranslationUnit((Include("copy_launch.h"), Namespace("device_check", (instantiation,))))
+
+
+def register(registry):
+    registry.add_preset(Preset("device", kinds=(
+        Kind("copy", axes={{"element": ("short", "float")}}, build=build, file_name="copy_{{element}}.cu",
+             architectures={architectures}),
+    )))
+"""
+
+
+def plugin(tmp_path: Path, architectures: str = "()") -> Path:
+    path = tmp_path / "device_plugin.py"
+    path.write_text(PLUGIN.format(architectures=architectures))
+    return path
+
+
+def run(tmp_path: Path, *arguments: str | Path, architectures: str = "()") -> tuple[int, str]:
+    code, _, stderr = run_cli("-o", tmp_path / "out", "--plugin", plugin(tmp_path, architectures), "--preset", "device",
+                              "--include-dir", FIXTURE, *arguments)
+    return code, stderr
+
+
+def test_the_host_side_passes_what_the_device_side_rejects_at_the_generated_line(tmp_path: Path) -> None:
+    preview = tmp_path / "preview"
+    code, _, stderr = run_cli("-o", preview, "--plugin", plugin(tmp_path), "--preset", "device", "--no-verify", "-q")
+    assert code == 0, stderr
+    generated = (preview / "copy_float.cu").read_text().splitlines()
+    line = next(number for number, text in enumerate(generated, 1) if "run_copy<float>" in text)
+
+    code, stderr = run(tmp_path)
+    assert code == 0, stderr  # host side only
+    before = snapshot(tmp_path / "out")
+    (tmp_path / "out" / "copy_float.cu").write_text("// edited\n")
+    code, stderr = run(tmp_path, "--device-arch", "sm_80", "--force")
+    assert code == 3, stderr
+    assert re.search(rf"^copy_float\.cu:{line}:\d+: error: static assertion failed .*16-bit elements only",
+                     stderr, re.MULTILINE), stderr
+    assert re.search(r"copy_launch\.h:\d+:\d+: note: the error is here, in a header", stderr), stderr
+    assert "(device side, --cuda-gpu-arch=sm_80)" in stderr
+    assert "kind=copy element=float" in stderr
+    assert "copy_short.cu:" not in stderr
+    assert (tmp_path / "out" / "copy_float.cu").read_text() == "// edited\n"  # exit 3: nothing written
+    assert snapshot(tmp_path / "out").keys() == before.keys()
+
+
+def test_an_architecture_without_the_device_only_path_passes(tmp_path: Path) -> None:
+    code, stderr = run(tmp_path, "--device-arch", "sm_75")
+    assert code == 0, stderr
+
+
+def test_without_a_value_each_kind_is_parsed_for_the_architectures_it_declares(tmp_path: Path) -> None:
+    code, stderr = run(tmp_path, "--device-arch", architectures='("sm_80",)')
+    assert code == 3, stderr
+    assert "(device side, --cuda-gpu-arch=sm_80)" in stderr
+    code, stderr = run(tmp_path, "--device-arch", architectures='("sm_75",)')
+    assert code == 0, stderr
+    # A kind that declares its architectures is never parsed for another one, even when named.
+    code, stderr = run(tmp_path, "--device-arch", "sm_80", architectures='("sm_75",)')
+    assert code == 0, stderr
+
+
+def test_device_side_verdicts_are_reused_per_architecture(tmp_path: Path) -> None:
+    code, stderr = run(tmp_path, "--device-arch", "sm_75", "--timings")
+    assert code == 0, stderr
+    assert len(re.findall(r"^flashast: verified ", stderr, re.MULTILINE)) == 4  # 2 host + 2 device
+    code, stderr = run(tmp_path, "--device-arch", "sm_75", "--timings")
+    assert code == 0, stderr
+    assert "flashast: 4 file(s) not parsed again" in stderr
+    code, stderr = run(tmp_path, "--device-arch", "sm_75", "--device-arch", "sm_70", "--timings")
+    assert code == 0, stderr
+    assert len(re.findall(r"^flashast: verified ", stderr, re.MULTILINE)) == 2  # only sm_70's
+
+
+def test_device_arch_is_checked_and_needs_real_headers(tmp_path: Path) -> None:
+    code, _, stderr = run_cli("-o", tmp_path / "out", "--device-arch", "sm_80")
+    assert code == 2
+    assert "--device-arch: the device side is parsed against real headers" in stderr
+    code, stderr = run(tmp_path, "--device-arch", "ampere")
+    assert code == 2
+    assert "--device-arch ampere: not a GPU architecture" in stderr
