@@ -329,18 +329,20 @@ def test_an_include_dir_without_the_headers_fails_at_each_include_line(
         " file not found" in heads
 
 
-def test_defines_reach_the_parse(tmp_path: Path) -> None:
+def test_defines_reach_the_parse(tmp_path: Path, pytorch_files: dict[str, GeneratedFile]) -> None:
+    """`--define` (through the CLI) and a `-D` clang argument both reach the real headers."""
     tree = copy_tree(tmp_path)
     edit(tree / FLASH_ATTN / "flash.h", "namespace pytorch_flash {\n",
          "#ifndef FIXTURE_CONFIGURED\n#error \"fixture: build with -DFIXTURE_CONFIGURED\"\n#endif\n\n"
          "namespace pytorch_flash {\n")
-    code, _, stderr = run_cli("-o", tmp_path / "out", "--include-dir", tree)
-    assert code == 3
-    assert stderr.count("fixture: build with -DFIXTURE_CONFIGURED") == 1
+    files = list(pytorch_files.values())
+    with pytest.raises(VerificationError) as raised:
+        verify(files, VerifyOptions(include_dirs=(tree,)))
+    assert raised.value.report.count("fixture: build with -DFIXTURE_CONFIGURED") == 1
     code, _, stderr = run_cli("-o", tmp_path / "out", "--include-dir", tree, "--define", "FIXTURE_CONFIGURED=1")
     assert code == 0, stderr
-    code, _, stderr = run_cli("-o", tmp_path / "again", "--include-dir", tree, "--clang-arg=-DFIXTURE_CONFIGURED")
-    assert code == 0, stderr
+    report = verify(files, VerifyOptions(include_dirs=(tree,), clang_args=("-DFIXTURE_CONFIGURED",)))
+    assert (report.parsed, report.errors) == (48, [])
 
 
 def test_cuda_path_needs_a_resource_dir_and_directories_must_exist(tmp_path: Path) -> None:
