@@ -49,6 +49,12 @@ from flashast.verify.diagnostics import Diagnostic, Location, Note
 from flashast.verify.indexer import Required, display_path, required
 from flashast.verify.toolchain import VerifyOptions
 
+__all__ = [
+    "DispatchReport", "Guard", "Missing", "Provided", "Provision", "Required", "Requirement", "Specialization",
+    "Unused", "check_dispatch", "compare", "excluding_filter", "guard_defines", "provided", "required",
+    "requirements", "would_provide", "written_templates",
+]
+
 # How clang spells fundamental types the model may write another way.
 CLANG_SPELLINGS = {"unsigned": "unsigned int"}
 
@@ -401,8 +407,9 @@ def check_dispatch(dispatchers: Sequence[Path], selected: Sequence[GeneratedFile
     """The whole check for a run: `selected` files against every dispatcher, `every_file` (the
     preset's full output) naming what a missing call needs. Guard `--define`s are suggested only when
     re-reading the dispatchers with them leaves nothing missing."""
-    templates = written_templates(every_file, options.defines)
-    candidates = would_provide(every_file, options.defines)
+    defines = [*options.defines, *(argument[2:] for argument in options.clang_args if argument.startswith("-D"))]
+    templates = written_templates(every_file, defines)
+    candidates = would_provide(every_file, defines)
 
     def read(with_options: VerifyOptions) -> list[Required]:
         reads = []
@@ -413,13 +420,13 @@ def check_dispatch(dispatchers: Sequence[Path], selected: Sequence[GeneratedFile
         return reads
 
     strict = options.strict if strict is None else strict
-    report = compare(provided(selected, options.defines), read(options), candidates, filters, strict)
-    defines = guard_defines(report.missing) if not report.problems else ()
-    if defines:
-        again = replace(options, defines=(*options.defines, *defines))
-        recheck = compare(provided(selected, again.defines), read(again), candidates, filters, strict)
+    report = compare(provided(selected, defines), read(options), candidates, filters, strict)
+    suggested = guard_defines(report.missing) if not report.problems else ()
+    if suggested:
+        again = replace(options, defines=(*options.defines, *suggested))
+        recheck = compare(provided(selected, [*defines, *suggested]), read(again), candidates, filters, strict)
         if not recheck.missing and not recheck.problems:
-            report = replace(report, suggested_defines=defines)
+            report = replace(report, suggested_defines=suggested)
     return report
 
 
