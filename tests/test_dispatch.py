@@ -50,7 +50,7 @@ from flashast import (
 from flashast.axes import AxisValue
 from flashast.registry import Registry
 from flashast.selection import parse_filter, select
-from flashast.verify import CONTRACT_MODE, VerifyOptions
+from flashast.verify import CONTRACT_MODE, VerifyOptions, find_cuda_path, find_resource_dirs
 from flashast.verify.dispatch import (
     DispatchReport,
     Specialization,
@@ -558,6 +558,26 @@ def test_a_cpp_dispatcher_is_parsed_as_cpp_and_a_cu_one_as_cuda_host_code() -> N
     assert f"-I{COMMON}" in cpp and "-DFLASH_NAMESPACE=mine" in cpp
     cu = dispatcher_arguments(options, Path("flash_api.cu"))
     assert cu[cu.index("-x") + 1] == "cuda" and "--cuda-host-only" in cu
+
+
+def test_a_cu_dispatcher_reads_the_same_calls_as_cuda_host_code(tmp_path: Path) -> None:
+    """Without a resource directory (`-nocudainc`), and, where this machine has them, with clang's
+    CUDA wrappers and the toolkit (whose missing headers are served empty, as for generated files)."""
+    dispatcher = tmp_path / "api.cu"
+    dispatcher.write_text((FA2 / "api.cpp").read_text())
+    templates = written_templates(fa2_preset().generate())
+    expected = requirements([required(FA2 / "api.cpp", FA2_OPTIONS, templates)])
+    as_cuda = required(dispatcher, FA2_OPTIONS, templates)
+    assert not as_cuda.problems
+    assert [requirement.specialization for requirement in requirements([as_cuda])] == \
+        [requirement.specialization for requirement in expected]
+    resource_dirs, cuda = find_resource_dirs(), find_cuda_path()
+    if resource_dirs and cuda is not None:
+        with_toolkit = replace(FA2_OPTIONS, cuda_path=cuda, resource_dir=resource_dirs[0])
+        for source in (dispatcher, FA2 / "api.cpp"):
+            read = required(source, with_toolkit, templates)
+            assert not read.problems, [problem.render() for problem in read.problems]
+            assert len(requirements([read])) == len(expected)
 
 
 def test_a_dispatcher_needs_real_headers_and_must_exist(tmp_path: Path) -> None:

@@ -47,7 +47,14 @@ from flashast.errors import UsageError
 from flashast.verify.diagnostics import Diagnostic, Location
 from flashast.verify.keys import DiskContents, common_inputs, digest_bytes
 from flashast.verify.reading import message_of, reportable
-from flashast.verify.toolchain import CUDA_STAND_INS, VerifyOptions, clang_arguments, load_cindex, resource_dir_hint
+from flashast.verify.toolchain import (
+    CUDA_STAND_INS,
+    VerifyOptions,
+    clang_arguments,
+    load_cindex,
+    missing_cuda_headers,
+    resource_dir_hint,
+)
 
 STORE_FOLDER = "dispatch-v1"
 # Driver options that mean something only for CUDA, dropped when a dispatcher is parsed as C++.
@@ -121,7 +128,7 @@ def required(dispatcher: Path, options: VerifyOptions, templates: Collection[str
     if stored is not None:
         return Required(str(path), stored[0], (), stored[1], True, time.perf_counter() - started)
     cindex = load_cindex()
-    unit = cindex.Index.create().parse(str(path), arguments, None, 0)
+    unit = cindex.Index.create().parse(str(path), arguments, _stand_ins(options, path), 0)
     problems = tuple(_problem(diagnostic, path, options) for diagnostic in reportable(cindex, unit)
                      if diagnostic.severity >= cindex.Diagnostic.Error)
     reader = _Reader(cindex, unit, str(path), frozenset(templates))
@@ -132,6 +139,15 @@ def required(dispatcher: Path, options: VerifyOptions, templates: Collection[str
     if entry is not None and not problems:
         _store(entry, _readings(unit, path, options), references, indexed)
     return Required(str(path), tuple(references), problems, indexed, False, time.perf_counter() - started)
+
+
+def _stand_ins(options: VerifyOptions, dispatcher: Path) -> list[tuple[str, str]]:
+    """The empty headers a CUDA parse is served for what clang's CUDA wrapper wants and the toolkit
+    lacks (as for the generated files; `-idirafter` names their folder)."""
+    if dispatcher.suffix != ".cu" or not options.cuda_includes or options.cuda_path is None:
+        return []
+    return [(f"{CUDA_STAND_INS}/{name}", f"// flashast: {options.cuda_path} has no {name}\n")
+            for name in missing_cuda_headers(options.cuda_path)]
 
 
 def display_path(path: str) -> str:
