@@ -181,6 +181,10 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     try:
         with contextlib.redirect_stdout(sys.stderr):
             result = run(registry, options)
+    except VerificationError as error:
+        if arguments.header_warnings:
+            error.report = error.detailed
+        raise
     finally:
         if isinstance(options.progress, ProgressDisplay):
             options.progress.end()

@@ -37,12 +37,14 @@ class PluginError(FlashastError):
 
 
 class VerificationError(FlashastError):
-    """The generated C++ did not verify; `report` is the full multi-line diagnostic text."""
+    """The generated C++ did not verify; `report` is the multi-line diagnostic text (warnings inside
+    third-party headers counted in one line), `detailed` the same with each of those warnings."""
 
     exit_code = 3
 
-    def __init__(self, summary: str, report: str) -> None:
+    def __init__(self, summary: str, report: str, detailed: str | None = None) -> None:
         self.report = report
+        self.detailed = report if detailed is None else detailed
         super().__init__(summary)
 
 

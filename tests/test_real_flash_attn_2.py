@@ -221,3 +221,45 @@ def test_a_rerun_over_unchanged_real_headers_parses_nothing(verification_argumen
     assert code == 0, stderr
     assert "flashast: 1 file(s) not parsed again" in stderr
     assert "flashast: verified" not in stderr
+
+
+FLOAT_PLUGIN = '''
+from flashast import Kind
+from flashast.presets import flash_attn_2 as fa2
+
+
+def build(config):
+    specialization = fa2.RUN_MHA_FWD.specialize(
+        "float", config.head_dim, config.is_causal,
+        body=[fa2.run_mha_fwd_hdim(config.head_dim).call("float", config.is_causal)],
+    )
+    return fa2._file(fa2.FWD_LAUNCH_HEADER, specialization)
+
+
+def register(registry):
+    registry.add_kind("flash-attn-2", Kind(
+        "fwd_float", axes={"head_dim": (128,), "is_causal": (False,)}, build=build,
+        file_name="flash_fwd_hdim{head_dim}_float_sm80.cu", contract=fa2.CONTRACT, architectures=("sm_80",)))
+'''
+
+
+@pytest.mark.realheaders
+def test_the_device_side_rejects_a_float_forward_kernel_the_host_side_passes(
+    verification_arguments: list[str], tmp_path: Path
+) -> None:
+    """FA2's kernels support fp16 and bf16 only: for `float` the host side is silent, while cute's
+    copy atoms assert on the device side (what nvcc reports after ~37 s), at the generated line."""
+    plugin = tmp_path / "float_kind.py"
+    plugin.write_text(FLOAT_PLUGIN)
+    common = ["--preset", "flash-attn-2", "--plugin", plugin, *verification_arguments]
+    code, _, stderr = run_cli("-o", tmp_path / "host", "--only", "kind=fwd_float", *common)
+    assert code == 0, stderr
+    output = tmp_path / "device"
+    code, _, stderr = run_cli("-o", output, "--only", "kind=fwd_float", "--device-arch", *common)
+    assert code == 3, stderr
+    assert re.search(r"^flash_fwd_hdim128_float_sm80\.cu:\d+:\d+: error: static assertion failed .*"
+                     r"CopyOperation is not valid for Dst of ValType", stderr, re.MULTILINE), stderr
+    assert "(device side, --cuda-gpu-arch=sm_80)" in stderr
+    assert snapshot(output) == {}
+    code, _, stderr = run_cli("-o", tmp_path / "clean", "--only", DRIFTED_FILE, "--device-arch", "sm_80", *common)
+    assert code == 0, stderr

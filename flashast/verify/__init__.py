@@ -90,10 +90,10 @@ def verify(
             for diagnostic in side.diagnostics:
                 report.add(dataclasses.replace(diagnostic, remarks=(*diagnostic.remarks, remark)))
     if report.failed:
-        text = report.text()
-        if options.real_headers and options.resource_dir is None and "file not found" in text:
-            text += "\n" + resource_dir_hint()
-        raise VerificationError(report.summary(), text)
+        hint = ""
+        if options.real_headers and options.resource_dir is None and "file not found" in report.text():
+            hint = "\n" + resource_dir_hint()
+        raise VerificationError(report.summary(), report.text(header_warnings=False) + hint, report.text() + hint)
     return report
 
 

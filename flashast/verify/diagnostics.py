@@ -106,9 +106,15 @@ class Report:
     def failed(self) -> bool:
         return any(diagnostic.fails for diagnostic in self.diagnostics)
 
-    def text(self) -> str:
-        """Every diagnostic, errors first, each rendered once."""
-        return "\n".join(diagnostic.render() for diagnostic in [*self.errors, *self.warnings])
+    def text(self, header_warnings: bool = True) -> str:
+        """Every diagnostic, errors first, each rendered once; without `header_warnings`, the warnings
+        inside headers (third-party ones are many, and never a generated file's fault) are counted."""
+        shown = [*self.errors, *(warning for warning in self.warnings if header_warnings or not warning.in_header)]
+        lines = [diagnostic.render() for diagnostic in shown]
+        hidden = len(self.errors) + len(self.warnings) - len(shown)
+        if hidden:
+            lines.append(f"({hidden} warning(s) inside headers not shown; --header-warnings lists them)")
+        return "\n".join(lines)
 
     def summary(self) -> str:
         parts = [f"{len(self.errors)} error(s) in {len(self.failing_files)} of {self.files} file(s)"]
