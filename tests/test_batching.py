@@ -73,19 +73,20 @@ class Verdict:
     passed: bool
     findings: tuple[str, ...]
     header_problems: frozenset[str]
+    remarks: frozenset[str] = frozenset()  # the report's own lines (a hint)
 
     def text(self) -> str:
-        return "\n".join([f"passed={self.passed}", *self.findings, *sorted(self.header_problems)])
+        return "\n".join([f"passed={self.passed}", *self.findings, *sorted(self.header_problems), *sorted(self.remarks)])
 
 
 def blocks(text: str) -> list[str]:
-    """A report's text split into rendered diagnostics (a head line, then indented lines)."""
+    """A report's text split into rendered diagnostics (a head line, then indented lines); a line of
+    the report's own (a hint) is a block of its own."""
     found: list[str] = []
     for line in text.splitlines():
-        if line.startswith("    ") and found:
+        if line.startswith("    ") and found and _BLOCK_HEAD.match(found[-1]):
             found[-1] += "\n" + line
         else:
-            assert _BLOCK_HEAD.match(line), (line, text)
             found.append(line)
     return found
 
@@ -96,20 +97,23 @@ def is_error(block: str) -> bool:
 
 
 def outcome(files: Sequence[GeneratedFile], options: VerifyOptions = CONTRACT_MODE) -> tuple[bool, str]:
-    """(passed, report text): the `.report` of the `VerificationError`, or the returned report's text."""
+    """(passed, report text): the `VerificationError`'s report with every warning shown (`detailed`),
+    or the returned report's text."""
     try:
         report = verify(files, options)
     except VerificationError as error:
-        return False, error.report
+        return False, getattr(error, "detailed", error.report)
     return True, report.text()
 
 
 def batched_verdict(files: Sequence[GeneratedFile], options: VerifyOptions = CONTRACT_MODE) -> Verdict:
     """What `verify` says of all the files in one run (batching as it plans)."""
     passed, text = outcome(files, options)
-    findings = [block for block in blocks(text) if _HEADER_REMARK not in block and _CLASH_MARK not in block]
-    headers = frozenset(block.splitlines()[0] for block in blocks(text) if _HEADER_REMARK in block)
-    return Verdict(passed, tuple(findings), headers)
+    diagnostics = [block for block in blocks(text) if _BLOCK_HEAD.match(block)]
+    findings = [block for block in diagnostics if _HEADER_REMARK not in block and _CLASH_MARK not in block]
+    headers = frozenset(block.splitlines()[0] for block in diagnostics if _HEADER_REMARK in block)
+    remarks = frozenset(block for block in blocks(text) if not _BLOCK_HEAD.match(block))
+    return Verdict(passed, tuple(findings), headers, remarks)
 
 
 def per_file_verdict(files: Sequence[GeneratedFile], options: VerifyOptions = CONTRACT_MODE) -> Verdict:
@@ -120,10 +124,14 @@ def per_file_verdict(files: Sequence[GeneratedFile], options: VerifyOptions = CO
     errors: list[str] = []
     warnings: list[str] = []
     headers: set[str] = set()
+    remarks: set[str] = set()
     for generated in files:
         members = [run[name] for name in generated.included_files()]
         origin = f"\n    from: preset {generated.preset}, {generated.describe()}"
         for block in blocks(outcome([generated, *members], options)[1]):
+            if not _BLOCK_HEAD.match(block):
+                remarks.add(block)
+                continue
             if _HEADER_REMARK in block:
                 headers.add(block.splitlines()[0])
             elif origin in block and _CLASH_MARK not in block:
@@ -131,7 +139,7 @@ def per_file_verdict(files: Sequence[GeneratedFile], options: VerifyOptions = CO
             else:
                 continue
             passed = passed and not is_error(block)
-    return Verdict(passed, (*errors, *warnings), frozenset(headers))
+    return Verdict(passed, (*errors, *warnings), frozenset(headers), frozenset(remarks))
 
 
 def assert_same_verdict(files: Sequence[GeneratedFile], options: VerifyOptions = CONTRACT_MODE) -> Verdict:
