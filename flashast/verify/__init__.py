@@ -25,7 +25,8 @@ from flashast.verify.checks import Clash, find_clashes, refuse_guard_defines
 from flashast.verify.diagnostics import Diagnostic, Location, Note, Report
 from flashast.verify.keys import Reading, VerdictStore, common_inputs, input_digest
 from flashast.verify.parallel import verify_in_parallel
-from flashast.verify.parsing import Parsed, Parser, Progress, Sources
+from flashast.verify.parsing import Parsed, Parser, Progress
+from flashast.verify.sources import Sources
 from flashast.verify.toolchain import (
     COMPATIBLE_RESOURCE_MAJORS,
     CONTRACT_MODE,

@@ -30,8 +30,8 @@ from flashast.nodes import Include, TranslationUnit
 from flashast.printer import render
 from flashast.verify.diagnostics import Diagnostic, Location, Note, Report
 from flashast.verify.keys import VerdictStore, common_inputs, digest_bytes, input_digest
-from flashast.verify.parsing import Sources, contract_headers
 from flashast.verify.reading import path_of, spell_header
+from flashast.verify.sources import Sources, contract_headers
 from flashast.verify.toolchain import CONTRACT_MODE, VIRTUAL_SOURCE, VerifyOptions, clang_arguments, load_cindex
 
 # Detailed preprocessing record: macro definitions become cursors.

@@ -165,6 +165,8 @@ class VerdictStore:
             for key, readings in passed:
                 readings_id = self._write_readings(sorted(set(readings)))
                 lines.append(f"{key} {readings_id}\n")
+                if self._index is not None:
+                    self._index[key] = readings_id  # a later lookup through this object sees it too
             if not lines:
                 return
             index = self.directory / "index"

@@ -1,0 +1,149 @@
+"""What a parse is served from memory, and how what it read is named in a verification key.
+
+A generated file's parse is served its own text, the generated files it includes (an aggregator's
+members), and in contract mode its contract's headers, printed; in real-header mode, stand-ins for
+the headers clang's CUDA wrapper includes that the toolkit lacks. What a parse read is named the same
+way on every run (a generated file as `<generated>/NAME`, whatever scratch folder served it), so a
+later run can tell whether every file it read is still the same.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from flashast.contract import Contract
+from flashast.generated import GeneratedFile
+from flashast.nodes import Declaration, LineComment, TranslationUnit, Verbatim
+from flashast.printer import render
+from flashast.verify.keys import DiskContents, Reading, digest_bytes
+from flashast.verify.toolchain import (
+    CUDA_STAND_INS,
+    VIRTUAL_INCLUDE,
+    VIRTUAL_ROOT,
+    VerifyOptions,
+    declares_configure_call,
+    missing_cuda_headers,
+)
+
+# The stand-in that also declares `cudaConfigureCall` for device-side parses (see `_stand_in`).
+DEVICE_STAND_IN_HOST = "texture_fetch_functions.h"
+CONFIGURE_CALL = (
+    'extern "C" cudaError_t cudaConfigureCall(dim3 gridDim, dim3 blockDim, size_t sharedMem = 0,'
+    " cudaStream_t stream = 0);"
+)
+# How a generated file a parse read is named in a key: its served path changes from run to run.
+GENERATED_PREFIX = "<generated>/"
+
+
+def contract_headers(contract: Contract) -> tuple[tuple[str, str], ...]:
+    """The contract's headers as (virtual path, text)."""
+    return tuple((f"{VIRTUAL_INCLUDE}/{path}", render(unit)) for path, unit in contract.header_units().items())
+
+
+class Sources:
+    """What each parse is served from memory, and how what it read is named in a key."""
+
+    def __init__(self, files: Sequence[GeneratedFile], options: VerifyOptions, source_root: str) -> None:
+        self.options = options
+        self.source_root = source_root
+        self.texts = {generated.name: generated.text for generated in files}
+        self.disk = DiskContents()
+        self._headers: dict[int, tuple[tuple[str, str], ...]] = {}
+        self._digests: dict[str, str] = {}  # served text -> digest: many files share a contract header
+        self.search_directories = [os.path.abspath(directory) for directory in options.include_dirs]
+        self.cuda_stand_ins: list[tuple[str, str]] = []
+        if options.cuda_includes and options.cuda_path is not None:
+            self.cuda_stand_ins = [
+                (f"{CUDA_STAND_INS}/{name}", render(TranslationUnit(_stand_in(name, options, options.cuda_path))))
+                for name in missing_cuda_headers(options.cuda_path)
+            ]
+
+    def source_path(self, name: str) -> str:
+        return f"{self.source_root}/{name}"
+
+    def served(self, generated: GeneratedFile) -> list[tuple[str, str]] | str:
+        """The files besides the main one a parse of `generated` is served, or the name of a
+        generated file it includes that this run does not make."""
+        unsaved = []
+        for member in generated.included_files():
+            if member not in self.texts:
+                return member
+            unsaved.append((self.source_path(member), self.texts[member]))
+        if self.options.real_headers:
+            return unsaved + self.cuda_stand_ins
+        return unsaved + list(self.contract_headers(generated.contract))
+
+    def contract_headers(self, contract: Contract) -> tuple[tuple[str, str], ...]:
+        """`contract_headers`, rendered once per contract per run (many files share one contract;
+        keyed by identity, because hashing a contract walks its whole tree)."""
+        headers = self._headers.get(id(contract))
+        if headers is None:
+            headers = self._headers[id(contract)] = contract_headers(contract)
+        return headers
+
+    def readings(self, unit: Any, served: Sequence[tuple[str, str]]) -> list[Reading]:
+        """Every file the parse of `unit` read (its inclusion list), with its content digest."""
+        texts = dict(served)
+        found = []
+        for inclusion in unit.get_includes():
+            path = str(inclusion.include.name)
+            if path in texts:
+                found.append((self._key_name(path), self._digest(texts[path])))
+                continue
+            found.append((path, self.disk.digest(path) or ""))
+            found += [(absent, "") for absent in self._shadowing_candidates(path, str(inclusion.source.name))]
+        return found
+
+    def _shadowing_candidates(self, path: str, includer: str) -> list[str]:
+        """Where a new header would be found before `path` (found in an include directory): the same
+        name in the including file's directory and in every include directory searched earlier.
+        Recorded as absent, so a header added there later makes the file parse again."""
+        path = os.path.abspath(path)
+        for position, directory in enumerate(self.search_directories):
+            if path.startswith(directory + "/"):
+                name = path[len(directory) + 1:]
+                earlier = [os.path.dirname(includer), *self.search_directories[:position]]
+                return [candidate for candidate in (os.path.join(folder, name) for folder in earlier)
+                        if candidate != path and self.disk.digest(candidate) is None]
+        return []
+
+    def current_digest(self, generated: GeneratedFile) -> Callable[[str], str | None]:
+        """What a parse of `generated` would read at each path named in a key, now."""
+        served = self.served(generated)
+        now = {} if isinstance(served, str) else {self._key_name(path): self._digest(text) for path, text in served}
+
+        def digest(path: str) -> str | None:
+            if path in now:
+                return now[path]
+            if path.startswith(GENERATED_PREFIX) and path[len(GENERATED_PREFIX):] in self.texts:
+                # A batch's parse reads the other members of the batch too: any file this run makes
+                # is what it is now.
+                return self._digest(self.texts[path[len(GENERATED_PREFIX):]])
+            if path.startswith((GENERATED_PREFIX, VIRTUAL_ROOT)):
+                return None  # served by an earlier run, not by this one
+            return self.disk.digest(path) or ""  # "" stands for no readable file there
+
+        return digest
+
+    def _digest(self, text: str) -> str:
+        digest = self._digests.get(text)
+        if digest is None:
+            digest = self._digests[text] = digest_bytes(text.encode())
+        return digest
+
+    def _key_name(self, path: str) -> str:
+        prefix = self.source_root + "/"
+        return GENERATED_PREFIX + path[len(prefix):] if path.startswith(prefix) else path
+
+
+def _stand_in(name: str, options: VerifyOptions, cuda_path: Path) -> tuple[Declaration, ...]:
+    """An empty header in place of one the toolkit lacks; for device-side parses, the one clang's
+    CUDA wrapper includes after the runtime declares `cudaConfigureCall` if the toolkit no longer
+    does (CUDA 13): clang's device-side semantics look it up for every kernel launch."""
+    found: tuple[Declaration, ...] = (LineComment(f"flashast: {cuda_path} has no {name}"),)
+    if options.device_arch is not None and name == DEVICE_STAND_IN_HOST and not declares_configure_call(cuda_path):
+        found += (Verbatim(CONFIGURE_CALL),)
+    return found
