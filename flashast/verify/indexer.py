@@ -128,7 +128,10 @@ def required(dispatcher: Path, options: VerifyOptions, templates: Collection[str
     if stored is not None:
         return Required(str(path), stored[0], (), stored[1], True, time.perf_counter() - started)
     cindex = load_cindex()
-    unit = cindex.Index.create().parse(str(path), arguments, _stand_ins(options, path), 0)
+    try:
+        unit = cindex.Index.create().parse(str(path), arguments, _stand_ins(options, path), 0)
+    except cindex.TranslationUnitLoadError as error:
+        raise UsageError(f"--dispatcher {dispatcher}: libclang cannot parse it ({error})") from None
     problems = tuple(_problem(diagnostic, path, options) for diagnostic in reportable(cindex, unit)
                      if diagnostic.severity >= cindex.Diagnostic.Error)
     reader = _Reader(cindex, unit, str(path), frozenset(templates))
