@@ -174,9 +174,11 @@ class VerdictStore:
                 if index.stat().st_size > INDEX_LIMIT_BYTES:
                     index.unlink()
             # One append of whole lines: concurrent runs interleave lines, never characters.
-            descriptor = os.open(index, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+            # O_NONBLOCK: a FIFO put in the index's place must not block the run (opening it fails).
+            descriptor = os.open(index, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK, 0o666)
             try:
-                os.write(descriptor, "".join(lines).encode())
+                if stat.S_ISREG(os.fstat(descriptor).st_mode):
+                    os.write(descriptor, "".join(lines).encode())
             finally:
                 os.close(descriptor)
         except OSError:
@@ -199,11 +201,12 @@ class VerdictStore:
         if self._index is None:
             self._index = {}
             if self.directory is not None:
-                with contextlib.suppress(OSError, UnicodeDecodeError):
+                with contextlib.suppress(OSError):
                     text = _read_regular(self.directory / "index")
                     for line in (text or "").splitlines():
                         fields = line.split()
-                        if len(fields) == 2:
+                        # A damaged line (undecodable bytes, a torn write) spoils no other line.
+                        if len(fields) == 2 and all(field.isascii() and field.isalnum() for field in fields):
                             self._index[fields[0]] = fields[1]
         return self._index
 
@@ -211,15 +214,20 @@ class VerdictStore:
         if readings_id not in self._readings:
             self._readings[readings_id] = None
             if self.directory is not None and readings_id.isalnum():
-                with contextlib.suppress(OSError, UnicodeDecodeError, ValueError, TypeError):
+                with contextlib.suppress(OSError, ValueError, TypeError, RecursionError):
                     text = _read_regular(self.directory / "readings" / f"{readings_id}.json")
-                    data = json.loads(text) if text is not None else None
+                    # Named by its own digest: a file whose content is not what its name says is a miss.
+                    data = json.loads(text) if text is not None and _named_by_digest(text, readings_id) else None
                     if isinstance(data, list) and all(
                         isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
                         for pair in data
                     ):
                         self._readings[readings_id] = [(path, digest) for path, digest in data]
         return self._readings[readings_id]
+
+
+def _named_by_digest(text: str, readings_id: str) -> bool:
+    return digest_bytes(text.encode("utf-8", "surrogateescape"))[:32] == readings_id
 
 
 def _read_regular(path: Path) -> str | None:
@@ -229,6 +237,6 @@ def _read_regular(path: Path) -> str | None:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             return None
         with os.fdopen(descriptor, "rb", closefd=False) as handle:
-            return handle.read().decode()
+            return handle.read().decode("utf-8", errors="surrogateescape")
     finally:
         os.close(descriptor)
