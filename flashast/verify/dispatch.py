@@ -184,8 +184,13 @@ def _read_model(files: Iterable[GeneratedFile], defines: Sequence[str]) -> Itera
 
 
 def _spell_argument(argument: TemplateArgument) -> str:
+    """As libclang reads it back: a fundamental type as clang spells it, an enumerator (an argument
+    with an `enumeration`) by its value, since libclang reports an enumerator argument as an integer."""
     if isinstance(argument, TypeArg) and isinstance(argument.type, FundamentalType) and not argument.arguments:
         return CLANG_SPELLINGS.get(argument.type.text, argument.type.text)
+    enumeration = getattr(argument, "enumeration", None)
+    if enumeration is not None:
+        return str(enumeration.value_of(getattr(argument, "enumerator")))  # noqa: B009 - not on every argument type
     return spell_template_argument(argument)
 
 
