@@ -11,7 +11,17 @@ from collections.abc import Callable, Iterable
 from typing import TypeGuard, TypeVar
 
 from flashast.errors import ModelError
-from flashast.names import FundamentalType, Identifier, IncludePath, MacroName, QualifiedName, TypeName, type_name
+from flashast.names import (
+    FundamentalType,
+    Identifier,
+    IncludePath,
+    MacroName,
+    QualifiedName,
+    TrailingComment,
+    TypeName,
+    type_name,
+)
+from flashast.style import Layout
 
 Atom = TypeVar("Atom", Identifier, MacroName, IncludePath)
 Item = TypeVar("Item")
@@ -91,4 +101,23 @@ def as_text(node: object, field: str, value: object) -> str:
     except UnicodeEncodeError:
         problem = "holds a lone surrogate, which no UTF-8 file can hold"
         raise ModelError(type(node).__name__, field, value, problem) from None
+    return value
+
+
+def as_trailing_comment(node: object, value: object) -> TrailingComment | None:
+    """A node's `comment`: None, a `TrailingComment`, or a str (its text, one space after the code)."""
+    if value is None or isinstance(value, TrailingComment):
+        return value
+    if isinstance(value, str):
+        try:
+            return TrailingComment(value)
+        except ModelError as error:
+            raise ModelError(type(node).__name__, "comment", value, error.problem) from None
+    raise ModelError(type(node).__name__, "comment", value, "must be a TrailingComment, a str or None")
+
+
+def as_layout(node: object, value: object) -> Layout:
+    """A node's `layout`, which must be a `Layout`."""
+    if not isinstance(value, Layout):
+        raise ModelError(type(node).__name__, "layout", value, "must be a Layout")
     return value

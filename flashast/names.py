@@ -1,8 +1,13 @@
-"""Validated atoms: identifiers, qualified names, macro names, include paths and file names.
+"""Validated atoms: identifiers, qualified names, macro names, include paths, file names and the
+text of comments that sit inside a line of code.
 
 Each atom checks its text once, on construction, so every node built from atoms can only print C++
 tokens that lex as intended. A rejected value raises `ModelError` naming the class, field and value.
 Atoms are frozen and compare by value; `str()` gives their C++ spelling.
+
+An include path is text for the compiler, not a place flashast writes, so it may climb with `..`
+(`#include "../fattn-vec.cuh"`); a `FileName`, which does name a place flashast writes, is one plain
+segment and never leaves the output directory.
 """
 
 from __future__ import annotations
@@ -143,7 +148,11 @@ class FundamentalType:
 
 @dataclass(frozen=True, slots=True)
 class IncludePath:
-    """The path inside an `#include`: relative, one line, no quotes or brackets, no `..` escape."""
+    """The path inside an `#include`: relative, one line, no quotes or brackets.
+
+    `..` segments are ordinary C++ (`../fattn-vec.cuh` names the header beside the including file's
+    directory) and allowed; where such a path leads is the compiler's business, not flashast's.
+    """
 
     text: str
 
@@ -159,8 +168,6 @@ class IncludePath:
         if "\n" in text or "\r" in text:
             raise ModelError("IncludePath", "text", text, "an include path cannot contain a newline")
         for segment in text.split("/"):
-            if segment == "..":
-                raise ModelError("IncludePath", "text", text, "an include path cannot escape with '..'")
             if not _PATH_SEGMENT.match(segment):
                 raise ModelError(
                     "IncludePath", "text", text, f"segment {segment!r} is empty or holds unusual characters"
@@ -204,3 +211,79 @@ def type_name(text: str | TypeName) -> TypeName:
     if text in FUNDAMENTAL_TYPES:
         return FundamentalType(text)
     return QualifiedName.parse(text)
+
+
+# Comment text ----------------------------------------------------------------------------------------
+
+
+def check_comment_text(owner: str, field: str, value: object) -> str:
+    """Text any comment may hold: a str of one line that a UTF-8 file can hold, without NUL."""
+    text = _require_text(owner, field, value)
+    if "\n" in text or "\r" in text:
+        raise ModelError(owner, field, value, "comment text cannot contain a newline")
+    if "\0" in text:
+        raise ModelError(owner, field, value, "a comment cannot hold a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ModelError(owner, field, value, "holds a lone surrogate, which no UTF-8 file can hold") from None
+    return text
+
+
+def check_line_comment_text(owner: str, field: str, value: object) -> str:
+    """The text after `// `: one line that cannot reach into the next one."""
+    text = check_comment_text(owner, field, value)
+    if text.endswith("\\"):
+        raise ModelError(owner, field, value, "a trailing backslash would splice the next line into the comment")
+    if text.endswith("??/"):
+        # `??/` is the trigraph for a backslash before C++17: it would splice the next line there.
+        raise ModelError(owner, field, value, "a trailing '??/' (a backslash trigraph) would splice the next line")
+    return text
+
+
+def check_block_comment_text(owner: str, field: str, value: object) -> str:
+    """One line of the text between `/*` and `*/`: it cannot close the comment early (`*/`), open
+    what clang's -Wcomment reports as a nested one (`/*`), or splice the next line (which could join a
+    `*` and a `/` across the line break)."""
+    text = check_line_comment_text(owner, field, value)
+    if "*/" in text:
+        raise ModelError(owner, field, value, "'*/' would end the block comment early")
+    if "/*" in text:
+        raise ModelError(owner, field, value, "'/*' inside a block comment is a warning (-Wcomment)")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class InlineComment:
+    """`/*text*/` inside a line of code, such as the `/*Headdim=*/` before a template argument.
+
+    The text is printed exactly as given (no spaces added), so it cannot end with `/` either: that
+    `/` and the closing `*/` would spell `/*` inside the comment.
+    """
+
+    text: str
+
+    def __post_init__(self) -> None:
+        check_block_comment_text("InlineComment", "text", self.text)
+        if self.text.endswith("/"):
+            raise ModelError("InlineComment", "text", self.text, "a final '/' would spell '/*' with the closing '*/'")
+
+    def __str__(self) -> str:
+        return f"/*{self.text}*/"
+
+
+@dataclass(frozen=True, slots=True)
+class TrailingComment:
+    """`// text` after a declaration or directive on the same line, `spaces` spaces after the code
+    (`#include "x.h"  // IWYU pragma: export` has two)."""
+
+    text: str
+    spaces: int = 1
+
+    def __post_init__(self) -> None:
+        check_line_comment_text("TrailingComment", "text", self.text)
+        if isinstance(self.spaces, bool) or not isinstance(self.spaces, int) or not 1 <= self.spaces <= 80:
+            raise ModelError("TrailingComment", "spaces", self.spaces, "must be an int from 1 to 80")
+
+    def __str__(self) -> str:
+        return " " * self.spaces + (f"// {self.text}" if self.text else "//")

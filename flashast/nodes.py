@@ -4,7 +4,9 @@ Nodes hold validated atoms (`flashast.names`) and other nodes, never C++ text; e
 once, on construction, and a value that is not valid C++ raises `ModelError` naming the class, field
 and value. Edits are `dataclasses.replace`, which re-runs the checks. Text is produced only by
 `printer.py`. This module holds the declarations and the closed `Declaration` union; the parts they
-are made of (template arguments, types, signatures, calls) live in `flashast.signatures` and are
+are made of (template arguments, enumerations, types, signatures, calls) live in
+`flashast.signatures`, and the template declarations (primary templates, explicit specializations and
+instantiations, function-like macros and their invocations) in `flashast.templates`; both are
 re-exported here, so `flashast.nodes` is the one place to import nodes from.
 
 One construction pattern, for every node and part: a field is annotated with what it holds
@@ -25,12 +27,33 @@ from dataclasses import dataclass
 from typing import TypeGuard
 
 from flashast.errors import ModelError
-from flashast.fields import as_atom, as_flag, as_qualified_name, as_text, as_tuple, store_fields
-from flashast.names import Identifier, IncludePath, MacroName, QualifiedName, TypeName
+from flashast.fields import (
+    as_atom,
+    as_flag,
+    as_qualified_name,
+    as_text,
+    as_trailing_comment,
+    as_tuple,
+    store_fields,
+)
+from flashast.names import (
+    Identifier,
+    IncludePath,
+    InlineComment,
+    MacroName,
+    QualifiedName,
+    TrailingComment,
+    TypeName,
+    check_block_comment_text,
+    check_line_comment_text,
+)
 from flashast.signatures import (
     BoolArg,
     CallStatement,
     Declarator,
+    EnumDeclaration,
+    Enumerator,
+    EnumeratorArg,
     FunctionSignature,
     IntArg,
     Parameter,
@@ -44,34 +67,52 @@ from flashast.signatures import (
     ValueParameter,
     as_type,
     bind_template_arguments,
-    is_call,
-    is_parameter,
-    is_template_parameter,
+)
+from flashast.style import Layout
+from flashast.templates import (
+    ExplicitInstantiation,
+    ExplicitSpecialization,
+    FunctionMacro,
+    FunctionTemplate,
+    MacroInstantiation,
+    MacroInvocation,
+    MacroParameter,
 )
 
 __all__ = [
     "BlankLine",
+    "BlockComment",
     "BoolArg",
     "CallStatement",
     "ClassDeclaration",
     "Declaration",
     "Declarator",
+    "EnumDeclaration",
+    "Enumerator",
+    "EnumeratorArg",
     "ExplicitInstantiation",
     "ExplicitSpecialization",
+    "FunctionMacro",
     "FunctionSignature",
     "FunctionTemplate",
     "IfDefined",
     "IfNotDefined",
     "Include",
+    "InlineComment",
     "IntArg",
+    "Layout",
     "LineComment",
     "MacroDefinition",
+    "MacroInstantiation",
+    "MacroInvocation",
+    "MacroParameter",
     "Namespace",
     "Parameter",
     "PragmaOnce",
     "TemplateArgument",
     "TemplateArgumentValue",
     "TemplateParameter",
+    "TrailingComment",
     "TranslationUnit",
     "Type",
     "TypeAlias",
@@ -96,27 +137,57 @@ class LineComment:
     text: str = ""
 
     def __post_init__(self) -> None:
-        as_text(self, "text", self.text)
-        if "\n" in self.text or "\r" in self.text:
-            raise ModelError("LineComment", "text", self.text, "a line comment cannot contain a newline")
-        if self.text.endswith("\\"):
-            raise ModelError("LineComment", "text", self.text, "a trailing backslash would splice the next line")
-        if self.text.endswith("??/"):
-            # `??/` is the trigraph for a backslash before C++17: it would splice the next line there.
-            raise ModelError("LineComment", "text", self.text, "a trailing '??/' (a backslash trigraph) would splice")
-        if "\0" in self.text:
-            raise ModelError("LineComment", "text", self.text, "a comment cannot hold a NUL character")
+        check_line_comment_text("LineComment", "text", self.text)
+
+
+def _is_text(value: object) -> TypeGuard[str]:
+    return isinstance(value, str)
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class BlockComment:
+    """A `/* … */` comment on lines of its own, such as a licence banner.
+
+    `lines` are the exact text between `/*` and `*/`, one item per line: `BlockComment((" one line ",))`
+    prints `/* one line */`; `BlockComment.starred(texts)` makes the common banner whose inner lines
+    start with ` * `. No line can close the comment early or open a nested one (see
+    `flashast.names.check_block_comment_text`), and the last cannot end with `/`, which the closing
+    `*/` would turn into a nested `/*`.
+    """
+
+    lines: tuple[str, ...]
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        checked = as_tuple(self, "lines", lines, _is_text, "str")
+        if not checked:
+            raise ModelError("BlockComment", "lines", checked, "needs at least one line")
+        for line in checked:
+            check_block_comment_text("BlockComment", "lines", line)
+        if checked[-1].endswith("/"):
+            raise ModelError("BlockComment", "lines", checked[-1], "a final '/' would spell '/*' with the closing '*/'")
+        store_fields(self, lines=checked)
+
+    @classmethod
+    def starred(cls, texts: Iterable[str]) -> BlockComment:
+        """`/*`, then ` * text` for each text (` *` for an empty one), then ` */`."""
+        return cls(("", *(f" * {text}" if text else " *" for text in texts), " "))
 
 
 @dataclass(frozen=True, slots=True, init=False)
 class Include:
-    """`#include "path"`, or `#include <path>` when `angled`."""
+    """`#include "path"`, or `#include <path>` when `angled`; `comment` trails it on the same line."""
 
     path: IncludePath
     angled: bool
+    comment: TrailingComment | None
 
-    def __init__(self, path: IncludePath | str, angled: bool = False) -> None:
-        store_fields(self, path=as_atom(self, "path", path, IncludePath), angled=as_flag(self, "angled", angled))
+    def __init__(
+        self, path: IncludePath | str, angled: bool = False, comment: TrailingComment | str | None = None
+    ) -> None:
+        store_fields(
+            self, path=as_atom(self, "path", path, IncludePath), angled=as_flag(self, "angled", angled),
+            comment=as_trailing_comment(self, comment),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,97 +293,6 @@ class TypeAlias:
         store_fields(self, name=as_atom(self, "name", name, Identifier), target=as_type(self, "target", target))
 
 
-@dataclass(frozen=True, slots=True, init=False)
-class ExplicitSpecialization:
-    """`template<> signature { calls }` — a full specialization with a body of forwarding calls."""
-
-    signature: FunctionSignature
-    body: tuple[CallStatement, ...]
-
-    def __init__(self, signature: FunctionSignature, body: Iterable[CallStatement] = ()) -> None:
-        if not isinstance(signature, FunctionSignature):
-            raise ModelError("ExplicitSpecialization", "signature", signature, "must be a FunctionSignature")
-        calls = as_tuple(self, "body", body, is_call, "CallStatement")
-        known = {parameter.name for parameter in signature.parameters}
-        for statement in calls:
-            for argument in statement.arguments:
-                if argument not in known:
-                    problem = f"is not a parameter of {signature.name}"
-                    raise ModelError("ExplicitSpecialization", "body", argument.text, problem)
-        store_fields(self, signature=signature, body=calls)
-
-
-@dataclass(frozen=True, slots=True)
-class ExplicitInstantiation:
-    """`template signature;`, or with `extern=True` the explicit instantiation declaration."""
-
-    signature: FunctionSignature
-    extern: bool = False
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.signature, FunctionSignature):
-            raise ModelError("ExplicitInstantiation", "signature", self.signature, "must be a FunctionSignature")
-        as_flag(self, "extern", self.extern)
-
-
-@dataclass(frozen=True, slots=True, init=False)
-class FunctionTemplate:
-    """A primary function template, as a contract declares it; `defined` adds an empty body.
-
-    Kinds build their specializations, instantiations and calls through `specialize`, `instantiate`
-    and `call`, so the template arguments are checked against these parameters when the node is
-    made and the parameter list cannot drift from the contract.
-    """
-
-    template_parameters: tuple[TemplateParameter, ...]
-    return_type: Type
-    name: Identifier
-    parameters: tuple[Parameter, ...]
-    defined: bool
-
-    def __init__(
-        self,
-        template_parameters: Iterable[TemplateParameter],
-        return_type: Type | TypeName | str,
-        name: Identifier | str,
-        parameters: Iterable[Parameter] = (),
-        defined: bool = False,
-    ) -> None:
-        store_fields(
-            self,
-            template_parameters=as_tuple(
-                self, "template_parameters", template_parameters, is_template_parameter, "template parameter"
-            ),
-            return_type=as_type(self, "return_type", return_type),
-            name=as_atom(self, "name", name, Identifier),
-            parameters=as_tuple(self, "parameters", parameters, is_parameter, "Parameter"),
-            defined=as_flag(self, "defined", defined),
-        )
-
-    def _bind(self, template_arguments: Iterable[TemplateArgumentValue]) -> tuple[TemplateArgument, ...]:
-        return bind_template_arguments(f"FunctionTemplate({self.name})", self.template_parameters, template_arguments)
-
-    def signature(self, *template_arguments: TemplateArgumentValue) -> FunctionSignature:
-        """This template's declarator with the given template arguments, checked against its parameters."""
-        arguments = self._bind(template_arguments)
-        return FunctionSignature(self.return_type, QualifiedName((self.name,)), arguments, self.parameters)
-
-    def specialize(
-        self, *template_arguments: TemplateArgumentValue, body: Iterable[CallStatement] = ()
-    ) -> ExplicitSpecialization:
-        return ExplicitSpecialization(self.signature(*template_arguments), body)
-
-    def instantiate(self, *template_arguments: TemplateArgumentValue, extern: bool = False) -> ExplicitInstantiation:
-        return ExplicitInstantiation(self.signature(*template_arguments), extern)
-
-    def call(
-        self, *template_arguments: TemplateArgumentValue, arguments: Iterable[Identifier | str] | None = None
-    ) -> CallStatement:
-        """A call forwarding `arguments` (by default every parameter of this template, in order)."""
-        names = tuple(parameter.name for parameter in self.parameters) if arguments is None else tuple(arguments)
-        return CallStatement(QualifiedName((self.name,)), self._bind(template_arguments), names)
-
-
 @dataclass(frozen=True, slots=True)
 class Verbatim:
     """The escape hatch: lines of C++ the model cannot express. Still verified; presets never use it."""
@@ -326,6 +306,7 @@ class Verbatim:
 Declaration = (
     BlankLine
     | LineComment
+    | BlockComment
     | Include
     | PragmaOnce
     | MacroDefinition
@@ -334,9 +315,12 @@ Declaration = (
     | IfDefined
     | ClassDeclaration
     | TypeAlias
+    | EnumDeclaration
     | FunctionTemplate
     | ExplicitSpecialization
     | ExplicitInstantiation
+    | FunctionMacro
+    | MacroInvocation
     | Verbatim
 )
 

@@ -12,16 +12,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import NoReturn
 
-from flashast.names import MacroName
+from flashast.names import MacroName, TrailingComment
 from flashast.nodes import (
     BlankLine,
+    BlockComment,
     BoolArg,
     CallStatement,
     ClassDeclaration,
     Declaration,
     Declarator,
+    EnumDeclaration,
+    EnumeratorArg,
     ExplicitInstantiation,
     ExplicitSpecialization,
+    FunctionMacro,
     FunctionSignature,
     FunctionTemplate,
     IfDefined,
@@ -30,6 +34,9 @@ from flashast.nodes import (
     IntArg,
     LineComment,
     MacroDefinition,
+    MacroInstantiation,
+    MacroInvocation,
+    MacroParameter,
     Namespace,
     Parameter,
     PragmaOnce,
@@ -43,7 +50,7 @@ from flashast.nodes import (
     ValueParameter,
     Verbatim,
 )
-from flashast.style import Style
+from flashast.style import ArgumentLayout, Layout, ParameterLayout, Style
 
 # Statements inside a function body: four spaces, as in every upstream tree.
 BODY_INDENT = "    "
@@ -66,7 +73,7 @@ def render_declarations(declarations: Iterable[Declaration], style: Style = DEFA
 
 
 def spell_template_argument(argument: TemplateArgument) -> str:
-    """`true`, `-3`, `cutlass::half_t`, `Tile<64, int>`."""
+    """`true`, `-3`, `cutlass::half_t`, `Tile<64, int>`, `GGML_TYPE_F16`."""
     match argument:
         case BoolArg(value=value):
             return "true" if value else "false"
@@ -74,6 +81,8 @@ def spell_template_argument(argument: TemplateArgument) -> str:
             return str(value)
         case TypeArg(type=name, arguments=arguments):
             return f"{name}{_angle(arguments)}" if arguments else str(name)
+        case EnumeratorArg(enumeration=enumeration, enumerator=enumerator):
+            return f"{enumeration.name}::{enumerator}" if enumeration.scoped else str(enumerator)
         case _:
             _unreachable(argument)
 
@@ -101,19 +110,39 @@ def _spell_parameters(parameters: tuple[Parameter, ...]) -> str:
     return "(" + ", ".join(_spell_parameter(parameter) for parameter in parameters) + ")"
 
 
-def _spell_signature(signature: FunctionSignature) -> str:
-    return (
-        f"{spell_type(signature.return_type)} {signature.name}{_angle(signature.template_arguments)}"
-        f"{_spell_parameters(signature.parameters)}"
-    )
+def _signature_lines(signature: FunctionSignature, layout: Layout, lead: str) -> list[str]:
+    """`lead` (`template `, `extern template ` or nothing) and the declarator, wrapped as `layout` says:
+    template arguments one per line (indented, the last closing the list), parameters aligned under
+    the first one, which follows the opening parenthesis."""
+    head = f"{lead}{spell_type(signature.return_type)} {signature.name}"
+    comments = signature.argument_comments or (None,) * len(signature.template_arguments)
+    arguments = [
+        ("" if comment is None else str(comment)) + spell_template_argument(argument)
+        for comment, argument in zip(comments, signature.template_arguments, strict=True)
+    ]
+    if layout.template_arguments is ArgumentLayout.ONE_PER_LINE and arguments:
+        indent = " " * layout.indent
+        lines = [f"{head}<", *(f"{indent}{argument}," for argument in arguments[:-1]), f"{indent}{arguments[-1]}>"]
+    else:
+        lines = [f"{head}<{', '.join(arguments)}>"]
+    parameters = [_spell_parameter(parameter) for parameter in signature.parameters]
+    if layout.parameters is ParameterLayout.ALIGNED and len(parameters) > 1:
+        column = " " * (len(lines[-1]) + 1)
+        lines[-1] += f"({parameters[0]},"
+        lines += [f"{column}{parameter}," for parameter in parameters[1:-1]]
+        lines.append(f"{column}{parameters[-1]})")
+    else:
+        lines[-1] += f"({', '.join(parameters)})"
+    return lines
 
 
 def _spell_template_parameter(parameter: TemplateParameter) -> str:
     match parameter:
         case TypeParameter(name=name):
             return f"typename {name}"
-        case ValueParameter(kind=kind, name=name):
-            return f"{kind.value} {name}"
+        case ValueParameter(name=name, default=default):
+            spelled = f"{parameter.spelled_kind} {name}"
+            return spelled if default is None else f"{spelled} = {spell_template_argument(default)}"
         case _:
             _unreachable(parameter)
 
@@ -122,6 +151,29 @@ def _spell_call(statement: CallStatement) -> str:
     template = _angle(statement.template_arguments) if statement.template_arguments else ""
     arguments = ", ".join(argument.text for argument in statement.arguments)
     return f"{statement.function}{template}({arguments});"
+
+
+def _spell_instantiation_pattern(step: MacroInstantiation) -> str:
+    """One explicit instantiation of a macro's replacement, its parameters spelled by name."""
+    template = step.template
+    arguments = ", ".join(
+        argument.name.text if isinstance(argument, MacroParameter) else spell_template_argument(argument)
+        for argument in step.arguments
+    )
+    parameters = _spell_parameters(template.declarator_parameters(step.arguments))
+    return f"template {spell_type(template.return_type)} {template.name}<{arguments}>{parameters}"
+
+
+def _spell_invocation(node: MacroInvocation) -> str:
+    widths = node.widths + (0,) * (len(node.arguments) - len(node.widths))
+    arguments = ", ".join(
+        spell_template_argument(argument).rjust(width) for argument, width in zip(node.arguments, widths, strict=True)
+    )
+    return f"{node.macro.name}({arguments}){';' if node.semicolon else ''}"
+
+
+def _trailing(comment: TrailingComment | None) -> str:
+    return "" if comment is None else str(comment)
 
 
 # Declarations -----------------------------------------------------------------------------------
@@ -133,8 +185,10 @@ def _lines(node: Declaration, style: Style) -> Iterator[str]:
             yield ""
         case LineComment(text=text):
             yield f"// {text}" if text else "//"
-        case Include(path=path, angled=angled):
-            yield f"#include <{path}>" if angled else f'#include "{path}"'
+        case BlockComment(lines=inner):
+            yield from ("/*" + "\n".join(inner) + "*/").split("\n")
+        case Include(path=path, angled=angled, comment=comment):
+            yield (f"#include <{path}>" if angled else f'#include "{path}"') + _trailing(comment)
         case PragmaOnce():
             yield "#pragma once"
         case MacroDefinition(name=name, replacement=replacement):
@@ -152,19 +206,37 @@ def _lines(node: Declaration, style: Style) -> Iterator[str]:
             yield f"struct {name} {{}};" if complete else f"struct {name};"
         case TypeAlias(name=name, target=target):
             yield f"using {name} = {spell_type(target)};"
+        case EnumDeclaration(name=name, enumerators=enumerators, scoped=scoped):
+            yield f"enum {'class ' if scoped else ''}{name} {{"
+            for enumerator in enumerators:
+                value = "" if enumerator.value is None else f" = {enumerator.value}"
+                yield f"{BODY_INDENT}{enumerator.name}{value},"
+            yield "};"
         case FunctionTemplate():
             parameters = ", ".join(_spell_template_parameter(parameter) for parameter in node.template_parameters)
             yield f"template<{parameters}>"
             head = f"{spell_type(node.return_type)} {node.name}{_spell_parameters(node.parameters)}"
             yield f"{head} {{}}" if node.defined else f"{head};"
-        case ExplicitSpecialization(signature=signature, body=calls):
+        case ExplicitSpecialization(signature=signature, body=calls, layout=layout):
             yield "template<>"
-            yield f"{_spell_signature(signature)} {{"
+            declarator = _signature_lines(signature, layout, "")
+            declarator[-1] += " {"
+            yield from declarator
             for statement in calls:
                 yield BODY_INDENT + _spell_call(statement)
             yield "}"
-        case ExplicitInstantiation(signature=signature, extern=extern):
-            yield f"{'extern template' if extern else 'template'} {_spell_signature(signature)};"
+        case ExplicitInstantiation(signature=signature, extern=extern, layout=layout, comment=comment):
+            declarator = _signature_lines(signature, layout, "extern template " if extern else "template ")
+            declarator[-1] += ";" + _trailing(comment)
+            yield from declarator
+        case FunctionMacro(name=name, parameters=parameters, expansion=expansion):
+            # One instantiation per continued line; the invocation's own `;` ends the last one.
+            yield f"#define {name}({', '.join(parameter.text for parameter in parameters)}) \\"
+            steps = [_spell_instantiation_pattern(step) for step in expansion]
+            yield from (f"{BODY_INDENT}{step}; \\" for step in steps[:-1])
+            yield BODY_INDENT + steps[-1]
+        case MacroInvocation(comment=comment):
+            yield _spell_invocation(node) + _trailing(comment)
         case Verbatim(text=text):
             yield from text.split("\n")
         case _:

@@ -1,5 +1,5 @@
-"""The parts declarations are made of: template parameters and arguments, types, function
-parameters, signatures and call statements.
+"""The parts declarations are made of: template parameters and arguments, enumerations, types,
+function parameters, signatures and call statements.
 
 Like the declarations in `flashast.nodes` (which re-exports every name here), each part is a frozen,
 slotted, value-compared dataclass that checks its values once, on construction, and holds atoms, never
@@ -15,7 +15,86 @@ from typing import TypeGuard
 
 from flashast.errors import ModelError
 from flashast.fields import as_atom, as_flag, as_qualified_name, as_tuple, as_type_name, store_fields
-from flashast.names import FundamentalType, Identifier, QualifiedName, TypeName
+from flashast.names import FundamentalType, Identifier, InlineComment, QualifiedName, TypeName
+
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
+
+def _abbreviated(value: int) -> str:
+    """A huge int as a short text for an error message (`str()` refuses past 4,300 digits)."""
+    return f"an int of {value.bit_length()} bits" if value.bit_length() > 64 else str(value)
+
+
+def check_int(owner: str, field: str, value: object) -> int:
+    """`value` if it is an int (not a bool) that a 32-bit `int` holds."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ModelError(owner, field, value, "must be an int (use BoolArg for a bool)")
+    if not INT_MIN <= value <= INT_MAX:
+        # The parameters these files instantiate are `int`: a wider value would not even print
+        # (Python refuses to spell ints of thousands of digits) and C++ would narrow it.
+        raise ModelError(owner, field, _abbreviated(value), "is outside the range of a 32-bit int")
+    return value
+
+
+# Enumerations ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Enumerator:
+    """One enumerator, `GGML_TYPE_F16 = 1`, or without a value (the previous one's plus one, or 0)."""
+
+    name: Identifier
+    value: int | None
+
+    def __init__(self, name: Identifier | str, value: int | None = None) -> None:
+        checked = None if value is None else check_int("Enumerator", "value", value)
+        store_fields(self, name=as_atom(self, "name", name, Identifier), value=checked)
+
+
+def _is_enumerator_or_text(value: object) -> TypeGuard[Enumerator | str]:
+    return isinstance(value, (Enumerator, str))
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class EnumDeclaration:
+    """`enum name { … };` (`enum class` when `scoped`), as a contract declares it.
+
+    An enumeration is also the kind of a `ValueParameter` (`template <int D, ggml_type type_K>`), so
+    an argument for it is checked to name one of these enumerators. A str stands for an enumerator
+    without a value.
+    """
+
+    name: Identifier
+    enumerators: tuple[Enumerator, ...]
+    scoped: bool
+
+    def __init__(
+        self, name: Identifier | str, enumerators: Iterable[Enumerator | str] = (), scoped: bool = False
+    ) -> None:
+        given = as_tuple(self, "enumerators", enumerators, _is_enumerator_or_text, "Enumerator")
+        checked = tuple(item if isinstance(item, Enumerator) else Enumerator(item) for item in given)
+        names = [enumerator.name for enumerator in checked]
+        for enumerator in names:
+            if names.count(enumerator) > 1:
+                raise ModelError("EnumDeclaration", "enumerators", enumerator.text, "enumerator names must be unique")
+        store_fields(
+            self, name=as_atom(self, "name", name, Identifier), enumerators=checked,
+            scoped=as_flag(self, "scoped", scoped),
+        )
+
+    def value_of(self, enumerator: Identifier) -> int:
+        """The enumerator's value, as the compiler counts it."""
+        value = -1
+        for candidate in self.enumerators:
+            value = value + 1 if candidate.value is None else candidate.value
+            if candidate.name == enumerator:
+                return value
+        raise ModelError(f"EnumDeclaration({self.name})", "enumerators", enumerator.text, "is not an enumerator")
+
+    def __getitem__(self, enumerator: str) -> EnumeratorArg:
+        """`ggml_type["GGML_TYPE_F16"]`: the template argument naming that enumerator."""
+        return EnumeratorArg(self, enumerator)
+
 
 # Template parameters and arguments -----------------------------------------------------------------
 
@@ -31,7 +110,8 @@ class TypeParameter:
 
 
 class ValueKind(enum.Enum):
-    """The types a non-type template parameter of these kernels can have."""
+    """The built-in types a non-type template parameter of these kernels can have (the other kind is
+    an enumeration, an `EnumDeclaration`)."""
 
     INT = "int"
     BOOL = "bool"
@@ -39,18 +119,37 @@ class ValueKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True, init=False)
 class ValueParameter:
-    """A non-type template parameter, `int Headdim` or `bool Is_causal`."""
+    """A non-type template parameter, `int Headdim`, `bool Is_causal` or `ggml_type type_K`, with an
+    optional default argument (`ggml_prec prec_src1 = GGML_PREC_Q8`), which a use may then leave out."""
 
-    kind: ValueKind
+    kind: ValueKind | EnumDeclaration
     name: Identifier
+    default: TemplateArgument | None
 
-    def __init__(self, kind: ValueKind | str, name: Identifier | str) -> None:
-        if not isinstance(kind, ValueKind):
+    def __init__(
+        self,
+        kind: ValueKind | EnumDeclaration | str,
+        name: Identifier | str,
+        default: TemplateArgumentValue | None = None,
+    ) -> None:
+        if not isinstance(kind, (ValueKind, EnumDeclaration)):
             try:
                 kind = ValueKind(kind)
             except ValueError:
-                raise ModelError("ValueParameter", "kind", kind, "must be 'int' or 'bool'") from None
-        store_fields(self, kind=kind, name=as_atom(self, "name", name, Identifier))
+                problem = "must be 'int', 'bool' or an EnumDeclaration"
+                raise ModelError("ValueParameter", "kind", kind, problem) from None
+        store_fields(self, kind=kind, name=as_atom(self, "name", name, Identifier), default=None)
+        if default is not None:
+            try:
+                bound = bind_template_argument("ValueParameter", self, default)
+            except ModelError as error:
+                raise ModelError("ValueParameter", "default", default, error.problem) from None
+            store_fields(self, default=bound)
+
+    @property
+    def spelled_kind(self) -> str:
+        """`int`, `bool`, or the enumeration's name."""
+        return self.kind.name.text if isinstance(self.kind, EnumDeclaration) else self.kind.value
 
 
 TemplateParameter = TypeParameter | ValueParameter
@@ -75,14 +174,6 @@ class TypeArg:
         store_fields(self, type=name, arguments=bound)
 
 
-INT_MIN, INT_MAX = -(2**31), 2**31 - 1
-
-
-def _abbreviated(value: int) -> str:
-    """A huge int as a short text for an error message (`str()` refuses past 4,300 digits)."""
-    return f"an int of {value.bit_length()} bits" if value.bit_length() > 64 else str(value)
-
-
 @dataclass(frozen=True, slots=True)
 class IntArg:
     """An integer template argument; a `bool` is refused because C++ would silently convert it."""
@@ -90,12 +181,7 @@ class IntArg:
     value: int
 
     def __post_init__(self) -> None:
-        if isinstance(self.value, bool) or not isinstance(self.value, int):
-            raise ModelError("IntArg", "value", self.value, "must be an int (use BoolArg for a bool)")
-        if not INT_MIN <= self.value <= INT_MAX:
-            # The parameters these files instantiate are `int`: a wider value would not even print
-            # (Python refuses to spell ints of thousands of digits) and C++ would narrow it.
-            raise ModelError("IntArg", "value", _abbreviated(self.value), "is outside the range of a 32-bit int")
+        check_int("IntArg", "value", self.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,14 +194,32 @@ class BoolArg:
         as_flag(self, "value", self.value)
 
 
-TemplateArgument = TypeArg | IntArg | BoolArg
+@dataclass(frozen=True, slots=True, init=False)
+class EnumeratorArg:
+    """A template argument naming an enumerator of `enumeration`: `GGML_TYPE_F16` (`E::X` when the
+    enumeration is scoped). The enumerator must be one the enumeration declares."""
+
+    enumeration: EnumDeclaration
+    enumerator: Identifier
+
+    def __init__(self, enumeration: EnumDeclaration, enumerator: Identifier | str) -> None:
+        if not isinstance(enumeration, EnumDeclaration):
+            raise ModelError("EnumeratorArg", "enumeration", enumeration, "must be an EnumDeclaration")
+        name = as_atom(self, "enumerator", enumerator, Identifier)
+        if all(candidate.name != name for candidate in enumeration.enumerators):
+            raise ModelError("EnumeratorArg", "enumerator", name.text, f"is not an enumerator of {enumeration.name}")
+        store_fields(self, enumeration=enumeration, enumerator=name)
+
+
+TemplateArgument = TypeArg | IntArg | BoolArg | EnumeratorArg
 # What a kind may pass where a template argument goes: the argument itself, or the plain value it
-# stands for (a type name for a type parameter, an int or a bool for a value parameter).
+# stands for (a type name for a type parameter, an int or a bool for a value parameter, an
+# enumerator's name for a parameter of enumeration type).
 TemplateArgumentValue = TemplateArgument | TypeName | str | int
 
 
 def is_template_argument(value: object) -> TypeGuard[TemplateArgument]:
-    return isinstance(value, (TypeArg, IntArg, BoolArg))
+    return isinstance(value, (TypeArg, IntArg, BoolArg, EnumeratorArg))
 
 
 def bind_template_arguments(
@@ -123,37 +227,58 @@ def bind_template_arguments(
 ) -> tuple[TemplateArgument, ...]:
     """Check `values` against a template's parameters and return them as typed arguments.
 
-    This is where a wrong arity or a `true` passed for an `int` parameter is refused: clang would
-    accept the latter (bool converts to int), so only the model can tell it is a mistake.
+    This is where a wrong arity, a `true` passed for an `int` parameter or an enumerator of another
+    enumeration is refused: clang would accept the bool (it converts to int), so only the model can
+    tell it is a mistake. Trailing parameters with a default may be left out; the arguments returned
+    are the ones given, as the C++ will spell them.
     """
     parameters, values = tuple(parameters), tuple(values)
-    if len(values) != len(parameters):
-        problem = f"expects {len(parameters)} template arguments, got {len(values)}"
+    check_arity(owner, parameters, values)
+    pairs = zip(parameters, values, strict=False)  # check_arity allows trailing defaults to be left out
+    return tuple(bind_template_argument(owner, parameter, value) for parameter, value in pairs)
+
+
+def check_arity(owner: str, parameters: tuple[TemplateParameter, ...], values: tuple[object, ...]) -> None:
+    """Refuse more arguments than `parameters`, or fewer than those without a default."""
+    required = len(parameters)
+    while required and isinstance(last := parameters[required - 1], ValueParameter) and last.default is not None:
+        required -= 1
+    if not required <= len(values) <= len(parameters):
+        expected = f"{required} to {len(parameters)}" if required < len(parameters) else str(len(parameters))
+        problem = f"expects {expected} template arguments, got {len(values)}"
         raise ModelError(owner, "template_arguments", values, problem)
-    bound: list[TemplateArgument] = []
-    for parameter, value in zip(parameters, values, strict=True):
-        field = f"template_arguments[{parameter.name}]"
-        if isinstance(parameter, TypeParameter):
-            if isinstance(value, TypeArg):
-                bound.append(value)
-            elif isinstance(value, (str, QualifiedName, FundamentalType)):
-                bound.append(TypeArg(value))
-            else:
-                raise ModelError(owner, field, value, "expects a type")
-        elif parameter.kind is ValueKind.INT:
-            if isinstance(value, IntArg):
-                bound.append(value)
-            elif isinstance(value, int) and not isinstance(value, bool):
-                bound.append(IntArg(value))
-            else:
-                raise ModelError(owner, field, value, "expects an int")
-        elif isinstance(value, BoolArg):
-            bound.append(value)
-        elif isinstance(value, bool):
-            bound.append(BoolArg(value))
-        else:
-            raise ModelError(owner, field, value, "expects a bool")
-    return tuple(bound)
+
+
+def bind_template_argument(owner: str, parameter: TemplateParameter, value: TemplateArgumentValue) -> TemplateArgument:
+    """One value checked against one template parameter (see `bind_template_arguments`)."""
+    field = f"template_arguments[{parameter.name}]"
+    if isinstance(parameter, TypeParameter):
+        if isinstance(value, TypeArg):
+            return value
+        if isinstance(value, (str, QualifiedName, FundamentalType)):
+            return TypeArg(value)
+        raise ModelError(owner, field, value, "expects a type")
+    kind = parameter.kind
+    if isinstance(kind, EnumDeclaration):
+        if isinstance(value, EnumeratorArg) and value.enumeration == kind:
+            return value
+        if isinstance(value, str):
+            try:
+                return EnumeratorArg(kind, value)
+            except ModelError as error:
+                raise ModelError(owner, field, value, error.problem) from None
+        raise ModelError(owner, field, value, f"expects an enumerator of {kind.name}")
+    if kind is ValueKind.INT:
+        if isinstance(value, IntArg):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return IntArg(value)
+        raise ModelError(owner, field, value, "expects an int")
+    if isinstance(value, BoolArg):
+        return value
+    if isinstance(value, bool):
+        return BoolArg(value)
+    raise ModelError(owner, field, value, "expects a bool")
 
 
 # Types, parameters, signatures, statements ------------------------------------------------------
@@ -206,14 +331,24 @@ def is_parameter(value: object) -> TypeGuard[Parameter]:
     return isinstance(value, Parameter)
 
 
+def _is_comment_or_none(value: object) -> TypeGuard[InlineComment | None]:
+    return value is None or isinstance(value, InlineComment)
+
+
 @dataclass(frozen=True, slots=True, init=False)
 class FunctionSignature:
-    """The declarator of a template specialization or instantiation: `void f<A, 3>(T &p, U q)`."""
+    """The declarator of a template specialization or instantiation: `void f<A, 3>(T &p, U q)`.
+
+    `argument_comments`, when given, has one entry per template argument: an `InlineComment` printed
+    right before that argument (`/*Headdim=*/128`), or None. Comments never change what the
+    signature declares, so the duplicate-definition checks compare arguments only.
+    """
 
     return_type: Type
     name: QualifiedName
     template_arguments: tuple[TemplateArgument, ...]
     parameters: tuple[Parameter, ...]
+    argument_comments: tuple[InlineComment | None, ...]
 
     def __init__(
         self,
@@ -221,6 +356,7 @@ class FunctionSignature:
         name: QualifiedName | Identifier | str,
         template_arguments: Iterable[TemplateArgument],
         parameters: Iterable[Parameter],
+        argument_comments: Iterable[InlineComment | None] = (),
     ) -> None:
         arguments = as_tuple(self, "template_arguments", template_arguments, is_template_argument, "template argument")
         checked = as_tuple(self, "parameters", parameters, is_parameter, "Parameter")
@@ -229,13 +365,39 @@ class FunctionSignature:
             if names.count(parameter_name) > 1:
                 problem = "parameter names must be unique"
                 raise ModelError("FunctionSignature", "parameters", parameter_name.text, problem)
+        comments = as_tuple(self, "argument_comments", argument_comments, _is_comment_or_none, "InlineComment or None")
+        if comments and len(comments) != len(arguments):
+            problem = f"needs one entry (a comment or None) per template argument, {len(arguments)}"
+            raise ModelError("FunctionSignature", "argument_comments", comments, problem)
         store_fields(
             self,
             return_type=as_type(self, "return_type", return_type),
             name=as_qualified_name(self, "name", name),
             template_arguments=arguments,
             parameters=checked,
+            argument_comments=comments,
         )
+
+
+def substitute_parameters(
+    owner: str, parameters: tuple[Parameter, ...], bindings: dict[Identifier, TypeName | None]
+) -> tuple[Parameter, ...]:
+    """`parameters` with each type that names a template type parameter replaced by its argument:
+    `const T *x` of `f<float>` is `const float *x` (an explicit instantiation spells its declarator
+    with the template's arguments, where `T` means nothing). A binding of None is an argument a
+    `Type` cannot spell (a template-id), refused where a parameter's type names it."""
+    substituted = []
+    for parameter in parameters:
+        name = parameter.type.name
+        if isinstance(name, QualifiedName) and len(name.parts) == 1 and not name.absolute and name.last in bindings:
+            bound = bindings[name.last]
+            if bound is None:
+                problem = f"the type of parameter {parameter.name} names {name}, bound to a template-id"
+                raise ModelError(owner, "template_arguments", str(name), problem)
+            substituted.append(Parameter(Type(bound, parameter.type.const, parameter.type.declarator), parameter.name))
+        else:
+            substituted.append(parameter)
+    return tuple(substituted)
 
 
 def _is_identifier_or_text(value: object) -> TypeGuard[Identifier | str]:
