@@ -12,8 +12,11 @@ A key is two things:
 The store keeps, for each input digest that passed cleanly, the readings of that parse. A later
 run reuses the verdict only if every recorded file still holds the recorded content: files on disk
 are read again, and files served from memory are compared with what this run would serve. So a key
-covers what the parse actually read, not a prediction of it. Only a parse that reported nothing at
-all is remembered, so a warning is shown again on every run until it is fixed.
+covers what the parse actually read, not a prediction of it. A verdict is remembered when nothing
+in its parse fails and nothing is charged to the file: a warning in a generated file fails the run
+and is never remembered; in contract mode any warning at all keeps a verdict out of the store, so it
+is shown again; in real-header mode a warning inside a third-party header is that header's (counted
+in one line by the run that parsed it) and does not keep the file's verdict out.
 
 A header added where it would be found before one the parse read (the including file's directory,
 or an include directory searched earlier) shadows it: such places are recorded as absent, so adding
