@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     verification.add_argument("--strict", action="store_true", help="warnings in real headers fail the run too")
     verification.add_argument("--jobs", "-j", type=_positive, default=os.cpu_count() or 1, metavar="N",
                               help="real-header parses in parallel (default: the number of cores)")
+    verification.add_argument("--dispatcher", action="append", default=[], metavar="FILE",
+                              help="check that what FILE calls is what the selected files provide (repeatable;"
+                              " real headers)")
     verification.add_argument("--device-arch", action="append", nargs="?", const=DECLARED, default=[],
                               metavar="ARCH", help="also parse each file for the device (sm_80, sm_90a, ...;"
                               " repeatable; without a value: the architectures each kind declares)")
@@ -188,6 +191,11 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     finally:
         if isinstance(options.progress, ProgressDisplay):
             options.progress.end()
+    if result.dispatch is not None and not arguments.quiet:
+        details = result.dispatch.text()
+        if details:
+            print(details, file=sys.stderr)
+        print(f"flashast: {result.dispatch.summary()}", file=sys.stderr)
     if result.report is not None:
         report_verification(result.report, arguments.header_warnings, arguments.timings, arguments.quiet)
     if options.action is Action.LIST:
@@ -229,6 +237,7 @@ def _refuse_contradictions(arguments: argparse.Namespace) -> None:
             ("--clang-arg", arguments.clang_arg), ("--cuda-path", arguments.cuda_path),
             ("--resource-dir", arguments.resource_dir), ("--strict", arguments.strict),
             ("--timings", arguments.timings), ("--device-arch", arguments.device_arch),
+            ("--dispatcher", arguments.dispatcher),
         ) if value]
         if given:
             raise UsageError(f"{given[0]}: configures verification, which --no-verify skips")
@@ -260,6 +269,7 @@ def _options(arguments: argparse.Namespace) -> Options:
         verification=None if arguments.no_verify else _verify_options(arguments),
         progress=_progress(arguments),
         jobs=arguments.jobs,
+        dispatchers=tuple(Path(path) for path in arguments.dispatcher),
     )
 
 

@@ -18,14 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flashast import __version__
-from flashast.errors import UsageError
+from flashast.errors import UsageError, VerificationError
 from flashast.generated import GeneratedFile
-from flashast.kinds import Kind
+from flashast.kinds import Kind, Preset
 from flashast.output import Outcome, Plan, check_directory, plan, refuse_conflicts, write, write_atomically
 from flashast.registry import Registry
-from flashast.selection import select
+from flashast.selection import parse_filter, select
 from flashast.verify import CONTRACT_MODE, Progress, Report, VerdictStore, VerifyOptions, verify
 from flashast.verify.conformance import check_conformance
+from flashast.verify.dispatch import DispatchReport, check_dispatch
 
 DEFAULT_PRESET = "pytorch"
 
@@ -55,6 +56,8 @@ class Options:
     verification: VerifyOptions | None = CONTRACT_MODE
     progress: Progress | None = None
     jobs: int = 1
+    # `--dispatcher FILE`: what these hand-written sources call must be what the selected files provide.
+    dispatchers: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Result:
     report: Report | None = None
     plan: Plan | None = None
     outcome: Outcome | None = None
+    dispatch: DispatchReport | None = None
 
 
 def run(registry: Registry, options: Options) -> Result:
@@ -88,6 +92,7 @@ def run(registry: Registry, options: Options) -> Result:
     report = None
     if options.verification is not None:
         report = verify(files, options.verification, VerdictStore.default(), options.progress, options.jobs)
+    dispatch = _dispatch(preset, all_files, files, options)
     if options.action is not Action.WRITE or (options.verification is not None and options.verification.strict):
         found = plan(options.output, files, preset.name, preset_names, __version__)
         if found.look_alikes and options.verification is not None and options.verification.strict:
@@ -96,7 +101,7 @@ def run(registry: Registry, options: Options) -> Result:
                 " generates it (--strict); move it away, or drop --strict to be warned only"
             )
         if options.action is not Action.WRITE:
-            return Result(preset.name, tuple(files), report, found)
+            return Result(preset.name, tuple(files), report, found, dispatch=dispatch)
     if options.listing is not None:
         # The listing is written once nothing can refuse the run, and before DIR, so that a listing
         # that cannot be written leaves DIR as it was.
@@ -105,7 +110,27 @@ def run(registry: Registry, options: Options) -> Result:
     done, outcome = write(
         options.output, files, preset.name, preset_names, __version__, prune=options.prune, force=options.force
     )
-    return Result(preset.name, tuple(files), report, done, outcome)
+    return Result(preset.name, tuple(files), report, done, outcome, dispatch)
+
+
+def _dispatch(
+    preset: Preset, all_files: list[GeneratedFile], files: list[GeneratedFile], options: Options
+) -> DispatchReport | None:
+    """`--dispatcher`: what the dispatchers call against what the selected files provide; a missing
+    specialization (an `undefined symbol` at import) fails the run before anything is written."""
+    if not options.dispatchers:
+        return None
+    verification = options.verification
+    if verification is None or not verification.real_headers:
+        raise UsageError("--dispatcher: the dispatcher is read against the real headers; add --include-dir DIR")
+    filters = [*(parse_filter(text, "--only", preset) for text in options.only),
+               *(parse_filter(text, "--exclude", preset) for text in options.exclude)]
+    store = VerdictStore.default().directory
+    found = check_dispatch(options.dispatchers, files, all_files, verification, filters,
+                           store.parent if store is not None else None)
+    if found.failed:
+        raise VerificationError(found.summary(), found.text())
+    return found
 
 
 def _conformance(kinds: Sequence[Kind], files: list[GeneratedFile], options: Options) -> Report:
