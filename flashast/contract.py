@@ -1,7 +1,10 @@
 """`Contract`: the interface a kind's files rely on, written as declarations.
 
 Contract verification prints each header of a contract and serves it from memory at its include path,
-so a generated file is parsed against exactly what its kind says the real header provides.
+so a generated file is parsed against exactly what its kind says the real header provides. A path may
+climb with `..` (`../fattn-vec.cuh`, a header beside the generated files' directory): it is served
+as spelled under the virtual include directory, which is a sibling of the generated files' one, so
+both clang's lookup beside the including file and its include-path search find it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 
 from flashast.errors import ModelError
 from flashast.names import IncludePath
-from flashast.nodes import Declaration, TranslationUnit
+from flashast.nodes import Declaration, FunctionMacro, FunctionTemplate, TranslationUnit
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -19,7 +22,8 @@ class Contract:
     """The headers a kind's files include, as declarations: what verification parses against.
 
     Built from a mapping of include path to declarations. Two contracts merge when every header
-    they share is declared identically, so kinds of one preset can share a launch header.
+    they share is declared identically, so kinds of one preset can share a launch header. A
+    function-like macro may only expand to instantiations of templates the contract declares.
     """
 
     headers: tuple[tuple[IncludePath, tuple[Declaration, ...]], ...]
@@ -37,6 +41,19 @@ class Contract:
                     raise ModelError("Contract", f"headers[{include_path}]", declaration, "is not a declaration")
             pairs.append((include_path, declarations))
         object.__setattr__(self, "headers", tuple(sorted(pairs, key=lambda pair: pair[0].text)))
+        self._check_macro_templates()
+
+    def _check_macro_templates(self) -> None:
+        units = self.header_units()
+        declared = {node for unit in units.values() for node in unit.walk() if isinstance(node, FunctionTemplate)}
+        for path, unit in units.items():
+            for node in unit.walk():
+                if not isinstance(node, FunctionMacro):
+                    continue
+                for step in node.expansion:
+                    if step.template not in declared:
+                        problem = f"expands to template {step.template.name}, which no header of the contract declares"
+                        raise ModelError("Contract", f"headers[{path}]", node.name.text, problem)
 
     def header_units(self) -> dict[str, TranslationUnit]:
         """Each header's declarations as a unit to print, by include path."""

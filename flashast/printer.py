@@ -169,7 +169,7 @@ def _spell_invocation(node: MacroInvocation) -> str:
     arguments = ", ".join(
         spell_template_argument(argument).rjust(width) for argument, width in zip(node.arguments, widths, strict=True)
     )
-    return f"{node.macro.name}({arguments}){';' if node.semicolon else ''}"
+    return f"{node.macro.name}({arguments});"
 
 
 def _trailing(comment: TrailingComment | None) -> str:

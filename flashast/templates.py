@@ -322,11 +322,11 @@ class FunctionMacro:
         return next(found for step in self.expansion if (found := step.parameter_fed(parameter)) is not None)
 
     def invoke(
-        self, *arguments: TemplateArgumentValue, semicolon: bool = True, widths: Iterable[int] = (),
+        self, *arguments: TemplateArgumentValue, widths: Iterable[int] = (),
         comment: TrailingComment | str | None = None,
     ) -> MacroInvocation:
         """`NAME(arguments);`, each argument checked against the template parameter it feeds."""
-        return MacroInvocation(self, arguments, semicolon=semicolon, widths=widths, comment=comment)
+        return MacroInvocation(self, arguments, widths=widths, comment=comment)
 
     def bind(self, arguments: Iterable[TemplateArgumentValue]) -> tuple[TemplateArgument, ...]:
         """The invocation's arguments, typed by the template parameters they feed."""
@@ -362,13 +362,12 @@ class MacroInvocation:
     feeds (an int, a type, an enumerator of the right enumeration), so `expansion()` is what the
     invocation declares. A template-id argument is refused: the comma inside `<…>` would split it into
     two macro arguments. `widths` right-aligns the first arguments to those widths (`( 64,` beside
-    `(128,`, 0: no padding); `semicolon` ends the invocation with `;` as upstream writes it (an empty
-    declaration after the expansion's own last instantiation, which needs it).
+    `(128,`, 0: no padding). The invocation always ends with `;`: a `FunctionMacro`'s replacement
+    leaves its last instantiation for the invocation to end, so one without would not compile.
     """
 
     macro: FunctionMacro
     arguments: tuple[TemplateArgument, ...]
-    semicolon: bool
     widths: tuple[int, ...]
     comment: TrailingComment | None
 
@@ -376,7 +375,6 @@ class MacroInvocation:
         self,
         macro: FunctionMacro,
         arguments: Iterable[TemplateArgumentValue],
-        semicolon: bool = True,
         widths: Iterable[int] = (),
         comment: TrailingComment | str | None = None,
     ) -> None:
@@ -393,8 +391,7 @@ class MacroInvocation:
         if len(padding) > len(bound):
             raise ModelError("MacroInvocation", "widths", padding, f"more widths than the {len(bound)} arguments")
         store_fields(
-            self, macro=macro, arguments=bound, semicolon=as_flag(self, "semicolon", semicolon), widths=padding,
-            comment=as_trailing_comment(self, comment),
+            self, macro=macro, arguments=bound, widths=padding, comment=as_trailing_comment(self, comment),
         )
 
     def expansion(self) -> tuple[ExplicitInstantiation, ...]:
