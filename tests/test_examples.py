@@ -1,10 +1,9 @@
-"""The examples under `examples/` and the walkthrough `examples/adding-a-kind.md`, run as a user runs them.
+"""The examples under `examples/`, run as a user runs them.
 
 Each example goes through the real CLI in a subprocess with verification on: `examples/paged_kv.py`
 with `--plugin`, and `examples/research_fork/` installed into a temporary directory on `PYTHONPATH`,
-so that it is found through its real `flashast.plugins` entry point. The walkthrough's blocks are
-executed in order (files written and edited, commands run, outputs and generated files compared), so
-the page cannot drift from what flashast does.
+so that it is found through its real `flashast.plugins` entry point. The walkthrough that builds a
+plugin step by step is `docs/how-to/adding-a-kind.md`, run by `tests/test_docs.py`.
 """
 
 from __future__ import annotations
@@ -13,16 +12,13 @@ import importlib.metadata
 import importlib.util
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import cli_environment, run_cli, snapshot
+from conftest import run_cli, snapshot
 
 from flashast import Registry
 from flashast.plugins import load_plugin
@@ -34,7 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 PAGED_KV = EXAMPLES / "paged_kv.py"
 RESEARCH_FORK = EXAMPLES / "research_fork"
-WALKTHROUGH = ROOT / "examples" / "adding-a-kind.md"
 
 
 # examples/paged_kv.py --------------------------------------------------------------------------------
@@ -261,9 +256,10 @@ def test_research_fork_discovery_can_be_turned_off(
         research_fork_site, "-o", tmp_path / "out", "--preset", "research-fork", *arguments[1:], env=env
     )
     assert code == 2
-    assert stderr.strip().splitlines() == [
-        "flashast: error: unknown preset 'research-fork' (known: flash-attn-2, flash-attn-3, pytorch)"
-    ]
+    [line] = stderr.strip().splitlines()
+    known = re.fullmatch(r"flashast: error: unknown preset 'research-fork' \(known: (.*)\)", line)
+    assert known is not None, line
+    assert {"flash-attn-2", "flash-attn-3", "pytorch"} <= set(known.group(1).split(", "))
     assert not (tmp_path / "out").exists()
 
 
@@ -295,138 +291,3 @@ def test_research_fork_installs_with_pip(tmp_path: Path) -> None:
     code, stdout, stderr = run_with_site(site, "--list-kinds")
     assert code == 0, stderr
     assert "research-fork  (34 files, distribution flashast-research-fork 0.1.0)" in stdout
-
-
-# examples/adding-a-kind.md ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Block:
-    """One fenced block of the walkthrough and the `<!-- marker -->` that says what to do with it."""
-
-    marker: str
-    language: str
-    text: str
-    line: int
-
-
-_MARKER = re.compile(r"\s*<!--\s*(.*?)\s*-->\s*\Z")
-_FENCE = re.compile(r"(\s*)```(\w*)\s*\Z")
-
-
-def walkthrough_blocks() -> list[Block]:
-    """Every fenced block in order; a block without a marker on the line before it is an error."""
-    blocks: list[Block] = []
-    lines = WALKTHROUGH.read_text().splitlines()
-    marker: str | None = None
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        marker_match = _MARKER.match(line)
-        fence = _FENCE.match(line)
-        if marker_match:
-            marker = marker_match.group(1)
-        elif fence:
-            indent, language = fence.groups()
-            start = index + 1
-            index = start
-            while lines[index].strip() != "```":
-                index += 1
-            body = [text[len(indent):] if text.startswith(indent) else text.lstrip() for text in lines[start:index]]
-            assert marker is not None, f"{WALKTHROUGH.name}:{start}: a code block with no marker is not tested"
-            blocks.append(Block(marker, language, "\n".join(body), start))
-            marker = None
-        elif line.strip():
-            marker = None
-        index += 1
-    return blocks
-
-
-def _contains_in_order(expected: list[str], actual: list[str]) -> bool:
-    """Whether the expected lines (`...` lines skipped) occur in `actual` in this order."""
-    remaining = iter(actual)
-    return all(any(line == candidate for candidate in remaining) for line in expected if line != "...")
-
-
-def _apply_edit(path: Path, diff: str) -> None:
-    lines = diff.splitlines()
-    old = "\n".join(line[1:] for line in lines if line.startswith("-"))
-    new = "\n".join(line[1:] for line in lines if line.startswith("+"))
-    text = path.read_text()
-    assert text.count(old) == 1, f"the edit's old text is not in {path.name} exactly once: {old!r}"
-    path.write_text(text.replace(old, new))
-
-
-def _run(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    argv = shlex.split(command)
-    if argv[0] == "python":
-        argv[0] = sys.executable
-    return subprocess.run(
-        argv, cwd=cwd, env=cli_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, timeout=600, check=False,
-    )
-
-
-def execute_walkthrough(workdir: Path, blocks: list[Block]) -> Iterator[Block]:
-    """Carry out each block in `workdir`, yielding it once done; assertion failures name its line."""
-    output: list[str] = []
-    for block in blocks:
-        verb, _, argument = block.marker.partition(":")
-        argument = argument.strip()
-        where = f"{WALKTHROUGH.name}:{block.line}"
-        if verb == "write":
-            (workdir / argument).write_text(block.text + "\n")
-        elif verb == "append":
-            with (workdir / argument).open("a") as handle:
-                handle.write("\n\n" + block.text + "\n")
-        elif verb == "edit":
-            _apply_edit(workdir / argument, block.text)
-        elif verb == "run":
-            expected_code = int(argument.removeprefix("exit")) if argument else 0
-            output = []
-            for command in filter(None, block.text.splitlines()):
-                completed = _run(command, workdir)
-                output += completed.stdout.splitlines()
-                assert completed.returncode == expected_code, f"{where}: {command}\n{completed.stdout}"
-        elif verb == "script":
-            completed = subprocess.run(
-                [sys.executable, "-c", block.text], cwd=workdir, env=cli_environment(), stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, text=True, timeout=600, check=False,
-            )
-            assert completed.returncode == 0, f"{where}:\n{completed.stdout}"
-            output = completed.stdout.splitlines()
-        elif verb == "output":
-            assert _contains_in_order(block.text.splitlines(), output), f"{where}: got\n" + "\n".join(output)
-        elif verb == "expect":
-            assert (workdir / argument).read_text() == block.text + "\n", where
-        elif verb == "excerpt":
-            assert block.text in (ROOT / argument).read_text(), f"{where}: not in {argument}"
-        else:
-            raise AssertionError(f"{where}: unknown marker {block.marker!r}")
-        yield block
-
-
-def test_walkthrough_runs_as_written(tmp_path: Path) -> None:
-    blocks = walkthrough_blocks()
-    done = list(execute_walkthrough(tmp_path, blocks))
-    verbs = [block.marker.partition(":")[0] for block in done]
-    # The page really does take the reader through writing, running, failing and fixing.
-    assert verbs.count("run") >= 5 and "expect" in verbs and "edit" in verbs and "script" in verbs
-    assert any(block.marker == "run: exit 3" for block in done)
-    assert len(list((tmp_path / "kernels").glob("*.cu"))) == 10
-
-
-def test_walkthrough_plugin_is_ruff_clean(tmp_path: Path) -> None:
-    """The file a reader ends up with follows the project's lint rules, like the examples."""
-    if importlib.util.find_spec("ruff") is None:
-        pytest.skip("ruff is not installed (pip install -e '.[test]')")
-    file_blocks = [
-        block for block in walkthrough_blocks() if block.marker.partition(":")[0] in ("write", "append", "edit")
-    ]
-    for _ in execute_walkthrough(tmp_path, file_blocks):
-        pass
-    completed = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--config", str(ROOT / "pyproject.toml"), "my_kinds.py"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
-    )
-    assert completed.returncode == 0, completed.stdout + completed.stderr
