@@ -232,18 +232,62 @@ def run_page(page: Path, workdir: Path) -> PageRun:
     return PageRun(workdir, done, None)
 
 
+def type_check(workdir: Path) -> subprocess.CompletedProcess[str]:
+    """mypy, with the project's strict settings, over every Python block a reader writes or runs:
+    README.md's example, each page's scripts, and each file as the page leaves it (edits applied)."""
+    sources: dict[str, str] = {}
+    for page in PAGES:
+        blocks = blocks_of(page)
+        files = [block for block in blocks if block.verb in ("write", "append", "edit")
+                 and block.argument.endswith(".py")]
+        written = workdir / "files" / page.stem
+        written.mkdir(parents=True)
+        for _ in execute(files, written):
+            pass
+        for path in sorted(written.glob("*.py")):
+            assert path.name not in sources, f"two pages write {path.name}: mypy would take them for one module"
+            sources[path.name] = path.read_text()
+        for block in blocks:
+            if block.verb == "script":
+                sources[f"{page.stem.replace('-', '_')}_{block.line}.py"] = block.text
+    readme = re.search(r"<!-- script -->\n```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert readme is not None
+    sources["readme_example.py"] = readme.group(1)
+    checked = workdir / "checked"
+    checked.mkdir()
+    for name, text in sources.items():
+        (checked / name).write_text(text)
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"), "--cache-dir",
+         str(ROOT / ".mypy_cache"), *sorted(sources)],
+        cwd=checked, env={**os.environ, "MYPYPATH": str(ROOT)}, capture_output=True, text=True, timeout=600,
+        check=False,
+    )
+
+
+@dataclass
+class DocRuns:
+    """Every page's run, and the type check of the Python blocks (None when mypy is not installed)."""
+
+    pages: dict[Path, PageRun]
+    typed: subprocess.CompletedProcess[str] | None
+
+
 @pytest.fixture(scope="module")
-def page_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, PageRun]:
-    """Every page, each in its own directory. Pages share nothing, so they run side by side: their
-    commands are subprocesses, and the suite's time is theirs."""
+def runs(tmp_path_factory: pytest.TempPathFactory) -> DocRuns:
+    """Every page, each in its own directory, and the type check. They share nothing, so they run side
+    by side: their commands are subprocesses, and the suite's time is theirs."""
     workdirs = {page: tmp_path_factory.mktemp(page.stem) for page in PAGES}
+    typed_dir = tmp_path_factory.mktemp("typed")
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
-        return dict(zip(PAGES, pool.map(lambda page: run_page(page, workdirs[page]), PAGES), strict=True))
+        typed = pool.submit(type_check, typed_dir) if importlib.util.find_spec("mypy") is not None else None
+        pages = dict(zip(PAGES, pool.map(lambda page: run_page(page, workdirs[page]), PAGES), strict=True))
+        return DocRuns(pages, typed.result() if typed is not None else None)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[page.relative_to(DOCS).as_posix() for page in PAGES])
-def test_page_runs_as_written(page: Path, page_runs: dict[Path, PageRun]) -> None:
-    error = page_runs[page].error
+def test_page_runs_as_written(page: Path, runs: DocRuns) -> None:
+    error = runs.pages[page].error
     if error is not None:
         raise error
 
@@ -309,8 +353,8 @@ def test_manifest_reference_names_every_key() -> None:
 # The walkthrough ---------------------------------------------------------------------------------------
 
 
-def test_walkthrough_takes_the_reader_through_failing_and_fixing(page_runs: dict[Path, PageRun]) -> None:
-    walkthrough = page_runs[WALKTHROUGH]
+def test_walkthrough_takes_the_reader_through_failing_and_fixing(runs: DocRuns) -> None:
+    walkthrough = runs.pages[WALKTHROUGH]
     assert walkthrough.error is None, "see test_page_runs_as_written[how-to/adding-a-kind.md]"
     verbs = [block.verb for block in walkthrough.done]
     assert verbs.count("run") >= 5 and "expect" in verbs and "edit" in verbs and "script" in verbs
@@ -329,3 +373,10 @@ def test_walkthrough_plugin_is_ruff_clean(tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_python_blocks_type_check(runs: DocRuns) -> None:
+    """The code readers copy passes the project's strict mypy, as the package does."""
+    if runs.typed is None:
+        pytest.skip("mypy is not installed (pip install -e '.[test]')")
+    assert runs.typed.returncode == 0, runs.typed.stdout + runs.typed.stderr
