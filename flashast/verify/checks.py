@@ -5,6 +5,10 @@
   together then lets clang point at both places.
 - Defining, for verification, a macro that a file tests with `#ifndef` would skip the guarded code
   unverified; that is refused before any parse.
+
+Both, and the dispatch check's reading of the model (`provided`), see a file's namespaces as the
+compiler does: the macros in effect for a file (`FileMacros`) are its contract's `#define`s, overridden
+by the run's defines, and `namespace_parts` expands them in a namespace's name.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 from flashast.contract import Contract
 from flashast.errors import UsageError
 from flashast.generated import GeneratedFile
-from flashast.names import QualifiedName
+from flashast.names import Identifier, MacroName, QualifiedName
 from flashast.nodes import (
     Declaration,
     ExplicitInstantiation,
@@ -67,15 +71,11 @@ def find_clashes(files: Iterable[GeneratedFile], defines: Sequence[str] = ()) ->
     """
     seen: dict[tuple[object, ...], GeneratedFile] = {}
     clashes: list[Clash] = []
-    given = dict(_split_define(define) for define in defines)
-    by_contract: dict[int, dict[str, str]] = {}
+    macros_of = FileMacros(defines)
     for generated in files:
         if generated.aggregator:
             continue  # an aggregator's definitions are its members'
-        if id(generated.contract) not in by_contract:  # by identity: hashing a contract walks its tree
-            by_contract[id(generated.contract)] = contract_macros(generated.contract)
-        macros = {**by_contract[id(generated.contract)], **given}
-        for scope, definition in _definitions(generated.unit.declarations, (), macros):
+        for scope, definition in _definitions(generated.unit.declarations, (), macros_of(generated)):
             signature = definition.signature
             name = tuple(part.text for part in signature.name.parts)
             entity = (*(() if signature.name.absolute else scope), *name)
@@ -86,7 +86,8 @@ def find_clashes(files: Iterable[GeneratedFile], defines: Sequence[str] = ()) ->
     return clashes
 
 
-def _split_define(define: str) -> tuple[str, str]:
+def split_define(define: str) -> tuple[str, str]:
+    """A `--define` as (name, value): `NAME=VALUE`, or `NAME` defined as `1`, as the compiler's `-D` does."""
     name, _, value = define.partition("=")
     return name, value or "1"
 
@@ -99,24 +100,40 @@ def contract_macros(contract: Contract) -> dict[str, str]:
     }
 
 
+class FileMacros:
+    """The object-like macros in effect for a generated file: its contract's `#define`s, overridden by
+    the run's `defines` (`NAME` or `NAME=VALUE`). Read once per contract, keyed by identity, because
+    hashing a contract walks its whole tree and many files share one."""
+
+    def __init__(self, defines: Sequence[str] = ()) -> None:
+        self.given = dict(map(split_define, defines))
+        self._by_contract: dict[int, dict[str, str]] = {}
+
+    def __call__(self, generated: GeneratedFile) -> dict[str, str]:
+        contract = generated.contract
+        if id(contract) not in self._by_contract:
+            self._by_contract[id(contract)] = {**contract_macros(contract), **self.given}
+        return self._by_contract[id(contract)]
+
+
+def namespace_parts(name: Identifier | QualifiedName | MacroName, macros: Mapping[str, str]) -> tuple[str, ...]:
+    """A namespace's name as the compiler sees it: every identifier that names a macro is that
+    macro's expansion (a `MacroName` is spelled so on purpose, but a plain identifier expands too),
+    and `a::b` is `a`, then `b`."""
+    written = [part.text for part in name.parts] if isinstance(name, QualifiedName) else [name.text]
+    return tuple(component for part in written for component in macros.get(part, part).split("::"))
+
+
 def _definitions(
     declarations: Iterable[Declaration], scope: tuple[str, ...], macros: Mapping[str, str]
 ) -> Iterator[tuple[tuple[str, ...], Definition]]:
     for node in declarations:
         if isinstance(node, Namespace):
-            yield from _definitions(node.body, (*scope, *_namespace_parts(node, macros)), macros)
+            yield from _definitions(node.body, (*scope, *namespace_parts(node.name, macros)), macros)
         elif isinstance(node, ExplicitSpecialization) or (isinstance(node, ExplicitInstantiation) and not node.extern):
             yield scope, node
         elif isinstance(node, (IfNotDefined, IfDefined)):
             yield from _definitions(node.body, scope, macros)
-
-
-def _namespace_parts(node: Namespace, macros: Mapping[str, str]) -> tuple[str, ...]:
-    """The namespace's name as the compiler sees it: every identifier that names a macro is that
-    macro's expansion (a `MacroName` is spelled so on purpose, but a plain identifier expands too)."""
-    name = node.name
-    written = [part.text for part in name.parts] if isinstance(name, QualifiedName) else [name.text]
-    return tuple(component for part in written for component in macros.get(part, part).split("::"))
 
 
 def refuse_guard_defines(files: Sequence[GeneratedFile], options: VerifyOptions) -> None:
@@ -124,9 +141,7 @@ def refuse_guard_defines(files: Sequence[GeneratedFile], options: VerifyOptions)
     guards = {
         str(node.macro) for generated in files for node in generated.unit.walk() if isinstance(node, IfNotDefined)
     }
-    defined = list(options.defines)
-    defined += [argument[2:] for argument in options.clang_args if argument.startswith("-D")]
-    for define in defined:
+    for define in options.effective_defines:
         name = define.split("=", 1)[0]
         if name in guards:
             raise UsageError(

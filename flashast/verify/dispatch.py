@@ -5,11 +5,9 @@ specialization no compiled file defines (`undefined symbol` when the module is i
 is compiled that nothing calls (minutes of nvcc for nothing). This module checks both, before
 anything is written:
 
-- **provided** comes from the model, never from text: every explicit specialization and explicit
-  instantiation definition of each selected file, qualified by its namespaces (`FLASH_NAMESPACE`
-  resolved through a `--define`, else the file's contract's `#define`), with its `#ifdef`/`#ifndef`
-  guards evaluated under the run's defines. An `extern template` line is a requirement the selected
-  files must satisfy too. An aggregator provides nothing itself: its members do, once.
+- **provided** comes from the model, never from text (`flashast.verify.provided`): every explicit
+  specialization and explicit instantiation definition of each selected file, its namespaces and
+  guards resolved under the run's defines; `extern template` lines are requirements too.
 - **required** is what the dispatchers call, read with libclang (`flashast.verify.indexer`, which
   also keeps it in the store while every file the parse read is unchanged). Only the templates the
   preset's files write are checked; the others called are listed as not checked.
@@ -23,30 +21,25 @@ anything is written:
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from flashast.contract import Contract
 from flashast.generated import GeneratedFile
-from flashast.names import FundamentalType, MacroName, QualifiedName
-from flashast.nodes import (
-    Declaration,
-    ExplicitInstantiation,
-    ExplicitSpecialization,
-    IfDefined,
-    IfNotDefined,
-    MacroDefinition,
-    Namespace,
-    TemplateArgument,
-    TypeArg,
-)
-from flashast.printer import render_declarations, spell_template_argument
 from flashast.selection import Filter
 from flashast.verify.checks import origin
 from flashast.verify.diagnostics import Diagnostic, Location, Note
 from flashast.verify.indexer import Required, display_path, required
+from flashast.verify.provided import (
+    Guard,
+    Provided,
+    Provision,
+    Specialization,
+    natural_order,
+    provided,
+    would_provide,
+    written_templates,
+)
 from flashast.verify.toolchain import VerifyOptions
 
 __all__ = [
@@ -54,166 +47,6 @@ __all__ = [
     "Unused", "check_dispatch", "compare", "excluding_filter", "guard_defines", "provided", "required",
     "requirements", "would_provide", "written_templates",
 ]
-
-# How clang spells fundamental types the model may write another way.
-CLANG_SPELLINGS = {"unsigned": "unsigned int"}
-
-
-@dataclass(frozen=True, order=True)
-class Specialization:
-    """`flash::run_mha_fwd_<cutlass::half_t, 128, true>`: a template's qualified name and its
-    arguments (types fully qualified, integers in decimal, booleans `true`/`false`)."""
-
-    template: str
-    arguments: tuple[str, ...]
-
-    def __str__(self) -> str:
-        return f"{self.template}<{', '.join(self.arguments)}>"
-
-
-@dataclass(frozen=True)
-class Guard:
-    """A conditional around a definition: compiled when `macro` is defined (`#ifdef`) or not (`#ifndef`)."""
-
-    macro: str
-    defined: bool
-
-    def holds(self, macros: Collection[str]) -> bool:
-        return (self.macro in macros) == self.defined
-
-
-@dataclass(frozen=True)
-class Provision:
-    """One definition a generated file makes (or, `extern`, requires), the guards around it, and
-    whether they let it compile under the defines it was read with (`active`)."""
-
-    specialization: Specialization
-    file: GeneratedFile
-    guards: tuple[Guard, ...]
-    declaration: ExplicitSpecialization | ExplicitInstantiation
-    active: bool = True
-
-    @property
-    def extern(self) -> bool:
-        return isinstance(self.declaration, ExplicitInstantiation) and self.declaration.extern
-
-    def location(self) -> Location:
-        """The generated file's line that makes (or declares) it."""
-        wanted = next(line.strip() for line in render_declarations((self.declaration,), self.file.style)
-                      if str(self.declaration.signature.name) in line)
-        for number, line in enumerate(self.file.text.splitlines(), 1):
-            if line.strip() == wanted:
-                return Location(self.file.name, number, line.index(wanted) + 1)
-        return Location(self.file.name)
-
-
-@dataclass(frozen=True)
-class Provided:
-    """What the selected files define under the run's defines (`provisions`), what their guards
-    switch off (`switched_off`), their `extern template` requirements, the `#ifndef` macros they
-    test, and the aggregators that include each member."""
-
-    provisions: Mapping[Specialization, Provision]
-    switched_off: Mapping[Specialization, Provision]
-    externs: tuple[Provision, ...]
-    guard_macros: frozenset[str]
-    aggregators: Mapping[str, tuple[str, ...]]
-
-
-def provided(files: Iterable[GeneratedFile], defines: Sequence[str] = ()) -> Provided:
-    """What `files` provide when compiled with `defines` (`NAME` or `NAME=VALUE`)."""
-    files = list(files)
-    provisions: dict[Specialization, Provision] = {}
-    switched_off: dict[Specialization, Provision] = {}
-    externs = []
-    for provision in _read_model(files, defines):
-        if provision.extern:
-            externs += [provision] if provision.active else []
-        else:
-            (provisions if provision.active else switched_off).setdefault(provision.specialization, provision)
-    aggregators: dict[str, tuple[str, ...]] = {}
-    for generated in files:
-        for member in generated.included_files() if generated.aggregator else ():
-            aggregators[member] = (*aggregators.get(member, ()), generated.name)
-    return Provided(provisions, switched_off, tuple(externs),
-                    frozenset(node.macro.text for generated in files for node in generated.unit.walk()
-                              if isinstance(node, IfNotDefined)), aggregators)
-
-
-def would_provide(files: Iterable[GeneratedFile], defines: Sequence[str] = ()) -> dict[Specialization, Provision]:
-    """Every definition any of `files` (a preset's whole output) makes, guards not evaluated: which
-    file would provide a specialization the selection lacks."""
-    found: dict[Specialization, Provision] = {}
-    for provision in _read_model(files, defines):
-        if not provision.extern:
-            found.setdefault(provision.specialization, provision)
-    return found
-
-
-def written_templates(files: Iterable[GeneratedFile], defines: Sequence[str] = ()) -> frozenset[str]:
-    """The qualified names of the templates `files` specialize, instantiate or declare `extern`:
-    the ones a dispatcher check tracks."""
-    return frozenset(provision.specialization.template for provision in _read_model(files, defines))
-
-
-def _read_model(files: Iterable[GeneratedFile], defines: Sequence[str]) -> Iterator[Provision]:
-    """Every definition and `extern template` of the files that are not aggregators (an aggregator's
-    are its members'), qualified by their namespaces, guards evaluated under the contract's macros
-    and `defines`."""
-    given = dict(_split_define(define) for define in defines)
-    for generated in files:
-        if generated.aggregator:
-            continue
-        macros = {**_contract_macros(generated.contract), **given}
-        stack: list[tuple[Declaration, tuple[str, ...], tuple[Guard, ...]]] = [
-            (node, (), ()) for node in reversed(generated.unit.declarations)]
-        while stack:
-            node, scope, guards = stack.pop()
-            if isinstance(node, Namespace):
-                inner = (*scope, *_namespace_parts(node.name, macros))
-                stack.extend((child, inner, guards) for child in reversed(node.body))
-            elif isinstance(node, (IfNotDefined, IfDefined)):
-                guard = Guard(node.macro.text, isinstance(node, IfDefined))
-                stack.extend((child, scope, (*guards, guard)) for child in reversed(node.body))
-            elif isinstance(node, (ExplicitSpecialization, ExplicitInstantiation)):
-                name = node.signature.name
-                qualified = "::".join((*(() if name.absolute else scope), *(part.text for part in name.parts)))
-                arguments = tuple(map(_spell_argument, node.signature.template_arguments))
-                yield Provision(Specialization(qualified, arguments), generated, guards, node,
-                                all(guard.holds(macros) for guard in guards))
-
-
-def _spell_argument(argument: TemplateArgument) -> str:
-    """As libclang reads it back: a fundamental type as clang spells it, an enumerator (an argument
-    with an `enumeration`) by its value, since libclang reports an enumerator argument as an integer."""
-    if isinstance(argument, TypeArg) and isinstance(argument.type, FundamentalType) and not argument.arguments:
-        return CLANG_SPELLINGS.get(argument.type.text, argument.type.text)
-    enumeration = getattr(argument, "enumeration", None)
-    if enumeration is not None:
-        return str(enumeration.value_of(getattr(argument, "enumerator")))  # noqa: B009 - not on every argument type
-    return spell_template_argument(argument)
-
-
-def _namespace_parts(name: object, macros: Mapping[str, str]) -> tuple[str, ...]:
-    if isinstance(name, MacroName):
-        return tuple(macros.get(name.text, name.text).split("::"))
-    if isinstance(name, QualifiedName):
-        return tuple(part.text for part in name.parts)
-    return (str(name),)
-
-
-def _contract_macros(contract: Contract) -> dict[str, str]:
-    """The object-like macros a contract defines (`#define FLASH_NAMESPACE flash`)."""
-    return {node.name.text: node.replacement.text if node.replacement is not None else ""
-            for unit in contract.header_units().values() for node in unit.walk() if isinstance(node, MacroDefinition)}
-
-
-def _split_define(define: str) -> tuple[str, str]:
-    name, _, value = define.partition("=")
-    return name, value or "1"
-
-
-# What the dispatchers require ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -234,19 +67,12 @@ def requirements(reads: Iterable[Required], tracked: bool = True) -> tuple[Requi
                 places = found.setdefault(Specialization(reference.template, reference.arguments or ("...",)), [])
                 places += [] if reference.location in places else [reference.location]
     return tuple(Requirement(specialization, tuple(sorted(places, key=_place)))
-                 for specialization, places in sorted(found.items(), key=lambda pair: _order(pair[0])))
+                 for specialization, places in sorted(found.items(), key=lambda pair: pair[0].reading_order()))
 
 
 def _place(location: Location) -> tuple[str, int, int]:
     return location.file, location.line, location.column
 
-
-def _order(specialization: Specialization) -> tuple[str, list[list[int | str]]]:
-    """Specializations in reading order: `<T, 32>` before `<T, 128>`."""
-    return specialization.template, [_natural(argument) for argument in specialization.arguments]
-
-
-# Comparing ------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -334,7 +160,7 @@ def compare(have: Provided, reads: Sequence[Required], candidates: Mapping[Speci
     names the file a missing specialization needs; `filters` the `--only`/`--exclude` that left it out."""
     candidates = candidates or {}
     called = {requirement.specialization: requirement.locations for requirement in requirements(reads)}
-    in_order = sorted(called.items(), key=lambda pair: (_place(pair[1][0]), *_order(pair[0])))
+    in_order = sorted(called.items(), key=lambda pair: (_place(pair[1][0]), *pair[0].reading_order()))
     missing = [_missing(specialization, places, None, have, candidates, filters)
                for specialization, places in in_order if specialization not in have.provisions]
     missing += [_missing(extern.specialization, (extern.location(),), extern, have, candidates, filters)
@@ -398,12 +224,7 @@ def guard_defines(missing: Sequence[Missing]) -> tuple[str, ...]:
     call, or () when some missing call has none (or is an `extern template` line's)."""
     if not missing or any(item.extern_in is not None or not item.switches for item in missing):
         return ()
-    return tuple(sorted({macro for item in missing for macro in item.switches}, key=_natural))
-
-
-def _natural(text: str) -> list[int | str]:
-    """`HDIM64` before `HDIM192`: digit runs compare as numbers (split parts alternate str, int)."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+    return tuple(sorted({macro for item in missing for macro in item.switches}, key=natural_order))
 
 
 def check_dispatch(dispatchers: Sequence[Path], selected: Sequence[GeneratedFile], every_file: Sequence[GeneratedFile],
@@ -412,7 +233,7 @@ def check_dispatch(dispatchers: Sequence[Path], selected: Sequence[GeneratedFile
     """The whole check for a run: `selected` files against every dispatcher, `every_file` (the
     preset's full output) naming what a missing call needs. Guard `--define`s are suggested only when
     re-reading the dispatchers with them leaves nothing missing."""
-    defines = [*options.defines, *(argument[2:] for argument in options.clang_args if argument.startswith("-D"))]
+    defines = list(options.effective_defines)
     templates = written_templates(every_file, defines)
     candidates = would_provide(every_file, defines)
 

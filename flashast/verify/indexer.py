@@ -12,7 +12,7 @@ template` spares it). Two readings:
 - the **indexer**, when a tracked template is referenced inside a template (flash-attention 3 calls
   its kernels from `run_mha_fwd_constexpr<Arch, Split, ...>`): libclang's indexing API with implicit
   template instantiations visits every instantiated body, so each call has concrete arguments. The
-  Python binding does not wrap it; it is called through ctypes on the library the binding loaded.
+  Python binding does not wrap it; `flashast.verify.libclang_ctypes` calls it through ctypes.
   References in uninstantiated templates (a container whose USR names a template pattern) are dropped.
 
 Both leave out unevaluated operands (`decltype`, `sizeof`, ...) and, outside templates, the discarded
@@ -23,8 +23,9 @@ values are read through the primary template's parameter types).
 
 The parse: a `.cu` dispatcher with the real-header command line (CUDA host code); any other file
 (`flash_api.cpp`) as the host compiler sees it: C++ with the same include directories, defines and
-resource directory, CUDA-only driver options dropped and CUDA's `include` a system directory. The
-store entry is keyed by that command line, libclang and flashast (`common_inputs`), the file and the
+resource directory, CUDA-only driver options dropped and CUDA's `include` a system directory (a
+`.cu` one is served the stand-ins the generated files are, `sources.cuda_stand_ins`). The store
+entry is keyed by that command line, libclang and flashast (`common_inputs`), the file and the
 tracked templates, and holds the digest of every file the parse read (its inclusion list) and of the
 places where a new header would shadow one; any change is a miss, and so is a damaged entry.
 """
@@ -32,7 +33,6 @@ places where a new header would shadow one; any change is a miss, and so is a da
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import re
@@ -46,28 +46,19 @@ from typing import Any, Literal
 from flashast.errors import UsageError
 from flashast.verify.diagnostics import Diagnostic, Location
 from flashast.verify.keys import DiskContents, common_inputs, digest_bytes
+from flashast.verify.libclang_ctypes import FUNCTION_ENTITIES, TEMPLATE_ENTITY, LibclangFunctions
 from flashast.verify.reading import message_of, reportable
-from flashast.verify.toolchain import (
-    CUDA_STAND_INS,
-    VerifyOptions,
-    clang_arguments,
-    load_cindex,
-    missing_cuda_headers,
-    resource_dir_hint,
-)
+from flashast.verify.sources import cuda_stand_ins, shadowing_candidates
+from flashast.verify.toolchain import CUDA_STAND_INS, VerifyOptions, clang_arguments, load_cindex, resource_dir_hint
 
 STORE_FOLDER = "dispatch-v1"
 # Driver options that mean something only for CUDA, dropped when a dispatcher is parsed as C++.
 CUDA_ONLY_ARGUMENTS = frozenset({"--cuda-host-only", "-nocudalib", "-nocudainc", "-Wno-unknown-cuda-version",
                                  f"-idirafter{CUDA_STAND_INS}"})
-# libclang's CXIndexOpt_IndexImplicitTemplateInstantiations; CXIdxEntity_Function, _CXXStaticMethod,
-# _CXXInstanceMethod; CXIdxEntity_Template; CXEval_Int.
-INDEX_IMPLICIT_INSTANTIATIONS, FUNCTION_ENTITIES, TEMPLATE_ENTITY, EVALUATED_INT = 0x4, frozenset({2, 20, 21}), 1, 1
 # USR pieces of an uninstantiated template: a function template, a class template, a partial specialization.
 PATTERN_MARKERS = ("@FT@", "@ST>", "@SP>")
 UNEVALUATED_OPERATORS = frozenset({"decltype", "sizeof", "alignof", "noexcept", "typeid", "__alignof__"})
 _IF_CONSTEXPR = re.compile(rb"if\s+constexpr\b")
-Pointer = ctypes.c_void_p
 
 
 @dataclass(frozen=True)
@@ -129,7 +120,8 @@ def required(dispatcher: Path, options: VerifyOptions, templates: Collection[str
         return Required(str(path), stored[0], (), stored[1], True, time.perf_counter() - started)
     cindex = load_cindex()
     try:
-        unit = cindex.Index.create().parse(str(path), arguments, _stand_ins(options, path), 0)
+        stand_ins = cuda_stand_ins(options) if path.suffix == ".cu" else []
+        unit = cindex.Index.create().parse(str(path), arguments, stand_ins, 0)
     except cindex.TranslationUnitLoadError as error:
         raise UsageError(f"--dispatcher {dispatcher}: libclang cannot parse it ({error})") from None
     problems = tuple(_problem(diagnostic, path, options) for diagnostic in reportable(cindex, unit)
@@ -142,15 +134,6 @@ def required(dispatcher: Path, options: VerifyOptions, templates: Collection[str
     if entry is not None and not problems:
         _store(entry, _readings(unit, path, options), references, indexed)
     return Required(str(path), tuple(references), problems, indexed, False, time.perf_counter() - started)
-
-
-def _stand_ins(options: VerifyOptions, dispatcher: Path) -> list[tuple[str, str]]:
-    """The empty headers a CUDA parse is served for what clang's CUDA wrapper wants and the toolkit
-    lacks (as for the generated files; `-idirafter` names their folder)."""
-    if dispatcher.suffix != ".cu" or not options.cuda_includes or options.cuda_path is None:
-        return []
-    return [(f"{CUDA_STAND_INS}/{name}", f"// flashast: {options.cuda_path} has no {name}\n")
-            for name in missing_cuda_headers(options.cuda_path)]
 
 
 def display_path(path: str) -> str:
@@ -176,13 +159,8 @@ def _readings(unit: Any, path: Path, options: VerifyOptions) -> list[tuple[str, 
     for inclusion in unit.get_includes():
         name = os.path.abspath(str(inclusion.include.name))
         found.add((name, disk.digest(name) or ""))
-        position, directory = next(((position, directory) for position, directory in enumerate(directories)
-                                    if name.startswith(directory + "/")), (0, ""))
-        if directory:
-            for folder in (os.path.dirname(str(inclusion.source.name)), *directories[:position]):
-                candidate = os.path.join(folder, name[len(directory) + 1:])
-                if candidate != name and disk.digest(candidate) is None:
-                    found.add((candidate, ""))
+        includer = str(inclusion.source.name)
+        found.update((absent, "") for absent in shadowing_candidates(name, includer, directories, disk))
     return sorted(found)
 
 
@@ -212,80 +190,13 @@ def _load(entry: Path) -> tuple[tuple[Reference, ...], bool] | None:
         return None
 
 
-# libclang through ctypes -----------------------------------------------------------------------------
-
-
-class _String(ctypes.Structure):
-    _fields_ = [("data", Pointer), ("private_flags", ctypes.c_uint)]
-
-
-class _IndexLocation(ctypes.Structure):
-    _fields_ = [("ptr_data", Pointer * 2), ("int_data", ctypes.c_uint)]
-
-
-class _Callbacks(ctypes.Structure):
-    # `IndexerCallbacks`: only `indexEntityReference` is set.
-    _fields_ = [(name, Pointer) for name in ("abort_query", "diagnostic", "entered_main_file", "included_file",
-                                             "imported_ast_file", "started_translation_unit", "index_declaration",
-                                             "index_entity_reference")]
-
-
-class _Library:
-    """The functions of the loaded libclang the binding does not wrap, declared on a handle of our
-    own (the binding's function objects are shared and keep their own declarations)."""
-
-    def __init__(self, cindex: ModuleType) -> None:
-        self.library = ctypes.CDLL(cindex.conf.lib._name)
-        location, unsigned = cindex.SourceLocation, ctypes.POINTER(ctypes.c_uint)
-        for name, arguments, result in (
-            ("clang_getSpellingLocation", [location, ctypes.POINTER(Pointer), unsigned, unsigned, unsigned], None),
-            ("clang_getCursorLocation", [cindex.Cursor], location),
-            ("clang_getFileName", [Pointer], _String),
-            ("clang_getCString", [_String], ctypes.c_char_p),
-            ("clang_disposeString", [_String], None),
-            ("clang_Cursor_Evaluate", [cindex.Cursor], Pointer),
-            ("clang_EvalResult_getKind", [Pointer], ctypes.c_int),
-            ("clang_EvalResult_getAsLongLong", [Pointer], ctypes.c_longlong),
-            ("clang_EvalResult_dispose", [Pointer], None),
-            ("clang_IndexAction_create", [Pointer], Pointer),
-            ("clang_IndexAction_dispose", [Pointer], None),
-            ("clang_indexTranslationUnit",
-             [Pointer, Pointer, ctypes.POINTER(_Callbacks), ctypes.c_uint, ctypes.c_uint, Pointer], ctypes.c_int),
-            ("clang_indexLoc_getCXSourceLocation", [_IndexLocation], location),
-        ):
-            function = getattr(self.library, name)
-            function.argtypes, function.restype = arguments, result
-        self._file_names: dict[int, str] = {}
-
-    def spelling(self, location: Any) -> tuple[str, int, int, int]:
-        """(file, line, column, offset) where the text at `location` is written."""
-        file, line, column, offset = Pointer(), ctypes.c_uint(), ctypes.c_uint(), ctypes.c_uint()
-        self.library.clang_getSpellingLocation(location, *map(ctypes.byref, (file, line, column, offset)))
-        if file.value and file.value not in self._file_names:
-            text = self.library.clang_getFileName(file.value)
-            self._file_names[file.value] = (self.library.clang_getCString(text) or b"").decode(errors="replace")
-            self.library.clang_disposeString(text)
-        return self._file_names.get(file.value or 0, ""), line.value, column.value, offset.value
-
-    def evaluate(self, cursor: Any) -> int | None:
-        """The integer value of a constant expression, or None."""
-        result = self.library.clang_Cursor_Evaluate(cursor)
-        if not result:
-            return None
-        try:
-            kind = self.library.clang_EvalResult_getKind(result)
-            return int(self.library.clang_EvalResult_getAsLongLong(result)) if kind == EVALUATED_INT else None
-        finally:
-            self.library.clang_EvalResult_dispose(result)
-
-
 class _Reader:
     """One parse's references, by walk or by indexer."""
 
     def __init__(self, cindex: ModuleType, unit: Any, main_path: str, tracked: frozenset[str]) -> None:
         self.cindex, self.unit, self.main_path, self.tracked = cindex, unit, main_path, tracked
         self.names = {name.rsplit("::", 1)[-1] for name in tracked}
-        self.library = _Library(cindex)
+        self.library = LibclangFunctions(cindex)
         kinds = self.kinds = cindex.CursorKind
         self.functions = {kinds.FUNCTION_DECL, kinds.CXX_METHOD}
         self.templates = {kinds.FUNCTION_TEMPLATE, kinds.CLASS_TEMPLATE, kinds.CLASS_TEMPLATE_PARTIAL_SPECIALIZATION}
@@ -306,7 +217,7 @@ class _Reader:
                 if templated:
                     self.dependent = self.dependent or cursor.spelling in self.names
                 elif kind != self.kinds.OVERLOADED_DECL_REF:
-                    where = self.library.spelling(self.library.library.clang_getCursorLocation(cursor))
+                    where = self.library.cursor_spelling(cursor)
                     found += self._reference(cursor.referenced, where)
             children = list(cursor.get_children())
             if kind == self.kinds.IF_STMT and not templated:
@@ -330,7 +241,7 @@ class _Reader:
         other's extent is remembered, so the indexer leaves its calls out too."""
         if len(children) not in (2, 3) or not children[0].kind.is_expression():
             return children
-        file, _, _, offset = self.library.spelling(self.library.library.clang_getCursorLocation(cursor))
+        file, _, _, offset = self.library.cursor_spelling(cursor)
         value = self.library.evaluate(children[0]) if _IF_CONSTEXPR.match(_text(file), offset) else None
         if value is None:
             return children
@@ -342,43 +253,9 @@ class _Reader:
         return live
 
     def index(self) -> list[Reference]:
-        cursor_type = self.cindex.Cursor
-
-        class Entity(ctypes.Structure):
-            _fields_ = [("kind", ctypes.c_int), ("template_kind", ctypes.c_int), ("language", ctypes.c_int),
-                        ("name", ctypes.c_char_p), ("usr", ctypes.c_char_p), ("cursor", cursor_type),
-                        ("attributes", Pointer), ("attribute_count", ctypes.c_uint)]
-
-        class Container(ctypes.Structure):
-            _fields_ = [("cursor", cursor_type)]
-
-        class ReferenceInfo(ctypes.Structure):
-            _fields_ = [("kind", ctypes.c_int), ("cursor", cursor_type), ("location", _IndexLocation),
-                        ("entity", ctypes.POINTER(Entity)), ("parent", ctypes.POINTER(Entity)),
-                        ("container", ctypes.POINTER(Container)), ("role", ctypes.c_int)]
-
         found: list[Reference] = []
-        failures: list[BaseException] = []
         names = {name.encode() for name in self.names}
-
-        def on_reference(_client: Any, pointer: Any) -> None:
-            try:
-                found.extend(self._indexed(pointer.contents, names))
-            except BaseException as error:  # nothing may raise into C; re-raised below
-                failures.append(error)
-
-        callback = ctypes.CFUNCTYPE(None, Pointer, ctypes.POINTER(ReferenceInfo))(on_reference)
-        callbacks = _Callbacks(index_entity_reference=ctypes.cast(callback, Pointer))
-        index = self.cindex.Index.create()
-        action = self.library.library.clang_IndexAction_create(index.obj)
-        try:
-            self.library.library.clang_indexTranslationUnit(action, None, ctypes.byref(callbacks),
-                                                            ctypes.sizeof(callbacks), INDEX_IMPLICIT_INSTANTIATIONS,
-                                                            self.unit.obj)
-        finally:
-            self.library.library.clang_IndexAction_dispose(action)
-        if failures:
-            raise failures[0]
+        self.library.index_references(self.unit, lambda info: found.extend(self._indexed(info, names)))
         return found
 
     def _indexed(self, info: Any, names: set[bytes]) -> list[Reference]:
@@ -389,7 +266,7 @@ class _Reader:
         if info.container and any(marker in self._copy(info.container.contents.cursor).get_usr()
                                   for marker in PATTERN_MARKERS):
             return []  # inside a template that is not instantiated: nothing there is compiled
-        where = self.library.spelling(self.library.library.clang_indexLoc_getCXSourceLocation(info.location))
+        where = self.library.index_spelling(info.location)
         return self._reference(self._copy(info.cursor).referenced, where)
 
     def _copy(self, cursor: Any) -> Any:

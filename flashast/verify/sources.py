@@ -54,12 +54,7 @@ class Sources:
         self._headers: dict[int, tuple[tuple[str, str], ...]] = {}
         self._digests: dict[str, str] = {}  # served text -> digest: many files share a contract header
         self.search_directories = [os.path.abspath(directory) for directory in options.include_dirs]
-        self.cuda_stand_ins: list[tuple[str, str]] = []
-        if options.cuda_includes and options.cuda_path is not None:
-            self.cuda_stand_ins = [
-                (f"{CUDA_STAND_INS}/{name}", render(TranslationUnit(_stand_in(name, options, options.cuda_path))))
-                for name in missing_cuda_headers(options.cuda_path)
-            ]
+        self.cuda_stand_ins = cuda_stand_ins(options)
 
     def source_path(self, name: str) -> str:
         return f"{self.source_root}/{name}"
@@ -94,21 +89,9 @@ class Sources:
                 found.append((self._key_name(path), self._digest(texts[path])))
                 continue
             found.append((path, self.disk.digest(path) or ""))
-            found += [(absent, "") for absent in self._shadowing_candidates(path, str(inclusion.source.name))]
+            found += [(absent, "") for absent in shadowing_candidates(path, str(inclusion.source.name),
+                                                                   self.search_directories, self.disk)]
         return found
-
-    def _shadowing_candidates(self, path: str, includer: str) -> list[str]:
-        """Where a new header would be found before `path` (found in an include directory): the same
-        name in the including file's directory and in every include directory searched earlier.
-        Recorded as absent, so a header added there later makes the file parse again."""
-        path = os.path.abspath(path)
-        for position, directory in enumerate(self.search_directories):
-            if path.startswith(directory + "/"):
-                name = path[len(directory) + 1:]
-                earlier = [os.path.dirname(includer), *self.search_directories[:position]]
-                return [candidate for candidate in (os.path.join(folder, name) for folder in earlier)
-                        if candidate != path and self.disk.digest(candidate) is None]
-        return []
 
     def current_digest(self, generated: GeneratedFile) -> Callable[[str], str | None]:
         """What a parse of `generated` would read at each path named in a key, now."""
@@ -137,6 +120,31 @@ class Sources:
     def _key_name(self, path: str) -> str:
         prefix = self.source_root + "/"
         return GENERATED_PREFIX + path[len(prefix):] if path.startswith(prefix) else path
+
+
+def shadowing_candidates(path: str, includer: str, search_directories: Sequence[str], disk: DiskContents) -> list[str]:
+    """Where a new header would be found before `path` (found in one of the absolute
+    `search_directories`, else nowhere to shadow): the same name in the including file's directory and
+    in every include directory searched earlier. A key records them as absent, so a header added there
+    later makes the file parse again."""
+    path = os.path.abspath(path)
+    for position, directory in enumerate(search_directories):
+        if path.startswith(directory + "/"):
+            name = path[len(directory) + 1:]
+            earlier = [os.path.dirname(includer), *search_directories[:position]]
+            return [candidate for candidate in (os.path.join(folder, name) for folder in earlier)
+                    if candidate != path and disk.digest(candidate) is None]
+    return []
+
+
+def cuda_stand_ins(options: VerifyOptions) -> list[tuple[str, str]]:
+    """The headers a real-header parse with CUDA's headers is served for those the toolkit lacks
+    (`missing_cuda_headers`), as (path under `CUDA_STAND_INS`, text); none without `cuda_includes`."""
+    if not options.cuda_includes or options.cuda_path is None:
+        return []
+    cuda_path = options.cuda_path
+    return [(f"{CUDA_STAND_INS}/{name}", render(TranslationUnit(_stand_in(name, options, cuda_path))))
+            for name in missing_cuda_headers(cuda_path)]
 
 
 def _stand_in(name: str, options: VerifyOptions, cuda_path: Path) -> tuple[Declaration, ...]:

@@ -96,6 +96,11 @@ class VerifyOptions:
         return bool(self.include_dirs)
 
     @property
+    def effective_defines(self) -> tuple[str, ...]:
+        """Every macro the parse defines: the `--define`s, then each `--clang-arg -DNAME[=VALUE]`."""
+        return (*self.defines, *(argument[2:] for argument in self.clang_args if argument.startswith("-D")))
+
+    @property
     def cuda_includes(self) -> bool:
         """Whether clang includes CUDA's own headers (only possible with a resource directory)."""
         return self.real_headers and self.resource_dir is not None and self.cuda_path is not None

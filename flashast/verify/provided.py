@@ -1,0 +1,178 @@
+"""What generated files provide to a dispatcher, read from the model, never from text.
+
+Every explicit specialization and explicit instantiation definition of each file, qualified by its
+namespaces (`FLASH_NAMESPACE` resolved through a `--define`, else the file's contract's `#define`),
+with its `#ifdef`/`#ifndef` guards evaluated under the run's defines. An `extern template` line is a
+requirement the selected files must satisfy too. An aggregator provides nothing itself: its members
+do, once. Arguments are spelled as libclang reads them back from a dispatcher (`flashast.verify.
+indexer`), so the dispatch check compares the two as plain values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from flashast.generated import GeneratedFile
+from flashast.names import FundamentalType
+from flashast.nodes import (
+    Declaration,
+    ExplicitInstantiation,
+    ExplicitSpecialization,
+    IfDefined,
+    IfNotDefined,
+    Namespace,
+    TemplateArgument,
+    TypeArg,
+)
+from flashast.printer import render_declarations, spell_template_argument
+from flashast.verify.checks import FileMacros, namespace_parts
+from flashast.verify.diagnostics import Location
+
+# How clang spells fundamental types the model may write another way.
+CLANG_SPELLINGS = {"unsigned": "unsigned int"}
+
+
+@dataclass(frozen=True, order=True)
+class Specialization:
+    """`flash::run_mha_fwd_<cutlass::half_t, 128, true>`: a template's qualified name and its
+    arguments (types fully qualified, integers in decimal, booleans `true`/`false`)."""
+
+    template: str
+    arguments: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.template}<{', '.join(self.arguments)}>"
+
+    def reading_order(self) -> tuple[str, list[list[int | str]]]:
+        """A sort key in reading order: `<T, 32>` before `<T, 128>`."""
+        return self.template, [natural_order(argument) for argument in self.arguments]
+
+
+def natural_order(text: str) -> list[int | str]:
+    """`HDIM64` before `HDIM192`: digit runs compare as numbers (split parts alternate str, int)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A conditional around a definition: compiled when `macro` is defined (`#ifdef`) or not (`#ifndef`)."""
+
+    macro: str
+    defined: bool
+
+    def holds(self, macros: Collection[str]) -> bool:
+        return (self.macro in macros) == self.defined
+
+
+@dataclass(frozen=True)
+class Provision:
+    """One definition a generated file makes (or, `extern`, requires), the guards around it, and
+    whether they let it compile under the defines it was read with (`active`)."""
+
+    specialization: Specialization
+    file: GeneratedFile
+    guards: tuple[Guard, ...]
+    declaration: ExplicitSpecialization | ExplicitInstantiation
+    active: bool = True
+
+    @property
+    def extern(self) -> bool:
+        return isinstance(self.declaration, ExplicitInstantiation) and self.declaration.extern
+
+    def location(self) -> Location:
+        """The generated file's line that makes (or declares) it."""
+        wanted = next(line.strip() for line in render_declarations((self.declaration,), self.file.style)
+                      if str(self.declaration.signature.name) in line)
+        for number, line in enumerate(self.file.text.splitlines(), 1):
+            if line.strip() == wanted:
+                return Location(self.file.name, number, line.index(wanted) + 1)
+        return Location(self.file.name)
+
+
+@dataclass(frozen=True)
+class Provided:
+    """What the selected files define under the run's defines (`provisions`), what their guards
+    switch off (`switched_off`), their `extern template` requirements, the `#ifndef` macros they
+    test, and the aggregators that include each member."""
+
+    provisions: Mapping[Specialization, Provision]
+    switched_off: Mapping[Specialization, Provision]
+    externs: tuple[Provision, ...]
+    guard_macros: frozenset[str]
+    aggregators: Mapping[str, tuple[str, ...]]
+
+
+def provided(files: Iterable[GeneratedFile], defines: Sequence[str] = ()) -> Provided:
+    """What `files` provide when compiled with `defines` (`NAME` or `NAME=VALUE`)."""
+    files = list(files)
+    provisions: dict[Specialization, Provision] = {}
+    switched_off: dict[Specialization, Provision] = {}
+    externs = []
+    for provision in _read_model(files, defines):
+        if provision.extern:
+            externs += [provision] if provision.active else []
+        else:
+            (provisions if provision.active else switched_off).setdefault(provision.specialization, provision)
+    aggregators: dict[str, tuple[str, ...]] = {}
+    for generated in files:
+        for member in generated.included_files() if generated.aggregator else ():
+            aggregators[member] = (*aggregators.get(member, ()), generated.name)
+    return Provided(provisions, switched_off, tuple(externs),
+                    frozenset(node.macro.text for generated in files for node in generated.unit.walk()
+                              if isinstance(node, IfNotDefined)), aggregators)
+
+
+def would_provide(files: Iterable[GeneratedFile], defines: Sequence[str] = ()) -> dict[Specialization, Provision]:
+    """Every definition any of `files` (a preset's whole output) makes, guards not evaluated: which
+    file would provide a specialization the selection lacks."""
+    found: dict[Specialization, Provision] = {}
+    for provision in _read_model(files, defines):
+        if not provision.extern:
+            found.setdefault(provision.specialization, provision)
+    return found
+
+
+def written_templates(files: Iterable[GeneratedFile], defines: Sequence[str] = ()) -> frozenset[str]:
+    """The qualified names of the templates `files` specialize, instantiate or declare `extern`:
+    the ones a dispatcher check tracks."""
+    return frozenset(provision.specialization.template for provision in _read_model(files, defines))
+
+
+def _read_model(files: Iterable[GeneratedFile], defines: Sequence[str]) -> Iterator[Provision]:
+    """Every definition and `extern template` of the files that are not aggregators (an aggregator's
+    are its members'), qualified by their namespaces, guards evaluated under the contract's macros
+    and `defines`."""
+    macros_of = FileMacros(defines)
+    for generated in files:
+        if generated.aggregator:
+            continue
+        macros = macros_of(generated)
+        stack: list[tuple[Declaration, tuple[str, ...], tuple[Guard, ...]]] = [
+            (node, (), ()) for node in reversed(generated.unit.declarations)]
+        while stack:
+            node, scope, guards = stack.pop()
+            if isinstance(node, Namespace):
+                inner = (*scope, *namespace_parts(node.name, macros))
+                stack.extend((child, inner, guards) for child in reversed(node.body))
+            elif isinstance(node, (IfNotDefined, IfDefined)):
+                guard = Guard(node.macro.text, isinstance(node, IfDefined))
+                stack.extend((child, scope, (*guards, guard)) for child in reversed(node.body))
+            elif isinstance(node, (ExplicitSpecialization, ExplicitInstantiation)):
+                name = node.signature.name
+                qualified = "::".join((*(() if name.absolute else scope), *(part.text for part in name.parts)))
+                arguments = tuple(map(_spell_argument, node.signature.template_arguments))
+                yield Provision(Specialization(qualified, arguments), generated, guards, node,
+                                all(guard.holds(macros) for guard in guards))
+
+
+def _spell_argument(argument: TemplateArgument) -> str:
+    """As libclang reads it back: a fundamental type as clang spells it, an enumerator (an argument
+    with an `enumeration`) by its value, since libclang reports an enumerator argument as an integer."""
+    if isinstance(argument, TypeArg) and isinstance(argument.type, FundamentalType) and not argument.arguments:
+        return CLANG_SPELLINGS.get(argument.type.text, argument.type.text)
+    enumeration = getattr(argument, "enumeration", None)
+    if enumeration is not None:
+        return str(enumeration.value_of(getattr(argument, "enumerator")))  # noqa: B009 - not on every argument type
+    return spell_template_argument(argument)
