@@ -61,6 +61,8 @@ from flashast.verify.dispatch import (
     written_templates,
 )
 from flashast.verify.indexer import dispatcher_arguments, required
+from flashast.verify.sources import cuda_stand_ins
+from flashast.verify.toolchain import CUDA_HEADERS_CLANG_EXPECTS, CUDA_LIBRARY_HANDLES, CUDA_STAND_INS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dispatch"
 COMMON = FIXTURES / "common"
@@ -580,6 +582,60 @@ def test_a_cu_dispatcher_reads_the_same_calls_as_cuda_host_code(tmp_path: Path) 
             assert len(requirements([read])) == len(expected)
 
 
+TORCH_LIKE_DISPATCHER = """// Includes what torch's ATen/cuda/CUDAContextLight.h does, and names the handle types it names.
+#include <cusparse.h>
+#include <cublas_v2.h>
+#include <cublasLt.h>
+#include <cusolverDn.h>
+
+cusparseHandle_t sparse_handle();
+cublasHandle_t blas_handle();
+cublasLtHandle_t blas_lt_handle();
+cusolverDnHandle_t solver_handle();
+
+"""
+
+
+def test_cuda_library_headers_the_toolkit_lacks_are_served_declaring_their_handle_types(tmp_path: Path) -> None:
+    """torch's headers include cuBLAS, cuSPARSE and cuSOLVER headers a CUDA 13 toolkit may lack:
+    flashast serves a stand-in for each one missing (a real one wins), with CUDA's headers only."""
+    toolkit = tmp_path / "cuda"
+    (toolkit / "include").mkdir(parents=True)
+    (toolkit / "include" / "cublas_v2.h").write_text("// the toolkit's own\n")
+    options = VerifyOptions(include_dirs=(COMMON,), cuda_path=toolkit, resource_dir=tmp_path)
+    served = dict(cuda_stand_ins(options))
+    assert sorted(Path(path).name for path in served) == sorted(
+        ["texture_fetch_functions.h", "curand_mtgp32_kernel.h", "cusparse.h", "cublasLt.h", "cusolverDn.h"])
+    assert "struct cusolverDnContext;\nusing cusolverDnHandle_t = cusolverDnContext *;" in \
+        served[f"{CUDA_STAND_INS}/cusolverDn.h"]
+    assert cuda_stand_ins(replace(options, resource_dir=None)) == []  # no CUDA headers: nothing to stand in for
+    for name in ("flash_api.cpp", "flash_api.cu"):  # C++ or CUDA: torch includes them either way
+        assert f"-idirafter{CUDA_STAND_INS}" in dispatcher_arguments(options, Path(name))
+    complete = toolkit / "complete"
+    (complete / "include").mkdir(parents=True)
+    for name in (*CUDA_HEADERS_CLANG_EXPECTS, *CUDA_LIBRARY_HANDLES):
+        (complete / "include" / name).write_text("")
+    assert cuda_stand_ins(replace(options, cuda_path=complete)) == []
+    assert f"-idirafter{CUDA_STAND_INS}" not in dispatcher_arguments(replace(options, cuda_path=complete),
+                                                                       Path("flash_api.cpp"))
+
+
+@pytest.mark.skipif(not find_resource_dirs() or find_cuda_path() is None,
+                    reason="needs clang's CUDA resource headers and a CUDA toolkit")
+def test_a_dispatcher_including_torchs_cuda_library_headers_parses_as_cpp_and_as_cuda(tmp_path: Path) -> None:
+    """With this machine's toolkit: its library headers where it has them, flashast's stand-ins where not."""
+    options = replace(FA2_OPTIONS, cuda_path=find_cuda_path(), resource_dir=find_resource_dirs()[0])
+    templates = written_templates(fa2_preset().generate())
+    expected = requirements([required(FA2 / "api.cpp", FA2_OPTIONS, templates)])
+    for name in ("api.cpp", "api.cu"):
+        dispatcher = tmp_path / name
+        dispatcher.write_text(TORCH_LIKE_DISPATCHER + (FA2 / "api.cpp").read_text())
+        read = required(dispatcher, options, templates)
+        assert not read.problems, [problem.render() for problem in read.problems]
+        assert [requirement.specialization for requirement in requirements([read])] == \
+            [requirement.specialization for requirement in expected]
+
+
 def test_a_dispatcher_needs_real_headers_and_must_exist(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="needs the real headers"):
         required(FA2 / "api.cpp", CONTRACT_MODE, {"run_mha_fwd_"})
@@ -605,16 +661,12 @@ def test_a_dispatcher_that_does_not_parse_fails_the_check_and_is_not_stored(tmp_
 # The real trees (marker `realheaders`) -------------------------------------------------------------
 
 FA2_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "verify_flash_attn_2.py"
-# Torch's headers include these CUDA math libraries' headers, which a CUDA 13 toolkit may lack;
-# declaring the handle types is all the dispatchers' parse needs from them.
-CUDA_LIBRARY_STAND_INS = {"cusparse.h": "cusparseContext", "cublas_v2.h": "cublasContext",
-                          "cublasLt.h": "cublasLtContext", "cusolverDn.h": "cusolverDnContext"}
 
 
-def real_options(tmp_path: Path, *directories: Path) -> VerifyOptions:
+def real_options(*directories: Path) -> VerifyOptions:
     """The options `scripts/verify_flash_attn_2.py --print-args` prints (its cache filled first), with
-    what a dispatcher needs beyond the kernels: `directories`, torch's C++ API, Python's headers, and
-    stand-ins for the CUDA library headers the toolkit lacks."""
+    what a dispatcher needs beyond the kernels: `directories`, torch's C++ API and Python's headers
+    (flashast serves the CUDA library headers torch includes where the toolkit lacks them)."""
     fetched = subprocess.run([sys.executable, str(FA2_SCRIPT), "--fetch-only"], capture_output=True, text=True,
                              timeout=1800, check=False)
     if fetched.returncode == 4:
@@ -625,13 +677,8 @@ def real_options(tmp_path: Path, *directories: Path) -> VerifyOptions:
               for option in ("--include-dir", "--define", "--cuda-path", "--resource-dir")}
     torch_include = next(directory for directory in values["--include-dir"] if (directory / "torch").is_dir())
     (cuda,), (resource,) = values["--cuda-path"], values["--resource-dir"]
-    stand_ins = tmp_path / "stand-ins"
-    stand_ins.mkdir()
-    for header, handle in CUDA_LIBRARY_STAND_INS.items():
-        if not (cuda / "include" / header).exists():
-            (stand_ins / header).write_text(f"// stand-in: no {header} here\ntypedef struct {handle} *{handle[:-7]}Handle_t;\n")
     include_dirs = (*directories, *values["--include-dir"], torch_include / "torch" / "csrc" / "api" / "include",
-                    Path(sysconfig.get_paths()["include"]), stand_ins)
+                    Path(sysconfig.get_paths()["include"]))
     return VerifyOptions(include_dirs=include_dirs, defines=tuple(map(str, values["--define"])), cuda_path=cuda,
                          resource_dir=resource)
 
@@ -641,7 +688,7 @@ def test_the_real_flash_attn_2_dispatcher(tmp_path: Path) -> None:
     """flash-attn 2.8.3's `flash_api.cpp` against the built-in preset: every call provided, nothing
     unused (the aligned tree is required by the split files' `extern template` lines); `--only
     head_dim=128` leaves 60 calls undefined; an unchanged tree is read from the store in under a second."""
-    options = real_options(tmp_path)
+    options = real_options()
     source = next(directory for directory in options.include_dirs if (directory / "flash.h").is_file())
     dispatcher = source.parent / "flash_api.cpp"
     preset = Registry().preset("flash-attn-2")
@@ -658,12 +705,14 @@ def test_the_real_flash_attn_2_dispatcher(tmp_path: Path) -> None:
 
 @pytest.mark.realheaders
 def test_the_real_flash_attn_3_dispatcher(tmp_path: Path) -> None:
-    """flash-attention 3's `hopper/flash_api.cpp` (a checkout's `hopper` folder in
-    $FLASHAST_FA3_HOPPER: no package on the registries carries it) against the built-in preset."""
-    hopper = os.environ.get("FLASHAST_FA3_HOPPER")
+    """flash-attention 3's `hopper/flash_api.cpp` (a flash-attention checkout in $FLASHAST_FA3_SOURCE,
+    or its `hopper` folder in $FLASHAST_FA3_HOPPER: no package on the registries carries it) against
+    the built-in preset."""
+    source = os.environ.get("FLASHAST_FA3_SOURCE")
+    hopper = os.environ.get("FLASHAST_FA3_HOPPER") or (os.path.join(source, "hopper") if source else "")
     if not hopper or not (Path(hopper) / "flash_api.cpp").is_file():
-        pytest.skip("set FLASHAST_FA3_HOPPER to a flash-attention checkout's hopper/ folder")
-    options = real_options(tmp_path, Path(hopper))
+        pytest.skip("set FLASHAST_FA3_SOURCE to a flash-attention checkout (or FLASHAST_FA3_HOPPER to its hopper/)")
+    options = real_options(Path(hopper))
     preset = Registry().preset("flash-attn-3")
     store = tmp_path / "store"
     full = run_check(preset, Path(hopper) / "flash_api.cpp", options, store=store)

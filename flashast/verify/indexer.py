@@ -23,11 +23,12 @@ values are read through the primary template's parameter types).
 
 The parse: a `.cu` dispatcher with the real-header command line (CUDA host code); any other file
 (`flash_api.cpp`) as the host compiler sees it: C++ with the same include directories, defines and
-resource directory, CUDA-only driver options dropped and CUDA's `include` a system directory (a
-`.cu` one is served the stand-ins the generated files are, `sources.cuda_stand_ins`). The store
-entry is keyed by that command line, libclang and flashast (`common_inputs`), the file and the
-tracked templates, and holds the digest of every file the parse read (its inclusion list) and of the
-places where a new header would shadow one; any change is a miss, and so is a damaged entry.
+resource directory, CUDA-only driver options dropped and CUDA's `include` a system directory. Both
+are served the stand-ins for CUDA headers the toolkit lacks (`sources.cuda_stand_ins`: torch's
+headers include CUDA's library headers in either language). The store entry is keyed by that command
+line, libclang and flashast (`common_inputs`), the file and the tracked templates, and holds the
+digest of every file the parse read (its inclusion list) and of the places where a new header would
+shadow one; any change is a miss, and so is a damaged entry.
 """
 
 from __future__ import annotations
@@ -49,12 +50,12 @@ from flashast.verify.keys import DiskContents, common_inputs, digest_bytes
 from flashast.verify.libclang_ctypes import FUNCTION_ENTITIES, TEMPLATE_ENTITY, LibclangFunctions
 from flashast.verify.reading import message_of, reportable
 from flashast.verify.sources import cuda_stand_ins, shadowing_candidates
-from flashast.verify.toolchain import CUDA_STAND_INS, VerifyOptions, clang_arguments, load_cindex, resource_dir_hint
+from flashast.verify.toolchain import VerifyOptions, clang_arguments, load_cindex, resource_dir_hint
 
 STORE_FOLDER = "dispatch-v1"
 # Driver options that mean something only for CUDA, dropped when a dispatcher is parsed as C++.
-CUDA_ONLY_ARGUMENTS = frozenset({"--cuda-host-only", "-nocudalib", "-nocudainc", "-Wno-unknown-cuda-version",
-                                 f"-idirafter{CUDA_STAND_INS}"})
+# The stand-ins' folder (`-idirafter`) stays: torch's headers want CUDA's library headers in C++ too.
+CUDA_ONLY_ARGUMENTS = frozenset({"--cuda-host-only", "-nocudalib", "-nocudainc", "-Wno-unknown-cuda-version"})
 # USR pieces of an uninstantiated template: a function template, a class template, a partial specialization.
 PATTERN_MARKERS = ("@FT@", "@ST>", "@SP>")
 UNEVALUATED_OPERATORS = frozenset({"decltype", "sizeof", "alignof", "noexcept", "typeid", "__alignof__"})
@@ -120,8 +121,7 @@ def required(dispatcher: Path, options: VerifyOptions, templates: Collection[str
         return Required(str(path), stored[0], (), stored[1], True, time.perf_counter() - started)
     cindex = load_cindex()
     try:
-        stand_ins = cuda_stand_ins(options) if path.suffix == ".cu" else []
-        unit = cindex.Index.create().parse(str(path), arguments, stand_ins, 0)
+        unit = cindex.Index.create().parse(str(path), arguments, cuda_stand_ins(options), 0)
     except cindex.TranslationUnitLoadError as error:
         raise UsageError(f"--dispatcher {dispatcher}: libclang cannot parse it ({error})") from None
     problems = tuple(_problem(diagnostic, path, options) for diagnostic in reportable(cindex, unit)

@@ -16,10 +16,12 @@ from typing import Any
 
 from flashast.contract import Contract
 from flashast.generated import GeneratedFile
-from flashast.nodes import Declaration, LineComment, TranslationUnit, Verbatim
+from flashast.nodes import ClassDeclaration, Declaration, LineComment, TranslationUnit, TypeAlias, Verbatim
 from flashast.printer import render
+from flashast.signatures import Declarator, Type
 from flashast.verify.keys import DiskContents, Reading, digest_bytes
 from flashast.verify.toolchain import (
+    CUDA_LIBRARY_HANDLES,
     CUDA_STAND_INS,
     VIRTUAL_INCLUDE,
     VIRTUAL_ROOT,
@@ -148,10 +150,15 @@ def cuda_stand_ins(options: VerifyOptions) -> list[tuple[str, str]]:
 
 
 def _stand_in(name: str, options: VerifyOptions, cuda_path: Path) -> tuple[Declaration, ...]:
-    """An empty header in place of one the toolkit lacks; for device-side parses, the one clang's
-    CUDA wrapper includes after the runtime declares `cudaConfigureCall` if the toolkit no longer
-    does (CUDA 13): clang's device-side semantics look it up for every kernel launch."""
+    """A header in place of one the toolkit lacks: empty for clang's CUDA wrapper; a CUDA library's
+    handle type for torch (`CUDA_LIBRARY_HANDLES`); for device-side parses, the one clang's CUDA
+    wrapper includes after the runtime declares `cudaConfigureCall` if the toolkit no longer does
+    (CUDA 13): clang's device-side semantics look it up for every kernel launch."""
     found: tuple[Declaration, ...] = (LineComment(f"flashast: {cuda_path} has no {name}"),)
+    handle = CUDA_LIBRARY_HANDLES.get(name)
+    if handle is not None:
+        context = handle.removesuffix("Handle_t") + "Context"
+        found += (ClassDeclaration(context), TypeAlias(handle, Type(context, declarator=Declarator.POINTER)))
     if options.device_arch is not None and name == DEVICE_STAND_IN_HOST and not declares_configure_call(cuda_path):
         found += (Verbatim(CONFIGURE_CALL),)
     return found

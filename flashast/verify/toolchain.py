@@ -57,6 +57,14 @@ CUDA_HOST_ARGUMENTS = (
 # them and nothing a generated file declares needs them, so a toolkit that lacks them gets empty
 # ones, served from memory after every real include directory.
 CUDA_HEADERS_CLANG_EXPECTS = ("texture_fetch_functions.h", "curand_mtgp32_kernel.h")
+# torch's `ATen/cuda/CUDAContextLight.h` (flash-attention 3's dispatcher includes it) includes these
+# CUDA math libraries' headers and names one handle type from each. A toolkit installed without the
+# libraries (CUDA 13 here has no cuBLAS, cuSPARSE or cuSOLVER) gets stand-ins declaring the handle
+# type, as the library does (`typedef struct cublasContext *cublasHandle_t;`), served as above.
+CUDA_LIBRARY_HANDLES: Mapping[str, str] = {
+    "cusparse.h": "cusparseHandle_t", "cublas_v2.h": "cublasHandle_t", "cublasLt.h": "cublasLtHandle_t",
+    "cusolverDn.h": "cusolverDnHandle_t",
+}
 CUDA_STAND_INS = f"{VIRTUAL_ROOT}/cuda-stand-ins"
 # Resource directories whose CUDA wrappers libclang 18 parses: those of clang 16 to 18 (19's use
 # builtins libclang 18 does not know). Debian 12 ships clang 16's as `libclang-common-16-dev`.
@@ -150,8 +158,10 @@ def resource_dir_hint() -> str:
 
 
 def missing_cuda_headers(cuda_path: Path) -> tuple[str, ...]:
-    """The headers clang's CUDA wrapper includes that the toolkit at `cuda_path` lacks."""
-    return tuple(name for name in CUDA_HEADERS_CLANG_EXPECTS if not (cuda_path / "include" / name).is_file())
+    """The headers clang's CUDA wrapper includes, and the CUDA library headers torch includes, that
+    the toolkit at `cuda_path` lacks: the ones flashast serves stand-ins for."""
+    return tuple(name for name in (*CUDA_HEADERS_CLANG_EXPECTS, *CUDA_LIBRARY_HANDLES)
+                 if not (cuda_path / "include" / name).is_file())
 
 
 def declares_configure_call(cuda_path: Path) -> bool:
