@@ -18,7 +18,10 @@ line before it says (blank lines may come between):
   network). Every block carries one of these markers; a block without one fails the page.
 
 A `run` line whose program is not on PATH skips the page (cmake, ninja): the commands are real, and a
-machine without them cannot check them.
+machine without them cannot check them. Pages run side by side, each in its own directory with its own
+verification store. Beyond running them: every Python block a reader copies passes the project's
+strict mypy, relative links resolve, and the reference pages name every CLI option, every public name
+and every manifest key.
 """
 
 from __future__ import annotations
