@@ -623,17 +623,21 @@ def test_cuda_library_headers_the_toolkit_lacks_are_served_declaring_their_handl
 @pytest.mark.skipif(not find_resource_dirs() or find_cuda_path() is None,
                     reason="needs clang's CUDA resource headers and a CUDA toolkit")
 def test_a_dispatcher_including_torchs_cuda_library_headers_parses_as_cpp_and_as_cuda(tmp_path: Path) -> None:
-    """With this machine's toolkit: its library headers where it has them, flashast's stand-ins where not."""
+    """With this machine's toolkit: its library headers where it has them, flashast's stand-ins where
+    not. Stored and read back: a CUDA parse's inclusion list holds clang's runtime wrapper, which the
+    command line includes (no including file)."""
     options = replace(FA2_OPTIONS, cuda_path=find_cuda_path(), resource_dir=find_resource_dirs()[0])
     templates = written_templates(fa2_preset().generate())
     expected = requirements([required(FA2 / "api.cpp", FA2_OPTIONS, templates)])
     for name in ("api.cpp", "api.cu"):
         dispatcher = tmp_path / name
         dispatcher.write_text(TORCH_LIKE_DISPATCHER + (FA2 / "api.cpp").read_text())
-        read = required(dispatcher, options, templates)
+        read = required(dispatcher, options, templates, tmp_path / "store")
         assert not read.problems, [problem.render() for problem in read.problems]
         assert [requirement.specialization for requirement in requirements([read])] == \
             [requirement.specialization for requirement in expected]
+        again = required(dispatcher, options, templates, tmp_path / "store")
+        assert again.cached and again.references == read.references
 
 
 def test_a_dispatcher_needs_real_headers_and_must_exist(tmp_path: Path) -> None:

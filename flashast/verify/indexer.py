@@ -49,7 +49,7 @@ from flashast.verify.diagnostics import Diagnostic, Location
 from flashast.verify.keys import DiskContents, common_inputs, digest_bytes
 from flashast.verify.libclang_ctypes import FUNCTION_ENTITIES, TEMPLATE_ENTITY, LibclangFunctions
 from flashast.verify.reading import message_of, reportable
-from flashast.verify.sources import cuda_stand_ins, shadowing_candidates
+from flashast.verify.sources import cuda_stand_ins, includer, shadowing_candidates
 from flashast.verify.toolchain import VerifyOptions, clang_arguments, load_cindex, resource_dir_hint
 
 STORE_FOLDER = "dispatch-v1"
@@ -159,8 +159,7 @@ def _readings(unit: Any, path: Path, options: VerifyOptions) -> list[tuple[str, 
     for inclusion in unit.get_includes():
         name = os.path.abspath(str(inclusion.include.name))
         found.add((name, disk.digest(name) or ""))
-        includer = str(inclusion.source.name)
-        found.update((absent, "") for absent in shadowing_candidates(name, includer, directories, disk))
+        found.update((absent, "") for absent in shadowing_candidates(name, includer(inclusion), directories, disk))
     return sorted(found)
 
 

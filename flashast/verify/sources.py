@@ -91,7 +91,7 @@ class Sources:
                 found.append((self._key_name(path), self._digest(texts[path])))
                 continue
             found.append((path, self.disk.digest(path) or ""))
-            found += [(absent, "") for absent in shadowing_candidates(path, str(inclusion.source.name),
+            found += [(absent, "") for absent in shadowing_candidates(path, includer(inclusion),
                                                                    self.search_directories, self.disk)]
         return found
 
@@ -124,19 +124,26 @@ class Sources:
         return GENERATED_PREFIX + path[len(prefix):] if path.startswith(prefix) else path
 
 
-def shadowing_candidates(path: str, includer: str, search_directories: Sequence[str], disk: DiskContents) -> list[str]:
+def shadowing_candidates(path: str, includer: str | None, search_directories: Sequence[str],
+                         disk: DiskContents) -> list[str]:
     """Where a new header would be found before `path` (found in one of the absolute
-    `search_directories`, else nowhere to shadow): the same name in the including file's directory and
-    in every include directory searched earlier. A key records them as absent, so a header added there
-    later makes the file parse again."""
+    `search_directories`, else nowhere to shadow): the same name in the including file's directory
+    (none for a file the command line includes) and in every include directory searched earlier. A
+    key records them as absent, so a header added there later makes the file parse again."""
     path = os.path.abspath(path)
     for position, directory in enumerate(search_directories):
         if path.startswith(directory + "/"):
             name = path[len(directory) + 1:]
-            earlier = [os.path.dirname(includer), *search_directories[:position]]
+            earlier = [*([os.path.dirname(includer)] if includer else []), *search_directories[:position]]
             return [candidate for candidate in (os.path.join(folder, name) for folder in earlier)
                     if candidate != path and disk.digest(candidate) is None]
     return []
+
+
+def includer(inclusion: Any) -> str | None:
+    """The file that includes an inclusion list's entry, or None when the command line does (clang's
+    CUDA driver includes `__clang_cuda_runtime_wrapper.h` so: libclang gives it no source file)."""
+    return str(inclusion.source.name) if inclusion.source is not None else None
 
 
 def cuda_stand_ins(options: VerifyOptions) -> list[tuple[str, str]]:
