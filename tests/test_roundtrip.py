@@ -1,20 +1,27 @@
 """Round trip: random valid trees render, parse with zero diagnostics, and libclang sees the model.
 
 Each example is a random world: unique random identifiers, nested namespaces, complete classes in
-some of them, function templates with random template parameters (type, `int`, `bool`) and
-parameter lists, and a generated file holding explicit specializations (forwarding to helper
-templates), explicit instantiation definitions and declarations (`extern`) with random typed
-template arguments, some behind `#ifndef` guards, printed in a random `Style`. The contract is built
-from the same random declarations. The file goes through a `Kind` and `Preset` (the public API),
-`verify` must report nothing at all, and then:
+some of them, enumerations (plain and scoped) at global scope, function templates with random
+template parameters (type, `int`, `bool`, an enumeration; the last one sometimes with a default) and
+parameter lists, function-like macros in the contract that expand to explicit instantiations of some
+of those templates (each template parameter a macro parameter or a fixed argument), and a generated
+file holding explicit specializations (forwarding to helper templates), explicit instantiation
+definitions and declarations (`extern`) and macro invocations with random typed template arguments,
+some behind `#ifndef` guards, under a random `/* … */` banner, with random layouts (one template
+argument per line, `/*Name=*/` labels, parameters aligned under the parenthesis, padded macro
+arguments) and trailing `//` comments, printed in a random `Style`. The contract is built from the
+same random declarations. The file goes through a `Kind` and `Preset` (the public API), `verify` must
+report nothing at all, and then:
 
 - the namespaces libclang reports, in order and with their nesting, are the model's;
 - the function template specializations libclang reports (scope, name, template arguments, line)
-  are the model's;
+  are the model's (an enumerator argument is the enumerator's value, a left-out argument its default);
 - explicit instantiations have no cursor in libclang, so clang itself is asked: the file is parsed
   again with each instantiation repeated after it (a specialization after an `extern` one), and
   clang's "duplicate explicit instantiation of 'f<…>'" (or "explicit specialization of 'f<…>' after
-  instantiation") names the specialization it resolved and points its note at the model's line.
+  instantiation") names the specialization it resolved and points its note at the model's line. A
+  macro invocation is probed the same way with each instantiation its model says it expands to;
+- the comments libclang's lexer sees in the file, in order, are the model's comments.
 
 Invalid names and include paths are the other half: random strings that are not identifiers, and
 random include paths that are absolute, have an empty segment, or hold quotes, brackets, backslashes
@@ -36,25 +43,34 @@ from flashast.contract import Contract
 from flashast.errors import ModelError
 from flashast.generated import GeneratedFile
 from flashast.kinds import Kind, Preset
-from flashast.names import CPP_KEYWORDS, Identifier, IncludePath, MacroName, QualifiedName
+from flashast.names import CPP_KEYWORDS, Identifier, IncludePath, MacroName, QualifiedName, TrailingComment
 from flashast.nodes import (
+    BlockComment,
     BoolArg,
     CallStatement,
     ClassDeclaration,
     Declaration,
     Declarator,
+    EnumDeclaration,
+    Enumerator,
+    EnumeratorArg,
     ExplicitInstantiation,
     ExplicitSpecialization,
+    FunctionMacro,
     FunctionTemplate,
     IfNotDefined,
     Include,
     IntArg,
     LineComment,
+    MacroInstantiation,
+    MacroInvocation,
+    MacroParameter,
     Namespace,
     Parameter,
     PragmaOnce,
     TemplateArgument,
     TemplateArgumentValue,
+    TemplateParameter,
     TranslationUnit,
     Type,
     TypeArg,
@@ -63,23 +79,25 @@ from flashast.nodes import (
     ValueParameter,
 )
 from flashast.printer import render_declarations
-from flashast.style import Style
+from flashast.style import ArgumentLayout, Layout, ParameterLayout, Style
 from flashast.verify import load_cindex, parse_unit, verify
 
 ROUND_TRIP = settings(max_examples=30, derandomize=True, deadline=None,
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 NAMES = settings(max_examples=200, derandomize=True, deadline=None)
 
-# Names the worlds use themselves: the parameter struct, the parameter names, template parameter
-# names. `main` cannot be a template at global scope. Identifiers with `__` or `_Upper` are
-# reserved for the implementation (clang has keywords such as `__int128` and `_Bool`), so random
+# Names the worlds use themselves: the parameter struct, the parameter names, template and macro
+# parameter names. `main` cannot be a template at global scope. Identifiers with `__` or `_Upper`
+# are reserved for the implementation (clang has keywords such as `__int128` and `_Bool`), so random
 # names are not drawn from them.
-FIXED_NAMES = frozenset({"Params", "params", "count", "scale", "data", "P0", "P1", "P2", "main"})
+FIXED_NAMES = frozenset({"Params", "params", "count", "scale", "data", "P0", "P1", "P2", "M0", "M1", "M2", "main"})
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 FUNDAMENTAL_ARGUMENTS = ("int", "unsigned", "long long", "short", "unsigned char", "signed char", "char",
                          "float", "double", "bool")
 # How clang spells a type argument the model writes differently.
 CLANG_SPELLING = {"unsigned": "unsigned int"}
+# Comment text: printable ASCII without the characters that could end, nest or splice a comment.
+COMMENT_TEXT = st.from_regex(r"[A-Za-z0-9 ,.:=()!?-]{0,20}", fullmatch=True)
 
 identifiers = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,10}", fullmatch=True).filter(
     lambda text: text not in CPP_KEYWORDS and text not in FIXED_NAMES and "__" not in text
@@ -108,14 +126,16 @@ def pool_parameters(data_class: str) -> tuple[Parameter, ...]:
     )
 
 
-@st.composite
-def template_arguments(
-    draw: st.DrawFn, template: FunctionTemplate, classes: list[str]
+def argument_values(
+    draw: st.DrawFn, parameters: tuple[TemplateParameter, ...], classes: list[str]
 ) -> tuple[TemplateArgumentValue, ...]:
+    """One value per parameter: a type, an int, a bool or an enumerator of the parameter's enumeration."""
     values: list[TemplateArgumentValue] = []
-    for parameter in template.template_parameters:
+    for parameter in parameters:
         if isinstance(parameter, TypeParameter):
             values.append(draw(st.sampled_from([*classes, *FUNDAMENTAL_ARGUMENTS])))
+        elif isinstance(parameter.kind, EnumDeclaration):
+            values.append(draw(st.sampled_from(parameter.kind.enumerators)).name.text)
         elif parameter.kind is ValueKind.INT:
             values.append(draw(st.integers(-(2**31), 2**31 - 1)))
         else:
@@ -124,10 +144,61 @@ def template_arguments(
 
 
 @st.composite
+def template_arguments(
+    draw: st.DrawFn, template: FunctionTemplate, classes: list[str]
+) -> tuple[TemplateArgumentValue, ...]:
+    """Arguments for every parameter, the last one sometimes left to its default."""
+    values = argument_values(draw, template.template_parameters, classes)
+    last = template.template_parameters[-1]
+    if isinstance(last, ValueParameter) and last.default is not None and draw(st.booleans()):
+        return values[:-1]
+    return values
+
+
+def full_arguments(template: FunctionTemplate, arguments: tuple[TemplateArgument, ...]) -> tuple[TemplateArgument, ...]:
+    """The arguments with the left-out trailing ones filled in by their defaults, as clang sees them."""
+    defaults = [parameter.default for parameter in template.template_parameters[len(arguments):]
+                if isinstance(parameter, ValueParameter)]
+    return (*arguments, *(default for default in defaults if default is not None))
+
+
+def entity_key(template: FunctionTemplate, arguments: tuple[TemplateArgument, ...]) -> tuple[object, ...]:
+    """What clang tells apart: the template and the full arguments (an enumerator by its value)."""
+    return (template.name.text, *(
+        (argument.enumeration.name.text, argument.enumeration.value_of(argument.enumerator))
+        if isinstance(argument, EnumeratorArg) else argument
+        for argument in full_arguments(template, arguments)
+    ))
+
+
+@st.composite
 def subsequence(draw: st.DrawFn, items: tuple[Any, ...], min_size: int = 0) -> tuple[Any, ...]:
     """An order-preserving subset."""
+    if not items:
+        return ()
     chosen = draw(st.lists(st.sampled_from(range(len(items))), min_size=min_size, unique=True))
     return tuple(items[index] for index in sorted(chosen))
+
+
+@st.composite
+def layouts(draw: st.DrawFn) -> Layout:
+    return Layout(draw(st.sampled_from(ArgumentLayout)), draw(st.sampled_from(ParameterLayout)), draw(st.integers(0, 8)))
+
+
+def trailing_comments(draw: st.DrawFn) -> TrailingComment | None:
+    return TrailingComment(draw(COMMENT_TEXT), draw(st.integers(1, 3))) if draw(st.booleans()) else None
+
+
+@st.composite
+def enumerations(draw: st.DrawFn, fresh: Any) -> EnumDeclaration:
+    """Enumerators with strictly increasing values, some written, some counted by the compiler."""
+    value = draw(st.integers(-50, 50))
+    enumerators = []
+    for index in range(draw(st.integers(1, 4))):
+        explicit = index == 0 or draw(st.booleans())
+        value = value + (draw(st.integers(1, 3)) if explicit and index else (1 if index else 0))
+        enumerators.append(Enumerator(fresh(), value) if explicit else Enumerator(fresh()))
+    return EnumDeclaration(fresh(), enumerators, scoped=draw(st.booleans()))
 
 
 @st.composite
@@ -145,46 +216,77 @@ def worlds(draw: st.DrawFn) -> World:
     classes = [(draw(st.sampled_from(scopes)), fresh()) for _ in range(draw(st.integers(1, 3)))]
     class_names = ["::".join((*scope, name)) for scope, name in classes]
     parameters = pool_parameters(draw(st.sampled_from(class_names)))
+    enums = [draw(enumerations(fresh)) for _ in range(draw(st.integers(0, 2)))]
 
-    template_parameter_kinds = st.lists(st.sampled_from(["type", "int", "bool"]), min_size=1, max_size=3)
+    def template_parameter(kind: str, index: int, last: bool) -> TemplateParameter:
+        if kind == "type":
+            return TypeParameter(f"P{index}")
+        value_kind: ValueKind | EnumDeclaration = draw(st.sampled_from(enums)) if kind == "enum" else ValueKind(kind)
+        parameter = ValueParameter(value_kind, f"P{index}")
+        if last and draw(st.booleans()):
+            (default,) = argument_values(draw, (parameter,), class_names)
+            parameter = ValueParameter(value_kind, f"P{index}", default)
+        return parameter
+
+    template_parameter_kinds = st.lists(st.sampled_from(["type", "int", "bool", *(["enum"] if enums else [])]),
+                                        min_size=1, max_size=3)
     templates: dict[tuple[str, ...], list[FunctionTemplate]] = {}
     helpers: dict[tuple[str, ...], list[FunctionTemplate]] = {}
     for path in paths:
         for group, count in ((templates, draw(st.integers(1, 3))), (helpers, draw(st.integers(1, 2)))):
             for _ in range(count):
                 kinds = draw(template_parameter_kinds)
-                template_parameters = tuple(
-                    TypeParameter(f"P{index}") if kind == "type" else ValueParameter(kind, f"P{index}")
-                    for index, kind in enumerate(kinds)
-                )
+                template_parameters = tuple(template_parameter(kind, index, index == len(kinds) - 1)
+                                            for index, kind in enumerate(kinds))
                 group.setdefault(path, []).append(FunctionTemplate(
                     template_parameters, "void", fresh(), draw(subsequence(parameters)),
                     # Mostly defined: only a defined template can be explicitly instantiated.
                     defined=draw(st.sampled_from([True, True, False])),
                 ))
 
+    # Function-like macros over some defined templates: each template parameter a macro parameter or fixed.
+    macros: dict[tuple[str, ...], list[FunctionMacro]] = {}
+    for path in paths:
+        for template in draw(subsequence(tuple(t for t in templates[path] if t.defined))):
+            fixed = argument_values(draw, template.template_parameters, class_names)
+            arguments: list[TemplateArgumentValue | MacroParameter] = []
+            macro_parameters: list[str] = []
+            for value in fixed:
+                if draw(st.booleans()):
+                    macro_parameters.append(f"M{len(macro_parameters)}")
+                    arguments.append(MacroParameter(macro_parameters[-1]))
+                else:
+                    arguments.append(value)
+            macros.setdefault(path, []).append(
+                FunctionMacro(fresh(), macro_parameters, MacroInstantiation(template, arguments))
+            )
+
     header = "/".join(fresh() for _ in range(draw(st.integers(1, 2)))) + ".h"
     contract = Contract({header: (
         PragmaOnce(),
         ClassDeclaration("Params", complete=True),
+        *enums,
         *nest({scope: [ClassDeclaration(name, complete=True) for s, name in classes if s == scope]
                for scope in scopes}),
         *nest({path: [*helpers.get(path, []), *templates[path]] for path in paths}),
+        *(macro for path in paths for macro in macros.get(path, [])),
     )})
 
-    macros = [fresh() for _ in range(2)]
-    seen: set[tuple[str, tuple[object, ...]]] = set()
+    guard_macros = [fresh() for _ in range(2)]
+    seen: set[tuple[object, ...]] = set()
     blocks: list[Declaration] = []
     for path in paths:
         declarations: list[Declaration] = []
         for template in templates[path]:
             for _ in range(draw(st.integers(1, 4))):
-                arguments = draw(template_arguments(template, class_names))
-                if (template.name.text, arguments) in seen:
+                values = draw(template_arguments(template, class_names))
+                key = entity_key(template, template.signature(*values).template_arguments)
+                if key in seen:
                     continue
-                seen.add((template.name.text, arguments))
+                seen.add(key)
                 actions = ["instantiate", "specialize", "extern"] if template.defined else ["specialize"]
                 action = draw(st.sampled_from(actions))
+                layout, labelled = draw(layouts()), draw(st.booleans())
                 if action == "specialize":
                     names_in_scope = {parameter.name for parameter in template.parameters}
                     callable_helpers = [helper for helper in helpers.get(path, [])
@@ -192,19 +294,34 @@ def worlds(draw: st.DrawFn) -> World:
                     calls = [helper.call(*draw(template_arguments(helper, class_names)))
                              for helper in draw(st.lists(st.sampled_from(callable_helpers), max_size=2))
                              ] if callable_helpers else []
-                    node: Declaration = template.specialize(*arguments, body=calls)
+                    node: Declaration = template.specialize(*values, body=calls, layout=layout, labelled=labelled)
                 else:
-                    node = template.instantiate(*arguments, extern=action == "extern")
+                    node = template.instantiate(*values, extern=action == "extern", layout=layout, labelled=labelled,
+                                                comment=trailing_comments(draw))
                 if draw(st.booleans()):
-                    node = IfNotDefined(draw(st.sampled_from(macros)), (node,))
+                    node = IfNotDefined(draw(st.sampled_from(guard_macros)), (node,))
                 declarations.append(node)
+        for macro in macros.get(path, []):
+            step = macro.expansion[0]
+            parameters_fed = [step.parameter_fed(parameter) for parameter in macro.parameters]
+            values = argument_values(draw, tuple(p for p in parameters_fed if p is not None), class_names)
+            invocation = macro.invoke(*values, widths=draw(st.lists(st.integers(0, 6), max_size=len(values))),
+                                      comment=trailing_comments(draw))
+            (instantiation,) = invocation.expansion()
+            key = entity_key(step.template, instantiation.signature.template_arguments)
+            if key not in seen:
+                seen.add(key)
+                declarations.append(invocation)
         block: Declaration = chain(path, declarations)
         if draw(st.booleans()):
-            block = IfNotDefined(draw(st.sampled_from(macros)), (block,))
+            block = IfNotDefined(draw(st.sampled_from(guard_macros)), (block,))
         blocks.append(block)
 
     angled = draw(st.booleans())
-    unit = TranslationUnit((LineComment("round trip"), Include(header, angled=angled), *blocks))
+    banner: tuple[Declaration, ...] = (BlockComment.starred(draw(st.lists(COMMENT_TEXT, max_size=3))),) \
+        if draw(st.booleans()) else ()
+    include = Include(header, angled=angled, comment=trailing_comments(draw))
+    unit = TranslationUnit((*banner, LineComment("round trip"), include, *blocks))
     style = draw(st.builds(Style, space_before_namespace_brace=st.booleans(), final_newline=st.booleans()))
     return World(header, angled, contract, unit, style)
 
@@ -250,12 +367,13 @@ def walk_scoped(declarations: tuple[Declaration, ...], scope: tuple[str, ...] = 
 
 
 def declaration_lines(generated: GeneratedFile) -> dict[int, int]:
-    """id(node) -> the line of its declarator, by finding each node's printed declarator in order."""
+    """id(node) -> the line of its declarator (an invocation's line), by finding each node's printed
+    first declarator line in order."""
     lines = generated.text.split("\n")
     found: dict[int, int] = {}
     position = 0
     for _, node in walk_scoped(generated.unit.declarations):
-        if not isinstance(node, (ExplicitSpecialization, ExplicitInstantiation)):
+        if not isinstance(node, (ExplicitSpecialization, ExplicitInstantiation, MacroInvocation)):
             continue
         printed = [line.strip() for line in render_declarations([node], generated.style)]
         declarator = printed[1] if isinstance(node, ExplicitSpecialization) else printed[0]
@@ -266,29 +384,54 @@ def declaration_lines(generated: GeneratedFile) -> dict[int, int]:
     return found
 
 
+def model_comments(declarations: tuple[Declaration, ...]) -> list[str]:
+    """Every comment the model prints, in order, as clang's lexer spells a comment token (a
+    namespace's closing `} // namespace name` included)."""
+    found: list[str] = []
+    for node in declarations:
+        if isinstance(node, LineComment):
+            found.append(f"// {node.text}" if node.text else "//")
+        elif isinstance(node, BlockComment):
+            found.append("/*" + "\n".join(node.lines) + "*/")
+        elif isinstance(node, (ExplicitInstantiation, ExplicitSpecialization)):
+            found += [str(comment) for comment in node.signature.argument_comments if comment is not None]
+        elif isinstance(node, Namespace):
+            found += [*model_comments(node.body), f"// namespace {node.name}"]
+        elif isinstance(node, IfNotDefined):
+            found += model_comments(node.body)
+        if isinstance(node, (Include, ExplicitInstantiation, MacroInvocation)) and node.comment is not None:
+            found.append(str(node.comment).lstrip(" "))
+    return found
+
+
 def same_argument(model: TemplateArgument, clang: tuple[str, object, object]) -> bool:
     """Whether libclang's (kind, type spelling or signed value, unsigned value) is the model's argument.
 
     libclang reads an integral argument as a signed value of its own width, so `true` (one bit)
-    comes back as -1; its unsigned reading is 1.
+    comes back as -1; its unsigned reading is 1. An enumerator comes back as its value.
     """
     kind, signed, unsigned = clang
     if isinstance(model, TypeArg):
         return kind == "type" and signed == CLANG_SPELLING.get(str(model.type), str(model.type))
     if isinstance(model, BoolArg):
         return kind == "integral" and unsigned == int(model.value)
+    if isinstance(model, EnumeratorArg):
+        return kind == "integral" and signed == model.enumeration.value_of(model.enumerator)
     assert isinstance(model, IntArg)
     return kind == "integral" and signed == model.value
 
 
 def spell_for_clang(signature_name: QualifiedName, arguments: tuple[TemplateArgument, ...]) -> str:
-    """How clang's diagnostics name a specialization: `f<a::C, -3, true>`."""
+    """How clang's diagnostics name a specialization: `f<a::C, -3, true, E::X>`."""
     spelled = []
     for argument in arguments:
         if isinstance(argument, TypeArg):
             spelled.append(CLANG_SPELLING.get(str(argument.type), str(argument.type)))
         elif isinstance(argument, BoolArg):
             spelled.append("true" if argument.value else "false")
+        elif isinstance(argument, EnumeratorArg):
+            enumeration = argument.enumeration
+            spelled.append(f"{enumeration.name}::{argument.enumerator}" if enumeration.scoped else str(argument.enumerator))
         else:
             spelled.append(str(argument.value))
     return f"{signature_name}<{', '.join(spelled)}>"
@@ -336,6 +479,8 @@ def test_random_trees_parse_cleanly_and_libclang_sees_the_model(world: World) ->
     main = unit.spelling
     lines = declaration_lines(generated)
     scoped = list(walk_scoped(generated.unit.declarations))
+    templates = {node.name.text: node for header in world.contract.header_units().values()
+                 for node in header.walk() if isinstance(node, FunctionTemplate)}
 
     model_namespaces = [(*scope, str(node.name)) for scope, node in scoped if isinstance(node, Namespace)]
     clang_namespaces = [(*scope_of(cursor, cindex), cursor.spelling) for cursor in unit.cursor.walk_preorder()
@@ -351,27 +496,41 @@ def test_random_trees_parse_cleanly_and_libclang_sees_the_model(world: World) ->
         assert (scope_of(cursor, cindex), cursor.spelling, cursor.location.line) == (
             scope, str(signature.name), lines[id(node)])
         arguments = cursor_arguments(cursor, cindex)
-        assert len(arguments) == len(signature.template_arguments)
-        assert all(map(same_argument, signature.template_arguments, arguments)), (signature, arguments)
+        expected = full_arguments(templates[str(signature.name)], signature.template_arguments)
+        assert len(arguments) == len(expected)
+        assert all(map(same_argument, expected, arguments)), (signature, arguments)
 
-    instantiations = [(scope, node) for scope, node in scoped if isinstance(node, ExplicitInstantiation)]
+    # Each instantiation, and each instantiation an invocation expands to, repeated after the file.
+    probed_nodes: list[tuple[tuple[str, ...], ExplicitInstantiation, int]] = []
+    for scope, node in scoped:
+        if isinstance(node, ExplicitInstantiation):
+            probed_nodes.append((scope, node, lines[id(node)]))
+        elif isinstance(node, MacroInvocation):
+            probed_nodes += [(scope, instantiation, lines[id(node)]) for instantiation in node.expansion()]
     probes = [chain(scope, [ExplicitSpecialization(node.signature) if node.extern else node])
-              for scope, node in instantiations]
+              for scope, node, _ in probed_nodes]
     # The probes go after everything the model printed, so the model's line numbers stay as they were.
     probed = replace(generated, unit=TranslationUnit((*generated.unit.declarations, *probes)))
-    expected = sorted(
-        (f"explicit specialization of '{spell_for_clang(node.signature.name, node.signature.template_arguments)}'"
-         " after instantiation" if node.extern else
-         f"duplicate explicit instantiation of '{spell_for_clang(node.signature.name, node.signature.template_arguments)}'",
-         lines[id(node)])
-        for _, node in instantiations
+
+    def named(node: ExplicitInstantiation) -> str:
+        signature = node.signature
+        return spell_for_clang(signature.name, full_arguments(templates[str(signature.name)], signature.template_arguments))
+
+    expected_probes = sorted(
+        (f"explicit specialization of '{named(node)}' after instantiation" if node.extern else
+         f"duplicate explicit instantiation of '{named(node)}'", line)
+        for _, node, line in probed_nodes
     )
     found = sorted(
         (diagnostic.spelling, diagnostic.children[0].location.line)
         for diagnostic in parse_unit(probed).diagnostics
         if diagnostic.severity >= cindex.Diagnostic.Warning
     )
-    assert found == expected, probed.text
+    assert found == expected_probes, probed.text
+
+    comments = [token.spelling for token in unit.get_tokens(extent=unit.cursor.extent)
+                if token.kind == cindex.TokenKind.COMMENT]
+    assert comments == model_comments(generated.unit.declarations)
 
 
 def test_the_generator_makes_every_construct() -> None:
@@ -385,6 +544,8 @@ def test_the_generator_makes_every_construct() -> None:
         for scope, node in walk_scoped(world.unit.declarations):
             if isinstance(node, ExplicitInstantiation):
                 seen.add("extern" if node.extern else "instantiation")
+                if node.comment is not None:
+                    seen.add("trailing comment")
             elif isinstance(node, ExplicitSpecialization):
                 seen.add("specialization")
                 if node.body:
@@ -393,9 +554,37 @@ def test_the_generator_makes_every_construct() -> None:
                 seen.add("guard")
             elif isinstance(node, Namespace) and len(scope) >= 2:
                 seen.add("nested namespace")
+            elif isinstance(node, MacroInvocation):
+                seen.add("macro invocation")
+                if any(node.widths):
+                    seen.add("padded macro argument")
+            elif isinstance(node, BlockComment):
+                seen.add("block comment")
+            if isinstance(node, (ExplicitInstantiation, ExplicitSpecialization)):
+                signature, layout = node.signature, node.layout
+                if any(isinstance(argument, EnumeratorArg) for argument in signature.template_arguments):
+                    seen.add("enumerator argument")
+                if signature.argument_comments:
+                    seen.add("labelled arguments")
+                if layout.template_arguments is ArgumentLayout.ONE_PER_LINE and signature.template_arguments:
+                    seen.add("one argument per line")
+                if layout.parameters is ParameterLayout.ALIGNED and len(signature.parameters) > 1:
+                    seen.add("aligned parameters")
+        for header in world.contract.header_units().values():
+            for node in header.walk():
+                if isinstance(node, FunctionTemplate) and any(
+                        isinstance(parameter, ValueParameter) and parameter.default is not None
+                        for parameter in node.template_parameters):
+                    seen.add("default argument")
+                if isinstance(node, EnumDeclaration) and node.scoped:
+                    seen.add("scoped enumeration")
 
     collect()
-    assert seen == {"extern", "instantiation", "specialization", "call", "guard", "nested namespace"}
+    assert seen == {
+        "extern", "instantiation", "specialization", "call", "guard", "nested namespace", "trailing comment",
+        "macro invocation", "padded macro argument", "block comment", "enumerator argument", "labelled arguments",
+        "one argument per line", "aligned parameters", "default argument", "scoped enumeration",
+    }
 
 
 # Invalid names always raise -------------------------------------------------------------------------------
