@@ -312,3 +312,14 @@ def test_list_prints_an_undecodable_output_path_as_its_bytes(tmp_path: Path) -> 
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.splitlines()[0].startswith(output + b"/flash_")
+
+
+def test_the_verification_store_never_writes_through_a_symlink(tmp_path: Path, isolated_verification_cache: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine\n")
+    store = isolated_verification_cache / "verified-v2"
+    store.mkdir(parents=True)
+    (store / "index").symlink_to(victim)
+    code, _, stderr = run_cli("-o", tmp_path / "out")
+    assert code == 0, stderr
+    assert victim.read_text() == "mine\n"

@@ -177,8 +177,10 @@ class VerdictStore:
                 if index.stat().st_size > INDEX_LIMIT_BYTES:
                     index.unlink()
             # One append of whole lines: concurrent runs interleave lines, never characters.
-            # O_NONBLOCK: a FIFO put in the index's place must not block the run (opening it fails).
-            descriptor = os.open(index, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK, 0o666)
+            # O_NONBLOCK: a FIFO put in the index's place must not block the run (opening it fails);
+            # O_NOFOLLOW: a symlink there must not make flashast append to a file elsewhere.
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | os.O_NOFOLLOW
+            descriptor = os.open(index, flags, 0o666)
             try:
                 if stat.S_ISREG(os.fstat(descriptor).st_mode):
                     os.write(descriptor, "".join(lines).encode())
@@ -235,7 +237,7 @@ def _named_by_digest(text: str, readings_id: str) -> bool:
 
 def _read_regular(path: Path) -> str | None:
     """The text of a regular file, or None; never opens a FIFO or a device for reading."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     try:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             return None
