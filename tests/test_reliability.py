@@ -323,3 +323,30 @@ def test_the_verification_store_never_writes_through_a_symlink(tmp_path: Path, i
     code, _, stderr = run_cli("-o", tmp_path / "out")
     assert code == 0, stderr
     assert victim.read_text() == "mine\n"
+
+
+def _limit_file_size() -> None:
+    """In the child: writing past 4 KiB fails with EFBIG (SIGXFSZ ignored), as a full disk would fail it."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_write_that_fails_midway_leaves_the_directory_as_it_was(tmp_path: Path, existing: bool) -> None:
+    directory = tmp_path / "out"
+    if existing:
+        directory = written(tmp_path)
+        (directory / "flash_fwd_hdim64_fp16_sm80.cu").unlink()  # something to write, before the manifest
+    before = snapshot(directory)
+    completed = subprocess.run(
+        cli_command("-o", directory, "--preset", "flash-attn-3", "--no-verify", "--force"),
+        env=cli_environment(), capture_output=True, text=True, timeout=300, check=False,
+        preexec_fn=_limit_file_size,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "cannot write" in one_error_line(completed.stderr)
+    assert snapshot(directory) == before
+    assert not any(path.name.startswith(".flashast-tmp-") for path in (directory.iterdir() if directory.is_dir() else ()))
