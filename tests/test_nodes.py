@@ -46,6 +46,18 @@ from flashast import (
     Verbatim,
     render,
 )
+from flashast.names import InlineComment, TrailingComment
+from flashast.nodes import (
+    BlockComment,
+    EnumDeclaration,
+    Enumerator,
+    EnumeratorArg,
+    FunctionMacro,
+    MacroInstantiation,
+    MacroInvocation,
+    MacroParameter,
+)
+from flashast.style import ArgumentLayout, Layout, ParameterLayout
 
 PARAMS = (
     Parameter(Type("Flash_fwd_params", declarator=Declarator.REFERENCE), "params"),
@@ -53,6 +65,26 @@ PARAMS = (
 )
 SIGNATURE = FunctionSignature("void", "run_mha_fwd_", (TypeArg("cutlass::half_t"), IntArg(32)), PARAMS)
 TEMPLATE = FunctionTemplate((TypeParameter("T"), ValueParameter("int", "Headdim")), "void", "run_mha_fwd_", PARAMS)
+GGML_TYPE = EnumDeclaration("ggml_type", (Enumerator("GGML_TYPE_F32", 0), "GGML_TYPE_F16", Enumerator("GGML_TYPE_Q4_0", 2)))
+GGML_PREC = EnumDeclaration("ggml_prec", ("GGML_PREC_Q8", "GGML_PREC_Q4"), scoped=True)
+CONTEXT = (Parameter(Type("ggml_tensor", declarator=Declarator.POINTER), "dst"),)
+VEC_CASE = FunctionTemplate(
+    (ValueParameter("int", "D"), ValueParameter(GGML_TYPE, "type_K"), ValueParameter(GGML_PREC, "prec", "GGML_PREC_Q8")),
+    "void", "vec_case", CONTEXT, defined=True,
+)
+DECL_VEC_CASE = FunctionMacro(
+    "DECL_VEC_CASE", ("D", "type_K"), MacroInstantiation(VEC_CASE, (MacroParameter("D"), MacroParameter("type_K")))
+)
+ELEMENTS = FunctionTemplate(
+    (TypeParameter("T"), ValueParameter("int", "rows")), "void", "mul_mat",
+    (Parameter(Type("T", const=True, declarator=Declarator.POINTER), "x"), Parameter("int", "n")), defined=True,
+)
+DECL_MUL_MAT = FunctionMacro(
+    "DECL_MUL_MAT", ("rows",),
+    (MacroInstantiation(ELEMENTS, ("float", MacroParameter("rows"))), MacroInstantiation(ELEMENTS, ("half2", MacroParameter("rows")))),
+)
+ONE_PER_LINE = Layout(ArgumentLayout.ONE_PER_LINE)
+ALIGNED = Layout(parameters=ParameterLayout.ALIGNED)
 
 RENDERED = [
     (BlankLine(), ""),
@@ -103,6 +135,44 @@ RENDERED = [
         "template const float f<std::pair<X<1>>>();",
     ),
     (Verbatim("int x;\nint y;"), "int x;\nint y;"),
+    # Comments beyond a whole `//` line.
+    (BlockComment((" one line ",)), "/* one line */"),
+    (BlockComment.starred(["Copyright (c) 2024, Tri Dao.", "", "SPDX-License-Identifier: BSD-3-Clause"]),
+     "/*\n * Copyright (c) 2024, Tri Dao.\n *\n * SPDX-License-Identifier: BSD-3-Clause\n */"),
+    (BlockComment(("*****", " * boxed", " *****")), "/******\n * boxed\n ******/"),
+    (Include("x.h", comment=TrailingComment("IWYU pragma: export", spaces=2)), '#include "x.h"  // IWYU pragma: export'),
+    (TEMPLATE.instantiate("cutlass::half_t", 32, comment="hdim 32"),
+     "template void run_mha_fwd_<cutlass::half_t, 32>(Flash_fwd_params &params, cudaStream_t stream); // hdim 32"),
+    # Parent-relative includes.
+    (Include("../fattn-vec.cuh"), '#include "../fattn-vec.cuh"'),
+    (Include("../../kernel_forward.h", angled=True), "#include <../../kernel_forward.h>"),
+    # Layout of long declarations.
+    (TEMPLATE.instantiate("cutlass::half_t", 128, labelled=True, layout=ONE_PER_LINE),
+     "template void run_mha_fwd_<\n    /*T=*/cutlass::half_t,\n    /*Headdim=*/128>(Flash_fwd_params &params, cudaStream_t stream);"),
+    (TEMPLATE.instantiate("cutlass::half_t", 128, layout=ALIGNED),
+     "template void run_mha_fwd_<cutlass::half_t, 128>(Flash_fwd_params &params,\n"
+     "                                                 cudaStream_t stream);"),
+    (TEMPLATE.specialize("cutlass::half_t", 64, layout=Layout(ArgumentLayout.ONE_PER_LINE, ParameterLayout.ALIGNED, 2)),
+     "template<>\nvoid run_mha_fwd_<\n  cutlass::half_t,\n  64>(Flash_fwd_params &params,\n      cudaStream_t stream) {\n}"),
+    (TEMPLATE.instantiate("cutlass::half_t", 128, labelled=True),
+     "template void run_mha_fwd_</*T=*/cutlass::half_t, /*Headdim=*/128>(Flash_fwd_params &params, cudaStream_t stream);"),
+    # Enumerations as template parameter kinds, with enumerator arguments and defaults.
+    (GGML_TYPE, "enum ggml_type {\n    GGML_TYPE_F32 = 0,\n    GGML_TYPE_F16,\n    GGML_TYPE_Q4_0 = 2,\n};"),
+    (GGML_PREC, "enum class ggml_prec {\n    GGML_PREC_Q8,\n    GGML_PREC_Q4,\n};"),
+    (VEC_CASE, "template<int D, ggml_type type_K, ggml_prec prec = ggml_prec::GGML_PREC_Q8>\nvoid vec_case(ggml_tensor *dst) {}"),
+    (VEC_CASE.instantiate(64, "GGML_TYPE_F16", "GGML_PREC_Q4"),
+     "template void vec_case<64, GGML_TYPE_F16, ggml_prec::GGML_PREC_Q4>(ggml_tensor *dst);"),
+    (VEC_CASE.instantiate(64, GGML_TYPE["GGML_TYPE_Q4_0"]), "template void vec_case<64, GGML_TYPE_Q4_0>(ggml_tensor *dst);"),
+    # Function-like macros: the contract's definition and the files' invocations.
+    (DECL_VEC_CASE, "#define DECL_VEC_CASE(D, type_K) \\\n    template void vec_case<D, type_K>(ggml_tensor *dst)"),
+    (DECL_MUL_MAT,
+     "#define DECL_MUL_MAT(rows) \\\n"
+     "    template void mul_mat<float, rows>(const float *x, int n); \\\n"
+     "    template void mul_mat<half2, rows>(const half2 *x, int n)"),
+    (DECL_VEC_CASE.invoke(64, "GGML_TYPE_F16", widths=(3,)), "DECL_VEC_CASE( 64, GGML_TYPE_F16);"),
+    (DECL_VEC_CASE.invoke(128, "GGML_TYPE_Q4_0", comment=TrailingComment("hdim 128", spaces=2)),
+     "DECL_VEC_CASE(128, GGML_TYPE_Q4_0);  // hdim 128"),
+    (DECL_MUL_MAT.invoke(7, widths=(0,)), "DECL_MUL_MAT(7);"),
 ]
 
 
@@ -151,6 +221,7 @@ REJECTED: list[tuple[Callable[[], object], str, object]] = [
     (lambda: IncludePath("flash\n.h"), "text", "flash\n.h"),
     (lambda: IncludePath("/usr/include/flash.h"), "text", "/usr/include/flash.h"),
     (lambda: IncludePath("../a//b.h"), "text", "../a//b.h"),
+    (lambda: FileName("a/b.cu"), "text", "a/b.cu"),
     (lambda: IncludePath(""), "text", ""),
     (lambda: Include("a\nb.h"), "path", "a\nb.h"),
     (lambda: FileName("../x.cu"), "text", "../x.cu"),
@@ -206,6 +277,70 @@ REJECTED: list[tuple[Callable[[], object], str, object]] = [
     (lambda: TranslationUnit((TypeArg("int"),)), "declarations", TypeArg("int")),  # type: ignore[arg-type]
     (lambda: Contract({"/usr/include/flash.h": ()}), "headers", "/usr/include/flash.h"),
     (lambda: Contract({"flash.h": ("struct X;",)}), "headers[flash.h]", "struct X;"),  # type: ignore[dict-item]
+    # Comments: nothing that would end, nest or splice a comment, or break a line.
+    (lambda: BlockComment(("a */ b",)), "lines", "a */ b"),
+    (lambda: BlockComment(("a /* b",)), "lines", "a /* b"),
+    (lambda: BlockComment(("two\nlines",)), "lines", "two\nlines"),
+    (lambda: BlockComment(("splice \\", "/ b")), "lines", "splice \\"),
+    (lambda: BlockComment(("ends with /",)), "lines", "ends with /"),
+    (lambda: BlockComment(()), "lines", ()),
+    (lambda: BlockComment("one line"), "lines", "one line"),
+    (lambda: InlineComment("x*/"), "text", "x*/"),
+    (lambda: InlineComment("x/"), "text", "x/"),
+    (lambda: InlineComment("a\nb"), "text", "a\nb"),
+    (lambda: TrailingComment("a\nb"), "text", "a\nb"),
+    (lambda: TrailingComment("x", spaces=0), "spaces", 0),
+    (lambda: Include("x.h", comment="splice \\"), "comment", "splice \\"),
+    (lambda: TEMPLATE.instantiate("cutlass::half_t", 32, comment=3), "comment", 3),  # type: ignore[arg-type]
+    # Layout: typed choices only.
+    (lambda: Layout(indent=-1), "indent", -1),
+    (lambda: Layout("one per line"), "template_arguments", "one per line"),  # type: ignore[arg-type]
+    (lambda: Layout(parameters="aligned"), "parameters", "aligned"),  # type: ignore[arg-type]
+    (lambda: ExplicitInstantiation(SIGNATURE, layout="aligned"), "layout", "aligned"),  # type: ignore[arg-type]
+    (lambda: FunctionSignature("void", "f", (IntArg(1), IntArg(2)), (), (None,)), "argument_comments", (None,)),
+    (lambda: FunctionSignature("void", "f", (IntArg(1),), (), ("x=",)), "argument_comments", "x="),  # type: ignore[arg-type]
+    # Enumerations.
+    (lambda: Enumerator("1A"), "name", "1A"),
+    (lambda: Enumerator("A", True), "value", True),
+    (lambda: Enumerator("A", 2**40), "value", str(2**40)),
+    (lambda: EnumDeclaration("E", ["A", "A"]), "enumerators", "A"),
+    (lambda: EnumDeclaration("E", [3]), "enumerators", 3),  # type: ignore[list-item]
+    (lambda: EnumeratorArg(GGML_TYPE, "GGML_TYPE_BF16"), "enumerator", "GGML_TYPE_BF16"),
+    (lambda: EnumeratorArg("ggml_type", "GGML_TYPE_F16"), "enumeration", "ggml_type"),  # type: ignore[arg-type]
+    (lambda: ValueParameter(GGML_TYPE, "t", 3), "default", 3),
+    (lambda: ValueParameter(GGML_TYPE, "t", "GGML_TYPE_BF16"), "default", "GGML_TYPE_BF16"),
+    (lambda: VEC_CASE.instantiate(64, "GGML_TYPE_BF16"), "template_arguments[type_K]", "GGML_TYPE_BF16"),
+    (lambda: VEC_CASE.instantiate(64, GGML_PREC["GGML_PREC_Q4"]), "template_arguments[type_K]", GGML_PREC["GGML_PREC_Q4"]),
+    (lambda: VEC_CASE.instantiate(64, 1), "template_arguments[type_K]", 1),
+    (lambda: VEC_CASE.instantiate(64), "template_arguments", (64,)),
+    # Function-like macros.
+    (lambda: MacroParameter("1D"), "name", "1D"),
+    (lambda: MacroInstantiation(VEC_CASE, (MacroParameter("D"),)), "template_arguments", (MacroParameter("D"),)),
+    (lambda: MacroInstantiation(VEC_CASE, (64, 65)), "template_arguments[type_K]", 65),
+    (lambda: MacroInstantiation("vec_case", ()), "template", "vec_case"),  # type: ignore[arg-type]
+    (lambda: FunctionMacro("1M", ("D",), MacroInstantiation(VEC_CASE, (MacroParameter("D"), "GGML_TYPE_F16"))), "name", "1M"),
+    (lambda: FunctionMacro("M", ("D", "D"), MacroInstantiation(VEC_CASE, (MacroParameter("D"), "GGML_TYPE_F16"))),
+     "parameters", "D"),
+    (lambda: FunctionMacro("M", ("D", "E"), MacroInstantiation(VEC_CASE, (MacroParameter("D"), "GGML_TYPE_F16"))),
+     "parameters", "E"),
+    (lambda: FunctionMacro("M", ("D",), MacroInstantiation(VEC_CASE, (MacroParameter("X"), "GGML_TYPE_F16"))),
+     "expansion", "X"),
+    (lambda: FunctionMacro("M", ("dst",), MacroInstantiation(VEC_CASE, (MacroParameter("dst"), "GGML_TYPE_F16"))),
+     "parameters", "dst"),
+    (lambda: FunctionMacro("M", ("A",), (MacroInstantiation(VEC_CASE, (MacroParameter("A"), "GGML_TYPE_F16")),
+                                          MacroInstantiation(VEC_CASE, (64, MacroParameter("A"))))),
+     "parameters", "A"),
+    (lambda: FunctionMacro("M", (), ()), "expansion", ()),
+    (lambda: DECL_VEC_CASE.invoke(64), "arguments", (64,)),
+    (lambda: DECL_VEC_CASE.invoke(64, "GGML_TYPE_BF16"), "template_arguments[type_K]", "GGML_TYPE_BF16"),
+    (lambda: DECL_VEC_CASE.invoke(True, "GGML_TYPE_F16"), "template_arguments[D]", True),
+    (lambda: DECL_VEC_CASE.invoke(64, "GGML_TYPE_F16", widths=(3, 0, 0)), "widths", (3, 0, 0)),
+    (lambda: DECL_VEC_CASE.invoke(64, "GGML_TYPE_F16", widths=(-1,)), "widths", -1),
+    (lambda: MacroInvocation(DECL_MUL_MAT, "7"), "arguments", "7"),
+    (lambda: MacroInvocation("DECL_MUL_MAT", (7,)), "macro", "DECL_MUL_MAT"),  # type: ignore[arg-type]
+    (lambda: FunctionMacro("M", ("T",), MacroInstantiation(ELEMENTS, (MacroParameter("T"), 1))).invoke(TypeArg("Tile", (IntArg(1), IntArg(2)))),
+     "arguments", TypeArg("Tile", (IntArg(1), IntArg(2)))),
+    (lambda: Contract({"x.h": (DECL_VEC_CASE,)}), "headers[x.h]", "DECL_VEC_CASE"),
 ]
 
 
@@ -266,3 +401,28 @@ def test_guards_and_nested_namespaces_print_as_every_upstream_tree_spaces_them()
         "} // namespace flash::fork\n"
     )
     assert [type(node).__name__ for node in unit.walk()] == ["Namespace", "IfDefined", "ExplicitInstantiation"]
+
+
+def test_the_new_constructs_hold_what_they_mean() -> None:
+    """Comments, enumerations, defaults, labels and macros, as the model (not the text) sees them."""
+    assert Include("x.h", comment="IWYU pragma: export").comment == TrailingComment("IWYU pragma: export")
+    assert [GGML_TYPE.value_of(Identifier(name)) for name in ("GGML_TYPE_F32", "GGML_TYPE_F16", "GGML_TYPE_Q4_0")] == [0, 1, 2]
+    # A defaulted trailing argument may be left out; what is given is what the C++ spells.
+    assert VEC_CASE.signature(64, "GGML_TYPE_F16").template_arguments == (IntArg(64), GGML_TYPE["GGML_TYPE_F16"])
+    assert VEC_CASE.labels() == (InlineComment("D="), InlineComment("type_K="), InlineComment("prec="))
+    # A parameter typed by a template type parameter is spelled with its argument.
+    assert ELEMENTS.signature("float", 1).parameters[0] == Parameter(Type("float", const=True, declarator=Declarator.POINTER), "x")
+    # An invocation means the instantiations its macro expands to, with its arguments in place.
+    assert DECL_VEC_CASE.invoke(64, "GGML_TYPE_F16").expansion() == (VEC_CASE.instantiate(64, "GGML_TYPE_F16"),)
+    assert DECL_MUL_MAT.invoke(3).expansion() == (ELEMENTS.instantiate("float", 3), ELEMENTS.instantiate("half2", 3))
+    first, second = DECL_VEC_CASE.invoke(64, "GGML_TYPE_F16"), DECL_VEC_CASE.invoke(64, GGML_TYPE["GGML_TYPE_F16"])
+    assert first == second and hash(first) == hash(second)
+    # Layout and comments change no declaration's arguments, which is what duplicate checks compare.
+    plain, wrapped = TEMPLATE.instantiate("cutlass::half_t", 64), TEMPLATE.instantiate(
+        "cutlass::half_t", 64, layout=ONE_PER_LINE, labelled=True, comment="x")
+    assert plain.signature.template_arguments == wrapped.signature.template_arguments and plain != wrapped
+    assert ExplicitInstantiation(SIGNATURE, True).extern
+    with pytest.raises(ModelError):
+        dataclasses.replace(BlockComment((" ok ",)), lines=(" not */ ok",))
+    with pytest.raises(ModelError):
+        dataclasses.replace(first, arguments=(IntArg(64),))
