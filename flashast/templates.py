@@ -232,16 +232,18 @@ class MacroInstantiation:
         return None
 
     def fixed_names(self) -> set[Identifier]:
-        """Every identifier the expansion spells that is not a macro parameter's place."""
+        """Every identifier the expansion spells outside a macro parameter's places (a template
+        argument, or a function parameter's type that is a template type parameter it binds)."""
         template = self.template
-        names = {template.name}
-        names |= _type_names(template.return_type)
-        for parameter in template.declarator_parameters(self.arguments):
-            names.add(parameter.name)
-            if not (isinstance(parameter.type.name, QualifiedName) and any(
-                    isinstance(argument, MacroParameter) and (argument.name,) == parameter.type.name.parts
-                    for argument in self.arguments)):
-                names |= _type_names(parameter.type)
+        by_macro = {parameter.name for parameter, argument in zip(template.template_parameters, self.arguments,
+                                                                  strict=False) if isinstance(argument, MacroParameter)}
+        names = {template.name, *_type_names(template.return_type)}
+        for declared, spelled in zip(template.parameters, template.declarator_parameters(self.arguments), strict=True):
+            names.add(spelled.name)
+            declared_name = declared.type.name
+            if not (isinstance(declared_name, QualifiedName) and not declared_name.absolute
+                    and len(declared_name.parts) == 1 and declared_name.last in by_macro):
+                names |= _type_names(spelled.type)
         for argument in self.arguments:
             if not isinstance(argument, MacroParameter):
                 names |= _argument_names(argument)

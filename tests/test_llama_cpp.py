@@ -133,6 +133,25 @@ def test_a_drifted_macro_arity_fails_verification_at_the_invocation(tmp_path: Pa
     assert not output.exists() or not any(output.iterdir())
 
 
+def test_an_enumerator_the_contract_no_longer_declares_fails_where_a_file_names_it(
+    generated: list[GeneratedFile],
+) -> None:
+    """Arguments naming enumerators are checked against the contract's enumeration: ggml.h without
+    GGML_TYPE_BF16 fails the vec files naming it, at each naming line, and passes the others."""
+    ggml_type = replace(llama_cpp.GGML_TYPE, enumerators=tuple(
+        enumerator for enumerator in llama_cpp.GGML_TYPE.enumerators if enumerator.name.text != "GGML_TYPE_BF16"))
+    headers = {path.text: declarations for path, declarations in llama_cpp.CONTRACT.headers}
+    headers["ggml.h"] = tuple(ggml_type if node == llama_cpp.GGML_TYPE else node for node in headers["ggml.h"])
+    contract = Contract(headers)
+    files = [replace(file, contract=contract) for file in generated if file.name.startswith("fattn-vec-instance-f16-")]
+    with pytest.raises(VerificationError) as raised:
+        verify(files)
+    report = raised.value.report
+    assert "fattn-vec-instance-f16-bf16.cu:5:" in report and "fattn-vec-instance-f16-bf16.cu:7:" in report
+    assert "use of undeclared identifier 'GGML_TYPE_BF16'" in report
+    assert "fattn-vec-instance-f16-q8_0.cu" not in report
+
+
 def test_unlike_upstream_a_run_never_deletes_cu_files_it_did_not_write(tmp_path: Path) -> None:
     """Upstream's script removes every `*.cu` in its directory first; flashast leaves a foreign file alone."""
     foreign = tmp_path / "my-own-kernel.cu"

@@ -331,6 +331,10 @@ REJECTED: list[tuple[Callable[[], object], str, object]] = [
                                           MacroInstantiation(VEC_CASE, (64, MacroParameter("A"))))),
      "parameters", "A"),
     (lambda: FunctionMacro("M", (), ()), "expansion", ()),
+    # A type named like a macro parameter (not the type parameter it binds) would be replaced too.
+    (lambda: FunctionMacro("M", ("n",), MacroInstantiation(ELEMENTS, ("float", MacroParameter("n")))), "parameters", "n"),
+    (lambda: FunctionMacro("M", ("half2",), MacroInstantiation(ELEMENTS, ("half2", MacroParameter("half2")))),
+     "parameters", "half2"),
     (lambda: DECL_VEC_CASE.invoke(64), "arguments", (64,)),
     (lambda: DECL_VEC_CASE.invoke(64, "GGML_TYPE_BF16"), "template_arguments[type_K]", "GGML_TYPE_BF16"),
     (lambda: DECL_VEC_CASE.invoke(True, "GGML_TYPE_F16"), "template_arguments[D]", True),
