@@ -502,11 +502,11 @@ def test_random_trees_parse_cleanly_and_libclang_sees_the_model(world: World) ->
 
     # Each instantiation, and each instantiation an invocation expands to, repeated after the file.
     probed_nodes: list[tuple[tuple[str, ...], ExplicitInstantiation, int]] = []
-    for scope, node in scoped:
-        if isinstance(node, ExplicitInstantiation):
-            probed_nodes.append((scope, node, lines[id(node)]))
-        elif isinstance(node, MacroInvocation):
-            probed_nodes += [(scope, instantiation, lines[id(node)]) for instantiation in node.expansion()]
+    for scope, declaration in scoped:
+        if isinstance(declaration, ExplicitInstantiation):
+            probed_nodes.append((scope, declaration, lines[id(declaration)]))
+        elif isinstance(declaration, MacroInvocation):
+            probed_nodes += [(scope, instantiation, lines[id(declaration)]) for instantiation in declaration.expansion()]
     probes = [chain(scope, [ExplicitSpecialization(node.signature) if node.extern else node])
               for scope, node, _ in probed_nodes]
     # The probes go after everything the model printed, so the model's line numbers stay as they were.
