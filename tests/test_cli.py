@@ -272,7 +272,7 @@ def test_missing_output_prints_usage_then_one_error_line(tmp_path: Path) -> None
 def test_unknown_preset_lists_the_known_ones(tmp_path: Path) -> None:
     code, _, stderr = run_cli("-o", tmp_path / "out", "--preset", "nope")
     assert code == 2
-    assert stderr == "flashast: error: unknown preset 'nope' (known: flash-attn-2, flash-attn-3, pytorch)\n"
+    assert stderr == "flashast: error: unknown preset 'nope' (known: flash-attn-2, flash-attn-3, llama.cpp, pytorch)\n"
     assert not (tmp_path / "out").exists()
 
 

@@ -105,7 +105,7 @@ def test_fresh_registries_do_not_share_kinds() -> None:
     assert [kind.name for kind in second.preset("pytorch").kinds] == ["fwd", "bwd", "fwd_split"]
     assert "extra" not in [kind.name for kind in default_registry.preset("pytorch").kinds]
     assert Registry(builtins=False).preset_names() == []
-    assert second.preset_names() == ["flash-attn-2", "flash-attn-3", "pytorch"]
+    assert second.preset_names() == ["flash-attn-2", "flash-attn-3", "llama.cpp", "pytorch"]
 
 
 def test_preset_name_collision_names_who_registered_first() -> None:
@@ -136,7 +136,7 @@ def test_kind_name_collision_names_who_registered_first() -> None:
 def test_adding_to_an_unknown_preset_lists_the_known_ones() -> None:
     with pytest.raises(PluginError) as error:
         Registry().add_kind("pytorh", simple_kind())
-    assert str(error.value) == "unknown preset 'pytorh' (known: flash-attn-2, flash-attn-3, pytorch)"
+    assert str(error.value) == "unknown preset 'pytorh' (known: flash-attn-2, flash-attn-3, llama.cpp, pytorch)"
 
 
 def test_origins_are_recorded_per_preset_and_kind() -> None:

@@ -97,7 +97,7 @@ FAILING_PLUGINS = {
     ),
     "unknown preset": (
         KIND_PLUGIN.format(kind="extra", preset="pytorh"),
-        "unknown preset 'pytorh' (known: flash-attn-2, flash-attn-3, pytorch) (at {name}:9)",
+        "unknown preset 'pytorh' (known: flash-attn-2, flash-attn-3, llama.cpp, pytorch) (at {name}:9)",
     ),
 }
 
@@ -325,7 +325,7 @@ def test_list_kinds_shows_origin_file_counts_skips_and_aggregators(tmp_path: Pat
     assert "  fwd  (300 files, 2580 skipped, built-in) " in stdout
     # Presets are listed by name, each followed by its kinds.
     presets = [line.split("  ")[0] for line in lines if not line.startswith(" ")]
-    assert presets == ["flash-attn-2", "flash-attn-3", "fork", "pytorch"]
+    assert presets == ["flash-attn-2", "flash-attn-3", "fork", "llama.cpp", "pytorch"]
     # The aggregator really includes the two member files and verifies.
     code, _, stderr = run_cli("-o", tmp_path / "out", "--preset", "fork", "--plugin", plugin)
     assert code == 0, stderr
