@@ -106,3 +106,24 @@ def test_device_arch_is_checked_and_needs_real_headers(tmp_path: Path) -> None:
     code, stderr = run(tmp_path, "--device-arch", "ampere")
     assert code == 2
     assert "--device-arch ampere: not a GPU architecture" in stderr
+
+
+def test_built_in_kinds_declare_the_architectures_their_files_are_built_for() -> None:
+    """`--device-arch` without a value parses FA3's sm80 files for sm_80 and sm_86 and its sm90 files
+    (their guards are per architecture) for sm_90a only; FA2's and PyTorch's files for sm_80."""
+    from flashast import Registry
+    from flashast.verify import VerifyOptions, device_targets
+
+    files = Registry().preset("flash-attn-3").generate()
+    targets = device_targets(files, VerifyOptions(include_dirs=(FIXTURE,), device_declared=True))
+    assert set(targets) == {"sm_80", "sm_86", "sm_90a"}
+    assert {generated.name for generated in targets["sm_80"]} == {generated.name for generated in targets["sm_86"]}
+    assert all("sm80" in generated.name for generated in targets["sm_80"])
+    assert all("sm90" in generated.name for generated in targets["sm_90a"])
+    assert len(targets["sm_80"]) + len(targets["sm_90a"]) == len(files)
+    # Named on the command line, an architecture a file's kind does not declare is not parsed for it.
+    named = device_targets(files, VerifyOptions(include_dirs=(FIXTURE,), device_architectures=("sm_90a",)))
+    assert set(named) == {"sm_90a"} and named["sm_90a"] == targets["sm_90a"]
+    for preset in ("flash-attn-2", "pytorch"):
+        assert set(device_targets(Registry().preset(preset).generate(),
+                                  VerifyOptions(include_dirs=(FIXTURE,), device_declared=True))) == {"sm_80"}

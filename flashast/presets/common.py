@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from flashast.axes import AxisValue, Configuration
 from flashast.contract import Contract
-from flashast.kinds import FileNameRule, Kind
+from flashast.kinds import Architectures, FileNameRule, Kind
 from flashast.names import MacroName
 from flashast.nodes import (
     ClassDeclaration,
@@ -113,6 +113,7 @@ def aggregator_kind(
     contract: Contract | None = None,
     style: Style | None = None,
     description: str = "",
+    architectures: Architectures | None = None,
 ) -> Kind:
     """A kind whose files `#include` the files of `member` that `members(config)` names and that exist.
 
@@ -120,8 +121,8 @@ def aggregator_kind(
     member kind's constraint skips are left out, so an aggregator never includes a file the run does
     not make. An aggregator none of whose candidates exist is skipped, for the first candidate's
     reason. Each file is `prelude` followed by the includes. The contract defaults to the member's
-    (its files are parsed with their members); the kind is marked `aggregator=True`, so filters and
-    build systems can tell aggregators from the files they include.
+    (its files are parsed with their members), and so do the GPU architectures; the kind is marked
+    `aggregator=True`, so filters and build systems can tell aggregators from the files they include.
     """
 
     def candidates(config: Configuration) -> list[tuple[str, str | None]]:
@@ -148,4 +149,5 @@ def aggregator_kind(
         aggregator=True,
         style=style,
         description=description,
+        architectures=member.architectures if architectures is None else architectures,
     )

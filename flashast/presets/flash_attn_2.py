@@ -193,15 +193,20 @@ def build_fwd_split_align(config: Configuration) -> TranslationUnit:
     return _file(FWD_LAUNCH_HEADER, RUN_MHA_FWD_SPLITKV_ALIGN.instantiate(*arguments))
 
 
+# The GPU architecture the files are built for (their names say sm80); `--device-arch` uses it.
+ARCHITECTURES = ("sm_80",)
+
 KINDS = (
     Kind("fwd", axes=AXES, build=build_fwd, file_name=file_name_rule("fwd"), contract=CONTRACT,
-         description="run_mha_fwd_<T, D, Is_causal> specializations"),
+         architectures=ARCHITECTURES, description="run_mha_fwd_<T, D, Is_causal> specializations"),
     Kind("fwd_split", axes=AXES, build=build_fwd_split, file_name=file_name_rule("fwd_split"), contract=CONTRACT,
+         architectures=ARCHITECTURES,
          description="run_mha_fwd_splitkv_dispatch<T, D, Is_causal> instantiations (aligned tree extern)"),
     Kind("fwd_split_align", axes=AXES, build=build_fwd_split_align, file_name=file_name_rule("fwd_split_align"),
-         contract=CONTRACT, description="run_mha_fwd_splitkv_align<T, D, Is_causal> instantiations"),
+         contract=CONTRACT, architectures=ARCHITECTURES,
+         description="run_mha_fwd_splitkv_align<T, D, Is_causal> instantiations"),
     Kind("bwd", axes=AXES, build=build_bwd, file_name=file_name_rule("bwd"), contract=CONTRACT,
-         description="run_mha_bwd_<T, D, Is_causal> specializations"),
+         architectures=ARCHITECTURES, description="run_mha_bwd_<T, D, Is_causal> specializations"),
 )
 
 PRESET = Preset(

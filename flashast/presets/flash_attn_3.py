@@ -267,14 +267,21 @@ FWD_AXES: dict[str, Sequence[AxisValue]] = {
 }
 BWD_AXES: dict[str, Sequence[AxisValue]] = {"dtype": DTYPES, "head_dim": HEAD_DIMS, "softcap": FLAGS, "sm": SMS}
 
+def architectures(config: Configuration) -> tuple[str, ...]:
+    """What a file is built for: sm80 files for sm_80 and sm_86, sm90 files for sm_90a (the
+    architecture-specific features the Hopper kernels use)."""
+    return tuple(f"sm_{arch}a" if arch == 90 else f"sm_{arch}" for arch in ARCHS_OF_SM[config.sm])
+
+
 FWD = Kind(
     "fwd", axes=FWD_AXES, build=build_fwd, file_name=file_name_rule("fwd"), contract=CONTRACT,
-    constraint=fwd_constraint,
+    constraint=fwd_constraint, architectures=architectures,
     description="run_mha_fwd_<Arch, T, D, Dv, Split, PagedKV, Softcap, PackGQA> instantiations",
 )
 BWD = Kind(
     "bwd", axes=BWD_AXES, build=build_bwd, file_name=file_name_rule("bwd"), contract=CONTRACT,
-    constraint=bwd_constraint, description="run_mha_bwd_<Arch, T, D, Softcap> specializations",
+    constraint=bwd_constraint, architectures=architectures,
+    description="run_mha_bwd_<Arch, T, D, Softcap> specializations",
 )
 
 

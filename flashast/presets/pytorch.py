@@ -129,13 +129,17 @@ def build_fwd_split(config: Configuration) -> TranslationUnit:
     return _file(FWD_LAUNCH_HEADER, BlankLine(), BlankLine(), instantiation)
 
 
+# The GPU architecture the files are built for (their names say sm80); `--device-arch` uses it.
+ARCHITECTURES = ("sm_80",)
+
 KINDS = (
     Kind("fwd", axes=AXES, build=build_fwd, file_name="flash_fwd_hdim{head_dim}_{dtype}_sm{sm}.cu",
-         contract=CONTRACT, description="run_mha_fwd_<T, D> specializations"),
+         contract=CONTRACT, architectures=ARCHITECTURES, description="run_mha_fwd_<T, D> specializations"),
     Kind("bwd", axes=AXES, build=build_bwd, file_name="flash_bwd_hdim{head_dim}_{dtype}_sm{sm}.cu",
-         contract=CONTRACT, description="run_mha_bwd_<T, D> specializations"),
+         contract=CONTRACT, architectures=ARCHITECTURES, description="run_mha_bwd_<T, D> specializations"),
     Kind("fwd_split", axes=AXES, build=build_fwd_split, file_name="flash_fwd_split_hdim{head_dim}_{dtype}_sm{sm}.cu",
-         contract=CONTRACT, description="run_mha_fwd_splitkv_dispatch<T, D> instantiations"),
+         contract=CONTRACT, architectures=ARCHITECTURES,
+         description="run_mha_fwd_splitkv_dispatch<T, D> instantiations"),
 )
 
 PRESET = Preset(

@@ -52,6 +52,7 @@ __all__ = [
     "VerdictStore",
     "VerifyOptions",
     "clang_arguments",
+    "device_targets",
     "find_cuda_path",
     "find_resource_dirs",
     "load_cindex",
