@@ -6,6 +6,10 @@ and its exit code; anything else is a flashast bug and is shown with its traceba
 
 Exit codes: 0 ok; 1 `--check`/`--diff` found differences; 2 user error; 3 the generated C++ failed
 verification (nothing written); 123 internal error.
+
+Two more forms share the entry point: `--cmake-dir` prints where `flashast-config.cmake` is (for
+`find_package(flashast CONFIG)`), and `flashast cost LOG -o DIR` reports a build's compile time per
+generated file and axis value (`cost`).
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from flashast import __version__
+from flashast.cost import aggregator_members, measure, render_json, render_table
 from flashast.errors import FlashastError, UsageError, VerificationError
 from flashast.kinds import is_architecture
+from flashast.ninja_log import read_ninja_log
 from flashast.pipeline import DEFAULT_PRESET, Action, Options, run
 from flashast.plugins import load_entry_points, load_plugin
 from flashast.registry import Registry
@@ -34,6 +40,10 @@ EXIT_VERIFICATION = 3
 EXIT_INTERNAL = 123
 
 EPILOG = """\
+build cost:
+  flashast cost BUILD/.ninja_log -o DIR [--preset NAME] [--json] [--top N]
+       compile time per generated file, kind and axis value (flashast cost --help)
+
 exit codes:
   0    success (or --check/--diff: the directory is up to date)
   1    --check/--diff: the directory differs from what a run would write
@@ -53,6 +63,20 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 # `--device-arch` given without a value: each kind's declared architectures.
 DECLARED = "declared"
+# The directory of `flashast-config.cmake`, shipped inside the package.
+CMAKE_DIR = Path(__file__).resolve().parent / "cmake"
+
+
+class _PrintCMakeDir(argparse.Action):
+    """`--cmake-dir`: print the directory and stop, as `--version` does (like `pybind11 --cmakedir`)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(CMAKE_DIR)
+        parser.exit()
 
 
 def _positive(text: str) -> int:
@@ -75,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", metavar="DIR", help="output directory (created, parents too)")
     parser.add_argument("--preset", default=DEFAULT_PRESET, help=f"preset to generate (default: {DEFAULT_PRESET})")
     parser.add_argument("--version", action="version", version=f"flashast {__version__}")
+    parser.add_argument("--cmake-dir", action=_PrintCMakeDir,
+                        help="print the directory of flashast-config.cmake (for -Dflashast_DIR=...) and exit")
     selection = parser.add_argument_group("selection")
     selection.add_argument("--only", action="append", default=[], metavar="AXIS=V[,V]|GLOB",
                            help="keep only matching files (repeatable; same axis or globs: any, across axes: all)")
@@ -157,6 +183,8 @@ def run_console_script() -> None:
 
 
 def _run(argv: list[str], registry: Registry | None) -> int:
+    if argv[:1] == ["cost"]:
+        return _cost(argv[1:], registry)
     parser = build_parser()
     try:
         arguments = parser.parse_args(argv)
@@ -167,11 +195,7 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     _refuse_contradictions(arguments)
     # Plugin code runs while plugins load and while kinds build files: what it prints goes to stderr,
     # so that stdout holds only what flashast prints there (`--list`, `--diff`).
-    with contextlib.redirect_stdout(sys.stderr):
-        if not (arguments.no_plugins or os.environ.get("FLASHAST_NO_PLUGINS", "") not in ("", "0")):
-            load_entry_points(registry)
-        for spec in arguments.plugin:
-            load_plugin(registry, spec)
+    _load_plugins(registry, arguments.plugin, arguments.no_plugins)
     if arguments.list_kinds:
         list_kinds(registry)
         return EXIT_OK
@@ -217,6 +241,68 @@ def _run(argv: list[str], registry: Registry | None) -> int:
         return EXIT_DIFFERENCES if result.plan is not None and result.plan.differs else EXIT_OK
     if not arguments.quiet:
         report_write(result, options)
+    return EXIT_OK
+
+
+def _load_plugins(registry: Registry, specs: Sequence[str], no_plugins: bool) -> None:
+    """Installed plugins (unless turned off), then each `--plugin`. Plugin code runs while plugins load
+    and while kinds build files: what it prints goes to stderr, so that stdout holds only what
+    flashast prints there (`--list`, `--diff`, the cost report)."""
+    with contextlib.redirect_stdout(sys.stderr):
+        if not (no_plugins or os.environ.get("FLASHAST_NO_PLUGINS", "") not in ("", "0")):
+            load_entry_points(registry)
+        for spec in specs:
+            load_plugin(registry, spec)
+
+
+def build_cost_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="flashast cost",
+        description="Compile time per generated file, kind and axis value, from ninja's log of the build"
+        " and the manifest flashast keeps in DIR.",
+        epilog="exit codes:\n  0    the report was printed\n  2    user error (not a ninja log, no manifest in"
+        " DIR, no compile step of DIR's files)\n  123  internal error in flashast\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("log", metavar="BUILD/.ninja_log", help="ninja's log of the build (format v5 to v7)")
+    parser.add_argument("-o", "--output", metavar="DIR", required=True,
+                        help="the directory flashast wrote the files to (its .flashast.json names them)")
+    parser.add_argument("--preset", help="only the files of preset NAME (default: every file of DIR)")
+    parser.add_argument("--json", action="store_true", help="print the whole report as JSON, for tools")
+    parser.add_argument("--top", type=_positive_count, default=10, metavar="N",
+                        help="rows of slowest files and of --exclude savings (default: 10)")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE|FILE.py",
+                        help="load a plugin (repeatable): its aggregators' members come from its kinds")
+    parser.add_argument("--no-plugins", action="store_true", help="do not load installed plugins")
+    return parser
+
+
+def _positive_count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of rows")
+    return int(text)
+
+
+def _cost(argv: list[str], registry: Registry | None) -> int:
+    """`flashast cost`: join the log with DIR's manifest and print the report on stdout."""
+    parser = build_cost_parser()
+    try:
+        arguments = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else EXIT_OK
+    log = read_ninja_log(Path(arguments.log))
+    loaded: list[Registry] = []
+
+    def members(preset: str) -> dict[str, tuple[str, ...]]:
+        # Only a log holding an aggregator's step needs the model (and so the plugins).
+        if not loaded:
+            loaded.append(registry or Registry())
+            _load_plugins(loaded[0], arguments.plugin, arguments.no_plugins)
+        with contextlib.redirect_stdout(sys.stderr):
+            return aggregator_members(loaded[0], preset)
+
+    cost = measure(log, Path(arguments.output), arguments.preset, members)
+    sys.stdout.write(render_json(cost) if arguments.json else render_table(cost, arguments.top))
     return EXIT_OK
 
 
