@@ -1,10 +1,11 @@
 """The flash-attn-2 preset against the real flash-attention 2.8.3 sources (marker `realheaders`).
 
-Deselected by default (pyproject's `addopts`); `.ci/run` runs it with `pytest -m realheaders`. It runs
-`scripts/verify_flash_attn_2.py` exactly as the README tells a maintainer to, which fetches the
-sources, torch's headers and clang's resource headers from the registries into a cache folder
-(`$FLASHAST_FA2_CACHE`, else `~/.cache/flashast-fa2`; a second run fetches nothing). It skips only
-when the fetch failed and the package index does not answer: anything else that goes wrong fails.
+Deselected by default (pyproject's `addopts`); `.ci/run` runs it with `pytest -m realheaders`. It
+runs `scripts/verify_flash_attn_2.py` (`verify_real_sources.py` under the name the docs use) exactly
+as the README tells a maintainer to, which fetches the sources, torch's headers and clang's resource
+headers from the registries into a cache folder (`$FLASHAST_FA2_CACHE`, else
+`~/.cache/flashast-fa2`; a second run fetches nothing). It skips only when the fetch failed and the
+package index does not answer: anything else that goes wrong fails.
 
 Then it shows why the real headers matter: one real signature changed in a copy of `flash.h` (a
 template parameter added to `run_mha_fwd_`, the kind of change a release makes) is caught, exit 3,
@@ -36,7 +37,8 @@ DRIFTED_DECLARATION = "template<typename T, int Headdim, bool Is_causal, bool Is
 
 
 def load_script() -> ModuleType:
-    """The script as a module, for its documented subset and constants (it runs nothing on import)."""
+    """The script as a module, for its documented subset and constants (it runs nothing on import;
+    the alias re-exports `verify_real_sources`'s names)."""
     spec = importlib.util.spec_from_file_location("verify_flash_attn_2", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -90,13 +92,13 @@ def test_script_verifies_the_documented_subset_and_reports_the_drifted_kinds(ver
     assert completed.returncode == 0, output
     kinds_verified = set()
     dtypes_verified = set()
-    for name in SCRIPT_MODULE.VERIFIED_FILES:
+    for name in SCRIPT_MODULE.FLASH_ATTN_2.verified:
         assert re.search(rf"^verify-flash-attn-2:\s+ok\s+{re.escape(name)}\s+\d+\.\d s$", output, re.MULTILINE), output
         kinds_verified.add(name.split("_hdim")[0])
         dtypes_verified.add("bf16" if "_bf16_" in name else "fp16")
     assert kinds_verified == {"flash_fwd", "flash_bwd"}
     assert dtypes_verified == {"fp16", "bf16"}
-    for name in SCRIPT_MODULE.DRIFT_FILES:
+    for name in SCRIPT_MODULE.FLASH_ATTN_2.drifts[0].files:
         assert re.search(rf"drift caught {re.escape(name)}\s+\d+\.\d s\s+\(line \d+", output), output
     assert "fwd_split_align kind does not exist in that release" in output
     assert re.search(r"time: first files \d+\.\d s on average .*, later files \d+\.\d s on average, total \d+\.\d s", output)
@@ -112,7 +114,7 @@ def test_a_drifted_real_signature_is_caught_at_the_generated_line(
 ) -> None:
     # The same file verifies against the unpatched headers (it is in the script's subset), so the
     # failure below is the patch's doing alone.
-    assert DRIFTED_FILE in SCRIPT_MODULE.VERIFIED_FILES
+    assert DRIFTED_FILE in SCRIPT_MODULE.FLASH_ATTN_2.verified
     real_source = Path(verification_arguments[verification_arguments.index("--include-dir") + 1])
     assert (real_source / "flash.h").is_file(), real_source
     drifted_source = tmp_path / "flash_attn_src"
@@ -212,8 +214,8 @@ def test_conformance_finds_exactly_the_known_drift_in_one_parse(verification_arg
 
 @pytest.mark.realheaders
 def test_a_rerun_over_unchanged_real_headers_parses_nothing(verification_arguments: list[str], tmp_path: Path) -> None:
-    arguments = ["-o", tmp_path / "kernels", "--preset", "flash-attn-2", "--only", DRIFTED_FILE, "--timings",
-                 *verification_arguments]
+    arguments: list[str | Path] = ["-o", tmp_path / "kernels", "--preset", "flash-attn-2", "--only", DRIFTED_FILE,
+                                  "--timings", *verification_arguments]
     code, _, stderr = run_cli(*arguments)
     assert code == 0, stderr
     assert re.search(rf"^flashast: verified {re.escape(DRIFTED_FILE)} in", stderr, re.MULTILINE), stderr
@@ -251,7 +253,7 @@ def test_the_device_side_rejects_a_float_forward_kernel_the_host_side_passes(
     copy atoms assert on the device side (what nvcc reports after ~37 s), at the generated line."""
     plugin = tmp_path / "float_kind.py"
     plugin.write_text(FLOAT_PLUGIN)
-    common = ["--preset", "flash-attn-2", "--plugin", plugin, *verification_arguments]
+    common: list[str | Path] = ["--preset", "flash-attn-2", "--plugin", plugin, *verification_arguments]
     code, _, stderr = run_cli("-o", tmp_path / "host", "--only", "kind=fwd_float", *common)
     assert code == 0, stderr
     output = tmp_path / "device"

@@ -1,0 +1,142 @@
+"""The flash-attn-3 preset against the real `hopper/` sources of a flash-attention checkout (marker
+`realheaders`).
+
+No package on the registries carries flash-attention 3's C++ sources, so these tests need a checkout:
+`$FLASHAST_FA3_SOURCE` names the folder holding `hopper/` (a clone of Dao-AILab/flash-attention; its
+`csrc/cutlass` submodule is not needed: `scripts/verify_real_sources.py` fetches CUTLASS's headers
+from the `nvidia-cutlass` wheel into `$FLASHAST_FA3_CACHE`, else `~/.cache/flashast-fa3`). Without it
+they skip, saying so; anything else that goes wrong fails.
+
+They run the script as a maintainer would (`--preset flash-attn-3`), then show why the real headers
+matter: one real signature changed in a copy of `hopper/` (a template parameter added to
+`run_mha_fwd_`, the kind of change a release makes) is caught, exit 3, at the generated file's own
+line, and nothing is written; and the contracts conform to the real headers in one parse.
+
+The unmarked test runs in the default suite: without a source the script says why, exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_cli, snapshot
+
+from flashast.axes import AxisValue
+from flashast.registry import Registry
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "verify_real_sources.py"
+sys.path.insert(0, str(SCRIPT.parent))
+import verify_real_sources as script  # noqa: E402 - the script as a module: its subset (it runs nothing on import)
+
+SCRIPT_TIMEOUT = 3600
+DRIFTED_FILE = "flash_fwd_hdim128_bf16_split_softcap_sm80.cu"
+REAL_PARAMETERS = "bool Has_softcap, bool PackGQA>\nvoid run_mha_fwd_("
+DRIFTED_PARAMETERS = "bool Has_softcap, bool PackGQA, bool Is_local>\nvoid run_mha_fwd_("
+
+
+def run_script(*arguments: str, environment: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(SCRIPT), "--preset", "flash-attn-3", *arguments], capture_output=True,
+                          text=True, timeout=SCRIPT_TIMEOUT, env=environment, check=False)
+
+
+@pytest.fixture(scope="module")
+def source() -> Path:
+    """The flash-attention checkout, or a skip saying how to give one."""
+    given = os.environ.get("FLASHAST_FA3_SOURCE")
+    if not given:
+        pytest.skip("no flash-attention 3 source: set FLASHAST_FA3_SOURCE to a flash-attention checkout (the folder"
+                    " holding hopper/); no package on the registries carries its C++ sources")
+    return Path(given)
+
+
+@pytest.fixture(scope="module")
+def verification_arguments(source: Path) -> list[str]:
+    """The flashast options the script prints for the checkout (CUTLASS fetched first if needed)."""
+    printed = run_script("--source", str(source), "--print-args")
+    assert printed.returncode == 0, printed.stdout + printed.stderr
+    return shlex.split(printed.stdout)
+
+
+@pytest.mark.realheaders
+def test_script_verifies_the_representative_subset(source: Path, verification_arguments: list[str]) -> None:
+    completed = run_script("--source", str(source))
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output
+    subset = script.FLASH_ATTN_3.verified
+    for name in subset:
+        assert re.search(rf"^verify-flash-attn-3:\s+ok\s+{re.escape(name)}\s+(\d+\.\d s|\(verdict reused)", output,
+                         re.MULTILINE), output
+    assert f"all {len(subset)} files verified against the real headers" in output
+    assert re.search(r"time: first files \d+\.\d s on average .*, total \d+\.\d s", output), output
+    # The subset is representative: every value of the axes that tell kernels apart, and an aggregator.
+    files = {generated.name: generated for generated in Registry().preset("flash-attn-3").generate()}
+    chosen = [files[name] for name in subset]
+    wanted: dict[str, set[AxisValue]] = {"sm": {80, 90}, "dtype": {"fp16", "bf16", "e4m3"}, "split": {True},
+                                         "paged": {True}, "softcap": {True}, "packgqa": {True}}
+    for axis, values in wanted.items():
+        assert values <= {generated.axes.get(axis, None) for generated in chosen}, axis
+    assert {generated.kind for generated in chosen} >= {"fwd", "bwd"}
+    assert any(generated.axes.get("head_dim_v", generated.axes.head_dim) != generated.axes.head_dim
+               for generated in chosen)
+    aggregators = [generated for generated in chosen if generated.aggregator]
+    assert aggregators and set(aggregators[0].included_files()) <= set(subset)
+
+
+@pytest.mark.realheaders
+def test_a_drifted_hopper_signature_is_caught_at_the_generated_line(
+    verification_arguments: list[str], tmp_path: Path
+) -> None:
+    # The same file verifies against the unpatched headers (it is in the script's subset), so the
+    # failure below is the patch's doing alone.
+    assert DRIFTED_FILE in script.FLASH_ATTN_3.verified
+    hopper = Path(verification_arguments[verification_arguments.index("--include-dir") + 1])
+    drifted = tmp_path / "hopper"
+    shutil.copytree(hopper, drifted, ignore=shutil.ignore_patterns("instantiations", "*.py", "flash_attn_3"))
+    for header in ("flash.h", "flash_fwd_launch_template.h"):
+        text = (drifted / header).read_text()
+        assert text.count(REAL_PARAMETERS) == 1, f"{header} no longer declares run_mha_fwd_ as this test expects"
+        (drifted / header).write_text(text.replace(REAL_PARAMETERS, DRIFTED_PARAMETERS))
+    arguments = [str(drifted) if argument == str(hopper) else argument for argument in verification_arguments]
+
+    preview = tmp_path / "preview"
+    code, _, stderr = run_cli("-o", preview, "--preset", "flash-attn-3", "--only", DRIFTED_FILE, "--no-verify", "-q")
+    assert code == 0, stderr
+    lines = (preview / DRIFTED_FILE).read_text().splitlines()
+    instantiations = [number for number, line in enumerate(lines, 1) if line.startswith("template void run_mha_fwd_<")]
+    assert len(instantiations) == 2  # an sm80 file serves sm80 and sm86
+
+    output = tmp_path / "kernels"
+    code, _, stderr = run_cli("-o", output, "--preset", "flash-attn-3", "--only", DRIFTED_FILE, *arguments)
+    assert code == 3, stderr
+    reported = {int(line) for line in re.findall(rf"^{re.escape(DRIFTED_FILE)}:(\d+):\d+: error: ", stderr,
+                                                 re.MULTILINE)}
+    assert reported == set(instantiations), stderr
+    assert "kind=fwd dtype=bf16 head_dim=128" in stderr
+    assert snapshot(output) == {}
+
+
+@pytest.mark.realheaders
+def test_the_contracts_conform_to_the_hopper_headers(verification_arguments: list[str]) -> None:
+    code, _, stderr = run_cli("--preset", "flash-attn-3", "--conformance", *verification_arguments)
+    assert code == 0, stderr
+    assert "the contracts of flash-attn-3 conform to the real headers" in stderr
+
+
+def test_without_a_source_the_script_says_why_and_exits_2(tmp_path: Path) -> None:
+    environment = {name: value for name, value in os.environ.items() if name != "FLASHAST_FA3_SOURCE"}
+    environment["FLASHAST_FA3_CACHE"] = str(tmp_path / "cache")
+    completed = run_script(environment=environment)
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert "the hopper/ C++ sources are in no package on the registries" in completed.stdout
+    assert "--source DIR" in completed.stdout and "$FLASHAST_FA3_SOURCE" in completed.stdout
+    completed = run_script("--source", str(tmp_path), environment=environment)
+    assert completed.returncode == 2
+    assert f"{tmp_path}: no hopper/flash_fwd_launch_template.h" in completed.stdout
+    assert not (tmp_path / "cache").exists()  # nothing fetched before the source is known
