@@ -8,7 +8,15 @@ Every generated file gets its own verdict before anything is written:
 3. parses (`parsing`): in contract mode, batches first (`batching`), then each remaining file on its
    own; in real-header mode, groups sharing a precompiled preamble;
 4. records (`diagnostics`), rendered once: any error, or any warning in a generated file, fails
-   the run with `VerificationError`.
+   the run with `VerificationError`;
+5. with `--device-arch`, the files that passed parsed again for the device, per architecture
+   (`device_targets`), where kernel bodies are instantiated;
+6. with `--conformance` (`conformance`): each kind's contract compared with the real declarations
+   of the same names, in one parse of the real headers, so contract mode stays honest;
+7. with `--dispatcher` (`dispatch`): what the dispatchers call (read by `indexer`, with libclang's
+   indexing API where the calls sit inside templates) against what the selected files provide, read
+   from the model (`provided`): a missing specialization fails the run, a file nothing calls is a
+   warning (an error with `--strict`).
 """
 
 from __future__ import annotations
@@ -79,7 +87,7 @@ def verify(
     refuse_guard_defines(files, options)
     store = store or VerdictStore(None)
     report = Report(files=len(files))
-    clashes = find_clashes(files, [*options.defines, *_defined_by_arguments(options)])
+    clashes = find_clashes(files, options.effective_defines)
     _verify_side(files, files, options, store, progress, jobs, report, clashes)
     if not report.failed and options.real_headers:
         for architecture, targets in device_targets(files, options).items():
@@ -175,10 +183,6 @@ def _verify_contract_mode(
             if readings is not None:
                 passed[generated.name] = readings
             _tell(progress, [generated], report, time.perf_counter() - started)
-
-
-def _defined_by_arguments(options: VerifyOptions) -> list[str]:
-    return [argument[2:] for argument in options.clang_args if argument.startswith("-D")]
 
 
 def _tell(progress: Progress | None, files: Sequence[GeneratedFile], report: Report, seconds: float) -> None:
