@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,9 @@ class Share:
     seconds: float
     share: float
     files: int
+    # For an `--exclude` candidate: aggregators that include files it drops but that it keeps itself,
+    # so a run with it alone refuses the selection (add `--exclude aggregator=true`, or exclude them).
+    kept_aggregators: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -196,11 +199,29 @@ def _share(axis: str, value: AxisValue, group: list[FileCost], total: float) -> 
 
 def _savings(files: tuple[FileCost, ...], by_axis: dict[str, tuple[Share, ...]]) -> tuple[Share, ...]:
     """`--exclude AXIS=VALUE` candidates by the time they save, leaving out those that would exclude
-    every compiled file (a run refuses a selection of nothing)."""
-    counted = sum(1 for file in files if file.attributed > 0)
-    candidates = [share for axis, shares in by_axis.items() if axis not in NOT_SAVINGS
-                  for share in shares if share.files < counted]
+    every compiled file (a run refuses a selection of nothing). Each names the aggregators that
+    include files it drops but would be kept themselves."""
+    counted = [file for file in files if file.attributed > 0]
+    by_name = {file.name: file for file in files}
+    candidates: list[Share] = []
+    for axis, shares in by_axis.items():
+        if axis in NOT_SAVINGS:
+            continue
+        for share in shares:
+            if share.files == len(counted):
+                continue
+            dropped = [file for file in counted if _has(file, axis, share.value)]
+            kept = sorted({aggregator for file in dropped for aggregator in file.through
+                           if not _has(by_name[aggregator], axis, share.value)})
+            candidates.append(replace(share, kept_aggregators=tuple(kept)))
     return tuple(sorted(candidates, key=lambda share: (-share.seconds, share.label)))
+
+
+def _has(file: FileCost, axis: str, value: AxisValue) -> bool:
+    """Whether `--exclude axis=value` matches the file (its kind, or one of its axis values)."""
+    if axis == "kind":
+        return file.kind == value
+    return axis in file.axes and spell_axis_value(file.axes[axis]) == spell_axis_value(value)
 
 
 # Printing --------------------------------------------------------------------------------------------
@@ -223,23 +244,27 @@ def render_table(cost: Cost, top: int) -> str:
         rows.append((axis, "seconds", "share", "files"))
         rows += [(share.label, f"{share.seconds:.1f}", _percent(share.share), str(share.files)) for share in shares]
     rows.append(("", "", "", ""))
-    rows.append(("slowest files", "seconds", "share", "files"))
+    rows.append(("slowest files", "seconds", "share", ""))
     for file in compiled[:top]:
         seconds = file.compiled or 0.0
         included = sum(1 for other in cost.files if file.name in other.through)
         label = f"{file.name} (aggregator of {included})" if included else file.name
         rows.append((label, f"{seconds:.1f}", _percent(seconds / cost.total if cost.total else 0.0), ""))
-    if cost.excludes:
+    shown = cost.excludes[:top]
+    if shown:
         rows.append(("", "", "", ""))
         rows.append(("--exclude that saves the most", "seconds", "share", "files"))
-        rows += [(f"--exclude {share.label}", f"{share.seconds:.1f}", _percent(share.share), str(share.files))
-                 for share in cost.excludes[:top]]
+        rows += [(f"--exclude {share.label}{' (*)' if share.kept_aggregators else ''}", f"{share.seconds:.1f}",
+                  _percent(share.share), str(share.files)) for share in shown]
     width = max(len(row[0]) for row in rows)
     for row in rows:
         if not row[0]:
             lines.append("")
             continue
         lines.append(f"{row[0]:<{width}}  {row[1]:>8}  {row[2]:>5}  {row[3]:>5}".rstrip())
+    if any(share.kept_aggregators for share in shown):
+        lines.append("(*) drops files that aggregators it keeps include: add --exclude aggregator=true to"
+                     " compile the rest one by one")
     return "\n".join(lines) + "\n"
 
 
@@ -253,6 +278,9 @@ def render_json(cost: Cost) -> str:
     def share(item: Share) -> dict[str, Any]:
         return {"filter": item.label, "value": item.value, "seconds": round(item.seconds, 3),
                 "share": round(item.share, 4), "files": item.files}
+
+    def saving(item: Share) -> dict[str, Any]:
+        return {**share(item), "kept_aggregators": list(item.kept_aggregators)}
 
     document = {
         "log": str(cost.log.path),
@@ -275,6 +303,6 @@ def render_json(cost: Cost) -> str:
             for file in cost.files
         ],
         "by_axis": {axis: [share(item) for item in shares] for axis, shares in cost.by_axis.items()},
-        "excludes": [share(item) for item in cost.excludes],
+        "excludes": [saving(item) for item in cost.excludes],
     }
     return json.dumps(document, indent=1, sort_keys=True) + "\n"

@@ -11,7 +11,8 @@
 # flashast runs with the interpreter whose flashast this file belongs to: FLASHAST_PYTHON_EXECUTABLE
 # when set, else the one find_package(Python3) finds (-DPython3_EXECUTABLE=... chooses it). Finding
 # fails, with the reason, when that interpreter's flashast is another installation than this one.
-# Guide: docs/how-to/cmake.md.
+# FLASHAST_EXECUTABLE is that command (`python -m flashast`), for commands of the project's own, such
+# as a `--check` target. Guide: docs/how-to/cmake.md.
 
 include_guard(GLOBAL)
 
@@ -136,7 +137,7 @@ function(flashast_generate out_var)
     COMMAND "${CMAKE_COMMAND}" -E touch "${stamp}"
     BYPRODUCTS ${files}
     DEPENDS ${plugins} "${package_stamp}"
-    COMMENT "flashast: writing and verifying ${count} files in ${output_dir}"
+    COMMENT "flashast: ${out_var}: writing and verifying ${count} files in ${arg_OUTPUT_DIR}"
     VERBATIM)
   add_custom_target("${target}" ALL DEPENDS "${stamp}")
   set("${out_var}" ${files} PARENT_SCOPE)
