@@ -5,13 +5,14 @@ The project's kind is a plugin of the test's own whose files specialize a templa
 header the test writes, so they compile with the host compiler in milliseconds (the real kernels take
 minutes each with nvcc). The scenario is one build tree taken through what a maintainer does: build,
 build again (no work), add a value to an axis (exactly the new file is compiled), drop a configuration
-(its file leaves the target), add a value the header lacks (the build fails with flashast's
+(its file leaves the target; `flashast cost` reads the log this ninja wrote), add a value the header lacks (the build fails with flashast's
 diagnostic, nothing written), and a bad filter (the configure step fails with flashast's line).
 The whole scenario takes about five seconds, most of it CMake's compiler detection.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -170,6 +171,16 @@ def test_a_project_builds_the_files_and_rebuilds_only_what_changed(tmp_path: Pat
     assert "flashast: stale" in removed.stdout and "run_hdim128.cu" in removed.stdout
     inputs = run(ninja, "-C", build, "-t", "inputs", "kernels", cwd=tmp_path).stdout
     assert "run_hdim96.cu" in inputs and "run_hdim64.cu" in inputs and "run_hdim128.cu" not in inputs
+
+    # The log this ninja wrote, read by `flashast cost`: each compiled file with its object.
+    code, stdout, stderr = run_cli("cost", build / ".ninja_log", "-o", kernels, "--json")
+    assert code == 0, stderr
+    document = json.loads(stdout)
+    assert document["ninja_log_version"] in (5, 6, 7)
+    outputs = {entry["name"]: entry["outputs"] for entry in document["files"]}
+    assert outputs["run_hdim96.cu"] == ["CMakeFiles/kernels.dir/kernels/run_hdim96.cu.o"]
+    assert {entry["name"] for entry in document["files"] if entry["compiled_seconds"] is not None} == {
+        "run_hdim64.cu", "run_hdim96.cu", "run_hdim128.cu"}
 
     # A head dimension the header has no launcher for: the build fails with flashast's diagnostic at
     # the generated line, and the directory is exactly as it was.
