@@ -78,3 +78,23 @@ def test_each_broken_file_is_reported_at_its_own_line_and_no_other(count: int, o
 def test_clean_files_each_pass(count: int, options: VerifyOptions) -> None:
     report = verify(preset(count, set()).generate(), options)
     assert (report.files, report.parsed, report.reused, report.errors, report.warnings) == (count, count, 0, [], [])
+
+
+def test_parallel_work_keeps_groups_whole_and_splits_only_large_ones() -> None:
+    """A preamble group goes whole to one thread (a second preamble would cost more than it
+    spreads), unless there are fewer groups than threads and the group is large."""
+    from flashast import Registry
+    from flashast.verify.parallel import plan_work
+    from flashast.verify.parsing import group_by_preamble
+
+    files = Registry().preset("pytorch").generate()
+    groups = group_by_preamble(files)
+    assert len(groups) == 2
+    plans = plan_work(groups, 2)
+    assert sorted(len(plan) for plan in plans) == [1, 1]
+    assert sorted(len(plan[0]) for plan in plans) == sorted(len(group) for group in groups)
+    small = [group[:3] for group in groups]
+    assert [len(unit) for plan in plan_work(small[:1], 2) for unit in plan] == [3]  # too small to split
+    split = plan_work(groups[:1], 2)
+    assert len(split) == 2 and sum(len(plan[0]) for plan in split) == len(groups[0])
+    assert plan_work(groups, 1) == [sorted(groups, key=len, reverse=True)]

@@ -2,9 +2,11 @@
 
 A real-header parse takes seconds (FA2's `bwd` files 10-20 s each), and libclang releases the GIL
 while it parses (ctypes calls), so threads use every core; each thread owns its own libclang index
-and translation units, which libclang allows. Files are ordered by preamble group and cut into
-contiguous slices, one per thread, so each slice builds few precompiled preambles. Memory grows with
-the threads: a host-side parse of an FA2 file peaks near 0.7 GB, so `--jobs` bounds it.
+and translation units, which libclang allows. The unit of work is a preamble group (files whose
+includes are the same share one precompiled preamble, the expensive part of a `fwd` file): groups go
+whole to the least loaded thread, and a group is split, at the price of a second preamble, only when
+there are fewer groups than threads and it has many files. Memory grows with the threads: a
+host-side parse of an FA2 file peaks near 0.7 GB, so `--jobs` bounds it.
 """
 
 from __future__ import annotations
@@ -19,18 +21,40 @@ from flashast.verify.keys import Reading
 from flashast.verify.parsing import Parsed, Parser, Progress, group_by_preamble
 from flashast.verify.toolchain import VerifyOptions
 
+# A group is split across threads only from this many files: below it, a second preamble costs more
+# than the re-parses it spreads (an FA2 `fwd` preamble takes about as long as eight re-parses).
+SPLIT_FROM_FILES = 8
+# What building a preamble weighs, in re-parses, when spreading groups over threads.
+PREAMBLE_WEIGHT = 4
+
+
+def plan_work(groups: Sequence[list[GeneratedFile]], workers: int) -> list[list[list[GeneratedFile]]]:
+    """The groups (split where worth it) each thread parses."""
+    units = sorted(groups, key=len, reverse=True)
+    while units and len(units) < workers and len(units[0]) >= SPLIT_FROM_FILES:
+        largest = units.pop(0)
+        half = len(largest) // 2
+        units = sorted([*units, largest[:half], largest[half:]], key=len, reverse=True)
+    plans: list[list[list[GeneratedFile]]] = [[] for _ in range(workers)]
+    loads = [0] * workers
+    for unit in units:
+        lightest = loads.index(min(loads))
+        plans[lightest].append(unit)
+        loads[lightest] += len(unit) + PREAMBLE_WEIGHT
+    return [plan for plan in plans if plan]
+
 
 def verify_in_parallel(
     cindex: ModuleType, files: Sequence[GeneratedFile], to_parse: Sequence[GeneratedFile], options: VerifyOptions,
     report: Report, progress: Progress | None, jobs: int,
 ) -> dict[str, list[Reading]]:
     """Verify `to_parse` against real headers on up to `jobs` threads, reporting into `report` in
-    file order; returns the readings of every file that passed."""
-    ordered = [generated for group in group_by_preamble(to_parse) for generated in group]
-    workers = max(1, min(jobs, len(ordered)))
-    size = -(-len(ordered) // workers) if ordered else 0
-    slices = [ordered[start:start + size] for start in range(0, len(ordered), size)] if size else []
-    parts = [Report(files=len(part)) for part in slices]
+    the order of the groups; returns the readings of every file that passed."""
+    groups = group_by_preamble(to_parse)
+    plans = plan_work(groups, max(1, jobs))
+    total = len(to_parse)
+    # One report per unit of work, merged in file order whichever thread finished first.
+    parts: dict[str, Report] = {}
     passed: dict[str, list[Reading]] = {}
     failures: list[BaseException] = []
     lock = threading.Lock()
@@ -41,13 +65,14 @@ def verify_in_parallel(
         with lock:
             done += 1
             if progress is not None:
-                progress(Parsed(generated, failed, seconds, done, len(ordered)))
+                progress(Parsed(generated, failed, seconds, done, total))
 
-    def work(part_files: list[GeneratedFile], part: Report) -> None:
+    def work(plan: list[list[GeneratedFile]]) -> None:
         parser = Parser(cindex, files, options)
         try:
-            for group in group_by_preamble(part_files):
-                clean = parser.verify_group_over_preamble(group, part, finished)
+            for unit in plan:
+                part = parts[unit[0].name] = Report(files=len(unit))
+                clean = parser.verify_group_over_preamble(unit, part, finished)
                 with lock:
                     passed.update(clean)
         except BaseException as error:  # re-raised on the calling thread
@@ -55,16 +80,17 @@ def verify_in_parallel(
         finally:
             parser.close()
 
-    threads = [
-        threading.Thread(target=work, args=(part_files, part)) for part_files, part in zip(slices, parts, strict=True)
-    ]
+    threads = [threading.Thread(target=work, args=(plan,)) for plan in plans]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     if failures:
         raise failures[0]
-    for part in parts:
+    for generated in to_parse:
+        part = parts.get(generated.name)
+        if part is None:
+            continue
         report.parsed += part.parsed
         for diagnostic in part.diagnostics:
             report.add(diagnostic)
