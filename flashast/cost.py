@@ -110,6 +110,9 @@ def object_source(step: Step, names: frozenset[str]) -> str | None:
 
 def aggregator_members(registry: Registry, preset: str) -> dict[str, tuple[str, ...]]:
     """Each aggregator of `preset` with the generated files it includes, from the model."""
+    if preset not in registry.preset_names():
+        raise UsageError(f"preset {preset}: not registered, so what its aggregators include is unknown;"
+                         " add the --plugin that registers it")
     return {file.name: file.included_files() for file in registry.preset(preset).generate() if file.aggregator}
 
 
@@ -136,8 +139,8 @@ def measure(log: NinjaLog, directory: Path, preset: str | None, members: Members
             other_seconds += step.seconds
     if not steps:
         raise UsageError(
-            f"{log.path}: no compile step of a file in {directory} ({len(log.steps)} entries, none an object"
-            f" of its {len(entries)} files); is it the log of the build that compiles them?"
+            f"{log.path}: no compile step of a file in {directory} ({len(log.steps)} outputs logged, none the"
+            f" object of one of its {len(entries)} files); is it the log of the build that compiles them?"
         )
     attributed = dict.fromkeys(entries, 0.0)
     through: dict[str, list[str]] = {name: [] for name in entries}

@@ -145,6 +145,13 @@ def test_the_footnote_says_when_a_saving_needs_the_aggregators_out(kernels: Path
     assert "(*) drops files that aggregators it keeps include: add --exclude aggregator=true" in stdout
 
 
+def test_an_aggregator_of_a_preset_not_registered_asks_for_its_plugin(kernels: Path, tmp_path: Path) -> None:
+    code, stdout, stderr = run_cli("cost", write_log(tmp_path / ".ninja_log", 7), "-o", kernels)
+    assert (code, stdout) == (2, "")
+    assert stderr == ("flashast: error: preset demo: not registered, so what its aggregators include is unknown;"
+                      " add the --plugin that registers it\n")
+
+
 def test_a_log_without_aggregator_steps_needs_no_model(kernels: Path, tmp_path: Path) -> None:
     """Without an aggregator's step the manifest is enough: no plugin is loaded, none is needed."""
     log = write_log(tmp_path / ".ninja_log", 7, [entry for entry in ENTRIES if "hdimall" not in entry[2]])
@@ -163,8 +170,8 @@ def test_a_log_without_aggregator_steps_needs_no_model(kernels: Path, tmp_path: 
         ("# ninja log v7\n0\t10\t0\ta.o\tff\n10 20 0 b.o ff\n",
          "{log}:3: not a ninja log v7 entry (start, end, mtime, output and hash, separated by tabs)"),
         ("# ninja log v7\n0\t10\t0\ta.o\tff\n",
-         "{log}: no compile step of a file in {kernels} (1 entries, none an object of its 8 files); is it the log"
-         " of the build that compiles them?"),
+         "{log}: no compile step of a file in {kernels} (1 outputs logged, none the object of one of its 8 files);"
+         " is it the log of the build that compiles them?"),
     ],
 )
 def test_a_log_flashast_cannot_read_is_one_line_and_exit_2(content: str, message: str, kernels: Path,
