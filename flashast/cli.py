@@ -267,7 +267,7 @@ def build_cost_parser() -> argparse.ArgumentParser:
     parser.add_argument("log", metavar="BUILD/.ninja_log", help="ninja's log of the build (format v5 to v7)")
     parser.add_argument("-o", "--output", metavar="DIR", required=True,
                         help="the directory flashast wrote the files to (its .flashast.json names them)")
-    parser.add_argument("--preset", help="only the files of preset NAME (default: every file of DIR)")
+    parser.add_argument("--preset", metavar="NAME", help="only the files of preset NAME (default: every file of DIR)")
     parser.add_argument("--json", action="store_true", help="print the whole report as JSON, for tools")
     parser.add_argument("--top", type=_positive_count, default=10, metavar="N",
                         help="rows of slowest files and of --exclude savings (default: 10)")
