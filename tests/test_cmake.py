@@ -231,3 +231,27 @@ def test_the_wheel_ships_the_cmake_files(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"flashast/cmake/flashast-config.cmake", "flashast/cmake/flashast-config-version.cmake"} <= names
 
+
+
+def test_no_aggregators_lists_the_members_an_aggregator_would_include(tmp_path: Path) -> None:
+    """NO_AGGREGATORS leaves flash-attention 3's `*_softcapall_*` files out of the list and keeps the
+    files they include (paths in OUTPUT_DIR, relative to the binary directory)."""
+    cmake = tool("cmake")
+    (tmp_path / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.20)\nproject(lists LANGUAGES NONE)\nfind_package(flashast CONFIG REQUIRED)\n"
+        "flashast_generate(ALL OUTPUT_DIR fa3 PRESET flash-attn-3 ONLY sm=80 ONLY head_dim=128)\n"
+        "flashast_generate(MEMBERS OUTPUT_DIR fa3 PRESET flash-attn-3 ONLY sm=80 ONLY head_dim=128 NO_AGGREGATORS)\n"
+        'file(WRITE "${CMAKE_BINARY_DIR}/lists.txt" "${ALL}\\n${MEMBERS}\\n")\n'
+    )
+    build = tmp_path / "build"
+    configured = run(cmake, "-S", tmp_path, "-B", build, f"-Dflashast_DIR={cmake_dir()}",
+                     f"-DPython3_EXECUTABLE={sys.executable}", cwd=tmp_path)
+    assert configured.returncode == 0, configured.stdout
+    every, members = (set(line.split(";")) for line in (build / "lists.txt").read_text().splitlines())
+    assert len(every) == 28 and all(path.startswith(f"{build / 'fa3'}/") for path in every)
+    assert members < every
+    assert {Path(path).name for path in every - members} == {
+        "flash_fwd_hdim128_bf16_paged_split_softcapall_sm80.cu", "flash_fwd_hdim128_bf16_paged_softcapall_sm80.cu",
+        "flash_fwd_hdim128_bf16_split_softcapall_sm80.cu", "flash_fwd_hdim128_bf16_softcapall_sm80.cu",
+        "flash_fwd_hdim128_fp16_paged_split_softcapall_sm80.cu", "flash_fwd_hdim128_fp16_paged_softcapall_sm80.cu",
+        "flash_fwd_hdim128_fp16_split_softcapall_sm80.cu", "flash_fwd_hdim128_fp16_softcapall_sm80.cu"}
