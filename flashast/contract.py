@@ -9,8 +9,9 @@ both clang's lookup beside the including file and its include-path search find i
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flashast.errors import ModelError
 from flashast.names import IncludePath
@@ -27,8 +28,12 @@ class Contract:
     """
 
     headers: tuple[tuple[IncludePath, tuple[Declaration, ...]], ...]
+    # Where the contract was written (`file.py:LINE` of the code that built it), so that a check of
+    # it against the real headers can point at the kind's own source. Not part of its value.
+    origin: str = field(compare=False, hash=False, repr=False)
 
     def __init__(self, headers: Mapping[str, Sequence[Declaration]] | None = None) -> None:
+        object.__setattr__(self, "origin", _caller())
         pairs: list[tuple[IncludePath, tuple[Declaration, ...]]] = []
         for path, given in (headers or {}).items():
             try:
@@ -66,5 +71,15 @@ class Contract:
             if merged.get(path.text, declarations) != declarations:
                 raise ModelError("Contract", "headers", path.text, "declared differently by two kinds")
             merged[path.text] = declarations
-        return Contract(merged)
+        combined = Contract(merged)
+        object.__setattr__(combined, "origin", self.origin)
+        return combined
+
+
+def _caller() -> str:
+    """`file.py:LINE` of the first frame outside this module: the code building the contract."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back  # type: ignore[assignment]
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else "<unknown>"
 

@@ -115,3 +115,29 @@ def test_conformance_needs_real_headers(tmp_path: Path) -> None:
     code, _, stderr = run_cli("--conformance")
     assert code == 2
     assert "flashast: error: --conformance: compares contracts with real headers; add --include-dir DIR" in stderr
+
+
+PLUGIN = """
+from flashast import Contract, FunctionTemplate, Include, Kind, Preset, TranslationUnit, TypeParameter, ValueParameter
+from flashast.presets import pytorch
+
+STALE = FunctionTemplate((TypeParameter("T"), ValueParameter("int", "Headdim"), ValueParameter("bool", "Is_causal")),
+                         "void", "run_mha_fwd_", pytorch.FWD_PARAMETERS)
+
+
+def register(registry):
+    from flashast import Namespace
+    contract = Contract({pytorch.FLASH_HEADER: (Namespace("pytorch_flash", (STALE,)),)})
+    registry.add_preset(Preset("stale", kinds=(Kind("fwd", axes={"head_dim": (64,)}, build=lambda config: TranslationUnit(()),
+                                                    file_name="f_{head_dim}.cu", contract=contract),)))
+"""
+
+
+def test_a_plugins_mismatch_names_the_line_that_built_its_contract(tmp_path: Path) -> None:
+    plugin = tmp_path / "stale_plugin.py"
+    plugin.write_text(PLUGIN)
+    code, _, stderr = run_cli("--conformance", "--plugin", plugin, "--preset", "stale", "--include-dir", tree(tmp_path))
+    assert code == 3, stderr
+    assert "function template pytorch_flash::run_mha_fwd_ differs" in stderr
+    line = next(number for number, text in enumerate(PLUGIN.splitlines(), 1) if "contract = Contract(" in text)
+    assert f"(the contract is built at {plugin}:{line})" in stderr

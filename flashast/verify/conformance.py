@@ -96,7 +96,7 @@ def check_conformance(
     for contract in distinct:
         report.parsed += 1
         for declared in _contract_declarations(cindex, index, contract):
-            _compare(declared, real, report)
+            _compare(declared, real, report, contract.origin)
     if report.failed:
         raise VerificationError(
             f"conformance failed: {len(report.errors)} contract declaration(s) differ from the real headers",
@@ -117,7 +117,7 @@ def _contract_declarations(cindex: ModuleType, index: Any, contract: Contract) -
     return [declared for group in found.values() for declared in group if declared.location is not None]
 
 
-def _compare(declared: Declared, real: dict[str, list[Declared]], report: Report) -> None:
+def _compare(declared: Declared, real: dict[str, list[Declared]], report: Report, origin: str) -> None:
     candidates = [candidate for candidate in real.get(declared.name, []) if candidate.what == declared.what]
     if any(candidate.shape == declared.shape for candidate in candidates):
         return
@@ -131,7 +131,8 @@ def _compare(declared: Declared, real: dict[str, list[Declared]], report: Report
         notes = tuple(Note(f"the real declaration: {candidate.describe()}", candidate.location)
                       for candidate in candidates)
     report.add(Diagnostic(declared.location, message, fails=True, file=None, notes=notes,
-                          remarks=("(the contract no longer matches the header it stands for)",)))
+                          remarks=("(the contract no longer matches the header it stands for)",
+                                   f"(the contract is built at {origin})")))
 
 
 def _declarations(cindex: ModuleType, unit: Any, cursor: Any, scope: tuple[str, ...]) -> dict[str, list[Declared]]:
