@@ -5,9 +5,14 @@ The project's kind is a plugin of the test's own whose files specialize a templa
 header the test writes, so they compile with the host compiler in milliseconds (the real kernels take
 minutes each with nvcc). The scenario is one build tree taken through what a maintainer does: build,
 build again (no work), add a value to an axis (exactly the new file is compiled), drop a configuration
-(its file leaves the target; `flashast cost` reads the log this ninja wrote), add a value the header lacks (the build fails with flashast's
-diagnostic, nothing written), and a bad filter (the configure step fails with flashast's line).
-The whole scenario takes about five seconds, most of it CMake's compiler detection.
+(its file leaves the target; `flashast cost` reads the log this ninja wrote), add a value the header
+lacks (the build fails with flashast's diagnostic, nothing written), and a bad filter (the configure
+step fails with flashast's line).
+
+Marker `tools` (deselected by default, run by `.ci/run` in a step of its own) for the build scenario
+(about five seconds, most of it CMake's compiler detection), the list NO_AGGREGATORS gives, and the
+wheel's package data; `--cmake-dir` and the interpreter check run by default, and so does the CMake
+how-to page (`tests/test_docs.py`), which configures and builds too.
 """
 
 from __future__ import annotations
@@ -130,6 +135,7 @@ def test_cmake_dir_holds_the_config_files() -> None:
     assert f'set(PACKAGE_VERSION "{flashast.__version__}")' in version
 
 
+@pytest.mark.tools
 def test_a_project_builds_the_files_and_rebuilds_only_what_changed(tmp_path: Path) -> None:
     cmake, ninja = tool("cmake"), tool("ninja")
     source, build = tmp_path / "project", tmp_path / "build"
@@ -217,6 +223,7 @@ def test_find_package_refuses_an_interpreter_without_this_flashast(tmp_path: Pat
     assert "set FLASHAST_PYTHON_EXECUTABLE or Python3_EXECUTABLE" in text
 
 
+@pytest.mark.tools
 def test_the_wheel_ships_the_cmake_files(tmp_path: Path) -> None:
     """A non-editable install has them too: they are package data of the wheel."""
     source = tmp_path / "source"
@@ -233,6 +240,7 @@ def test_the_wheel_ships_the_cmake_files(tmp_path: Path) -> None:
 
 
 
+@pytest.mark.tools
 def test_no_aggregators_lists_the_members_an_aggregator_would_include(tmp_path: Path) -> None:
     """NO_AGGREGATORS leaves flash-attention 3's `*_softcapall_*` files out of the list and keeps the
     files they include (paths in OUTPUT_DIR, relative to the binary directory)."""

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli, snapshot
 
+from flashast.cli import main
+
 PLUGIN = '''\
 from flashast import Kind, LineComment, Preset, Registry, TranslationUnit
 from flashast.presets.common import aggregator_kind
@@ -169,37 +171,44 @@ def test_a_log_without_aggregator_steps_needs_no_model(kernels: Path, tmp_path: 
         ("# ninja log v8\n", "{log}: ninja log v8; flashast reads v5 to v7"),
         ("# ninja log v7\n0\t10\t0\ta.o\tff\n10 20 0 b.o ff\n",
          "{log}:3: not a ninja log v7 entry (start, end, mtime, output and hash, separated by tabs)"),
+        ("# ninja log v7\n0\t10\t0\ta.o\tzz\n",
+         "{log}:2: not a ninja log v7 entry (start, end, mtime, output and hash, separated by tabs)"),
         ("# ninja log v7\n0\t10\t0\ta.o\tff\n",
          "{log}: no compile step of a file in {kernels} (1 outputs logged, none the object of one of its 8 files);"
          " is it the log of the build that compiles them?"),
     ],
 )
-def test_a_log_flashast_cannot_read_is_one_line_and_exit_2(content: str, message: str, kernels: Path,
-                                                             tmp_path: Path) -> None:
+def test_a_log_flashast_cannot_read_is_one_line_and_exit_2(content: str, message: str, kernels: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """In-process (`main` returns what the subprocess exits with; the subprocess runs above)."""
     log = tmp_path / ".ninja_log"
     log.write_text(content)
-    code, stdout, stderr = run_cli("cost", log, "-o", kernels)
-    assert (code, stdout) == (2, "")
-    assert stderr == f"flashast: error: {message.format(log=log, kernels=kernels)}\n"
+    assert main(["cost", str(log), "-o", str(kernels)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"flashast: error: {message.format(log=log, kernels=kernels)}\n"
 
 
-def test_a_directory_without_a_manifest_or_files_of_the_preset_is_one_line_and_exit_2(kernels: Path,
-                                                                                      tmp_path: Path) -> None:
+def test_a_directory_without_a_manifest_or_files_of_the_preset_is_one_line_and_exit_2(
+    kernels: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     log = write_log(tmp_path / ".ninja_log", 7)
     empty = tmp_path / "empty"
     empty.mkdir()
     before = snapshot(kernels)
     for arguments, message in [
-        (("-o", empty), f"{empty}: no flashast manifest (.flashast.json): not a directory flashast wrote"),
-        (("-o", tmp_path / "absent"),
+        (["-o", str(empty)], f"{empty}: no flashast manifest (.flashast.json): not a directory flashast wrote"),
+        (["-o", str(tmp_path / "absent")],
          f"{tmp_path / 'absent'}: no flashast manifest (.flashast.json): not a directory flashast wrote"),
-        (("-o", kernels, "--preset", "pytorch"), f"--preset pytorch: {kernels} holds no file of it (it holds: demo)"),
-        (("-o", kernels, "--top", "0"), "argument --top: '0' is not a positive number of rows"),
+        (["-o", str(kernels), "--preset", "pytorch"], f"--preset pytorch: {kernels} holds no file of it (it holds: demo)"),
+        (["-o", str(kernels), "--top", "0"], "argument --top: '0' is not a positive number of rows"),
+        ([], "the following arguments are required: -o/--output"),
     ]:
-        code, stdout, stderr = run_cli("cost", log, *arguments)
-        assert (code, stdout) == (2, ""), stderr
-        assert stderr.splitlines()[-1] == f"flashast: error: {message}"
-    code, _, stderr = run_cli("cost", tmp_path / "missing.log", "-o", kernels)
-    assert code == 2
+        assert main(["cost", str(log), *arguments]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err.splitlines()[-1] == f"flashast: error: {message}"
+    code, stdout, stderr = run_cli("cost", tmp_path / "missing.log", "-o", kernels)
+    assert (code, stdout) == (2, "")
     assert stderr == f"flashast: error: {tmp_path / 'missing.log'}: cannot read (No such file or directory)\n"
     assert snapshot(kernels) == before, "cost reads DIR, never writes it"
