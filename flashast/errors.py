@@ -7,6 +7,7 @@ the CLI is a bug in flashast and is reported as such (exit 123).
 
 from __future__ import annotations
 
+import dis
 import os
 from pathlib import Path
 
@@ -54,6 +55,26 @@ class LibclangUnavailable(UsageError):
 
 _FLASHAST_DIRECTORY = Path(__file__).resolve().parent
 _STANDARD_LIBRARY = Path(os.__file__).resolve().parent
+
+
+# What plugin code may raise that flashast turns into a `PluginError` naming the plugin: its bugs, a
+# `sys.exit()`, and a `KeyboardInterrupt` it raises itself (not one the user's Ctrl-C delivers).
+PLUGIN_ESCAPES = (Exception, SystemExit, KeyboardInterrupt)
+_RAISE = dis.opmap["RAISE_VARARGS"]
+
+
+def user_interrupt(error: BaseException) -> bool:
+    """Whether `error` is an interrupt the user caused: a `KeyboardInterrupt` that no `raise`
+    statement raised (a signal arrives between any two instructions, a `raise` is one of them)."""
+    if not isinstance(error, KeyboardInterrupt):
+        return False
+    traceback = error.__traceback__
+    if traceback is None:
+        return True
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    code = traceback.tb_frame.f_code.co_code
+    return not 0 <= traceback.tb_lasti < len(code) or code[traceback.tb_lasti] != _RAISE
 
 
 def one_line(text: str) -> str:

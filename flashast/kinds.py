@@ -17,7 +17,15 @@ from dataclasses import KW_ONLY, dataclass, field
 
 from flashast.axes import AxisValue, Configuration, spell_axis_value
 from flashast.contract import Contract
-from flashast.errors import FlashastError, ModelError, PluginError, one_line, plugin_frame
+from flashast.errors import (
+    PLUGIN_ESCAPES,
+    FlashastError,
+    ModelError,
+    PluginError,
+    one_line,
+    plugin_frame,
+    user_interrupt,
+)
 from flashast.generated import GeneratedFile
 from flashast.names import FileName, check_identifier
 from flashast.nodes import TranslationUnit
@@ -186,7 +194,9 @@ class Kind:
             reason = self.constraint(configuration)
         except FlashastError as error:
             raise self._failure("constraint", configuration, error) from None
-        except (Exception, SystemExit) as error:
+        except PLUGIN_ESCAPES as error:
+            if user_interrupt(error):
+                raise
             self._blame_plugin("constraint", configuration, error)
             raise
         if reason is not None and (not isinstance(reason, str) or not reason.strip()):
@@ -206,7 +216,9 @@ class Kind:
                 text = self.file_name(configuration)
             except FlashastError as error:
                 raise self._failure("file_name", configuration, error) from None
-            except (Exception, SystemExit) as error:
+            except PLUGIN_ESCAPES as error:
+                if user_interrupt(error):
+                    raise
                 self._blame_plugin("file_name", configuration, error)
                 raise
         try:
@@ -240,7 +252,9 @@ class Kind:
                 unit = self.build(configuration)
             except FlashastError as error:
                 raise self._failure("build", configuration, error) from None
-            except (Exception, SystemExit) as error:
+            except PLUGIN_ESCAPES as error:
+                if user_interrupt(error):
+                    raise
                 self._blame_plugin("build", configuration, error)
                 raise
             if not isinstance(unit, TranslationUnit):
@@ -266,7 +280,9 @@ class Kind:
             named = self.architectures(configuration)
         except FlashastError as error:
             raise self._failure("architectures", configuration, error) from None
-        except (Exception, SystemExit) as error:
+        except PLUGIN_ESCAPES as error:
+            if user_interrupt(error):
+                raise
             self._blame_plugin("architectures", configuration, error)
             raise
         return _architectures(f"Kind({self.name})", named)

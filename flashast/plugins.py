@@ -19,7 +19,7 @@ from importlib import metadata
 from importlib import util as import_util
 from pathlib import Path
 
-from flashast.errors import FlashastError, PluginError, one_line, plugin_frame
+from flashast.errors import PLUGIN_ESCAPES, FlashastError, PluginError, one_line, plugin_frame, user_interrupt
 from flashast.registry import Origin, Registry
 
 ENTRY_POINT_GROUP = "flashast.plugins"
@@ -34,7 +34,9 @@ def _call_register(registry: Registry, target: object, label: str, origin: Origi
             register(registry)
     except FlashastError as error:
         raise PluginError(f"plugin {label}: {one_line(str(error))}{plugin_frame(error)}") from None
-    except (Exception, SystemExit) as error:  # a plugin's own bug (or exit) is one line naming the plugin
+    except PLUGIN_ESCAPES as error:  # a plugin's own bug (or exit) is one line naming the plugin
+        if user_interrupt(error):
+            raise
         message = one_line(f"{type(error).__name__}: {error}")
         raise PluginError(f"plugin {label}: register() failed: {message}{plugin_frame(error)}") from None
 
@@ -66,14 +68,18 @@ def load_plugin(registry: Registry, spec: str) -> None:
         sys.modules[module_name] = module
         try:
             module_spec.loader.exec_module(module)
-        except (Exception, SystemExit) as error:
+        except PLUGIN_ESCAPES as error:
+            if user_interrupt(error):
+                raise
             del sys.modules[module_name]
             raise _import_failure(spec, error) from None
         _call_register(registry, module, spec, Origin(f"file {spec}"))
         return
     try:
         module = importlib.import_module(spec)
-    except (Exception, SystemExit) as error:
+    except PLUGIN_ESCAPES as error:
+        if user_interrupt(error):
+            raise
         raise _import_failure(spec, error) from None
     _call_register(registry, module, spec, Origin(f"module {spec}"))
 
@@ -90,6 +96,8 @@ def load_entry_points(registry: Registry) -> None:
         label = f"{entry_point.name} ({where})"
         try:
             target = entry_point.load()
-        except (Exception, SystemExit) as error:
+        except PLUGIN_ESCAPES as error:
+            if user_interrupt(error):
+                raise
             raise _import_failure(label, error) from None
         _call_register(registry, target, label, Origin(f"distribution {where}"))

@@ -243,6 +243,8 @@ def register(registry):
     ("pass", "sys.exit(0)", "register() failed: SystemExit"),
     ("sys.exit(0)", "pass", "build failed for head_dim=64: SystemExit"),
     ("pass", "raise SystemExit('bye')", "register() failed: SystemExit: bye"),
+    ("raise KeyboardInterrupt", "pass", "build failed for head_dim=64: KeyboardInterrupt"),
+    ("pass", "raise KeyboardInterrupt('plugin code')", "register() failed: KeyboardInterrupt: plugin code"),
 ])
 def test_a_plugin_cannot_take_over_the_exit_code(tmp_path: Path, build: str, register: str, where: str) -> None:
     plugin = tmp_path / "exiting.py"
@@ -350,3 +352,22 @@ def test_a_write_that_fails_midway_leaves_the_directory_as_it_was(tmp_path: Path
     assert "cannot write" in one_error_line(completed.stderr)
     assert snapshot(directory) == before
     assert not any(path.name.startswith(".flashast-tmp-") for path in (directory.iterdir() if directory.is_dir() else ()))
+
+
+def test_the_users_ctrl_c_inside_plugin_code_is_an_interrupt_not_a_plugin_error(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    plugin = tmp_path / "slow.py"
+    plugin.write_text("import sys, time\n\n\ndef register(registry):\n    print('ready', file=sys.stderr, flush=True)\n"
+                      "    time.sleep(60)\n")
+    process = subprocess.Popen(cli_command("-o", tmp_path / "out", "--plugin", plugin), env=cli_environment(),
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    assert process.stderr.readline().strip() == "ready"
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 130, stderr
+    assert "flashast: interrupted" in stderr and "PluginError" not in stderr and "plugin" not in stderr.lower()
+    assert not (tmp_path / "out").exists()
