@@ -158,7 +158,7 @@ def measure(log: NinjaLog, directory: Path, preset: str | None, members: Members
         FileCost(
             name=name,
             kind=str(entry.get("kind", "")),
-            axes=dict(entry.get("axes") or {}),
+            axes=_axes(entry),
             aggregator=bool(entry.get("aggregator", False)),
             outputs=tuple(step.output for step in steps.get(name, ())),
             compiled=sum(step.seconds for step in steps[name]) if name in steps else None,
@@ -172,6 +172,14 @@ def measure(log: NinjaLog, directory: Path, preset: str | None, members: Members
     presets = tuple(sorted({str(entry.get("preset")) for entry in entries.values()}))
     return Cost(log, directory, presets, files, total, other_steps, other_seconds, by_axis,
                 _savings(files, by_axis))
+
+
+def _axes(entry: Mapping[str, Any]) -> dict[str, AxisValue]:
+    """A manifest entry's axis values; what no flashast writes there (a list, a table) is not an axis value."""
+    axes = entry.get("axes")
+    if not isinstance(axes, dict):
+        return {}
+    return {str(axis): value for axis, value in axes.items() if isinstance(value, (int, str))}
 
 
 def _members_of(entry: Mapping[str, Any], name: str, members: Members) -> tuple[str, ...]:
