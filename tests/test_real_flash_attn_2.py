@@ -1,6 +1,6 @@
 """The flash-attn-2 preset against the real flash-attention 2.8.3 sources (marker `realheaders`).
 
-Deselected by default (pyproject's `addopts`); `.ci/run` runs it with `pytest -m realheaders`. It
+Deselected by default (pyproject's `addopts`); `.ci/run` runs it with `pytest -m realheaders -n 0`. It
 runs `scripts/verify_flash_attn_2.py` (`verify_real_sources.py` under the name the docs use) exactly
 as the README tells a maintainer to, which fetches the sources, torch's headers and clang's resource
 headers from the registries into a cache folder (`$FLASHAST_FA2_CACHE`, else
