@@ -141,3 +141,44 @@ def test_a_plugins_mismatch_names_the_line_that_built_its_contract(tmp_path: Pat
     assert "function template pytorch_flash::run_mha_fwd_ differs" in stderr
     line = next(number for number, text in enumerate(PLUGIN.splitlines(), 1) if "contract = Contract(" in text)
     assert f"(the contract is built at {plugin}:{line})" in stderr
+
+
+NAMESPACE_PLUGIN = """
+from flashast import Contract, FunctionTemplate, Include, Kind, MacroDefinition, Namespace, Preset, TranslationUnit
+from flashast import TypeParameter
+
+RUN = FunctionTemplate((TypeParameter("T"),), "void", "run", ())
+CONTRACT = Contract({"ns.h": (MacroDefinition("FLASH_NAMESPACE", "flash"), Namespace("FLASH_NAMESPACE", (RUN,)))})
+
+
+def register(registry):
+    registry.add_preset(Preset("ns", kinds=(Kind("k", axes={"v": (1,)}, build=lambda config: TranslationUnit(()),
+                                                 file_name="k_{v}.cu", contract=CONTRACT),)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("#define FLASH_NAMESPACE flash\nnamespace FLASH_NAMESPACE { template<typename T> void run(); }\n", None),
+        ("#define FLASH_NAMESPACE flash2\nnamespace FLASH_NAMESPACE { template<typename T> void run(); }\n",
+         "macro FLASH_NAMESPACE differs from the real headers: the contract says `macro FLASH_NAMESPACE = flash`,"
+         " the headers `macro FLASH_NAMESPACE = flash2`"),
+        ("#define FLASH_NAMESPACE flash\nnamespace other { template<typename T> void run(); }\n",
+         "function template flash::run is not declared by the real headers"),
+    ],
+)
+def test_macros_and_namespaces_are_compared_as_the_compiler_expands_them(
+    tmp_path: Path, header: str, expected: str | None
+) -> None:
+    plugin = tmp_path / "ns_plugin.py"
+    plugin.write_text(NAMESPACE_PLUGIN)
+    headers = tmp_path / "real"
+    headers.mkdir()
+    (headers / "ns.h").write_text(header)
+    code, _, stderr = run_cli("--conformance", "--plugin", plugin, "--preset", "ns", "--include-dir", headers)
+    if expected is None:
+        assert code == 0, stderr
+    else:
+        assert code == 3, stderr
+        assert expected in stderr
