@@ -20,8 +20,22 @@ so what the user cache holds is part of what a row says:
 - no-op rerun: the same directory again, nothing changed. Also counts the files (manifest included)
   whose inode, size, mtime or ctime changed, or that appeared or went away: it must be 0.
 
-Run: `python benchmarks/bench.py` (about a minute on a 2-core machine; `--quick` for a smoke run of
-about 15 s). Prints a table (and with `--json FILE` writes the rows as data). Exits 0 even when a
+Real flash-attention 2 headers (they run when the cache of `scripts/verify_flash_attn_2.py` exists,
+`$FLASHAST_FA2_CACHE` or `~/.cache/flashast-fa2`, with the options its `--print-args` prints, and say
+they were skipped otherwise; nothing is fetched here). One run each, through the command line:
+
+- cold: a selection of FA2 files (8 fwd/bwd files; 2 with `--quick`) with an empty user cache and
+  the default `--jobs` (every core), wall time on this machine;
+- the same files with `clang++ -fsyntax-only` and the same flags, one process per file in turn, as
+  the anchor (goal: cold ≤ 0.5× that); skipped when no `clang++`/`clang++-16..19` is on PATH;
+- a warm rerun with nothing changed (goal ≤ 2 s, no file parsed), from `--timings`' lines;
+- a rerun after appending a line to `flash_bwd_launch_template.h` in a copy of the FA2 source folder
+  (the cold and warm runs use the copy too): only the bwd files, which read it, are parsed again;
+- `--conformance` alone on a new user cache (goal ≤ 10 s; exit 3 is expected: the preset's contract
+  declares `run_mha_fwd_splitkv_align`, which flash-attn 2.8.3 lacks).
+
+Run: `python benchmarks/bench.py` (about a minute on a 2-core machine, and about 2 minutes more with
+the FA2 cache; `--quick` for a smoke run of about 15 s, plus about a minute with the FA2 cache). Prints a table (and with `--json FILE` writes the rows as data). Exits 0 even when a
 goal is missed; 1 when a measurement itself failed (its row says why).
 """
 
@@ -31,6 +45,8 @@ import argparse
 import json
 import os
 import platform
+import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -554,11 +570,256 @@ def real_header_rows(quick: bool) -> list[Row]:
     ]
 
 
+# --- Real flash-attention 2 headers (issue 15, item 5) ------------------------------------------------
+# These rows run only when the cache `scripts/verify_flash_attn_2.py` fills exists (it is not fetched
+# here: without the cache, `--print-args` would download torch and the flash-attn sdist), and say they
+# were skipped otherwise. Each is one run, not a median: a cold run of the full selection takes a
+# minute on a 2-core machine.
+FA2_SELECTION = ("--only", "kind=fwd,bwd", "--only", "head_dim=64,128", "--only", "dtype=fp16")
+FA2_QUICK_SELECTION = ("--only", "kind=fwd,bwd", "--only", "head_dim=64", "--only", "dtype=fp16", "--only",
+                       "is_causal=false")
+FA2_TOUCHED_HEADER = "flash_bwd_launch_template.h"  # the bwd files read it, the fwd files do not
+FA2_COMPLETE = ".flashast-complete"  # what fetch_real_sources.py writes into a tree once it is whole
+TIMING_LINE = re.compile(r"^flashast: (?:verified|failed) (\S+) in \d+(?:\.\d+)? s$", re.MULTILINE)
+REUSED_LINE = re.compile(r"^flashast: (\d+) file\(s\) not parsed again", re.MULTILINE)
+# Flags of flashast's host-side real-header parse (flashast.verify's CUDA host arguments); the clang++
+# anchor passes the same, with clang++'s own resource directory (one of another clang would not match).
+CLANG_HOST_FLAGS = (
+    "-fsyntax-only", "-x", "cuda", "--cuda-host-only", "-std=c++17", "-Wall", "-Wno-pragma-once-outside-header",
+    "-Wno-unknown-cuda-version", "-nocudalib", "-U__CUDA_NO_HALF_OPERATORS__", "-U__CUDA_NO_HALF_CONVERSIONS__",
+    "-U__CUDA_NO_HALF2_OPERATORS__", "-U__CUDA_NO_BFLOAT16_CONVERSIONS__",
+)
+# Headers clang's CUDA wrapper and torch include that CUDA 13 lacks; flashast serves these stand-ins
+# from memory, the clang++ anchor from a folder on disk (after every real include directory).
+CUDA_STAND_INS = {
+    "texture_fetch_functions.h": "",
+    "curand_mtgp32_kernel.h": "",
+    "cusparse.h": "typedef struct cusparseContext *cusparseHandle_t;\n",
+    "cublas_v2.h": "typedef struct cublasContext *cublasHandle_t;\n",
+    "cublasLt.h": "typedef struct cublasLtContext *cublasLtHandle_t;\n",
+    "cusolverDn.h": "typedef struct cusolverDnContext *cusolverDnHandle_t;\n",
+}
+CLANG_NAMES = ("clang++", "clang++-19", "clang++-18", "clang++-17", "clang++-16")
+
+
+@dataclass
+class Timed:
+    """A flashast run with `--timings`: wall time, exit code, and the files it parsed (or reused)."""
+
+    seconds: float
+    returncode: int
+    stderr: str
+
+    @property
+    def parsed(self) -> list[str]:
+        return TIMING_LINE.findall(self.stderr)
+
+    @property
+    def reused(self) -> int | None:
+        match = REUSED_LINE.search(self.stderr)
+        return int(match.group(1)) if match else None
+
+
+def run_timed(command: Sequence[str], env: dict[str, str], accept: tuple[int, ...] = (0,)) -> Timed:
+    """Like `run_process`, keeping stderr (the `--timings` lines); an exit code not in `accept` fails."""
+    os.sync()
+    started = time.perf_counter()
+    completed = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=False)
+    seconds = time.perf_counter() - started
+    stderr = completed.stderr.decode(errors="replace")
+    if completed.returncode not in accept:
+        lines = [line for line in stderr.strip().splitlines() if line.strip()]
+        raise RunFailed(f"exit {completed.returncode}: {lines[-1].strip() if lines else '(no output)'}")
+    return Timed(seconds, completed.returncode, stderr)
+
+
+def fa2_cache() -> Path:
+    """Where `scripts/verify_flash_attn_2.py` keeps the flash-attn 2 trees (its default)."""
+    if os.environ.get("FLASHAST_FA2_CACHE"):
+        return Path(os.environ["FLASHAST_FA2_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flashast-fa2"
+
+
+def fa2_arguments() -> tuple[list[str], str]:
+    """The flashast options for the cached FA2 trees (`--print-args`), or ([], why not)."""
+    cache = fa2_cache()
+    script = ROOT / "scripts" / "verify_flash_attn_2.py"
+    if not script.is_file():
+        return [], f"no {script.relative_to(ROOT)}"
+    whole = (cache / "venv" / FA2_COMPLETE).exists() and any(cache.glob(f"src/flash_attn-*/{FA2_COMPLETE}"))
+    if not whole:
+        return [], f"no flash-attn-2 cache in {cache} (scripts/verify_flash_attn_2.py --fetch-only fills it)"
+    try:
+        completed = subprocess.run([PYTHON, str(script), "--print-args", "--cache", str(cache)], capture_output=True,
+                                   text=True, check=False, env=BASE_ENVIRONMENT, timeout=300)
+    except subprocess.TimeoutExpired:
+        return [], "verify_flash_attn_2.py --print-args did not finish in 300 s"
+    arguments = shlex.split(completed.stdout.strip().splitlines()[-1]) if completed.stdout.strip() else []
+    if completed.returncode != 0 or "--include-dir" not in arguments:
+        lines = [line for line in completed.stderr.strip().splitlines() if line.strip()]
+        return [], f"verify_flash_attn_2.py --print-args: exit {completed.returncode}, {lines[-1] if lines else 'no options'}"
+    return arguments, ""
+
+
+def option_values(arguments: Sequence[str], option: str) -> list[str]:
+    return [arguments[index + 1] for index, argument in enumerate(arguments[:-1]) if argument == option]
+
+
+def clang_anchor_command(clang: str, arguments: Sequence[str], stand_ins: Path) -> list[str]:
+    """`clang++ -fsyntax-only` with the flags flashast parses with (the source file appended by the caller)."""
+    command = [clang, *CLANG_HOST_FLAGS]
+    cuda = option_values(arguments, "--cuda-path")
+    if cuda:
+        command.append(f"--cuda-path={cuda[-1]}")
+        stand_ins.mkdir(parents=True, exist_ok=True)
+        for name, text in CUDA_STAND_INS.items():
+            if not (Path(cuda[-1]) / "include" / name).is_file():
+                (stand_ins / name).write_text("#pragma once\n" + text)
+        command += ["-idirafter", str(stand_ins)]
+    else:
+        command.append("-nocudainc")
+    command += [f"-I{directory}" for directory in option_values(arguments, "--include-dir")]
+    command += [f"-D{define}" for define in option_values(arguments, "--define")]
+    return command + option_values(arguments, "--clang-arg")
+
+
+FA2_NAMES = {
+    "cold": "FA2 real headers cold (empty store, default --jobs)",
+    "clang": "clang++ -fsyntax-only per file, same files and flags; cold ÷ it",
+    "warm": "FA2 warm rerun (nothing changed): wall, files parsed",
+    "touched": f"FA2 rerun after a line appended to {FA2_TOUCHED_HEADER}",
+    "conformance": "FA2 --conformance alone (fresh store)",
+}
+FA2_GOALS = {"cold": "-", "clang": "cold ≤ 0.5×", "warm": "≤ 2 s, 0 parsed",
+             "touched": "only files reading it", "conformance": "≤ 10 s"}
+
+
+def fa2_rows(bench: Bench, quick: bool) -> list[Row]:
+    """Real-header verification against the cached flash-attn 2.8.3 trees, driven through the CLI.
+
+    The FA2 source folder (the `--include-dir` holding FA2_TOUCHED_HEADER) is copied once into the
+    work directory so that a header can be edited: the cold run, the warm rerun and the rerun after
+    the edit all verify against the copy (cutlass, torch and CUDA are read where they are). Cold: a
+    new output directory and an empty user cache, every core. The clang++ anchor parses the files the
+    cold run wrote, one `clang++` process after the other, after that run (so its page cache is the
+    warmer one). The conformance check parses the launch headers of the cache itself, on a new store.
+    """
+    arguments, skipped = fa2_arguments()
+    if skipped:
+        return [Row(name, f"skipped: {skipped}", FA2_GOALS[key], None, data={"skipped": skipped})
+                for key, name in FA2_NAMES.items()]
+    selection = FA2_QUICK_SELECTION if quick else FA2_SELECTION
+    label = "--only " + " ".join(selection[1::2])  # one --only per axis: all of them must match
+    rows: list[Row] = []
+    directories = option_values(arguments, "--include-dir")
+    source = next((Path(each) for each in directories if (Path(each) / FA2_TOUCHED_HEADER).is_file()), None)
+    cold_name = f"{FA2_NAMES['cold']}, {label}"
+    if source is None:
+        error = RunFailed(f"no --include-dir holds {FA2_TOUCHED_HEADER}")
+        rows += [failed_row(cold_name if key == "cold" else name, error, FA2_GOALS[key])
+                 for key, name in FA2_NAMES.items() if key != "conformance"]
+    else:
+        rows += fa2_tree_rows(bench, arguments, source, selection, cold_name)
+    cache = bench.fresh("cache")
+    command = [PYTHON, "-m", "flashast", "--preset", "flash-attn-2", "--conformance", *arguments]
+    try:
+        # exit 3 expected: the preset's contract declares run_mha_fwd_splitkv_align, which 2.8.3 lacks
+        run = run_timed(command, with_cache(cache), accept=(0, 3))
+    except RunFailed as error:
+        return [*rows, failed_row(FA2_NAMES["conformance"], error, FA2_GOALS["conformance"])]
+    summary = re.search(r"conformance failed: (.*)", run.stderr)
+    outcome = f"exit {run.returncode}" + (f": {summary.group(1).strip()}" if summary else "")
+    note = "exit 3 expected (2.8.3 lacks run_mha_fwd_splitkv_align)"
+    rows.append(Row(FA2_NAMES["conformance"], f"{run.seconds:.1f} s ({outcome})", FA2_GOALS["conformance"],
+                    run.seconds <= 10, note=note if run.returncode == 3 else "",
+                    data={"seconds": run.seconds, "exit": run.returncode}))
+    return rows
+
+
+def fa2_tree_rows(bench: Bench, arguments: list[str], source: Path, selection: Sequence[str],
+                  cold_name: str) -> list[Row]:
+    """Cold, the clang++ anchor, warm, and one header edited: on a copy of the FA2 source folder."""
+    copy = bench.work / "fa2-src"
+    rest = [(key, name) for key, name in FA2_NAMES.items() if key not in ("cold", "conformance")]
+    try:
+        shutil.copytree(source, copy)
+    except OSError as error:
+        failure = RunFailed(f"copying {source}: {error}")
+        return [failed_row(cold_name, failure), *(failed_row(name, failure, FA2_GOALS[key]) for key, name in rest)]
+    copied = [str(copy) if each == str(source) else each for each in arguments]
+    output, cache = bench.fresh("fa2-out"), bench.fresh("cache")
+    command = [*flashast_command(output, "--preset", "flash-attn-2", *selection, "--timings"), *copied]
+    try:
+        cold = run_timed(command, with_cache(cache))
+    except RunFailed as error:
+        failure = RunFailed(f"the cold run failed ({error})")
+        return [failed_row(cold_name, error), *(failed_row(name, failure, FA2_GOALS[key]) for key, name in rest)]
+    names = sorted(cold.parsed)
+    count = len(names)
+    cores = os.cpu_count() or 1
+    rows = [Row(cold_name, f"{cold.seconds:.1f} s ({count} files parsed, {cores} cores)",
+                data={"seconds": cold.seconds, "files": names, "jobs": cores, "selection": list(selection)})]
+    rows.append(clang_anchor_row(bench, copied, output, names, cold.seconds))
+
+    warm_name, touched_name = FA2_NAMES["warm"], FA2_NAMES["touched"]
+    try:
+        warm = run_timed(command, with_cache(cache))
+        parsed = len(warm.parsed)
+        reused = "?" if warm.reused is None else warm.reused
+        rows.append(Row(warm_name, f"{warm.seconds:.2f} s; {parsed} of {count} parsed ({reused} not parsed again)",
+                        FA2_GOALS["warm"], warm.seconds <= 2 and parsed == 0,
+                        data={"seconds": warm.seconds, "parsed": warm.parsed, "reused": warm.reused}))
+    except RunFailed as error:
+        rows.append(failed_row(warm_name, error, FA2_GOALS["warm"]))
+
+    with (copy / FA2_TOUCHED_HEADER).open("a") as header:
+        header.write("// edited by benchmarks/bench.py\n")
+    expected = sorted(name for name in names if name.startswith("flash_bwd_"))
+    try:
+        touched = run_timed(command, with_cache(cache))
+    except RunFailed as error:
+        return [*rows, failed_row(touched_name, error, FA2_GOALS["touched"])]
+    parsed_names = sorted(touched.parsed)
+    if parsed_names == expected:
+        what = f"exactly the bwd file{'s' if len(expected) != 1 else ''}"
+    else:
+        extra = sorted(set(parsed_names) - set(expected))
+        missing = sorted(set(expected) - set(parsed_names))
+        what = f"not the bwd files: {len(extra)} more ({', '.join(extra)}), {len(missing)} missing"
+        what += f" ({', '.join(missing)})" if missing else ""
+    rows.append(Row(touched_name, f"{touched.seconds:.1f} s; {len(parsed_names)} of {count} parsed: {what}",
+                    FA2_GOALS["touched"], parsed_names == expected,
+                    data={"seconds": touched.seconds, "parsed": parsed_names, "expected": expected}))
+    return rows
+
+
+def clang_anchor_row(bench: Bench, arguments: Sequence[str], output: Path, names: Sequence[str], cold: float) -> Row:
+    """`clang++ -fsyntax-only` over the files the cold run wrote, one process after another."""
+    name, goal = FA2_NAMES["clang"], FA2_GOALS["clang"]
+    clang = next(filter(None, map(shutil.which, CLANG_NAMES)), None)
+    if clang is None:
+        return Row(name, "skipped: no clang++", goal, None, data={"skipped": "no clang++ on PATH"})
+    command = clang_anchor_command(clang, arguments, bench.work / "cuda-stand-ins")
+    os.sync()
+    started = time.perf_counter()
+    for file_name in names:
+        completed = subprocess.run([*command, str(output / file_name)], capture_output=True, text=True, check=False,
+                                   env=BASE_ENVIRONMENT)
+        if completed.returncode != 0:
+            errors = [line for line in completed.stderr.splitlines() if ": error:" in line] or ["(no error line)"]
+            return failed_row(name, RunFailed(f"{Path(clang).name} exit {completed.returncode} on {file_name}:"
+                                              f" {errors[0].strip()}"), goal)
+    seconds = time.perf_counter() - started
+    ratio = cold / seconds
+    return Row(name, f"{seconds:.1f} s ({Path(clang).name}, {len(names)} files); cold ÷ that {ratio:.2f}×", goal,
+               ratio <= 0.5, data={"seconds": seconds, "ratio": ratio, "clang": clang})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--pairs", type=int, help="paired runs per comparison (default 9, or 3 with --quick)")
     parser.add_argument("--quick", action="store_true",
-                        help="3 pairs, one run per synthetic size and a 100/1,000-file sweep (a smoke run, ~15 s)")
+                        help="3 pairs, one run per synthetic size, a 100/1,000-file sweep and 2 FA2 files (a smoke run)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows, with their figures, to FILE as JSON")
     arguments = parser.parse_args(argv)
     pairs = arguments.pairs or (3 if arguments.quick else 9)
@@ -574,6 +835,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(clang_row(bench))
         rows += synthetic_rows(bench, arguments.quick)
         rows += real_header_rows(arguments.quick)
+        rows += fa2_rows(bench, arguments.quick)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     elapsed = time.perf_counter() - started
@@ -598,6 +860,7 @@ def print_table(rows: Sequence[Row], elapsed: float, pairs: int) -> None:
             print("  ".join("-" * width for width in widths))
     print("ratios: median of the per-pair ratios [lowest–highest pair]; ms: median flashast ÷ median baseline run;")
     print("previous: measured before the current rewrite of flashast's internals, latest (range).")
+    print("FA2 rows: one run each (not a median), wall time on this machine; noisy where the machine is shared.")
 
 
 def write_json(path: Path, rows: Sequence[Row], elapsed: float, pairs: int, quick: bool) -> None:
