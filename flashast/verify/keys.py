@@ -166,7 +166,7 @@ class VerdictStore:
         try:
             (self.directory / "readings").mkdir(parents=True, exist_ok=True)
             for key, readings in passed:
-                readings_id = self._write_readings(sorted(set(readings)))
+                readings_id = self._write_readings(self.directory, sorted(set(readings)))
                 lines.append(f"{key} {readings_id}\n")
                 if self._index is not None:
                     self._index[key] = readings_id  # a later lookup through this object sees it too
@@ -189,12 +189,12 @@ class VerdictStore:
         except OSError:
             pass
 
-    def _write_readings(self, readings: list[Reading]) -> str:
+    def _write_readings(self, directory: Path, readings: list[Reading]) -> str:
+        """Keep one readings list under its own digest (once: many files read the same headers)."""
         text = json.dumps(readings, separators=(",", ":"))
         readings_id = digest_bytes(text.encode())[:32]
         if self._readings.get(readings_id) is None:
-            assert self.directory is not None
-            path = self.directory / "readings" / f"{readings_id}.json"
+            path = directory / "readings" / f"{readings_id}.json"
             if not path.exists():
                 temporary = path.with_name(f".{path.name}.{os.getpid()}")
                 temporary.write_text(text)
