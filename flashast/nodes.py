@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeGuard
 
+from flashast.enumerations import EnumDeclaration, Enumerator, EnumeratorArg
 from flashast.errors import ModelError
 from flashast.fields import (
     as_atom,
@@ -51,9 +52,6 @@ from flashast.signatures import (
     BoolArg,
     CallStatement,
     Declarator,
-    EnumDeclaration,
-    Enumerator,
-    EnumeratorArg,
     FunctionSignature,
     IntArg,
     Parameter,

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeGuard
 
+from flashast.enumerations import EnumeratorArg
 from flashast.errors import ModelError
 from flashast.fields import (
     as_atom,
@@ -28,7 +29,6 @@ from flashast.names import Identifier, InlineComment, MacroName, QualifiedName, 
 from flashast.signatures import (
     BoolArg,
     CallStatement,
-    EnumeratorArg,
     FunctionSignature,
     IntArg,
     Parameter,
