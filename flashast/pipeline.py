@@ -81,6 +81,10 @@ def run(registry: Registry, options: Options) -> Result:
     preset_names = frozenset(generated.name for generated in all_files)
     if options.action is Action.CONFORMANCE:
         return Result(preset.name, tuple(files), _conformance(preset.kinds, files, options))
+    verification = options.verification
+    if options.dispatchers and (verification is None or not verification.real_headers):
+        raise UsageError("--dispatcher: the dispatcher is read against the real headers; add --include-dir DIR")
+    strict = verification is not None and verification.strict
     if options.action is not Action.LIST:
         # A listing may name aggregators alone (a build compiles them, the members only need to exist).
         _refuse_aggregators_without_members(files, preset_names)
@@ -90,12 +94,12 @@ def run(registry: Registry, options: Options) -> Result:
         _write_listing(options, files, preset.name)
         return Result(preset.name, tuple(files))
     report = None
-    if options.verification is not None:
-        report = verify(files, options.verification, VerdictStore.default(), options.progress, options.jobs)
+    if verification is not None:
+        report = verify(files, verification, VerdictStore.default(), options.progress, options.jobs)
     dispatch = _dispatch(preset, all_files, files, options)
-    if options.action is not Action.WRITE or (options.verification is not None and options.verification.strict):
+    if options.action is not Action.WRITE or strict:
         found = plan(options.output, files, preset.name, preset_names, __version__)
-        if found.look_alikes and options.verification is not None and options.verification.strict:
+        if found.look_alikes and strict:
             raise UsageError(
                 f"{options.output / found.look_alikes[0]}: looks like output of preset {preset.name} but no kind"
                 " generates it (--strict); move it away, or drop --strict to be warned only"
@@ -118,11 +122,9 @@ def _dispatch(
 ) -> DispatchReport | None:
     """`--dispatcher`: what the dispatchers call against what the selected files provide; a missing
     specialization (an `undefined symbol` at import) fails the run before anything is written."""
-    if not options.dispatchers:
-        return None
     verification = options.verification
-    if verification is None or not verification.real_headers:
-        raise UsageError("--dispatcher: the dispatcher is read against the real headers; add --include-dir DIR")
+    if not options.dispatchers or verification is None:
+        return None
     filters = [*(parse_filter(text, "--only", preset) for text in options.only),
                *(parse_filter(text, "--exclude", preset) for text in options.exclude)]
     store = VerdictStore.default().directory
