@@ -80,21 +80,21 @@ def test_clean_files_each_pass(count: int, options: VerifyOptions) -> None:
     assert (report.files, report.parsed, report.reused, report.errors, report.warnings) == (count, count, 0, [], [])
 
 
-def test_parallel_work_keeps_groups_whole_and_splits_only_large_ones() -> None:
-    """A preamble group goes whole to one thread (a second preamble would cost more than it
-    spreads), unless there are fewer groups than threads and the group is large."""
+def test_parallel_work_cuts_large_groups_per_thread_and_keeps_small_ones_whole() -> None:
+    """A large preamble group is cut into one piece per thread (its files' own parses can cost far
+    more than a preamble); a small one goes whole to one thread. Every file is parsed exactly once."""
     from flashast import Registry
     from flashast.verify.parallel import plan_work
     from flashast.verify.parsing import group_by_preamble
 
     files = Registry().preset("pytorch").generate()
     groups = group_by_preamble(files)
-    assert len(groups) == 2
+    assert len(groups) == 2 and all(len(group) >= 8 for group in groups)
     plans = plan_work(groups, 2)
-    assert sorted(len(plan) for plan in plans) == [1, 1]
-    assert sorted(len(plan[0]) for plan in plans) == sorted(len(group) for group in groups)
+    assert len(plans) == 2 and all(len(plan) == 2 for plan in plans)  # each thread: half of each group
+    parsed = [generated.name for plan in plans for unit in plan for generated in unit]
+    assert sorted(parsed) == sorted(generated.name for generated in files)
     small = [group[:3] for group in groups]
-    assert [len(unit) for plan in plan_work(small[:1], 2) for unit in plan] == [3]  # too small to split
-    split = plan_work(groups[:1], 2)
-    assert len(split) == 2 and sum(len(plan[0]) for plan in split) == len(groups[0])
+    assert sorted(len(unit) for plan in plan_work(small, 2) for unit in plan) == [3, 3]  # whole
+    assert len(plan_work(small[:1], 2)) == 1
     assert plan_work(groups, 1) == [sorted(groups, key=len, reverse=True)]

@@ -3,10 +3,10 @@
 A real-header parse takes seconds (FA2's `bwd` files 10-20 s each), and libclang releases the GIL
 while it parses (ctypes calls), so threads use every core; each thread owns its own libclang index
 and translation units, which libclang allows. The unit of work is a preamble group (files whose
-includes are the same share one precompiled preamble, the expensive part of a `fwd` file): groups go
-whole to the least loaded thread, and a group is split, at the price of a second preamble, only when
-there are fewer groups than threads and it has many files. Memory grows with the threads: a
-host-side parse of an FA2 file peaks near 0.7 GB, so `--jobs` bounds it.
+includes are the same share one precompiled preamble, the expensive part of a `fwd` file): a small
+group goes whole to the least loaded thread; a large one is cut into a piece per thread, at the price
+of a preamble per piece. Memory grows with the threads: a host-side parse of an FA2 file peaks near
+0.7 GB, so `--jobs` bounds it.
 """
 
 from __future__ import annotations
@@ -21,23 +21,26 @@ from flashast.verify.keys import Reading
 from flashast.verify.parsing import Parsed, Parser, Progress, group_by_preamble
 from flashast.verify.toolchain import VerifyOptions
 
-# A group is split across threads only from this many files: below it, a second preamble costs more
-# than the re-parses it spreads (an FA2 `fwd` preamble takes about as long as eight re-parses).
+# A group is cut across threads from this many files: below it, another preamble costs more than the
+# re-parses it spreads (an FA2 `fwd` preamble takes about as long as eight of its re-parses).
 SPLIT_FROM_FILES = 8
 # What building a preamble weighs, in re-parses, when spreading groups over threads.
 PREAMBLE_WEIGHT = 4
 
 
 def plan_work(groups: Sequence[list[GeneratedFile]], workers: int) -> list[list[list[GeneratedFile]]]:
-    """The groups (split where worth it) each thread parses."""
-    units = sorted(groups, key=len, reverse=True)
-    while units and len(units) < workers and len(units[0]) >= SPLIT_FROM_FILES:
-        largest = units.pop(0)
-        half = len(largest) // 2
-        units = sorted([*units, largest[:half], largest[half:]], key=len, reverse=True)
+    """The groups each thread parses. A large group is cut into one piece per thread: its files'
+    own parses can cost far more than its preamble (an FA2 `bwd` file re-parses in ~10 s, its
+    preamble ~8 s), and nothing tells one group's files' cost from another's. A small group stays
+    whole. Pieces go, largest first, to the least loaded thread."""
+    units: list[list[GeneratedFile]] = []
+    for group in groups:
+        pieces = workers if len(group) >= SPLIT_FROM_FILES else 1
+        size = -(-len(group) // pieces)
+        units += [group[start:start + size] for start in range(0, len(group), size)]
     plans: list[list[list[GeneratedFile]]] = [[] for _ in range(workers)]
     loads = [0] * workers
-    for unit in units:
+    for unit in sorted(units, key=len, reverse=True):
         lightest = loads.index(min(loads))
         plans[lightest].append(unit)
         loads[lightest] += len(unit) + PREAMBLE_WEIGHT
