@@ -576,6 +576,8 @@ def real_header_rows(quick: bool) -> list[Row]:
 # were skipped otherwise. Each is one run, not a median: a cold run of the full selection takes a
 # minute on a 2-core machine.
 FA2_SELECTION = ("--only", "kind=fwd,bwd", "--only", "head_dim=64,128", "--only", "dtype=fp16")
+# `--fa2-all`: the 48 fwd/bwd files the issue's figures are about.
+FA2_ALL_SELECTION = ("--only", "kind=fwd,bwd")
 FA2_QUICK_SELECTION = ("--only", "kind=fwd,bwd", "--only", "head_dim=64", "--only", "dtype=fp16", "--only",
                        "is_causal=false")
 FA2_TOUCHED_HEADER = "flash_bwd_launch_template.h"  # the bwd files read it, the fwd files do not
@@ -694,7 +696,7 @@ FA2_GOALS = {"cold": "-", "clang": "cold ≤ 0.5×", "warm": "≤ 2 s, 0 parsed"
              "touched": "only files reading it", "conformance": "≤ 10 s"}
 
 
-def fa2_rows(bench: Bench, quick: bool) -> list[Row]:
+def fa2_rows(bench: Bench, quick: bool, every_file: bool = False) -> list[Row]:
     """Real-header verification against the cached flash-attn 2.8.3 trees, driven through the CLI.
 
     The FA2 source folder (the `--include-dir` holding FA2_TOUCHED_HEADER) is copied once into the
@@ -708,7 +710,7 @@ def fa2_rows(bench: Bench, quick: bool) -> list[Row]:
     if skipped:
         return [Row(name, f"skipped: {skipped}", FA2_GOALS[key], None, data={"skipped": skipped})
                 for key, name in FA2_NAMES.items()]
-    selection = FA2_QUICK_SELECTION if quick else FA2_SELECTION
+    selection = FA2_ALL_SELECTION if every_file else FA2_QUICK_SELECTION if quick else FA2_SELECTION
     label = "--only " + " ".join(selection[1::2])  # one --only per axis: all of them must match
     rows: list[Row] = []
     directories = option_values(arguments, "--include-dir")
@@ -821,6 +823,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="3 pairs, one run per synthetic size, a 100/1,000-file sweep and 2 FA2 files (a smoke run)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows, with their figures, to FILE as JSON")
+    parser.add_argument("--fa2-all", action="store_true",
+                        help="the FA2 rows over all 48 fwd/bwd files (about 11 minutes with the clang++ anchor)")
     arguments = parser.parse_args(argv)
     pairs = arguments.pairs or (3 if arguments.quick else 9)
     if pairs < 1:
@@ -835,7 +839,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(clang_row(bench))
         rows += synthetic_rows(bench, arguments.quick)
         rows += real_header_rows(arguments.quick)
-        rows += fa2_rows(bench, arguments.quick)
+        rows += fa2_rows(bench, arguments.quick, arguments.fa2_all)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     elapsed = time.perf_counter() - started
