@@ -236,20 +236,19 @@ def _read_existing(path: Path) -> str | None:
 def refuse_conflicts(result: Plan, force: bool) -> None:
     """Refuse, in one line, to overwrite files flashast did not write, or owned files someone edited
     since (unless `force`): a user's work is never silently lost."""
-    if result.conflicts and not force:
-        first = result.conflicts[0].name
-        more = f" (and {len(result.conflicts) - 1} more)" if len(result.conflicts) > 1 else ""
-        raise UsageError(
-            f"{result.directory / first}: exists, was not written by flashast and differs{more};"
-            " move it away or pass --force"
-        )
-    if result.edited and not force:
-        first = result.edited[0].name
-        more = f" (and {len(result.edited) - 1} more)" if len(result.edited) > 1 else ""
-        raise UsageError(
-            f"{result.directory / first}: edited since flashast wrote it{more}; keep your edit elsewhere"
-            " (or in the kind that makes it) and pass --force to regenerate"
-        )
+    if force:
+        return
+    _refuse(result, result.conflicts, "exists, was not written by flashast and differs{more};"
+            " move it away or pass --force")
+    _refuse(result, result.edited, "edited since flashast wrote it{more}; keep your edit elsewhere"
+            " (or in the kind that makes it) and pass --force to regenerate")
+
+
+def _refuse(result: Plan, files: list[GeneratedFile], problem: str) -> None:
+    """One `UsageError` naming the first of `files` and how many more there are, if there are any."""
+    if files:
+        more = f" (and {len(files) - 1} more)" if len(files) > 1 else ""
+        raise UsageError(f"{result.directory / files[0].name}: {problem.format(more=more)}")
 
 
 def write(
