@@ -8,7 +8,7 @@ it came from.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 from flashast.errors import ModelError
@@ -25,7 +25,7 @@ def spell_axis_value(value: AxisValue) -> str:
     return str(value)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Configuration:
     """One point of a kind's axes: `pairs` is `(axis, value)` for every axis of the kind, in order.
 
@@ -40,39 +40,44 @@ class Configuration:
     """
 
     pairs: tuple[tuple[str, AxisValue], ...]
+    # The same pairs by axis name, derived from `pairs` (so it takes no part in equality).
+    by_axis: dict[str, AxisValue] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        seen: set[str] = set()
-        for axis, _ in self.pairs:
-            if axis in seen:
-                raise ModelError("Configuration", "pairs", axis, "an axis appears twice")
-            seen.add(axis)
+        by_axis = dict(self.pairs)
+        if len(by_axis) != len(self.pairs):
+            names = [axis for axis, _ in self.pairs]
+            repeated = next(axis for axis in names if names.count(axis) > 1)
+            raise ModelError("Configuration", "pairs", repeated, "an axis appears twice")
+        object.__setattr__(self, "by_axis", by_axis)
+        # Each axis that no attribute of the class claims is also an instance attribute, so that
+        # `config.head_dim` is an ordinary lookup: constraints read axes this way tens of thousands
+        # of times per preset, and a lookup that fails over to `__getattr__` costs ten times more.
+        # An axis named like a method is not copied: the method stays what `config.get` means.
+        self.__dict__.update((axis, value) for axis, value in self.pairs if axis not in _CLASS_ATTRIBUTES)
 
     def __getattr__(self, axis: str) -> Any:
         # Only called when ordinary lookup fails. Dunder probes (copy, pickle) and a half-built
-        # instance must get a plain AttributeError rather than recurse into `pairs`.
-        if axis.startswith("__") or axis == "pairs":
+        # instance must get a plain AttributeError rather than recurse into `by_axis`.
+        if axis.startswith("__") or axis in ("pairs", "by_axis"):
             raise AttributeError(axis)
-        for name, value in self.pairs:
-            if name == axis:
-                return value
-        raise AttributeError(self._missing(axis), name=axis, obj=self)
+        try:
+            return self.by_axis[axis]
+        except KeyError:
+            raise AttributeError(self._missing(axis), name=axis, obj=self) from None
 
     def __getitem__(self, axis: str) -> AxisValue:
-        for name, value in self.pairs:
-            if name == axis:
-                return value
-        raise KeyError(self._missing(axis))
+        try:
+            return self.by_axis[axis]
+        except KeyError:
+            raise KeyError(self._missing(axis)) from None
 
     def get(self, axis: str, default: Default) -> AxisValue | Default:
         """The axis's value, or `default` when this configuration has no such axis."""
-        for name, value in self.pairs:
-            if name == axis:
-                return value
-        return default
+        return self.by_axis.get(axis, default)
 
     def __contains__(self, axis: object) -> bool:
-        return any(name == axis for name, _ in self.pairs)
+        return axis in self.by_axis
 
     def __iter__(self) -> Iterator[str]:
         return (name for name, _ in self.pairs)
@@ -96,3 +101,8 @@ class Configuration:
 
     def _missing(self, axis: str) -> str:
         return f"configuration has no axis {axis!r} (its axes: {', '.join(self.keys()) or 'none'})"
+
+
+# What `config.NAME` means before any axis (its methods and its own fields): an axis named like one
+# of these is read as `config[NAME]`.
+_CLASS_ATTRIBUTES = frozenset(dir(Configuration)) | {own.name for own in fields(Configuration)}

@@ -94,6 +94,14 @@ class Kind:
     style: Style | None = None
     description: str = ""
     architectures: Architectures = ()
+    # The constraint's answer per configuration: an aggregator asks its member kind about the same
+    # configurations again and again. A constraint is a function of the configuration, so it is
+    # called at most once for each.
+    _reasons: dict[Configuration, str | None] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # Every point of the axes with its reason, enumerated once (a preset's largest kind has thousands).
+    _points: tuple[tuple[Configuration, str | None], ...] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         check_identifier("Kind", "name", self.name)
@@ -151,10 +159,15 @@ class Kind:
         This is how a maintainer sees what a constraint does: `[(c.describe(), why) for c, why in
         kind.configurations() if why]` lists every skipped configuration with its stated reason.
         """
-        names = tuple(self.axes)
-        for values in itertools.product(*self.axes.values()):
-            configuration = Configuration(tuple(zip(names, values, strict=True)))
-            yield configuration, self._reason(configuration)
+        if self._points is None:
+            names = tuple(self.axes)
+            points = []
+            for values in itertools.product(*self.axes.values()):
+                configuration = Configuration(tuple(zip(names, values, strict=True)))
+                points.append((configuration, self._reason(configuration)))
+            object.__setattr__(self, "_points", tuple(points))
+        assert self._points is not None
+        return iter(self._points)
 
     def configuration(self, **values: AxisValue) -> Configuration:
         """The configuration with these axis values (every axis, each value one the axis has)."""
@@ -190,6 +203,8 @@ class Kind:
     def _reason(self, configuration: Configuration) -> str | None:
         if self.constraint is None:
             return None
+        if configuration in self._reasons:
+            return self._reasons[configuration]
         try:
             reason = self.constraint(configuration)
         except FlashastError as error:
@@ -203,6 +218,7 @@ class Kind:
             raise ModelError(
                 f"Kind({self.name})", "constraint", reason, "must return a non-empty reason str, or None to keep"
             )
+        self._reasons[configuration] = reason
         return reason
 
     def _name(self, configuration: Configuration) -> str:

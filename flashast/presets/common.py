@@ -125,9 +125,14 @@ def aggregator_kind(
     `aggregator=True`, so filters and build systems can tell aggregators from the files they include.
     """
 
+    found: dict[Configuration, list[tuple[str, str | None]]] = {}
+
     def candidates(config: Configuration) -> list[tuple[str, str | None]]:
-        """Each candidate member's file name, with the member kind's reason to skip it (None: made)."""
-        return [(member.name_for(**values), member.skip_reason(**values)) for values in members(config)]
+        """Each candidate member's file name, with the member kind's reason to skip it (None: made);
+        worked out once per configuration (the constraint and the builder both ask)."""
+        if config not in found:
+            found[config] = [(member.name_for(**values), member.skip_reason(**values)) for values in members(config)]
+        return found[config]
 
     def constraint(config: Configuration) -> str | None:
         reasons = [reason for _, reason in candidates(config)]
