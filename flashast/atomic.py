@@ -1,10 +1,15 @@
-"""Replacing files whole: what a reader, a killed run or a power loss can see is a file's old bytes
-or its new bytes, never a mix.
+"""Replacing files whole: what a reader or a killed run can see is a file's old bytes or its new
+bytes, never a mix.
 
-Each new content goes to a temp file in the same directory, written completely and fsynced, and only
-then replaces the file with `os.replace`. A batch writes every temp file before its first rename, so
-a full disk is met while the directory is still untouched (the temps are removed). Temp names are
+Each new content goes to a temp file in the same directory, written completely, and only then
+replaces the file with `os.replace`. A batch writes every temp file before its first rename, so a
+full disk is met while the directory is still untouched (the temps are removed). Temp names are
 exactly `PREFIX<pid>-<16 hex digits>`, so leftovers of a killed run are recognisable beyond doubt.
+
+Only the first file of a batch can be made durable (fsynced, and its directory after its rename):
+that is the manifest, which must be on disk before the files it announces. The generated files are
+not fsynced, like torchgen's, CMake's and black's: a power loss may leave one that was just written
+empty, which `output` treats as missing and writes again.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ import errno
 import fcntl
 import os
 import re
-import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -44,27 +48,29 @@ def write_atomically(path: Path, text: str) -> None:
     replace_files(path.parent, [(path.name, text)], prefix=LISTING_TEMP_PREFIX)
 
 
-def replace_files(directory: Path, items: Sequence[tuple[str, str]], prefix: str = TEMP_PREFIX) -> None:
+def replace_files(
+    directory: Path, items: Sequence[tuple[str, str]], prefix: str = TEMP_PREFIX, durable_first: bool = False
+) -> None:
     """Replace each file whole, and all of them or none as far as a write failure goes.
 
-    Every temp file is written and fsynced (one at a time, so an open-file limit cannot matter)
-    before the first `os.replace`: a full disk is met while the directory is still untouched, and
-    every temp file is then removed. The renames follow in the order given; the directory is
-    fsynced after the first (the manifest, when it is in `items`) and after the last, so the
-    manifest's rename is on disk before any file it announces.
+    Every temp file is written (one at a time, so an open-file limit cannot matter) before the first
+    `os.replace`: a full disk is met while the directory is still untouched, and every temp file is
+    then removed. The renames follow in the order given. With `durable_first`, the first item is
+    fsynced before its rename and the directory right after it, so it is on disk before any rename
+    that follows.
     """
     temps: list[str] = []
     renamed = 0
     culprit = directory
     try:
-        for name, text in items:
+        for index, (name, text) in enumerate(items):
             culprit = directory / name
-            temps.append(_write_temp(directory, encode(text), prefix))
+            temps.append(_write_temp(directory, encode(text), prefix, durable=durable_first and index == 0))
         for (name, _), temp in zip(items, temps, strict=True):
             culprit = directory / name
             os.replace(temp, directory / name)
             renamed += 1
-            if renamed in (1, len(items)):
+            if durable_first and renamed == 1:
                 culprit = directory
                 sync_directory(directory)
     except BaseException as error:
@@ -77,18 +83,20 @@ def replace_files(directory: Path, items: Sequence[tuple[str, str]], prefix: str
         raise
 
 
-def _write_temp(directory: Path, data: bytes, prefix: str) -> str:
-    """A new temp file in `directory` holding `data`, fsynced and closed; removed if any step fails.
+def _write_temp(directory: Path, data: bytes, prefix: str, durable: bool) -> str:
+    """A new temp file in `directory` holding `data` (fsynced if `durable`), closed; removed if any
+    step fails.
 
     Its mode is 0o666 less the umask, like any new file (`mkstemp` would make it 0o600), because it
     becomes the generated file by a rename. `O_EXCL`: never a file someone else is writing.
     """
-    path = os.path.join(directory, f"{prefix}{os.getpid()}-{secrets.token_hex(8)}")
+    path = os.path.join(directory, f"{prefix}{os.getpid()}-{os.urandom(8).hex()}")
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         try:
             _write_all(descriptor, data)
-            os.fsync(descriptor)
+            if durable:
+                os.fsync(descriptor)
         finally:
             os.close(descriptor)
     except BaseException:

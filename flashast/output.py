@@ -11,16 +11,17 @@ Guarantees:
 - stale files (owned, no longer generated) are reported, and deleted only by `prune`, and only while
   they still hold the bytes flashast wrote (an edited one is kept unless `force`);
 - every refusal (a foreign file in the way, a manifest that is not ours) and every write of new
-  contents (a complete temp file in DIR, fsynced) comes before the first rename. So a refused run, a
-  full disk or any other write failure removes its temp files and leaves the directory exactly as it
-  was: names, bytes and mtimes. Manifest names must be plain file names, so no manifest can make
+  contents (a complete temp file in DIR) comes before the first rename. So a refused run, a full disk
+  or any other write failure removes its temp files and leaves the directory exactly as it was:
+  names, bytes and mtimes. Manifest names must be plain file names, so no manifest can make
   flashast delete or write outside the directory.
 
-What survives a power loss: each file holds its old bytes or its new bytes, never a mix (`os.replace`
-of a temp file fsynced first). The manifest is renamed first and the directory fsynced right after,
-so the manifest never announces less than what is on disk; pruned files leave it only once deleted.
-What a rerun repairs: a run killed between renames leaves some files new and some old; the next run
-rewrites what differs, and removes leftover temp files under the lock.
+What survives a power loss: the manifest is fsynced and renamed first, and the directory fsynced
+right after, so on disk the manifest never announces less than what is there; pruned files leave it
+only once deleted. Generated files are not fsynced (as torchgen, CMake and black do not): one written
+just before the power went may come back empty. What a rerun repairs: files a killed run left old
+(named `pending` in the manifest) and owned files that are empty or missing are written again;
+leftover temp files are removed under the lock.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def plan(
                 (result.unchanged if generated.name in owned else result.adopted).append(generated)
             elif generated.name not in owned:
                 result.conflicts.append(generated)
-            elif sha256_of(current) != owned[generated.name]["sha256"] and generated.name not in pending:
+            elif not _still_ours(current, owned[generated.name]["sha256"]) and generated.name not in pending:
                 result.edited.append(generated)
             else:
                 result.changed.append(generated)
@@ -174,6 +175,18 @@ def plan(
         "preset": preset,
     }
     return result
+
+
+def _still_ours(current: str | bytes, recorded_sha256: object) -> bool:
+    """Whether an owned file holds only flashast's work: the bytes it recorded, or nothing at all.
+
+    Generated files are not fsynced, so a power loss soon after a run may leave one empty. An empty
+    file holds no one's edit, so, like a missing one, it is simply written again.
+    """
+    if not current:
+        return True
+    digest = sha256_of(current) if isinstance(current, str) else hashlib.sha256(current).hexdigest()
+    return digest == recorded_sha256
 
 
 def _look_alikes(
@@ -282,17 +295,18 @@ def write(
             # if this run is killed before their renames, the next one does not take their old bytes
             # for a user's edit; once all are in place, the manifest is written without the mark.
             pending = {**result.manifest_after, PENDING_KEY: sorted(generated.name for generated in result.changed)}
-            replace_files(directory, [(MANIFEST_NAME, dump_manifest(pending)), *items])
-            replace_files(directory, [(MANIFEST_NAME, manifest_text)])
+            replace_files(directory, [(MANIFEST_NAME, dump_manifest(pending)), *items], durable_first=True)
+            replace_files(directory, [(MANIFEST_NAME, manifest_text)], durable_first=True)
         else:
-            if result.manifest_before is None or manifest_text != current_spelling(result.manifest_before):
+            announce = result.manifest_before is None or manifest_text != current_spelling(result.manifest_before)
+            if announce:
                 items.insert(0, (MANIFEST_NAME, manifest_text))  # ownership first
-            replace_files(directory, items)
+            replace_files(directory, items, durable_first=announce)
         outcome.written.extend(generated.name for generated in result.to_write)
         if prune and result.stale:
             _prune(result, outcome, force)
             if outcome.pruned:
-                replace_files(directory, [(MANIFEST_NAME, dump_manifest(result.manifest_after))])
+                replace_files(directory, [(MANIFEST_NAME, dump_manifest(result.manifest_after))], durable_first=True)
     return result, outcome
 
 
@@ -311,7 +325,7 @@ def _prune(result: Plan, outcome: Outcome, force: bool) -> None:
             current = None
         except OSError as error:
             raise UsageError(f"{path}: cannot read ({error.strerror})") from None
-        if current is not None and hashlib.sha256(current).hexdigest() != owned[name]["sha256"] and not force:
+        if current is not None and not _still_ours(current, owned[name]["sha256"]) and not force:
             outcome.kept.append(name)
             continue
         try:

@@ -215,6 +215,26 @@ def test_files_a_killed_run_was_writing_are_repaired_not_taken_for_edits(output:
     assert "pending" not in json.loads((output / MANIFEST_NAME).read_text())
 
 
+def test_files_a_power_loss_left_empty_are_written_again_while_edits_are_still_refused(tmp_path: Path) -> None:
+    """Generated files are not fsynced: after a power loss a file just written may come back empty.
+    An empty owned file is no one's edit, so the next run rewrites it like a missing one; a file with
+    other bytes is still an edit."""
+    directory = tmp_path / "out"
+    assert run_cli("-o", directory, "--no-verify", "-q")[0] == 0
+    emptied, edited = sorted(read_golden("pytorch"))[:2]
+    (directory / emptied).write_bytes(b"")
+    (directory / edited).write_text("// my change\n")
+    code, _, stderr = run_cli("-o", directory, "--no-verify", "--check")
+    assert code == 1
+    assert f"changed {directory / emptied}\n" in stderr and f"edited {directory / edited} " in stderr
+    code, _, stderr = run_cli("-o", directory, "--no-verify")
+    assert code == 2 and "edited since flashast wrote it" in stderr and (directory / emptied).read_bytes() == b""
+    (directory / edited).unlink()
+    code, _, stderr = run_cli("-o", directory, "--no-verify")
+    assert code == 0, stderr
+    assert digest_files(directory) == read_golden("pytorch")
+
+
 def test_a_file_whose_generated_text_changes_is_rewritten_with_its_new_ownership(output: Path) -> None:
     files = [FILES[0], source("b_bwd.cu", "int b2;", kind="bwd"), FILES[2]]
     before = state(output)
