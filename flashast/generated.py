@@ -55,6 +55,11 @@ class GeneratedFile:
         A quoted `#include "x.cu"` (or `.cpp`, `.cc`, `.cxx`) names another generated file, which
         verification then requires the run to generate; headers are the contract's business.
         """
+        return self._included_files
+
+    @cached_property
+    def _included_files(self) -> tuple[str, ...]:
+        # Derived from the unit like `text`; selection, batching and keys all ask, many times each.
         return tuple(
             node.path.text
             for node in self.unit.walk()

@@ -173,7 +173,7 @@ def _verify_contract_mode(
         readings = parser.verify_batch(batch)
         if readings is not None:
             for generated in batch.files:
-                passed[generated.name] = readings
+                passed[generated.name] = parser.sources.own_readings(generated, readings)
                 report.parsed += 1
             _tell(progress, batch.files, report, time.perf_counter() - started)
     for generated in to_parse:

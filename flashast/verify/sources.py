@@ -103,15 +103,19 @@ class Sources:
         def digest(path: str) -> str | None:
             if path in now:
                 return now[path]
-            if path.startswith(GENERATED_PREFIX) and path[len(GENERATED_PREFIX):] in self.texts:
-                # A batch's parse reads the other members of the batch too: any file this run makes
-                # is what it is now.
-                return self._digest(self.texts[path[len(GENERATED_PREFIX):]])
             if path.startswith((GENERATED_PREFIX, VIRTUAL_ROOT)):
                 return None  # served by an earlier run, not by this one
             return self.disk.digest(path) or ""  # "" stands for no readable file there
 
         return digest
+
+    def own_readings(self, generated: GeneratedFile, batch_readings: list[Reading]) -> list[Reading]:
+        """What a parse of `generated` alone reads, of what the parse of its batch read: every header,
+        and only the generated files it includes itself (a batch of aggregators is served all their
+        members; another aggregator's member is no input of this file's verdict)."""
+        own = {GENERATED_PREFIX + member for member in generated.included_files()}
+        return [(path, digest) for path, digest in batch_readings
+                if not path.startswith(GENERATED_PREFIX) or path in own]
 
     def _digest(self, text: str) -> str:
         digest = self._digests.get(text)
