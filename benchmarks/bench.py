@@ -435,7 +435,7 @@ def preset_rows(bench: Bench, preset: str) -> list[Row]:
 def clang_row(bench: Bench) -> Row:
     """flashast's first run (it parses every file) against the baseline plus `clang++ -fsyntax-only` per file."""
     name = "pytorch first run (empty user cache) ÷ (baseline + clang++ -fsyntax-only per file)"
-    clang = next(filter(None, map(shutil.which, ("clang++", "clang++-18", "clang++-17", "clang++-16"))), None)
+    clang = next(filter(None, map(shutil.which, CLANG_NAMES)), None)
     if clang is None:
         return Row(name, "skipped: no clang++ on PATH", "≤ 0.1×", None, data={"skipped": "no clang++ on PATH"})
     try:

@@ -54,7 +54,10 @@ class Configuration:
         # `config.head_dim` is an ordinary lookup: constraints read axes this way tens of thousands
         # of times per preset, and a lookup that fails over to `__getattr__` costs ten times more.
         # An axis named like a method is not copied: the method stays what `config.get` means.
-        self.__dict__.update((axis, value) for axis, value in self.pairs if axis not in _CLASS_ATTRIBUTES)
+        if _CLASS_ATTRIBUTES.isdisjoint(by_axis):
+            self.__dict__.update(by_axis)
+        else:
+            self.__dict__.update((axis, value) for axis, value in self.pairs if axis not in _CLASS_ATTRIBUTES)
 
     def __getattr__(self, axis: str) -> Any:
         # Only called when ordinary lookup fails. Dunder probes (copy, pickle) and a half-built

@@ -14,6 +14,7 @@ import re
 import string
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
+from functools import cached_property
 
 from flashast.axes import AxisValue, Configuration, spell_axis_value
 from flashast.contract import Contract
@@ -98,10 +99,6 @@ class Kind:
     # configurations again and again. A constraint is a function of the configuration, so it is
     # called at most once for each.
     _reasons: dict[Configuration, str | None] = field(default_factory=dict, init=False, repr=False, compare=False)
-    # Every point of the axes with its reason, enumerated once (a preset's largest kind has thousands).
-    _points: tuple[tuple[Configuration, str | None], ...] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
 
     def __post_init__(self) -> None:
         check_identifier("Kind", "name", self.name)
@@ -159,15 +156,20 @@ class Kind:
         This is how a maintainer sees what a constraint does: `[(c.describe(), why) for c, why in
         kind.configurations() if why]` lists every skipped configuration with its stated reason.
         """
-        if self._points is None:
-            names = tuple(self.axes)
-            points = []
-            for values in itertools.product(*self.axes.values()):
-                configuration = Configuration(tuple(zip(names, values, strict=True)))
-                points.append((configuration, self._reason(configuration)))
-            object.__setattr__(self, "_points", tuple(points))
-        assert self._points is not None
         return iter(self._points)
+
+    @cached_property
+    def _points(self) -> tuple[tuple[Configuration, str | None], ...]:
+        # Enumerated once: a preset's largest kind has thousands of points, and aggregators ask again.
+        names = tuple(self.axes)
+        configurations = (Configuration(tuple(zip(names, values, strict=True)))
+                          for values in itertools.product(*self.axes.values()))
+        return tuple((configuration, self._reason(configuration)) for configuration in configurations)
+
+    @cached_property
+    def _known_values(self) -> dict[str, set[tuple[type, AxisValue]]]:
+        # Each axis's values with their types: `True == 1`, but `True` is no value of an int axis.
+        return {axis: {(type(value), value) for value in values} for axis, values in self.axes.items()}
 
     def configuration(self, **values: AxisValue) -> Configuration:
         """The configuration with these axis values (every axis, each value one the axis has)."""
@@ -176,7 +178,7 @@ class Kind:
         if missing or extra:
             raise ModelError(f"Kind({self.name})", "axes", values, f"missing axes {missing}, unknown {extra}")
         for axis, value in values.items():
-            if not any(value == known and type(value) is type(known) for known in self.axes[axis]):
+            if (type(value), value) not in self._known_values[axis]:
                 known_values = ", ".join(spell_axis_value(known) for known in self.axes[axis])
                 raise ModelError(f"Kind({self.name})", f"axes[{axis}]", value, f"is not one of {known_values}")
         return Configuration(tuple((axis, values[axis]) for axis in self.axes))
