@@ -12,7 +12,7 @@ from functools import cached_property
 
 from flashast.axes import AxisValue, Configuration
 from flashast.contract import Contract
-from flashast.nodes import Include, TranslationUnit
+from flashast.nodes import IfDefined, Include, TranslationUnit
 from flashast.printer import render
 from flashast.style import Style
 
@@ -56,6 +56,12 @@ class GeneratedFile:
         verification then requires the run to generate; headers are the contract's business.
         """
         return self._included_files
+
+    @cached_property
+    def ifdef_macros(self) -> tuple[str, ...]:
+        """The macros the file tests with `#ifdef`, sorted: code a build can switch on, which
+        verification defines to see it."""
+        return tuple(sorted({str(node.macro) for node in self.unit.walk() if isinstance(node, IfDefined)}))
 
     @cached_property
     def _included_files(self) -> tuple[str, ...]:

@@ -34,7 +34,7 @@ from flashast.verify.diagnostics import Diagnostic, Location, Note, Report
 from flashast.verify.keys import Reading, VerdictStore, common_inputs, input_digest
 from flashast.verify.parallel import verify_in_parallel
 from flashast.verify.parsing import Parsed, Parser, Progress
-from flashast.verify.sources import Sources
+from flashast.verify.sources import Sources, batch_member_readings
 from flashast.verify.toolchain import (
     COMPATIBLE_RESOURCE_MAJORS,
     CONTRACT_MODE,
@@ -128,9 +128,10 @@ def _verify_side(
     `files` is the whole run (aggregators read their members)."""
     # `strict` decides whether a header's warning fails, so it is part of every verdict.
     common = common_inputs([*clang_arguments(options), f"flashast-strict={options.strict}"])
-    keys = {generated.name: input_digest(common, generated.text, switched_on(generated)) for generated in targets}
     # Naming what an earlier parse read needs no libclang: the sources are named the same way.
     lookup = Sources(files, options, source_root=VIRTUAL_SOURCE)
+    keys = {generated.name: input_digest(common, generated.text, switched_on(generated), lookup.included(generated))
+            for generated in targets}
     to_parse = []
     for generated in targets:
         if store.passed(keys[generated.name], lookup.current_digest(generated)):
@@ -157,7 +158,7 @@ def _verify_side(
     finally:
         parser.close()
     # Each file's verdict is its own: a clean parse is remembered even when another file failed.
-    store.remember((keys[name], readings) for name, readings in passed.items())
+    store.remember((keys[name], lookup.uncovered(lookup.files[name], readings)) for name, readings in passed.items())
 
 
 def _verify_contract_mode(
@@ -173,7 +174,7 @@ def _verify_contract_mode(
         readings = parser.verify_batch(batch)
         if readings is not None:
             for generated in batch.files:
-                passed[generated.name] = parser.sources.own_readings(generated, readings)
+                passed[generated.name] = batch_member_readings(readings)
                 report.parsed += 1
             _tell(progress, batch.files, report, time.perf_counter() - started)
     for generated in to_parse:

@@ -90,8 +90,7 @@ class Batch:
 def switched_on(generated: GeneratedFile) -> list[str]:
     """`-DMACRO` for each macro the file tests with `#ifdef`: contract verification must see the code
     a build can switch on (and never defines what `#ifndef` tests)."""
-    macros = sorted({str(node.macro) for node in generated.unit.walk() if isinstance(node, IfDefined)})
-    return [f"-D{macro}" for macro in macros]
+    return [f"-D{macro}" for macro in generated.ifdef_macros]
 
 
 def plan_batches(to_parse: Sequence[GeneratedFile], run: Mapping[str, GeneratedFile]) -> list[Batch]:

@@ -1,13 +1,14 @@
 """Verification keys: which exact inputs libclang already passed, so a run does not parse them again.
 
 A key is two things:
-- the **input digest**: the generated file's text, the full clang command line (with the file's own
-  `-D` macros), the environment variables clang reads for include paths, libclang's identity, and
-  the code of this package (the rules that judge a parse);
-- the **readings**: the path and content digest of every file the parse read, taken from the
-  translation unit's inclusion list after the parse (a contract's headers served from memory, the
-  generated files an aggregator includes, and any file on disk: a `Verbatim` `#include "/abs/x.h"`,
-  a `--clang-arg -include`, real headers).
+- the **input digest**: the generated file's text and the texts of the generated files it includes
+  (an aggregator's members, and theirs), the full clang command line (with the file's own `-D`
+  macros), the environment variables clang reads for include paths, libclang's identity, and the
+  code of this package (the rules that judge a parse);
+- the **readings**: the path and content digest of every other file the parse read, taken from the
+  translation unit's inclusion list after the parse (a contract's headers served from memory, and any
+  file on disk: a `Verbatim` `#include "/abs/x.h"`, a `--clang-arg -include`, real headers). A
+  generated file the parse read that the input digest does not cover stays in the readings.
 
 The store keeps, for each input digest that passed cleanly, the readings of that parse. A later
 run reuses the verdict only if every recorded file still holds the recorded content: files on disk
@@ -89,9 +90,12 @@ def common_inputs(arguments: Sequence[str], environment: Mapping[str, str] | Non
     )
 
 
-def input_digest(common: str, text: str, file_arguments: Sequence[str]) -> str:
-    """The first half of a file's key: `common_inputs`, the file's own `-D` macros and its text."""
-    return _digest_parts(common, json.dumps(list(file_arguments)), text)
+def input_digest(common: str, text: str, file_arguments: Sequence[str],
+                 included: Sequence[tuple[str, str]] = ()) -> str:
+    """The first half of a file's key: `common_inputs`, the file's own `-D` macros, its text and the
+    (name, text) of each generated file it includes, which its readings then leave out."""
+    return _digest_parts(common, json.dumps(list(file_arguments)), text,
+                         *(part for name, included_text in included for part in (name, included_text)))
 
 
 def store_directory(environment: Mapping[str, str] | None = None) -> Path | None:

@@ -45,12 +45,20 @@ def contract_headers(contract: Contract) -> tuple[tuple[str, str], ...]:
     return tuple((f"{VIRTUAL_INCLUDE}/{path}", render(unit)) for path, unit in contract.header_units().items())
 
 
+def batch_member_readings(batch_readings: list[Reading]) -> list[Reading]:
+    """What a parse of one file of a batch alone reads, of what the parse of the batch read: every
+    header. A batch of aggregators is served all their members; a file alone reads only its own,
+    which its input digest covers (`batching` says why a clean batch means each file is clean)."""
+    return [(path, digest) for path, digest in batch_readings if not path.startswith(GENERATED_PREFIX)]
+
+
 class Sources:
     """What each parse is served from memory, and how what it read is named in a key."""
 
     def __init__(self, files: Sequence[GeneratedFile], options: VerifyOptions, source_root: str) -> None:
         self.options = options
         self.source_root = source_root
+        self.files = {generated.name: generated for generated in files}
         self.texts = {generated.name: generated.text for generated in files}
         self.disk = DiskContents()
         self._headers: dict[int, tuple[tuple[str, str], ...]] = {}
@@ -109,13 +117,15 @@ class Sources:
 
         return digest
 
-    def own_readings(self, generated: GeneratedFile, batch_readings: list[Reading]) -> list[Reading]:
-        """What a parse of `generated` alone reads, of what the parse of its batch read: every header,
-        and only the generated files it includes itself (a batch of aggregators is served all their
-        members; another aggregator's member is no input of this file's verdict)."""
-        own = {GENERATED_PREFIX + member for member in generated.included_files()}
-        return [(path, digest) for path, digest in batch_readings
-                if not path.startswith(GENERATED_PREFIX) or path in own]
+    def included(self, generated: GeneratedFile) -> list[tuple[str, str]]:
+        """(name, text) of each generated file of the run `generated` includes, in include order:
+        what a parse is served of them (`served`) is covered by a key's input digest."""
+        return [(name, self.texts[name]) for name in generated.included_files() if name in self.texts]
+
+    def uncovered(self, generated: GeneratedFile, readings: list[Reading]) -> list[Reading]:
+        """The readings a key of `generated` keeps: those its input digest (`included`) does not cover."""
+        covered = {GENERATED_PREFIX + name for name, _ in self.included(generated)}
+        return [(path, digest) for path, digest in readings if path not in covered]
 
     def _digest(self, text: str) -> str:
         digest = self._digests.get(text)
