@@ -17,6 +17,8 @@ so what the user cache holds is part of what a row says:
   comes first, so the page cache is as warm as for the other rows (the user cache stays empty);
 - new output directory, user cache warm: the same inputs ran once before into another directory,
   so the user cache already holds every file's verification key;
+- start-up alone: the interpreter, flashast's imports and loading libclang, before any file is
+  generated, against the pytorch baseline: the floor under every first-run figure;
 - no-op rerun: the same directory again, nothing changed. Also counts the files (manifest included)
   whose inode, size, mtime or ctime changed, or that appeared or went away: it must be 0.
 
@@ -432,6 +434,23 @@ def preset_rows(bench: Bench, preset: str) -> list[Row]:
     return rows
 
 
+# Everything a run does before it generates a file: start the interpreter, import the CLI (the model,
+# the presets, the pipeline, plugin discovery) and load libclang. Nothing the run does later can make
+# the first-run ratio smaller than this one.
+STARTUP_ONLY = "import flashast.cli, flashast.verify; flashast.verify.load_cindex()"
+
+
+def startup_row(bench: Bench) -> Row:
+    """Start-up alone ÷ the pytorch baseline: the floor under every flashast row."""
+    name = "start-up alone (interpreter, flashast imports, libclang loaded) ÷ pytorch baseline"
+    try:
+        pairing = paired(lambda: run_process([PYTHON, "-c", STARTUP_ONLY]).seconds, bench.baseline("pytorch"),
+                         bench.pairs)
+    except RunFailed as error:
+        return failed_row(name, error)
+    return Row(name, pairing.cell(), note="the floor under the first-run rows", data=pairing.data())
+
+
 def clang_row(bench: Bench) -> Row:
     """flashast's first run (it parses every file) against the baseline plus `clang++ -fsyntax-only` per file."""
     name = "pytorch first run (empty user cache) ÷ (baseline + clang++ -fsyntax-only per file)"
@@ -834,6 +853,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     try:
         bench = Bench(work, pairs)
+        rows.append(startup_row(bench))
         rows += preset_rows(bench, "pytorch")
         rows += preset_rows(bench, "flash-attn-3")
         rows.append(clang_row(bench))
