@@ -28,7 +28,7 @@ from flashast.errors import FlashastError, UsageError, VerificationError
 from flashast.kinds import is_architecture
 from flashast.ninja_log import read_ninja_log
 from flashast.pipeline import DEFAULT_PRESET, Action, Options, run
-from flashast.plugins import load_entry_points, load_plugin
+from flashast.plugins import load_plugins
 from flashast.registry import Registry
 from flashast.report import ProgressDisplay, list_kinds, printable, report_check, report_verification, report_write
 from flashast.verify import VerifyOptions, find_cuda_path
@@ -195,7 +195,7 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     _refuse_contradictions(arguments)
     # Plugin code runs while plugins load and while kinds build files: what it prints goes to stderr,
     # so that stdout holds only what flashast prints there (`--list`, `--diff`).
-    _load_plugins(registry, arguments.plugin, arguments.no_plugins)
+    load_plugins(registry, arguments.plugin, arguments.no_plugins)
     if arguments.list_kinds:
         list_kinds(registry)
         return EXIT_OK
@@ -244,17 +244,6 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     return EXIT_OK
 
 
-def _load_plugins(registry: Registry, specs: Sequence[str], no_plugins: bool) -> None:
-    """Installed plugins (unless turned off), then each `--plugin`. Plugin code runs while plugins load
-    and while kinds build files: what it prints goes to stderr, so that stdout holds only what
-    flashast prints there (`--list`, `--diff`, the cost report)."""
-    with contextlib.redirect_stdout(sys.stderr):
-        if not (no_plugins or os.environ.get("FLASHAST_NO_PLUGINS", "") not in ("", "0")):
-            load_entry_points(registry)
-        for spec in specs:
-            load_plugin(registry, spec)
-
-
 def build_cost_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="flashast cost",
@@ -297,7 +286,7 @@ def _cost(argv: list[str], registry: Registry | None) -> int:
         # Only a log holding an aggregator's step needs the model (and so the plugins).
         if not loaded:
             loaded.append(registry or Registry())
-            _load_plugins(loaded[0], arguments.plugin, arguments.no_plugins)
+            load_plugins(loaded[0], arguments.plugin, arguments.no_plugins)
         with contextlib.redirect_stdout(sys.stderr):
             return aggregator_members(loaded[0], preset)
 

@@ -5,9 +5,9 @@ once, on construction, and a value that is not valid C++ raises `ModelError` nam
 and value. Edits are `dataclasses.replace`, which re-runs the checks. Text is produced only by
 `printer.py`. This module holds the declarations and the closed `Declaration` union; the parts they
 are made of (template arguments, enumerations, types, signatures, calls) live in
-`flashast.signatures`, and the template declarations (primary templates, explicit specializations and
-instantiations, function-like macros and their invocations) in `flashast.templates`; both are
-re-exported here, so `flashast.nodes` is the one place to import nodes from.
+`flashast.signatures`, the template declarations (primary templates, explicit specializations and
+instantiations) in `flashast.templates`, and function-like macros and their invocations in
+`flashast.macros`; all are re-exported here, so `flashast.nodes` is the one place to import nodes from.
 
 One construction pattern, for every node and part: a field is annotated with what it holds
 (`name: Identifier`, `body: tuple[Declaration, ...]`). A node whose constructor also accepts plain
@@ -37,6 +37,7 @@ from flashast.fields import (
     as_tuple,
     store_fields,
 )
+from flashast.macros import FunctionMacro, MacroInstantiation, MacroInvocation
 from flashast.names import (
     Identifier,
     IncludePath,
@@ -67,15 +68,7 @@ from flashast.signatures import (
     bind_template_arguments,
 )
 from flashast.style import Layout
-from flashast.templates import (
-    ExplicitInstantiation,
-    ExplicitSpecialization,
-    FunctionMacro,
-    FunctionTemplate,
-    MacroInstantiation,
-    MacroInvocation,
-    MacroParameter,
-)
+from flashast.templates import ExplicitInstantiation, ExplicitSpecialization, FunctionTemplate, MacroParameter
 
 __all__ = [
     "BlankLine",

@@ -10,11 +10,14 @@ register is one `PluginError` line naming the plugin and, where there is one, it
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
+import os
 import re
 import sys
 import types
+from collections.abc import Sequence
 from importlib import metadata
 from importlib import util as import_util
 from pathlib import Path
@@ -101,3 +104,15 @@ def load_entry_points(registry: Registry) -> None:
                 raise
             raise _import_failure(label, error) from None
         _call_register(registry, target, label, Origin(f"distribution {where}"))
+
+
+def load_plugins(registry: Registry, specs: Sequence[str], no_plugins: bool) -> None:
+    """What the CLI loads: installed plugins (unless `no_plugins` or `$FLASHAST_NO_PLUGINS` turns
+    them off), then each `--plugin`. Plugin code runs while plugins load and while kinds build files:
+    what it prints goes to stderr, so that stdout holds only what flashast prints there (`--list`,
+    `--diff`, the cost report)."""
+    with contextlib.redirect_stdout(sys.stderr):
+        if not (no_plugins or os.environ.get("FLASHAST_NO_PLUGINS", "") not in ("", "0")):
+            load_entry_points(registry)
+        for spec in specs:
+            load_plugin(registry, spec)
