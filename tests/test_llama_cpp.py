@@ -15,10 +15,12 @@ from conftest import read_golden, run_cli
 from flashast.contract import Contract
 from flashast.errors import ModelError, VerificationError
 from flashast.generated import GeneratedFile
+from flashast.names import Identifier
 from flashast.nodes import EnumeratorArg, IntArg, MacroInvocation, TranslationUnit, Verbatim
 from flashast.presets import llama_cpp
 from flashast.registry import Registry
 from flashast.verify import verify
+from flashast.verify.provided import provided
 
 EXPECTED_COUNTS = {"fattn_tile": 12, "fattn_vec": 49, "fattn_mma_f16": 21, "mmq": 22, "mmf": 16}
 
@@ -170,3 +172,29 @@ def test_a_contract_header_may_climb_with_dot_dot_and_is_found_from_the_generate
     with pytest.raises(VerificationError) as raised:
         verify([replace(file, contract=Contract(headers))])
     assert "'../mmf.cuh' file not found" in raised.value.report
+
+
+def test_a_macro_invocation_repeated_in_another_file_is_a_duplicate_symbol(generated: list[GeneratedFile]) -> None:
+    """Two files invoking `DECL_FATTN_VEC_CASE` with the same arguments both define its expansion:
+    a duplicate symbol at link time, which no single-file parse sees."""
+    original = next(generated_file for generated_file in generated if generated_file.name.startswith("fattn-vec"))
+    copy = replace(original, name="fattn-vec-copy.cu")
+    with pytest.raises(VerificationError) as raised:
+        verify([original, copy])
+    report = raised.value.report
+    assert "3 error(s) in 1 of 2 file(s)" in str(raised.value)
+    assert "fattn-vec-copy.cu:5:1: error: duplicate explicit instantiation of" in report
+    assert f"(a duplicate symbol at link time: {original.name} defines it too)" in report
+
+
+def test_a_dispatcher_sees_what_a_macro_invocation_instantiates_at_its_line(generated: list[GeneratedFile]) -> None:
+    """What the dispatch check reads from the model: each invocation provides its expansion, found
+    at the invocation's own line (an enumerator argument by its value, as libclang reads a call)."""
+    original = next(file for file in generated if file.name == "fattn-vec-instance-bf16-bf16.cu")
+    found = {str(specialization): str(provision.location())
+             for specialization, provision in provided([original]).provisions.items()}
+    bf16 = llama_cpp.GGML_TYPE.value_of(Identifier("GGML_TYPE_BF16"))
+    assert found == {
+        f"ggml_cuda_flash_attn_ext_vec_case<{head_dim}, {bf16}, {bf16}>": f"{original.name}:{line}:1"
+        for head_dim, line in ((64, 5), (128, 6), (256, 7))
+    }

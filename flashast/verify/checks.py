@@ -1,8 +1,9 @@
 """Checks made on the model, before and beside libclang.
 
-- A definition (explicit specialization or explicit instantiation) repeated in a second file is a
-  link-time error no single-file parse can see; the model finds it, and a parse of the two files
-  together then lets clang point at both places.
+- A definition (explicit specialization or explicit instantiation, written out or as the expansion of
+  a function-like macro's invocation) repeated in a second file is a link-time error no single-file
+  parse can see; the model finds it, and a parse of the two files together then lets clang point at
+  both places.
 - Defining, for verification, a macro that a file tests with `#ifndef` would skip the guarded code
   unverified; that is refused before any parse.
 
@@ -27,6 +28,7 @@ from flashast.nodes import (
     IfDefined,
     IfNotDefined,
     MacroDefinition,
+    MacroInvocation,
     Namespace,
 )
 from flashast.printer import spell_template_argument
@@ -132,6 +134,9 @@ def _definitions(
             yield from _definitions(node.body, (*scope, *namespace_parts(node.name, macros)), macros)
         elif isinstance(node, ExplicitSpecialization) or (isinstance(node, ExplicitInstantiation) and not node.extern):
             yield scope, node
+        elif isinstance(node, MacroInvocation):
+            # A function-like macro's invocation defines what its expansion instantiates.
+            yield from _definitions(node.expansion(), scope, macros)
         elif isinstance(node, (IfNotDefined, IfDefined)):
             yield from _definitions(node.body, scope, macros)
 

@@ -1,6 +1,7 @@
 """What generated files provide to a dispatcher, read from the model, never from text.
 
-Every explicit specialization and explicit instantiation definition of each file, qualified by its
+Every explicit specialization and explicit instantiation definition of each file (the expansion of a
+function-like macro's invocation included), qualified by its
 namespaces (`FLASH_NAMESPACE` resolved through a `--define`, else the file's contract's `#define`),
 with its `#ifdef`/`#ifndef` guards evaluated under the run's defines. An `extern template` line is a
 requirement the selected files must satisfy too. An aggregator provides nothing itself: its members
@@ -22,6 +23,7 @@ from flashast.nodes import (
     ExplicitSpecialization,
     IfDefined,
     IfNotDefined,
+    MacroInvocation,
     Namespace,
     TemplateArgument,
     TypeArg,
@@ -76,6 +78,9 @@ class Provision:
     guards: tuple[Guard, ...]
     declaration: ExplicitSpecialization | ExplicitInstantiation
     active: bool = True
+    # The line as the file writes it, when that is not `declaration` itself: the invocation of the
+    # function-like macro that expands to it (`DECL_FATTN_VEC_CASE(64, GGML_TYPE_F16, GGML_TYPE_F16);`).
+    written: MacroInvocation | None = None
 
     @property
     def extern(self) -> bool:
@@ -83,8 +88,12 @@ class Provision:
 
     def location(self) -> Location:
         """The generated file's line that makes (or declares) it."""
-        wanted = next(line.strip() for line in render_declarations((self.declaration,), self.file.style)
-                      if str(self.declaration.signature.name) in line)
+        if self.written is not None:
+            lines = render_declarations((self.written,), self.file.style)
+            wanted = next(line.strip() for line in lines if line.strip())
+        else:
+            wanted = next(line.strip() for line in render_declarations((self.declaration,), self.file.style)
+                          if str(self.declaration.signature.name) in line)
         for number, line in enumerate(self.file.text.splitlines(), 1):
             if line.strip() == wanted:
                 return Location(self.file.name, number, line.index(wanted) + 1)
@@ -160,11 +169,20 @@ def _read_model(files: Iterable[GeneratedFile], defines: Sequence[str]) -> Itera
                 guard = Guard(node.macro.text, isinstance(node, IfDefined))
                 stack.extend((child, scope, (*guards, guard)) for child in reversed(node.body))
             elif isinstance(node, (ExplicitSpecialization, ExplicitInstantiation)):
-                name = node.signature.name
-                qualified = "::".join((*(() if name.absolute else scope), *(part.text for part in name.parts)))
-                arguments = tuple(map(_spell_argument, node.signature.template_arguments))
-                yield Provision(Specialization(qualified, arguments), generated, guards, node,
-                                all(guard.holds(macros) for guard in guards))
+                yield _provision(generated, scope, guards, node, macros)
+            elif isinstance(node, MacroInvocation):
+                for instantiation in node.expansion():
+                    yield _provision(generated, scope, guards, instantiation, macros, written=node)
+
+
+def _provision(generated: GeneratedFile, scope: tuple[str, ...], guards: tuple[Guard, ...],
+               node: ExplicitSpecialization | ExplicitInstantiation, macros: Collection[str],
+               written: MacroInvocation | None = None) -> Provision:
+    name = node.signature.name
+    qualified = "::".join((*(() if name.absolute else scope), *(part.text for part in name.parts)))
+    arguments = tuple(map(_spell_argument, node.signature.template_arguments))
+    return Provision(Specialization(qualified, arguments), generated, guards, node,
+                     all(guard.holds(macros) for guard in guards), written)
 
 
 def _spell_argument(argument: TemplateArgument) -> str:
