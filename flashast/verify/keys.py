@@ -2,7 +2,7 @@
 
 A key is two things:
 - the **input digest**: the generated file's text and the texts of the generated files it includes
-  (an aggregator's members, and theirs), the full clang command line (with the file's own `-D`
+  (an aggregator's members), the full clang command line (with the file's own `-D`
   macros), the environment variables clang reads for include paths, libclang's identity, and the
   code of this package (the rules that judge a parse);
 - the **readings**: the path and content digest of every other file the parse read, taken from the

@@ -1,9 +1,9 @@
 """What generated files provide to a dispatcher, read from the model, never from text.
 
 Every explicit specialization and explicit instantiation definition of each file (the expansion of a
-function-like macro's invocation included), qualified by its
-namespaces (`FLASH_NAMESPACE` resolved through a `--define`, else the file's contract's `#define`),
-with its `#ifdef`/`#ifndef` guards evaluated under the run's defines. An `extern template` line is a
+function-like macro's invocation included), qualified by its namespaces (`FLASH_NAMESPACE` resolved
+through a `--define`, else the file's contract's `#define`), with its `#ifdef`/`#ifndef` guards
+evaluated under the run's defines. An `extern template` line is a
 requirement the selected files must satisfy too. An aggregator provides nothing itself: its members
 do, once. Arguments are spelled as libclang reads them back from a dispatcher (`flashast.verify.
 indexer`), so the dispatch check compares the two as plain values.
