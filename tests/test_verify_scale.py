@@ -80,21 +80,15 @@ def test_clean_files_each_pass(count: int, options: VerifyOptions) -> None:
     assert (report.files, report.parsed, report.reused, report.errors, report.warnings) == (count, count, 0, [], [])
 
 
-def test_parallel_work_cuts_large_groups_per_thread_and_keeps_small_ones_whole() -> None:
-    """A large preamble group is cut into one piece per thread (its files' own parses can cost far
-    more than a preamble); a small one goes whole to one thread. Every file is parsed exactly once."""
-    from flashast import Registry
-    from flashast.verify.parallel import plan_work
-    from flashast.verify.parsing import group_by_preamble
-
-    files = Registry().preset("pytorch").generate()
-    groups = group_by_preamble(files)
-    assert len(groups) == 2 and all(len(group) >= 8 for group in groups)
-    plans = plan_work(groups, 2)
-    assert len(plans) == 2 and all(len(plan) == 2 for plan in plans)  # each thread: half of each group
-    parsed = [generated.name for plan in plans for unit in plan for generated in unit]
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_threads_parse_each_file_once_and_report_in_file_order(jobs: int, tmp_path: Path) -> None:
+    """Real headers on threads that take files as they get to them: each file is parsed exactly
+    once, and the diagnostics come in file order whichever thread found them."""
+    count, broken = 40, {3, 17, 31}
+    files = preset(count, broken).generate()
+    parsed: list[str] = []
+    with pytest.raises(VerificationError) as caught:
+        verify(files, real_headers(tmp_path), progress=lambda told: parsed.append(told.file.name), jobs=jobs)
     assert sorted(parsed) == sorted(generated.name for generated in files)
-    small = [group[:3] for group in groups]
-    assert sorted(len(unit) for plan in plan_work(small, 2) for unit in plan) == [3, 3]  # whole
-    assert len(plan_work(small[:1], 2)) == 1
-    assert plan_work(groups, 1) == [sorted(groups, key=len, reverse=True)]
+    heads = [line.split(":")[0] for line in caught.value.report.splitlines() if ": error: " in line]
+    assert heads == [f"inst_{index:05d}.cu" for index in sorted(broken)]

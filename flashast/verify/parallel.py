@@ -1,50 +1,132 @@
 """Real-header parses on several threads.
 
-A real-header parse takes seconds (FA2's `bwd` files 10-20 s each), and libclang releases the GIL
-while it parses (ctypes calls), so threads use every core; each thread owns its own libclang index
-and translation units, which libclang allows. The unit of work is a preamble group (files whose
-includes are the same share one precompiled preamble, the expensive part of a `fwd` file): a small
-group goes whole to the least loaded thread; a large one is cut into a piece per thread, at the price
-of a preamble per piece. Memory grows with the threads: a host-side parse of an FA2 file peaks near
-0.7 GB, so `--jobs` bounds it.
+A real-header parse takes seconds (FA2's `bwd` files about 9 s each to re-parse, its `fwd` files
+about 2 s), and libclang releases the GIL while it parses (ctypes calls), so threads use every core;
+each thread owns its own libclang index and translation units, which libclang allows. Files whose
+includes are the same form a preamble group: they share one precompiled preamble (about 7 s for an
+FA2 file), built once per thread that works on the group.
+
+Threads take work as they go, because what a group costs is only known once it is parsing. A free
+thread starts a group no thread has started, the largest first. Once every group has a thread, a free
+thread joins the group where its share of the files left outweighs building that group's preamble
+again, judged from what the group's preamble and re-parses have cost so far (it waits for the first
+figures if they are not in yet), and stops when no group is worth joining. So one costly group keeps
+every core busy, and a preamble is built again only where that pays. Memory grows with the threads
+(a host-side parse of an FA2 file peaks near 0.7 GB), so `--jobs` bounds it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 
 from flashast.generated import GeneratedFile
-from flashast.verify.diagnostics import Report
+from flashast.verify.diagnostics import Diagnostic, Report
 from flashast.verify.keys import Reading
 from flashast.verify.parsing import Parsed, Parser, Progress, group_by_preamble
 from flashast.verify.toolchain import VerifyOptions
 
-# A group is cut across threads from this many files: below it, another preamble costs more than the
-# re-parses it spreads (an FA2 `fwd` preamble takes about as long as eight of its re-parses).
-SPLIT_FROM_FILES = 8
-# What building a preamble weighs, in re-parses, when spreading groups over threads.
+# Before anything is measured: a preamble weighs this many re-parses (an FA2 `fwd` preamble takes
+# about as long as four of its re-parses).
 PREAMBLE_WEIGHT = 4
 
 
-def plan_work(groups: Sequence[list[GeneratedFile]], workers: int) -> list[list[list[GeneratedFile]]]:
-    """The groups each thread parses. A large group is cut into one piece per thread: its files'
-    own parses can cost far more than its preamble (an FA2 `bwd` file re-parses in ~10 s, its
-    preamble ~8 s), and nothing tells one group's files' cost from another's. A small group stays
-    whole. Pieces go, largest first, to the least loaded thread."""
-    units: list[list[GeneratedFile]] = []
-    for group in groups:
-        pieces = workers if len(group) >= SPLIT_FROM_FILES else 1
-        size = -(-len(group) // pieces)
-        units += [group[start:start + size] for start in range(0, len(group), size)]
-    plans: list[list[list[GeneratedFile]]] = [[] for _ in range(workers)]
-    loads = [0] * workers
-    for unit in sorted(units, key=len, reverse=True):
-        lightest = loads.index(min(loads))
-        plans[lightest].append(unit)
-        loads[lightest] += len(unit) + PREAMBLE_WEIGHT
-    return [plan for plan in plans if plan]
+class _Group:
+    """A preamble group's files not yet taken, how many threads work on it, and what it has cost."""
+
+    def __init__(self, files: Sequence[GeneratedFile]) -> None:
+        self.first = files[0]
+        self.left = deque(files)
+        self.threads = 0
+        self.preamble: float | None = None  # seconds, the first time it was built
+        self.reparses: list[float] = []  # seconds per file
+
+    def worth_joining(self) -> bool:
+        """Whether one more thread ends this group sooner: its share of the re-parses left takes
+        longer than the preamble it must build first."""
+        if self.preamble is None or not self.reparses:
+            return len(self.left) / (self.threads + 1) > PREAMBLE_WEIGHT
+        reparse = sum(self.reparses) / len(self.reparses)
+        return len(self.left) * reparse / (self.threads + 1) > self.preamble
+
+    def work_left(self) -> float:
+        reparse = sum(self.reparses) / len(self.reparses) if self.reparses else 1.0
+        return len(self.left) * reparse
+
+
+class _Schedule:
+    """The groups, shared by the threads under one lock; `changed` wakes threads waiting for figures."""
+
+    def __init__(self, groups: Sequence[Sequence[GeneratedFile]]) -> None:
+        self.groups = [_Group(group) for group in groups]
+        self.changed = threading.Condition()
+
+    def take(self) -> _Group | None:
+        """The group a free thread works on next, or None when it should stop."""
+        with self.changed:
+            while True:
+                open_groups = [group for group in self.groups if group.left]
+                if not open_groups:
+                    return None
+                unstarted = [group for group in open_groups if group.threads == 0]
+                measured = [group for group in open_groups if group.preamble is not None and group.reparses]
+                joinable = [group for group in measured if group.worth_joining()]
+                if unstarted or joinable:
+                    chosen = max(unstarted, key=lambda group: len(group.left)) if unstarted else max(
+                        joinable, key=_Group.work_left)
+                    chosen.threads += 1
+                    return chosen
+                if len(measured) == len(open_groups):
+                    return None
+                self.changed.wait()  # a group's first figures are not in yet
+
+    def files(self, group: _Group) -> Iterator[GeneratedFile]:
+        """`group`'s files, each taken by exactly one thread as that thread gets to it."""
+        while True:
+            with self.changed:
+                if not group.left:
+                    return
+                generated = group.left.popleft()
+            yield generated
+
+    def built(self, group: _Group, seconds: float) -> None:
+        with self.changed:
+            if group.preamble is None:
+                group.preamble = seconds
+            self.changed.notify_all()
+
+    def parsed(self, group: _Group, seconds: float) -> None:
+        with self.changed:
+            group.reparses.append(seconds)
+            self.changed.notify_all()
+
+    def leave(self, group: _Group) -> None:
+        with self.changed:
+            group.threads -= 1
+            self.changed.notify_all()
+
+
+class _Visit:
+    """One thread's turn on a group: passes what it costs on to the schedule (a file's re-parse alone:
+    the first file's seconds include the preamble) and each parsed file on to `told`."""
+
+    def __init__(self, schedule: _Schedule, group: _Group,
+                 told: Callable[[GeneratedFile, bool, float], None]) -> None:
+        self.schedule = schedule
+        self.group = group
+        self.told = told
+        self.preamble = 0.0
+
+    def built(self, seconds: float) -> None:
+        self.preamble = seconds
+        self.schedule.built(self.group, seconds)
+
+    def finished(self, generated: GeneratedFile, failed: bool, seconds: float) -> None:
+        self.schedule.parsed(self.group, seconds - self.preamble)
+        self.preamble = 0.0
+        self.told(generated, failed, seconds)
 
 
 def verify_in_parallel(
@@ -52,49 +134,55 @@ def verify_in_parallel(
     report: Report, progress: Progress | None, jobs: int,
 ) -> dict[str, list[Reading]]:
     """Verify `to_parse` against real headers on up to `jobs` threads, reporting into `report` in
-    the order of the groups; returns the readings of every file that passed."""
-    groups = group_by_preamble(to_parse)
-    plans = plan_work(groups, max(1, jobs))
+    the order of the files whichever thread parsed them; returns the readings of every file that passed."""
+    schedule = _Schedule(group_by_preamble(to_parse))
     total = len(to_parse)
-    # One report per unit of work, merged in file order whichever thread finished first.
-    parts: dict[str, Report] = {}
+    parts: list[Report] = []
     passed: dict[str, list[Reading]] = {}
     failures: list[BaseException] = []
     lock = threading.Lock()
     done = 0
 
-    def finished(generated: GeneratedFile, failed: bool, seconds: float) -> None:
+    def told(generated: GeneratedFile, failed: bool, seconds: float) -> None:
         nonlocal done
         with lock:
             done += 1
             if progress is not None:
                 progress(Parsed(generated, failed, seconds, done, total))
 
-    def work(plan: list[list[GeneratedFile]]) -> None:
+    def work() -> None:
         parser = Parser(cindex, files, options)
         try:
-            for unit in plan:
-                part = parts[unit[0].name] = Report(files=len(unit))
-                clean = parser.verify_group_over_preamble(unit, part, finished)
+            while (group := schedule.take()) is not None:
+                visit = _Visit(schedule, group, told)
+                part = Report(files=0)
+                try:
+                    clean = parser.verify_group_over_preamble(group.first, schedule.files(group), part,
+                                                              visit.finished, visit.built)
+                finally:
+                    schedule.leave(group)
                 with lock:
+                    parts.append(part)
                     passed.update(clean)
         except BaseException as error:  # re-raised on the calling thread
             failures.append(error)
         finally:
             parser.close()
 
-    threads = [threading.Thread(target=work, args=(plan,)) for plan in plans]
+    threads = [threading.Thread(target=work) for _ in range(max(1, min(jobs, total)))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     if failures:
         raise failures[0]
-    for generated in to_parse:
-        part = parts.get(generated.name)
-        if part is None:
-            continue
-        report.parsed += part.parsed
-        for diagnostic in part.diagnostics:
-            report.add(diagnostic)
+    position = {generated.name: index for index, generated in enumerate(to_parse)}
+
+    def in_file_order(diagnostic: Diagnostic) -> int:
+        return -1 if diagnostic.file is None else position.get(diagnostic.file, len(position))
+
+    found = [diagnostic for part in parts for diagnostic in part.diagnostics]
+    for diagnostic in sorted(found, key=in_file_order):
+        report.add(diagnostic)
+    report.parsed += sum(part.parsed for part in parts)
     return passed

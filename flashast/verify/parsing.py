@@ -21,7 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -143,13 +143,14 @@ class Parser:
         return self.sources.readings(unit, served)
 
     def verify_group_over_preamble(
-        self, group: list[GeneratedFile], report: Report, finished: Callable[[GeneratedFile, bool, float], None]
+        self, first: GeneratedFile, group: Iterable[GeneratedFile], report: Report,
+        finished: Callable[[GeneratedFile, bool, float], None], built: Callable[[float], None] = lambda seconds: None,
     ) -> dict[str, list[Reading]]:
-        """Real-header mode: one translation unit per group, first its includes alone, then each file
-        re-parsed (`finished` hears of each). Returns the readings of each file that passed: nothing
-        failed and nothing was charged to it (a warning inside a third-party header is the header's,
-        reported once, and does not keep a file's verdict from being remembered)."""
-        first = group[0]
+        """Real-header mode: one translation unit for files that share `first`'s includes, first the
+        includes alone (`built` hears how long that took), then each file of `group`, taken as it
+        goes, re-parsed (`finished` hears of each). Returns the readings of each file that passed:
+        nothing failed and nothing was charged to it (a warning inside a third-party header is the
+        header's, reported once, and does not keep a file's verdict from being remembered)."""
         served = self.sources.served(first)
         if isinstance(served, str):
             for generated in group:
@@ -162,6 +163,7 @@ class Parser:
             main_path, self.arguments, [(main_path, self._includes_alone(first)), *served],
             PRECOMPILED_PREAMBLE | CREATE_PREAMBLE_ON_FIRST_PARSE,
         )
+        built(time.perf_counter() - started)
         problems, header_keys = header_problems(self._context(first, main_path), unit)
         for diagnostic in problems:
             report.add(diagnostic)
