@@ -28,10 +28,6 @@ from flashast.verify.keys import Reading
 from flashast.verify.parsing import Parsed, Parser, Progress, group_by_preamble
 from flashast.verify.toolchain import VerifyOptions
 
-# Before anything is measured: a preamble weighs this many re-parses (an FA2 `fwd` preamble takes
-# about as long as four of its re-parses).
-PREAMBLE_WEIGHT = 4
-
 
 class _Group:
     """A preamble group's files not yet taken, how many threads work on it, and what it has cost."""
@@ -43,17 +39,19 @@ class _Group:
         self.preamble: float | None = None  # seconds, the first time it was built
         self.reparses: list[float] = []  # seconds per file
 
-    def worth_joining(self) -> bool:
-        """Whether one more thread ends this group sooner: its share of the re-parses left takes
-        longer than the preamble it must build first."""
-        if self.preamble is None or not self.reparses:
-            return len(self.left) / (self.threads + 1) > PREAMBLE_WEIGHT
-        reparse = sum(self.reparses) / len(self.reparses)
-        return len(self.left) * reparse / (self.threads + 1) > self.preamble
+    @property
+    def measured(self) -> bool:
+        """Whether its preamble and a re-parse have been timed (by the first thread on it)."""
+        return self.preamble is not None and bool(self.reparses)
 
     def work_left(self) -> float:
-        reparse = sum(self.reparses) / len(self.reparses) if self.reparses else 1.0
-        return len(self.left) * reparse
+        """Seconds of re-parses left, at the mean so far (measured groups only)."""
+        return len(self.left) * sum(self.reparses) / len(self.reparses)
+
+    def worth_joining(self) -> bool:
+        """Whether one more thread ends this (measured) group sooner: its share of the re-parses left
+        takes longer than the preamble it must build first."""
+        return self.preamble is not None and self.work_left() / (self.threads + 1) > self.preamble
 
 
 class _Schedule:
@@ -71,7 +69,7 @@ class _Schedule:
                 if not open_groups:
                     return None
                 unstarted = [group for group in open_groups if group.threads == 0]
-                measured = [group for group in open_groups if group.preamble is not None and group.reparses]
+                measured = [group for group in open_groups if group.measured]
                 joinable = [group for group in measured if group.worth_joining()]
                 if unstarted or joinable:
                     chosen = max(unstarted, key=lambda group: len(group.left)) if unstarted else max(
