@@ -371,3 +371,47 @@ def test_the_users_ctrl_c_inside_plugin_code_is_an_interrupt_not_a_plugin_error(
     assert process.wait(timeout=60) == 130, stderr
     assert "flashast: interrupted" in stderr and "PluginError" not in stderr and "plugin" not in stderr.lower()
     assert not (tmp_path / "out").exists()
+
+
+SLOW_HEADER = """#pragma once
+constexpr long spin(long n) { long sum = 0; for (long i = 0; i < n; ++i) { sum += i % 7; } return sum; }
+template <int N> struct Kernel { static_assert(spin(N) >= 0, "spins"); };
+"""
+SLOW_FILES = 24
+
+
+def test_ctrl_c_during_real_header_verification_ends_after_the_parses_in_flight(tmp_path: Path) -> None:
+    """A real-header run is minutes of parses; Ctrl-C must not wait for every file left, only for
+    the one parse each thread is in (a thread cannot be stopped inside libclang)."""
+    import signal
+
+    include = tmp_path / "include"
+    include.mkdir()
+    (include / "slow.h").write_text(SLOW_HEADER)
+    plugin = tmp_path / "slow_kind.py"
+    plugin.write_text(
+        "from flashast import Include, Kind, TranslationUnit, Verbatim\n\n\n"
+        "def build(config):\n"
+        "    return TranslationUnit((Include('slow.h'), Verbatim(f'template struct Kernel<{200000 + config.index}>;')))\n\n\n"
+        "def register(registry):\n"
+        f"    registry.add_kind('pytorch', Kind('slow', axes={{'index': tuple(range({SLOW_FILES}))}}, build=build,"
+        " file_name='slow_{index}.cu'))\n"
+    )
+    process = subprocess.Popen(
+        cli_command("-o", tmp_path / "out", "--plugin", plugin, "--only", "kind=slow", "--include-dir", include,
+                    "--timings", "--jobs", "2"),
+        env=cli_environment(extra={"FLASHAST_CACHE_DIR": str(tmp_path / "cache")}), stderr=subprocess.PIPE, text=True,
+    )
+    assert process.stderr is not None
+    before = []
+    for line in process.stderr:
+        before.append(line)
+        if line.startswith("flashast: verified "):
+            break
+    process.send_signal(signal.SIGINT)
+    stderr = "".join(before) + process.stderr.read()
+    assert process.wait(timeout=120) == 130, stderr
+    assert "flashast: interrupted" in stderr
+    verified = stderr.count("flashast: verified ")
+    assert 1 <= verified <= 1 + 2 + 2, f"{verified} of {SLOW_FILES} files parsed after Ctrl-C:\n{stderr}"
+    assert not (tmp_path / "out").exists()

@@ -17,6 +17,7 @@ every core busy, and a preamble is built again only where that pays. Memory grow
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -100,6 +101,13 @@ class _Schedule:
             group.reparses.append(seconds)
             self.changed.notify_all()
 
+    def stop(self) -> None:
+        """No thread takes another file: each ends after the parse it is in."""
+        with self.changed:
+            for group in self.groups:
+                group.left.clear()
+            self.changed.notify_all()
+
     def leave(self, group: _Group) -> None:
         with self.changed:
             group.threads -= 1
@@ -149,6 +157,9 @@ def verify_in_parallel(
                 progress(Parsed(generated, failed, seconds, done, total))
 
     def work() -> None:
+        # Ctrl-C is the main thread's to hear: the kernel hands a signal to any thread not blocking
+        # it, and a worker inside libclang would leave the main thread asleep in `join` until the end.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         parser = Parser(cindex, files, options)
         try:
             while (group := schedule.take()) is not None:
@@ -170,8 +181,14 @@ def verify_in_parallel(
     threads = [threading.Thread(target=work) for _ in range(max(1, min(jobs, total)))]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        # Ctrl-C: the threads finish only the parses they are in (a thread cannot be stopped inside
+        # libclang), not every file left, before the process can exit.
+        schedule.stop()
+        raise
     if failures:
         raise failures[0]
     position = {generated.name: index for index, generated in enumerate(to_parse)}
