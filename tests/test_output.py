@@ -359,6 +359,14 @@ def test_prune_keeps_a_stale_file_edited_since_unless_forced(output: Path) -> No
     assert owned(output).keys() == {"a_fwd.cu", "b_bwd.cu"}
 
 
+def test_prune_deletes_a_stale_file_a_power_loss_left_empty(output: Path) -> None:
+    """An empty owned file holds no one's edit: pruned like one that still holds flashast's bytes."""
+    (output / "c_fwd.cu").write_bytes(b"")
+    _, outcome = generate(output, FILES[:2], prune=True)
+    assert (outcome.pruned, outcome.kept) == (["c_fwd.cu"], [])
+    assert not (output / "c_fwd.cu").exists() and "c_fwd.cu" not in owned(output)
+
+
 def test_a_stale_file_deleted_by_hand_leaves_the_manifest(output: Path) -> None:
     (output / "c_fwd.cu").unlink()
     result, _ = generate(output, FILES[:2])
