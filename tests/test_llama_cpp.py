@@ -18,8 +18,11 @@ from flashast.generated import GeneratedFile
 from flashast.names import Identifier
 from flashast.nodes import EnumeratorArg, IntArg, MacroInvocation, TranslationUnit, Verbatim
 from flashast.presets import llama_cpp
+from flashast.printer import render
 from flashast.registry import Registry
-from flashast.verify import verify
+from flashast.selection import parse_filter, select
+from flashast.verify import VerifyOptions, verify
+from flashast.verify.dispatch import check_dispatch
 from flashast.verify.provided import provided
 
 EXPECTED_COUNTS = {"fattn_tile": 12, "fattn_vec": 49, "fattn_mma_f16": 21, "mmq": 22, "mmf": 16}
@@ -198,3 +201,53 @@ def test_a_dispatcher_sees_what_a_macro_invocation_instantiates_at_its_line(gene
         f"ggml_cuda_flash_attn_ext_vec_case<{head_dim}, {bf16}, {bf16}>": f"{original.name}:{line}:1"
         for head_dim, line in ((64, 5), (128, 6), (256, 7))
     }
+
+
+def headers_on_disk(root: Path) -> Path:
+    """The contract's headers written where upstream keeps them (`ggml-cuda/fattn-vec.cuh`, ...,
+    the files in `ggml-cuda/template-instances/`); the include directory to pass."""
+    instances = root / "ggml-cuda" / "template-instances"
+    instances.mkdir(parents=True)
+    for path, unit in llama_cpp.CONTRACT.header_units().items():
+        target = (instances / path).resolve()
+        target.write_text(render(unit))
+    return instances
+
+
+# As upstream's fattn-vec.cuh does, the dispatcher declares the instances `extern`: they are
+# instantiated in the generated files, not here.
+DISPATCHER = """#include "../fattn-vec.cuh"
+
+extern DECL_FATTN_VEC_CASE( 64, GGML_TYPE_F16, GGML_TYPE_F16);
+extern DECL_FATTN_VEC_CASE(128, GGML_TYPE_Q4_0, GGML_TYPE_Q4_0);
+
+void launch(ggml_backend_cuda_context & ctx, ggml_tensor * dst, int head_dim) {
+    if (head_dim == 64) {
+        ggml_cuda_flash_attn_ext_vec_case<64, GGML_TYPE_F16, GGML_TYPE_F16>(ctx, dst);
+    } else {
+        ggml_cuda_flash_attn_ext_vec_case<128, GGML_TYPE_Q4_0, GGML_TYPE_Q4_0>(ctx, dst);
+    }
+}
+"""
+
+
+def test_the_dispatch_check_finds_a_call_whose_decl_line_is_left_out(tmp_path: Path) -> None:
+    """A llama.cpp-shaped dispatcher read with libclang against what the `DECL_*` lines provide:
+    everything selected, nothing is missing; leave out the q4_0 file and its call is an undefined
+    symbol, whose provider is named at its `DECL_FATTN_VEC_CASE` line."""
+    include = headers_on_disk(tmp_path)
+    dispatcher = include / "launch.cpp"
+    dispatcher.write_text(DISPATCHER)
+    preset = Registry().preset("llama.cpp")
+    every = preset.generate()
+    options = VerifyOptions(include_dirs=(include,))
+    assert not check_dispatch([dispatcher], every, every, options).missing
+    chosen = select(every, preset, (), ["type_k=q4_0"])
+    filters = [parse_filter("type_k=q4_0", "--exclude", preset)]
+    report = check_dispatch([dispatcher], chosen, every, options, filters)
+    (missing,) = report.missing
+    q4_0 = llama_cpp.GGML_TYPE.value_of(Identifier("GGML_TYPE_Q4_0"))
+    assert str(missing.specialization) == f"ggml_cuda_flash_attn_ext_vec_case<128, {q4_0}, {q4_0}>"
+    assert missing.provider is not None
+    assert str(missing.provider.location()) == "fattn-vec-instance-q4_0-q4_0.cu:6:1"
+    assert missing.provider.file.text.splitlines()[5] == "DECL_FATTN_VEC_CASE(128, GGML_TYPE_Q4_0, GGML_TYPE_Q4_0);"
