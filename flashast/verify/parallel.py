@@ -61,6 +61,7 @@ class _Schedule:
     def __init__(self, groups: Sequence[Sequence[GeneratedFile]]) -> None:
         self.groups = [_Group(group) for group in groups]
         self.changed = threading.Condition()
+        self.stopped = False
 
     def take(self) -> _Group | None:
         """The group a free thread works on next, or None when it should stop."""
@@ -102,8 +103,9 @@ class _Schedule:
             self.changed.notify_all()
 
     def stop(self) -> None:
-        """No thread takes another file: each ends after the parse it is in."""
+        """No thread takes another file: each ends after the parse it is in, and tells no one."""
         with self.changed:
+            self.stopped = True
             for group in self.groups:
                 group.left.clear()
             self.changed.notify_all()
@@ -153,7 +155,7 @@ def verify_in_parallel(
         nonlocal done
         with lock:
             done += 1
-            if progress is not None:
+            if progress is not None and not schedule.stopped:
                 progress(Parsed(generated, failed, seconds, done, total))
 
     def work() -> None:
