@@ -193,8 +193,6 @@ def _run(argv: list[str], registry: Registry | None) -> int:
         return exit_.code if isinstance(exit_.code, int) else EXIT_OK
     registry = registry or Registry()
     _refuse_contradictions(arguments)
-    # Plugin code runs while plugins load and while kinds build files: what it prints goes to stderr,
-    # so that stdout holds only what flashast prints there (`--list`, `--diff`).
     load_plugins(registry, arguments.plugin, arguments.no_plugins)
     if arguments.list_kinds:
         list_kinds(registry)

@@ -95,10 +95,6 @@ class Kind:
     style: Style | None = None
     description: str = ""
     architectures: Architectures = ()
-    # The constraint's answer per configuration: an aggregator asks its member kind about the same
-    # configurations again and again. A constraint is a function of the configuration, so it is
-    # called at most once for each.
-    _reasons: dict[Configuration, str | None] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_identifier("Kind", "name", self.name)
@@ -167,6 +163,12 @@ class Kind:
         return tuple((configuration, self._reason(configuration)) for configuration in configurations)
 
     @cached_property
+    def _reasons(self) -> dict[Configuration, str | None]:
+        # The points by configuration: aggregators ask their member kind about the same ones again
+        # and again, and each constraint is called once per point.
+        return dict(self._points)
+
+    @cached_property
     def _known_values(self) -> dict[str, set[tuple[type, AxisValue]]]:
         # Each axis's values with their types: `True == 1`, but `True` is no value of an int axis.
         return {axis: {(type(value), value) for value in values} for axis, values in self.axes.items()}
@@ -188,7 +190,7 @@ class Kind:
 
         Aggregators use it to include only the member files that exist.
         """
-        return self._reason(self.configuration(**values))
+        return self._reasons[self.configuration(**values)]
 
     def name_for(self, **values: AxisValue) -> str:
         """The file name this kind gives to a configuration (aggregators name their members with it).
@@ -205,8 +207,6 @@ class Kind:
     def _reason(self, configuration: Configuration) -> str | None:
         if self.constraint is None:
             return None
-        if configuration in self._reasons:
-            return self._reasons[configuration]
         try:
             reason = self.constraint(configuration)
         except FlashastError as error:
@@ -220,7 +220,6 @@ class Kind:
             raise ModelError(
                 f"Kind({self.name})", "constraint", reason, "must return a non-empty reason str, or None to keep"
             )
-        self._reasons[configuration] = reason
         return reason
 
     def _name(self, configuration: Configuration) -> str:
