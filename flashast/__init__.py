@@ -59,7 +59,7 @@ from flashast.printer import render
 from flashast.registry import Registry, default_registry
 from flashast.style import ArgumentLayout, Layout, ParameterLayout, Style
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ArgumentLayout",
