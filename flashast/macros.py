@@ -68,11 +68,17 @@ class MacroInstantiation:
         store_fields(self, template=template, arguments=bound)
 
     def parameter_fed(self, name: Identifier) -> TemplateParameter | None:
-        """The template parameter the macro parameter `name` is the argument of here, if any."""
-        for parameter, argument in zip(self.template.template_parameters, self.arguments, strict=False):
-            if isinstance(argument, MacroParameter) and argument.name == name:
-                return parameter
-        return None
+        """The first template parameter the macro parameter `name` is the argument of here, if any."""
+        fed = self.parameters_fed(name)
+        return fed[0] if fed else None
+
+    def parameters_fed(self, name: Identifier) -> tuple[TemplateParameter, ...]:
+        """Every template parameter the macro parameter `name` is the argument of here (`f<P, P>`
+        feeds two), so a macro can check that they all take the same kind of argument."""
+        return tuple(
+            parameter for parameter, argument in zip(self.template.template_parameters, self.arguments, strict=False)
+            if isinstance(argument, MacroParameter) and argument.name == name
+        )
 
     def fixed_names(self) -> set[Identifier]:
         """Every identifier the expansion spells outside a macro parameter's places (a template
@@ -156,7 +162,9 @@ class FunctionMacro:
                 raise ModelError("FunctionMacro", "parameters", clashes[0], problem)
         store_fields(self, name=as_atom(self, "name", name, MacroName), parameters=checked, expansion=instantiations)
         for parameter in checked:
-            fed = [found for step in instantiations if (found := step.parameter_fed(parameter)) is not None]
+            # Every place counts, within one instantiation too (`f<P, P>` with an int and a type
+            # parameter): an invocation's argument is bound by the first, so it must suit them all.
+            fed = [found for step in instantiations for found in step.parameters_fed(parameter)]
             if not fed:
                 raise ModelError("FunctionMacro", "parameters", parameter.text, "is not used in the expansion")
             if any(_kind_of(other) != _kind_of(fed[0]) for other in fed):

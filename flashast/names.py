@@ -233,9 +233,12 @@ def check_comment_text(owner: str, field: str, value: object) -> str:
 def check_line_comment_text(owner: str, field: str, value: object) -> str:
     """The text after `// `: one line that cannot reach into the next one."""
     text = check_comment_text(owner, field, value)
-    if text.endswith("\\"):
+    # clang and gcc take a backslash followed only by spaces or tabs before the line break as a line
+    # splice too (clang warns, -Wbackslash-newline-escape), so what counts is the end without them.
+    end = text.rstrip(" \t\v\f")
+    if end.endswith("\\"):
         raise ModelError(owner, field, value, "a trailing backslash would splice the next line into the comment")
-    if text.endswith("??/"):
+    if end.endswith("??/"):
         # `??/` is the trigraph for a backslash before C++17: it would splice the next line there.
         raise ModelError(owner, field, value, "a trailing '??/' (a backslash trigraph) would splice the next line")
     return text
