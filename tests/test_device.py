@@ -30,21 +30,22 @@ def build(config):
 
 def register(registry):
     registry.add_preset(Preset("device", kinds=(
-        Kind("copy", axes={{"element": ("short", "float")}}, build=build, file_name="copy_{{element}}.cu",
+        Kind("copy", axes={{"element": {elements}}}, build=build, file_name="copy_{{element}}.cu",
              architectures={architectures}),
     )))
 """
 
 
-def plugin(tmp_path: Path, architectures: str = "()") -> Path:
+def plugin(tmp_path: Path, architectures: str = "()", elements: str = '("short", "float")') -> Path:
     path = tmp_path / "device_plugin.py"
-    path.write_text(PLUGIN.format(architectures=architectures))
+    path.write_text(PLUGIN.format(architectures=architectures, elements=elements))
     return path
 
 
-def run(tmp_path: Path, *arguments: str | Path, architectures: str = "()") -> tuple[int, str]:
-    code, _, stderr = run_cli("-o", tmp_path / "out", "--plugin", plugin(tmp_path, architectures), "--preset", "device",
-                              "--include-dir", FIXTURE, *arguments)
+def run(tmp_path: Path, *arguments: str | Path, architectures: str = "()",
+        elements: str = '("short", "float")') -> tuple[int, str]:
+    code, _, stderr = run_cli("-o", tmp_path / "out", "--plugin", plugin(tmp_path, architectures, elements),
+                              "--preset", "device", "--include-dir", FIXTURE, *arguments)
     return code, stderr
 
 
@@ -69,6 +70,18 @@ def test_the_host_side_passes_what_the_device_side_rejects_at_the_generated_line
     assert "copy_short.cu:" not in stderr
     assert (tmp_path / "out" / "copy_float.cu").read_text() == "// edited\n"  # exit 3: nothing written
     assert snapshot(tmp_path / "out").keys() == before.keys()
+
+
+def test_one_run_reports_a_host_error_and_another_files_device_only_error(tmp_path: Path) -> None:
+    """A file failing on the host side does not keep the others from their device-side parse: the
+    `float` file's device-only assertion is reported in the same run as the undeclared element's
+    host error, and the summary says how many files failed at which level."""
+    code, stderr = run(tmp_path, "--device-arch", "sm_80", elements='("float", "undeclared_element")')
+    assert code == 3, stderr
+    assert re.search(r"^copy_undeclared_element\.cu:\d+:\d+: error: .*undeclared_element", stderr, re.MULTILINE), stderr
+    assert re.search(r"^copy_float\.cu:\d+:\d+: error: static assertion failed", stderr, re.MULTILINE), stderr
+    assert "2 of 2 file(s) (1 on the host side, 1 on the device side for sm_80)" in stderr
+    assert not (tmp_path / "out").exists()  # exit 3: nothing written
 
 
 def test_an_architecture_without_the_device_only_path_passes(tmp_path: Path) -> None:

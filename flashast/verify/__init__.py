@@ -9,8 +9,9 @@ Every generated file gets its own verdict before anything is written:
    own; in real-header mode, groups sharing a precompiled preamble;
 4. records (`diagnostics`), rendered once: any error, or any warning in a generated file, fails
    the run with `VerificationError`;
-5. with `--device-arch`, the files that passed parsed again for the device, per architecture
-   (`device_targets`), where kernel bodies are instantiated;
+5. with `--device-arch`, every file that passed on the host side parsed again for the device, per
+   architecture (`device_targets`), where kernel bodies are instantiated, whatever other files did:
+   one run reports both levels' errors, and the summary says how many files failed at which;
 6. with `--conformance` (`conformance`): each kind's contract compared with the real declarations
    of the same names, in one parse of the real headers, so contract mode stays honest;
 7. with `--dispatcher` (`dispatch`): what the dispatchers call (read by `indexer`, with libclang's
@@ -81,29 +82,42 @@ def verify(
     `store` (default: none) holds the verdicts of earlier runs; a file whose key it holds is not
     parsed again, and every file that passes is remembered in it. When no file needs a parse,
     libclang is not even loaded. `jobs`: real-header parses run on this many threads. With
-    `options.device_architectures` or `device_declared`, files that pass on the host side are then
-    parsed for the device, per architecture (`device_targets`), at most as many at once as memory holds.
+    `options.device_architectures` or `device_declared`, every file that passes on the host side is
+    then parsed for the device, even when other files failed, per architecture (`device_targets`),
+    at most as many at once as memory holds.
     """
     refuse_guard_defines(files, options)
     store = store or VerdictStore(None)
     report = Report(files=len(files))
     clashes = find_clashes(files, options.effective_defines)
-    _verify_side(files, files, options, store, progress, jobs, report, clashes)
-    if not report.failed and options.real_headers:
-        for architecture, targets in device_targets(files, options).items():
-            device = dataclasses.replace(options, device_arch=architecture)
-            side = Report(files=len(targets))
-            _verify_side(files, targets, device, store, progress, device_parse_bound(jobs), side, [])
-            report.parsed += side.parsed
-            report.reused += side.reused
-            remark = f"(device side, --cuda-gpu-arch={architecture})"
-            for diagnostic in side.diagnostics:
-                report.add(dataclasses.replace(diagnostic, remarks=(*diagnostic.remarks, remark)))
+    passed = _verify_side(files, files, options, store, progress, jobs, report, clashes)
+    # A file that failed on the host side is not parsed for the device (its device errors would
+    # mostly repeat the host's); every other file is, whatever the others did, so one run reports
+    # every level's errors.
+    host_passed = passed - report.failing_files
+    levels = [f"{len(files) - len(host_passed)} on the host side"] if len(host_passed) < len(files) else []
+    devices = device_targets(files, options) if options.real_headers else {}
+    for architecture, targets in devices.items():
+        targets = [generated for generated in targets if generated.name in host_passed]
+        if not targets:
+            continue
+        device = dataclasses.replace(options, device_arch=architecture)
+        side = Report(files=len(targets))
+        device_passed = _verify_side(files, targets, device, store, progress, device_parse_bound(jobs), side, [])
+        report.parsed += side.parsed
+        report.reused += side.reused
+        remark = f"(device side, --cuda-gpu-arch={architecture})"
+        for diagnostic in side.diagnostics:
+            report.add(dataclasses.replace(diagnostic, remarks=(*diagnostic.remarks, remark)))
+        device_failed = len(targets) - len(device_passed - side.failing_files)
+        if device_failed:
+            levels.append(f"{device_failed} on the device side for {architecture}")
     if report.failed:
         hint = ""
         if options.real_headers and options.resource_dir is None and "file not found" in report.text():
             hint = "\n" + resource_dir_hint()
-        raise VerificationError(report.summary(), report.text(header_warnings=False) + hint, report.text() + hint)
+        summary = report.summary(levels if devices else ())
+        raise VerificationError(summary, report.text(header_warnings=False) + hint, report.text() + hint)
     return report
 
 
@@ -123,9 +137,10 @@ def device_targets(files: Sequence[GeneratedFile], options: VerifyOptions) -> di
 def _verify_side(
     files: Sequence[GeneratedFile], targets: Sequence[GeneratedFile], options: VerifyOptions, store: VerdictStore,
     progress: Progress | None, jobs: int, report: Report, clashes: list[Clash],
-) -> None:
+) -> set[str]:
     """One side's verdicts (the host, or the device for one architecture) of `targets` into `report`;
-    `files` is the whole run (aggregators read their members)."""
+    `files` is the whole run (aggregators read their members). Returns the names of the files whose
+    parse was clean or whose verdict was reused (a clash found later may still fail one of them)."""
     # `strict` decides whether a header's warning fails, so it is part of every verdict.
     common = common_inputs([*clang_arguments(options), f"flashast-strict={options.strict}"])
     # Naming what an earlier parse read needs no libclang: the sources are named the same way.
@@ -133,13 +148,15 @@ def _verify_side(
     keys = {generated.name: input_digest(common, generated.text, switched_on(generated), lookup.included(generated))
             for generated in targets}
     to_parse = []
+    reused = set()
     for generated in targets:
         if store.passed(keys[generated.name], lookup.current_digest(generated)):
             report.reused += 1
+            reused.add(generated.name)
         else:
             to_parse.append(generated)
     if not to_parse and not clashes:
-        return
+        return reused
     cindex = load_cindex()
     parser = Parser(cindex, files, options)
     passed: dict[str, list[Reading]] = {}
@@ -159,6 +176,7 @@ def _verify_side(
         parser.close()
     # Each file's verdict is its own: a clean parse is remembered even when another file failed.
     store.remember((keys[name], lookup.uncovered(lookup.files[name], readings)) for name, readings in passed.items())
+    return reused | set(passed)
 
 
 def _verify_contract_mode(

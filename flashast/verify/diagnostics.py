@@ -8,6 +8,7 @@ two parses is the same record (compared by value), and reports are de-duplicated
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -116,8 +117,11 @@ class Report:
             lines.append(f"({hidden} warning(s) inside headers not shown; --header-warnings lists them)")
         return "\n".join(lines)
 
-    def summary(self) -> str:
+    def summary(self, levels: Sequence[str] = ()) -> str:
+        """`levels`: how many files failed at which level ("1 on the host side", ...), when there are several."""
         parts = [f"{len(self.errors)} error(s) in {len(self.failing_files)} of {self.files} file(s)"]
+        if levels:
+            parts[0] += f" ({', '.join(levels)})"
         if self.header_problems:
             parts.append(f"{self.header_problems} problem(s) in headers")
         return "verification failed: " + ", ".join(parts) + "; nothing was written"
