@@ -10,6 +10,10 @@ Guarantees:
   one is adopted: that is how a tree made by an upstream generator moves to flashast with zero diff;
 - stale files (owned, no longer generated) are reported, and deleted only by `prune`, and only while
   they still hold the bytes flashast wrote (an edited one is kept unless `force`);
+- a directory belongs to the preset its manifest names: a run of another preset is refused before it
+  reads or writes a generated file (a forgotten `--preset` must not replace a tree), unless `force`
+  hands the directory over; the previous preset's files then stay, as stale files deleted only by
+  `prune` with `force`;
 - every refusal (a foreign file in the way, a manifest that is not ours) and every write of new
   contents (a complete temp file in DIR) comes before the first rename. So a refused run, a full disk
   or any other write failure removes its temp files and leaves the directory exactly as it was:
@@ -56,6 +60,7 @@ __all__ = [
     "MANIFEST_NAME",
     "Outcome",
     "Plan",
+    "bare_preset",
     "check_directory",
     "dump_manifest",
     "locked",
@@ -63,6 +68,7 @@ __all__ = [
     "plan",
     "read_manifest",
     "refuse_conflicts",
+    "refuse_other_owner",
     "unified_diff",
     "write",
     "write_atomically",
@@ -87,6 +93,11 @@ class Plan:
     look_alikes: list[str] = field(default_factory=list)
     manifest_before: dict[str, Any] | None = None
     manifest_after: dict[str, Any] = field(default_factory=dict)
+    # The preset that owned the directory, when another one (this run's) takes it over with `force`.
+    previous_owner: str | None = None
+    # Stale files written for another preset (one that owned the directory before): kept by `prune`
+    # unless `force`, since they are that preset's files, not this one's leftovers.
+    other_presets: list[str] = field(default_factory=list)
     # The current text of every generated file that exists, for `unified_diff`.
     on_disk: dict[str, str] = field(default_factory=dict)
 
@@ -128,6 +139,41 @@ def check_directory(directory: Path, writable: bool = True) -> None:
         raise UsageError(f"{directory}: cannot use ({error.strerror})") from None
 
 
+def bare_preset(name: str) -> str:
+    """A preset's name without its revision (`flash-attn-2@v2.8.3` -> `flash-attn-2`): revisions of
+    one preset own a directory alike, so moving to another revision is no change of owner."""
+    return name.partition("@")[0]
+
+
+def owner_of(manifest: dict[str, Any] | None) -> str | None:
+    """The preset a directory's manifest says owns it (bare name), None for a directory no run owns."""
+    owner = manifest.get("preset") if manifest else None
+    return bare_preset(owner) if isinstance(owner, str) and owner else None
+
+
+def refuse_other_owner(directory: Path, preset: str, force: bool, writes: bool = True) -> None:
+    """Refuse, in one line, a run of `preset` on a directory another preset owns, unless `force`.
+
+    Called before a run does any work, so a forgotten `--preset` costs nothing, and again under the
+    directory lock when writing. `writes`: whether this run could take `--force` (a check cannot).
+    """
+    try:
+        is_directory = directory.is_dir()
+    except OSError:
+        return  # `check_directory` names the path's problem
+    owner = owner_of(read_manifest(directory)) if is_directory else None
+    if owner is not None and owner != bare_preset(preset) and not force:
+        raise _owned_by(directory, owner, preset, writes)
+
+
+def _owned_by(directory: Path, owner: str, preset: str, writes: bool) -> UsageError:
+    handing = "--force to hand it over" if writes else "a write with --force to hand it over"
+    return UsageError(
+        f"{directory}: belongs to preset {owner}, not {preset}; pass --preset {owner},"
+        f" or {handing} to {preset} deliberately"
+    )
+
+
 def plan(
     directory: Path, files: Sequence[GeneratedFile], preset: str, preset_names: frozenset[str], version: str
 ) -> Plan:
@@ -167,6 +213,11 @@ def plan(
             raise UsageError(f"{path}: owned by flashast but now not a regular file; move it away")
         else:
             result.stale.append(name)
+            written_for = owned[name].get("preset")
+            if isinstance(written_for, str) and bare_preset(written_for) != bare_preset(preset):
+                result.other_presets.append(name)
+    owner = owner_of(result.manifest_before)
+    result.previous_owner = owner if owner is not None and owner != bare_preset(preset) else None
     result.look_alikes = _look_alikes(directory, files, preset_names, owned.keys())
     result.manifest_after = {
         "files": {name: entries[name] for name in sorted(entries)},
@@ -251,6 +302,8 @@ def refuse_conflicts(result: Plan, force: bool) -> None:
     since (unless `force`): a user's work is never silently lost."""
     if force:
         return
+    if result.previous_owner is not None:
+        raise _owned_by(result.directory, result.previous_owner, result.manifest_after["preset"], writes=True)
     _refuse(result, result.conflicts, "exists, was not written by flashast and differs{more};"
             " move it away or pass --force")
     _refuse(result, result.edited, "edited since flashast wrote it{more}; keep your edit elsewhere"
@@ -327,6 +380,9 @@ def _prune(result: Plan, outcome: Outcome, force: bool) -> None:
             raise UsageError(f"{path}: cannot read ({error.strerror})") from None
         if current is not None and not _still_ours(current, owned[name]["sha256"]) and not force:
             outcome.kept.append(name)
+            continue
+        if name in result.other_presets and not force:
+            outcome.kept.append(name)  # another preset's file: deleted only when asked with --force
             continue
         try:
             path.unlink(missing_ok=True)

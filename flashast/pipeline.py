@@ -21,7 +21,16 @@ from flashast import __version__
 from flashast.errors import UsageError, VerificationError
 from flashast.generated import GeneratedFile
 from flashast.kinds import Kind, Preset
-from flashast.output import Outcome, Plan, check_directory, plan, refuse_conflicts, write, write_atomically
+from flashast.output import (
+    Outcome,
+    Plan,
+    check_directory,
+    plan,
+    refuse_conflicts,
+    refuse_other_owner,
+    write,
+    write_atomically,
+)
 from flashast.registry import Registry
 from flashast.selection import parse_filter, select
 from flashast.verify import CONTRACT_MODE, Progress, Report, VerdictStore, VerifyOptions, verify
@@ -90,6 +99,9 @@ def run(registry: Registry, options: Options) -> Result:
         _refuse_aggregators_without_members(files, preset_names)
     _check_listing_path(options)
     check_directory(options.output, writable=options.action is Action.WRITE)
+    if options.action is not Action.LIST or options.listing is not None:
+        # Before any work: a forgotten `--preset` must neither replace nor judge another preset's tree.
+        refuse_other_owner(options.output, preset.name, options.force, writes=options.action is Action.WRITE)
     if options.action is Action.LIST:
         _write_listing(options, files, preset.name)
         return Result(preset.name, tuple(files))

@@ -123,8 +123,16 @@ def report_write(result: Result, options: Options) -> None:
         raise RuntimeError("flashast: a write run always plans and writes")
     report_look_alikes(found, result.preset)
     stale = [name for name in found.stale if name not in outcome.pruned]
+    if found.previous_owner is not None:
+        pruned_others = sum(1 for name in found.other_presets if name in outcome.pruned)
+        kept_others = len(found.other_presets) - pruned_others
+        print(f"flashast: {found.directory}: handed over from preset {found.previous_owner} to {result.preset}"
+              f" (--force); of {found.previous_owner}'s other files, {kept_others} kept as stale"
+              f" (--prune --force deletes them), {pruned_others} pruned", file=sys.stderr)
     for name in stale:
-        if name in outcome.kept:
+        if name in found.other_presets:
+            why = "written for another preset, so kept; --prune --force deletes it"
+        elif name in outcome.kept:
             why = "edited since flashast wrote it, so kept; --prune --force deletes it"
         else:
             why = "no longer generated; --prune deletes it"
