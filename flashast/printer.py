@@ -50,9 +50,18 @@ from flashast.nodes import (
     ValueParameter,
     Verbatim,
 )
-from flashast.style import ArgumentLayout, Layout, ParameterLayout, Style
+from flashast.style import (
+    ArgumentLayout,
+    BracketAlignment,
+    Layout,
+    NamespaceIndentation,
+    ParameterLayout,
+    PointerAlignment,
+    Style,
+)
 
-# Statements inside a function body: four spaces, as in every upstream tree.
+# A function-like macro's continued lines: four spaces, as in every upstream tree (clang-format's
+# `IndentWidth` is about bodies; the policy leaves macro replacements alone).
 BODY_INDENT = "    "
 DEFAULT_STYLE = Style()
 
@@ -60,7 +69,7 @@ DEFAULT_STYLE = Style()
 def render(unit: TranslationUnit, style: Style = DEFAULT_STYLE) -> str:
     """The file's full text."""
     text = "\n".join(render_declarations(unit.declarations, style))
-    return text + "\n" if style.final_newline else text
+    return text + "\n" if style.insert_newline_at_eof else text
 
 
 def render_declarations(declarations: Iterable[Declaration], style: Style = DEFAULT_STYLE) -> Iterator[str]:
@@ -92,45 +101,68 @@ def _angle(arguments: tuple[TemplateArgument, ...]) -> str:
     return "<" + ", ".join(spell_template_argument(argument) for argument in arguments) + ">"
 
 
-def spell_type(type_: Type) -> str:
-    """`const T`, `CUstream_st *`, `Flash_fwd_params &`."""
+def spell_type(type_: Type, style: Style = DEFAULT_STYLE) -> str:
+    """`const T`, `CUstream_st *`, `Flash_fwd_params &` (`CUstream_st*` where pointers align left)."""
     base = ("const " if type_.const else "") + str(type_.name)
-    return f"{base} {type_.declarator.value}" if type_.declarator is not Declarator.VALUE else base
-
-
-def _spell_parameter(parameter: Parameter) -> str:
-    # `Flash_fwd_params &params`: the declarator binds to the name, as in every upstream tree.
-    type_ = parameter.type
     if type_.declarator is Declarator.VALUE:
-        return f"{spell_type(type_)} {parameter.name}"
-    return f"{spell_type(type_)}{parameter.name}"
+        return base
+    gap = "" if style.pointer_alignment is PointerAlignment.LEFT else " "
+    return f"{base}{gap}{type_.declarator.value}"
 
 
-def _spell_parameters(parameters: tuple[Parameter, ...]) -> str:
-    return "(" + ", ".join(_spell_parameter(parameter) for parameter in parameters) + ")"
+def spell_declaration(type_: Type, name: object, style: Style = DEFAULT_STYLE) -> str:
+    """A type and the name it declares, `*`/`&` placed as the style's `pointer_alignment` says:
+    `Flash_fwd_params &params` (right), `const Params& params` (left), `T & x` (middle)."""
+    if type_.declarator is Declarator.VALUE:
+        return f"{spell_type(type_)} {name}"
+    if style.pointer_alignment is PointerAlignment.RIGHT:
+        return f"{spell_type(type_)}{name}"
+    return f"{spell_type(type_, style)} {name}"
 
 
-def _signature_lines(signature: FunctionSignature, layout: Layout, lead: str) -> list[str]:
-    """`lead` (`template `, `extern template ` or nothing) and the declarator, wrapped as `layout` says:
-    template arguments one per line (indented, the last closing the list), parameters aligned under
-    the first one, which follows the opening parenthesis."""
-    head = f"{lead}{spell_type(signature.return_type)} {signature.name}"
+def _spell_parameter(parameter: Parameter, style: Style = DEFAULT_STYLE) -> str:
+    return spell_declaration(parameter.type, parameter.name, style)
+
+
+def _spell_parameters(parameters: tuple[Parameter, ...], style: Style = DEFAULT_STYLE) -> str:
+    return "(" + ", ".join(_spell_parameter(parameter, style) for parameter in parameters) + ")"
+
+
+def _broken_list(line: str, opening: str, elements: list[str], closing: str, alignment: BracketAlignment,
+                 indent: int) -> list[str]:
+    """`line` continued by a bracketed list broken one element per line, as clang-format's
+    `AlignAfterOpenBracket` value `alignment` places them; `indent` spaces where elements are indented."""
+    column = " " * (len(line) + len(opening)) if alignment is BracketAlignment.ALIGN else " " * indent
+    if alignment is BracketAlignment.ALWAYS_BREAK:
+        lines = [line + opening, column + elements[0]]
+    else:
+        lines = [line + opening + elements[0]]
+    for element in elements[1:]:
+        lines[-1] += ","
+        lines.append(column + element)
+    lines[-1] += closing
+    return lines
+
+
+def _signature_lines(signature: FunctionSignature, layout: Layout, lead: str, style: Style) -> list[str]:
+    """`lead` (`template `, `extern template ` or nothing) and the declarator, the lists `layout` breaks
+    placed as the style's `align_after_open_bracket` says; without one, as before the policy existed:
+    template arguments after a break, indented, and parameters aligned under the first one."""
+    head = lead + spell_declaration(signature.return_type, signature.name, style)
     comments = signature.argument_comments or (None,) * len(signature.template_arguments)
     arguments = [
         ("" if comment is None else str(comment)) + spell_template_argument(argument)
         for comment, argument in zip(comments, signature.template_arguments, strict=True)
     ]
     if layout.template_arguments is ArgumentLayout.ONE_PER_LINE and arguments:
-        indent = " " * layout.indent
-        lines = [f"{head}<", *(f"{indent}{argument}," for argument in arguments[:-1]), f"{indent}{arguments[-1]}>"]
+        alignment = style.align_after_open_bracket or BracketAlignment.ALWAYS_BREAK
+        lines = _broken_list(head, "<", arguments, ">", alignment, layout.indent)
     else:
         lines = [f"{head}<{', '.join(arguments)}>"]
-    parameters = [_spell_parameter(parameter) for parameter in signature.parameters]
-    if layout.parameters is ParameterLayout.ALIGNED and len(parameters) > 1:
-        column = " " * (len(lines[-1]) + 1)
-        lines[-1] += f"({parameters[0]},"
-        lines += [f"{column}{parameter}," for parameter in parameters[1:-1]]
-        lines.append(f"{column}{parameters[-1]})")
+    parameters = [_spell_parameter(parameter, style) for parameter in signature.parameters]
+    if layout.parameters is ParameterLayout.ALIGNED and parameters:
+        alignment = style.align_after_open_bracket or BracketAlignment.ALIGN
+        lines[-1:] = _broken_list(lines[-1], "(", parameters, ")", alignment, layout.indent)
     else:
         lines[-1] += f"({', '.join(parameters)})"
     return lines
@@ -153,15 +185,15 @@ def _spell_call(statement: CallStatement) -> str:
     return f"{statement.function}{template}({arguments});"
 
 
-def _spell_instantiation_pattern(step: MacroInstantiation) -> str:
+def _spell_instantiation_pattern(step: MacroInstantiation, style: Style) -> str:
     """One explicit instantiation of a macro's replacement, its parameters spelled by name."""
     template = step.template
     arguments = ", ".join(
         argument.name.text if isinstance(argument, MacroParameter) else spell_template_argument(argument)
         for argument in step.arguments
     )
-    parameters = _spell_parameters(template.declarator_parameters(step.arguments))
-    return f"template {spell_type(template.return_type)} {template.name}<{arguments}>{parameters}"
+    parameters = _spell_parameters(template.declarator_parameters(step.arguments), style)
+    return f"template {spell_declaration(template.return_type, template.name, style)}<{arguments}>{parameters}"
 
 
 def _spell_invocation(node: MacroInvocation) -> str:
@@ -172,8 +204,22 @@ def _spell_invocation(node: MacroInvocation) -> str:
     return f"{node.macro.name}({arguments});"
 
 
-def _trailing(comment: TrailingComment | None) -> str:
-    return "" if comment is None else str(comment)
+def _trailing(comment: TrailingComment | None, style: Style) -> str:
+    """A trailing comment with at least the style's `spaces_before_trailing_comments` before it (as in
+    clang-format, a minimum: a comment asking for more, to line up with its neighbours, keeps them)."""
+    if comment is None:
+        return ""
+    return " " * max(comment.spaces, style.spaces_before_trailing_comments) + str(comment).lstrip(" ")
+
+
+def _template_keyword(style: Style) -> str:
+    return "template " if style.space_after_template_keyword else "template"
+
+
+def _indented(lines: Iterable[str], width: int) -> Iterator[str]:
+    """Lines one level in; empty lines stay empty."""
+    prefix = " " * width
+    return (prefix + line if line else line for line in lines)
 
 
 # Declarations -----------------------------------------------------------------------------------
@@ -188,7 +234,7 @@ def _lines(node: Declaration, style: Style) -> Iterator[str]:
         case BlockComment(lines=inner):
             yield from ("/*" + "\n".join(inner) + "*/").split("\n")
         case Include(path=path, angled=angled, comment=comment):
-            yield (f"#include <{path}>" if angled else f'#include "{path}"') + _trailing(comment)
+            yield (f"#include <{path}>" if angled else f'#include "{path}"') + _trailing(comment, style)
         case PragmaOnce():
             yield "#pragma once"
         case MacroDefinition(name=name, replacement=replacement):
@@ -196,8 +242,12 @@ def _lines(node: Declaration, style: Style) -> Iterator[str]:
         case Namespace(name=name, body=body):
             # PyTorch's generator writes `namespace pytorch_flash{`.
             yield f"namespace {name} {{" if style.space_before_namespace_brace else f"namespace {name}{{"
-            yield from render_declarations(body, style)
-            yield f"}} // namespace {name}"
+            lines = render_declarations(body, style)
+            if style.namespace_indentation is NamespaceIndentation.ALL:
+                lines = _indented(lines, style.indent_width)
+            yield from lines
+            gap = " " * style.spaces_before_trailing_comments
+            yield f"}}{gap}// namespace {name}" if style.fix_namespace_comments else "}"
         case IfNotDefined(macro=macro, body=body):
             yield from _guarded("#ifndef", macro, body, style)
         case IfDefined(macro=macro, body=body):
@@ -205,38 +255,37 @@ def _lines(node: Declaration, style: Style) -> Iterator[str]:
         case ClassDeclaration(name=name, complete=complete):
             yield f"struct {name} {{}};" if complete else f"struct {name};"
         case TypeAlias(name=name, target=target):
-            yield f"using {name} = {spell_type(target)};"
+            yield f"using {name} = {spell_type(target, style)};"
         case EnumDeclaration(name=name, enumerators=enumerators, scoped=scoped):
             yield f"enum {'class ' if scoped else ''}{name} {{"
             for enumerator in enumerators:
                 value = "" if enumerator.value is None else f" = {enumerator.value}"
-                yield f"{BODY_INDENT}{enumerator.name}{value},"
+                yield f"{' ' * style.indent_width}{enumerator.name}{value},"
             yield "};"
         case FunctionTemplate():
             parameters = ", ".join(_spell_template_parameter(parameter) for parameter in node.template_parameters)
-            yield f"template<{parameters}>"
-            head = f"{spell_type(node.return_type)} {node.name}{_spell_parameters(node.parameters)}"
+            yield f"{_template_keyword(style)}<{parameters}>"
+            head = spell_declaration(node.return_type, node.name, style) + _spell_parameters(node.parameters, style)
             yield f"{head} {{}}" if node.defined else f"{head};"
         case ExplicitSpecialization(signature=signature, body=calls, layout=layout):
-            yield "template<>"
-            declarator = _signature_lines(signature, layout, "")
+            yield f"{_template_keyword(style)}<>"
+            declarator = _signature_lines(signature, layout, "", style)
             declarator[-1] += " {"
             yield from declarator
-            for statement in calls:
-                yield BODY_INDENT + _spell_call(statement)
+            yield from _indented((_spell_call(statement) for statement in calls), style.indent_width)
             yield "}"
         case ExplicitInstantiation(signature=signature, extern=extern, layout=layout, comment=comment):
-            declarator = _signature_lines(signature, layout, "extern template " if extern else "template ")
-            declarator[-1] += ";" + _trailing(comment)
+            declarator = _signature_lines(signature, layout, "extern template " if extern else "template ", style)
+            declarator[-1] += ";" + _trailing(comment, style)
             yield from declarator
         case FunctionMacro(name=name, parameters=parameters, expansion=expansion):
             # One instantiation per continued line; the invocation's own `;` ends the last one.
             yield f"#define {name}({', '.join(parameter.text for parameter in parameters)}) \\"
-            steps = [_spell_instantiation_pattern(step) for step in expansion]
+            steps = [_spell_instantiation_pattern(step, style) for step in expansion]
             yield from (f"{BODY_INDENT}{step}; \\" for step in steps[:-1])
             yield BODY_INDENT + steps[-1]
         case MacroInvocation(comment=comment):
-            yield _spell_invocation(node) + _trailing(comment)
+            yield _spell_invocation(node) + _trailing(comment, style)
         case Verbatim(text=text):
             yield from text.split("\n")
         case _:
@@ -246,7 +295,8 @@ def _lines(node: Declaration, style: Style) -> Iterator[str]:
 def _guarded(directive: str, macro: MacroName, body: Iterable[Declaration], style: Style) -> Iterator[str]:
     yield f"{directive} {macro}"
     yield from render_declarations(body, style)
-    yield "#endif"
+    # `comment_endif` is the deprecated 0.1.0 knob (see `Style`); no upstream tree comments its `#endif`.
+    yield f"#endif // {macro}" if style.comment_endif else "#endif"
 
 
 def _unreachable(node: NoReturn) -> NoReturn:

@@ -178,7 +178,7 @@ RENDERED = [
 
 @pytest.mark.parametrize(("node", "expected"), RENDERED, ids=lambda value: type(value).__name__)
 def test_each_node_renders_its_cpp(node: Declaration, expected: str) -> None:
-    assert render(TranslationUnit((node,)), Style(final_newline=False)) == expected
+    assert render(TranslationUnit((node,)), Style(insert_newline_at_eof=False)) == expected
 
 
 def test_style_knobs_change_only_their_token() -> None:
@@ -187,7 +187,7 @@ def test_style_knobs_change_only_their_token() -> None:
     assert spaced.splitlines()[0] == "namespace pytorch_flash {"
     assert tight.splitlines()[0] == "namespace pytorch_flash{"
     assert spaced.splitlines()[1:] == tight.splitlines()[1:]
-    assert render(unit, Style(final_newline=False)) == spaced.removesuffix("\n")
+    assert render(unit, Style(insert_newline_at_eof=False)) == spaced.removesuffix("\n")
 
 
 def test_constructors_store_the_atoms_they_convert() -> None:
@@ -249,7 +249,7 @@ REJECTED: list[tuple[Callable[[], object], str, object]] = [
     (lambda: TEMPLATE.specialize("cutlass::half_t", True), "template_arguments[Headdim]", True),
     (lambda: TEMPLATE.instantiate(32, "cutlass::half_t"), "template_arguments[T]", 32),
     (lambda: TEMPLATE.instantiate("cutlass::half_t"), "template_arguments", ("cutlass::half_t",)),
-    (lambda: Style(final_newline=1), "final_newline", 1),  # type: ignore[arg-type]
+    (lambda: Style(insert_newline_at_eof=1), "insert_newline_at_eof", 1),  # type: ignore[arg-type]
     # Values of the wrong type, which only a plugin without a type checker can pass.
     (lambda: Include(3), "path", 3),  # type: ignore[arg-type]
     (lambda: Include("a.h", angled=1), "angled", 1),  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ four kinds over fp16/bf16, six head dimensions, causal or not, sm80:
 - `fwd_split_align`: the explicit instantiation of that aligned tree, in its own file so it compiles
   in parallel.
 
-Parity quirks of this generator: the files have no final newline (`Style(final_newline=False)`); the
+Parity quirks of this generator: the files have no final newline (`Style(insert_newline_at_eof=False)`); the
 namespace is spelled with the `FLASH_NAMESPACE` macro, which `namespace_config.h` defines (to `flash`
 by default) and which every file includes first; `sm80` appears only in the file name.
 """
@@ -61,7 +61,7 @@ FWD_LAUNCH_HEADER = "flash_fwd_launch_template.h"
 BWD_LAUNCH_HEADER = "flash_bwd_launch_template.h"
 
 # flash-attention 2's generator writes no newline after the namespace's closing line.
-STYLE = Style(final_newline=False)
+STYLE = Style(insert_newline_at_eof=False)
 
 FWD_PARAMETERS = launcher_parameters("Flash_fwd_params")
 BWD_PARAMETERS = launcher_parameters("Flash_bwd_params")

@@ -10,7 +10,11 @@ Byte for byte what Dao-AILab/flash-attention `hopper/generate_kernels.py` writes
   instantiations (arch 80, then 86) inside an outer `#ifndef FLASHATTENTION_DISABLE_SM8x`;
 - aggregators (`fwd_hdimall`, `fwd_hdimdiff`, `fwd_softcapall`, `bwd_softcapall`): files that only
   `#include` kernel files of this preset, so a build can compile fewer, larger translation units.
-  Build systems compile either the aggregators or their members, never both.
+  Build systems compile either the aggregators or their members, never both. By default flashast
+  lists what upstream's `hopper/setup.py` compiles (at 0251105a, as since 199401d3, August 2025): the
+  `softcapall` aggregators (sm80 forward, sm90 backward) and, for the sm90 forward pass, the members
+  (from January to August 2025 it compiled the `hdimall`/`hdimdiff` aggregators instead, which
+  `--compile aggregators` still does).
 
 The rules upstream encodes in `if`s are the kinds' constraints, each with its reason: e4m3 exists only
 for the sm90 forward pass; sm80 kernels always pack GQA and split/paged sm90 kernels force it on, so
@@ -20,7 +24,7 @@ the sm90 pairs 64/256, 64/512 (fp16, bf16) and 192/128 (every dtype).
 Parity quirks of this generator: no namespace; the file name puts `_paged` before `_split` while the
 template puts Split before PagedKV; the guard names the QK head dimension only (`192_128` is guarded
 by `..._HDIM192`); the PackGQA template argument is forced on where the name says nothing; kernel
-files end with a newline, aggregators do not (`Style(final_newline=False)` on the aggregator kinds).
+files end with a newline, aggregators do not (`Style(insert_newline_at_eof=False)` on the aggregator kinds).
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ DISABLE_SM8X_MACRO = "FLASHATTENTION_DISABLE_SM8x"
 
 STYLE = Style()
 # flash-attention 3's generator joins an aggregator's includes with newlines and adds none at the end.
-AGGREGATOR_STYLE = Style(final_newline=False)
+AGGREGATOR_STYLE = Style(insert_newline_at_eof=False)
 
 FWD_PARAMETERS = launcher_parameters("Flash_fwd_params")
 BWD_PARAMETERS = launcher_parameters("Flash_bwd_params")
@@ -288,12 +292,14 @@ BWD = Kind(
 # Aggregators ------------------------------------------------------------------------------------
 
 def aggregator(
-    name: str, axes: Mapping[str, Sequence[AxisValue]], member: Kind, members: MemberValues, description: str
+    name: str, axes: Mapping[str, Sequence[AxisValue]], member: Kind, members: MemberValues, description: str,
+    *, compiled_by_default: bool,
 ) -> Kind:
-    """An aggregator over `member`'s files, named like them, in the prelude and style upstream gives it."""
+    """An aggregator over `member`'s files, named like them, in the prelude and style upstream gives it;
+    `compiled_by_default`: whether upstream's setup.py compiles it rather than its members."""
     return aggregator_kind(
         name, axes=axes, member=member, members=members, file_name=file_name_rule(member.name),
-        prelude=PRELUDE, style=AGGREGATOR_STYLE, description=description,
+        prelude=PRELUDE, style=AGGREGATOR_STYLE, description=description, compiled_by_default=compiled_by_default,
     )
 
 
@@ -327,6 +333,8 @@ FWD_HDIMALL = aggregator(
     FWD,
     fwd_members_over_head_dims([(head_dim, head_dim) for head_dim in HEAD_DIMS]),
     "sm90 forward files with head_dim_v == head_dim, every head_dim in one file",
+    # setup.py compiles the members since 199401d3: these translation units grew too large to build.
+    compiled_by_default=False,
 )
 FWD_HDIMDIFF = aggregator(
     "fwd_hdimdiff",
@@ -334,6 +342,7 @@ FWD_HDIMDIFF = aggregator(
     FWD,
     fwd_members_over_head_dims(DIFFERENT_HEAD_DIM_PAIRS),
     "sm90 forward files with head_dim_v != head_dim, every pair in one file",
+    compiled_by_default=False,
 )
 FWD_SOFTCAPALL = aggregator(
     "fwd_softcapall",
@@ -341,6 +350,7 @@ FWD_SOFTCAPALL = aggregator(
     FWD,
     fwd_members_over_softcap,
     "sm80 forward files, with and without softcap in one file",
+    compiled_by_default=True,
 )
 BWD_SOFTCAPALL = aggregator(
     "bwd_softcapall",
@@ -348,6 +358,7 @@ BWD_SOFTCAPALL = aggregator(
     BWD,
     bwd_members_over_softcap,
     "sm90 backward files, with and without softcap in one file",
+    compiled_by_default=True,
 )
 
 KINDS = (FWD, BWD, FWD_HDIMALL, FWD_HDIMDIFF, FWD_SOFTCAPALL, BWD_SOFTCAPALL)
