@@ -57,7 +57,15 @@ from flashast.nodes import (
 )
 from flashast.printer import render
 from flashast.registry import Registry, default_registry
-from flashast.style import ArgumentLayout, Layout, ParameterLayout, Style
+from flashast.style import (
+    ArgumentLayout,
+    BracketAlignment,
+    Layout,
+    NamespaceIndentation,
+    ParameterLayout,
+    PointerAlignment,
+    Style,
+)
 
 __version__ = "0.2.0"
 
@@ -67,6 +75,7 @@ __all__ = [
     "BlankLine",
     "BlockComment",
     "BoolArg",
+    "BracketAlignment",
     "CallStatement",
     "ClassDeclaration",
     "Configuration",
@@ -102,9 +111,11 @@ __all__ = [
     "MacroParameter",
     "ModelError",
     "Namespace",
+    "NamespaceIndentation",
     "Parameter",
     "ParameterLayout",
     "PluginError",
+    "PointerAlignment",
     "PragmaOnce",
     "Preset",
     "QualifiedName",
