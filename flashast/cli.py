@@ -24,11 +24,13 @@ from pathlib import Path
 
 from flashast import __version__
 from flashast.cost import aggregator_members, measure, render_json, render_table
-from flashast.errors import FlashastError, UsageError, VerificationError
+from flashast.errors import FlashastError, Terminated, UsageError, VerificationError, signals_raise
+from flashast.generated import CompilePolicy, compiled_files
 from flashast.kinds import is_architecture
 from flashast.ninja_log import read_ninja_log
 from flashast.pipeline import DEFAULT_PRESET, Action, Options, run
 from flashast.plugins import load_plugins
+from flashast.process import checked_output
 from flashast.registry import Registry
 from flashast.report import ProgressDisplay, list_kinds, printable, report_check, report_verification, report_write
 from flashast.verify import VerifyOptions, find_cuda_path
@@ -106,11 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
                            help="keep only matching files (repeatable; same axis or globs: any, across axes: all)")
     selection.add_argument("--exclude", action="append", default=[], metavar="AXIS=V[,V]|GLOB",
                            help="drop matching files (repeatable)")
+    selection.add_argument("--compile", choices=[policy.value for policy in CompilePolicy], help="what --list and"
+                           " --manifest say a build compiles: an aggregator or its members (default: as upstream)")
     modes = parser.add_argument_group("modes (write nothing)")
     exclusive = modes.add_mutually_exclusive_group()
     exclusive.add_argument("--check", action="store_true", help="exit 1 if DIR differs from what a run would write")
     exclusive.add_argument("--diff", action="store_true", help="like --check, and print a unified diff on stdout")
-    exclusive.add_argument("--list", action="store_true", help="print the path of every file a run would write")
+    exclusive.add_argument("--list", nargs="?", const="compiled", choices=("compiled", "written"), help="print the"
+                           " path of every file a build compiles, or (--list=written) of every file a run writes")
     exclusive.add_argument("--conformance", action="store_true",
                            help="compare the kinds' contracts with the real headers (--include-dir); write nothing")
     exclusive.add_argument("--list-kinds", action="store_true", help="print presets and kinds with their origin")
@@ -152,29 +157,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, registry: Registry | None = None) -> int:
     """Run the CLI in-process and return its exit code."""
-    try:
-        return _run(list(sys.argv[1:] if argv is None else argv), registry)
-    except VerificationError as error:
-        print(error.report, file=sys.stderr)
-        print(f"flashast: error: {printable(str(error))}", file=sys.stderr)
-        return EXIT_VERIFICATION
-    except FlashastError as error:
-        print(f"flashast: error: {printable(str(error))}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print("flashast: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # `--list | head`: the reader stopped early, which is its choice, not a flashast error. Point
-        # stdout at /dev/null so the interpreter's final flush does not complain again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-        return EXIT_OK
-    except Exception:
-        traceback.print_exc()
-        print("flashast: internal error: this is a bug in flashast, please report it", file=sys.stderr)
-        return EXIT_INTERNAL
+    with signals_raise(), checked_output() as output:
+        try:
+            code = _run(list(sys.argv[1:] if argv is None else argv), registry)
+            output.flush()
+            if output.failure is not None:  # a write argparse swallowed (`--version > /dev/full`)
+                raise output.failure
+            return code
+        except VerificationError as error:
+            print(error.report, file=sys.stderr)
+            print(f"flashast: error: {printable(str(error))}", file=sys.stderr)
+            return EXIT_VERIFICATION
+        except FlashastError as error:
+            print(f"flashast: error: {printable(str(error))}", file=sys.stderr)
+            return error.exit_code
+        except KeyboardInterrupt:
+            print("flashast: interrupted", file=sys.stderr)
+            return 130
+        except Terminated:
+            print("flashast: terminated", file=sys.stderr)
+            return 143
+        except BrokenPipeError:
+            # `--list | head`: the reader stopped early, which is its choice, not a flashast error. Point
+            # stdout at /dev/null so the interpreter's final flush does not complain again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.close(devnull)
+            return EXIT_OK
+        except Exception:
+            traceback.print_exc()
+            print("flashast: internal error: this is a bug in flashast, please report it", file=sys.stderr)
+            return EXIT_INTERNAL
 
 
 def run_console_script() -> None:
@@ -224,8 +237,9 @@ def _run(argv: list[str], registry: Registry | None) -> int:
         # The paths as the file system spells them (an output path given in undecodable bytes stays
         # those bytes), whatever the locale.
         sys.stdout.flush()
+        shown = result.files if arguments.list == "written" else compiled_files(result.files, options.compile)
         listing = b"".join(os.fsencode(os.path.join(arguments.output, generated.name)) + b"\n"
-                           for generated in result.files)
+                           for generated in shown)
         sys.stdout.buffer.write(listing)
         sys.stdout.flush()
         return EXIT_OK
@@ -314,6 +328,8 @@ def _refuse_contradictions(arguments: argparse.Namespace) -> None:
         ) if value]
         if given:
             raise UsageError(f"{given[0]}: configures verification, which --no-verify skips")
+    if arguments.compile is not None and arguments.manifest is None and arguments.list != "compiled":
+        raise UsageError("--compile: says which files --list and --manifest name as compiled; add one of them")
     writing = ("--prune", arguments.prune), ("--force", arguments.force), ("--manifest", arguments.manifest)
     if arguments.list_kinds and (arguments.output or any(value for _, value in writing)):
         raise UsageError("--list-kinds: lists presets and kinds only; drop -o and the writing options")
@@ -343,6 +359,7 @@ def _options(arguments: argparse.Namespace) -> Options:
         progress=_progress(arguments),
         jobs=arguments.jobs,
         dispatchers=tuple(Path(path) for path in arguments.dispatcher),
+        compile=CompilePolicy(arguments.compile or CompilePolicy.UPSTREAM.value),
     )
 
 

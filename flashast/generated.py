@@ -1,17 +1,25 @@
-"""`GeneratedFile`: one output file, as a kind made it.
+"""`GeneratedFile`: one output file, as a kind made it; and which of a run's files a build compiles.
 
 A file is its name, where it came from (preset, kind, axis values), its tree and the style it is
 printed in. Its text is derived from the tree and the style (once, on first use), never stored beside
 them, so the bytes written and the tree verified cannot disagree.
+
+An aggregator `#include`s other generated files, so a build compiles either it or its members, never
+both: an explicit instantiation compiled twice is wasted time, an explicit specialization compiled
+twice is a "multiple definition" at link. `compiled_files` decides, from the files themselves (what
+each includes, what its kind says upstream's build compiles) and a `CompilePolicy`.
 """
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 from flashast.axes import AxisValue, Configuration
 from flashast.contract import Contract
+from flashast.errors import UsageError
 from flashast.nodes import IfDefined, Include, TranslationUnit
 from flashast.printer import render
 from flashast.style import Style
@@ -34,6 +42,8 @@ class GeneratedFile:
     aggregator: bool = False
     # The GPU architectures the file is built for (its kind says; empty: any the user names).
     architectures: tuple[str, ...] = ()
+    # An aggregator's kind: whether a build compiles it in place of its members by default.
+    compiled_by_default: bool = True
 
     @cached_property
     def text(self) -> str:
@@ -71,3 +81,64 @@ class GeneratedFile:
             for node in self.unit.walk()
             if isinstance(node, Include) and not node.angled and node.path.text.endswith(SOURCE_SUFFIXES)
         )
+
+
+class CompilePolicy(enum.Enum):
+    """Which side of an aggregator a build compiles, when the selection holds both it and its members."""
+
+    UPSTREAM = "upstream"  # as each aggregator's kind says: what the preset's upstream build compiles
+    MEMBERS = "members"  # the members, one by one; no aggregator
+    AGGREGATORS = "aggregators"  # every aggregator, in place of the files it includes
+
+
+def compiled_files(files: Sequence[GeneratedFile], policy: CompilePolicy) -> list[GeneratedFile]:
+    """The files of `files` a build compiles, in their order: every file exactly once, on its own or
+    inside one compiled aggregator.
+
+    The policy chooses between an aggregator and its members where `files` holds both. An aggregator
+    none of whose members is in `files` is compiled whatever the policy (a selection of aggregators
+    alone compiles them), and a file inside a compiled aggregator, directly or through another one, is
+    not. A file two compiled aggregators include would be compiled twice: that is a `UsageError`
+    naming both, since another policy (or leaving one aggregator out) avoids it.
+    """
+    by_name = {generated.name: generated for generated in files}
+
+    def chosen(generated: GeneratedFile) -> bool:
+        if not generated.aggregator:
+            return True
+        if not any(member in by_name for member in generated.included_files()):
+            return True
+        if policy is CompilePolicy.UPSTREAM:
+            return generated.compiled_by_default
+        return policy is CompilePolicy.AGGREGATORS
+
+    candidates = [generated for generated in files if chosen(generated)]
+    inside: dict[str, str] = {}  # file name -> the compiled aggregator it is compiled in
+    for aggregator in candidates:
+        for name in _included_transitively(aggregator, by_name):
+            other = inside.setdefault(name, aggregator.name)
+            if other != aggregator.name and not _includes(by_name, other, aggregator.name) and not _includes(
+                by_name, aggregator.name, other
+            ):
+                raise UsageError(
+                    f"{name}: included by both {other} and {aggregator.name}, so a build would compile it twice;"
+                    " choose --compile members, or leave one of the aggregators out"
+                )
+    return [generated for generated in candidates if generated.name not in inside]
+
+
+def _included_transitively(generated: GeneratedFile, by_name: dict[str, GeneratedFile]) -> list[str]:
+    """The names of the files of `by_name` that `generated` includes, directly or through them."""
+    found: list[str] = []
+    pending = [generated]
+    while pending:
+        for name in pending.pop().included_files():
+            if name in by_name and name not in found:
+                found.append(name)
+                pending.append(by_name[name])
+    return found
+
+
+def _includes(by_name: dict[str, GeneratedFile], outer: str, inner: str) -> bool:
+    """Whether aggregator `outer` includes `inner`, directly or through other files (nested aggregators)."""
+    return inner in _included_transitively(by_name[outer], by_name)

@@ -4,7 +4,8 @@ A `Kind` turns the cartesian product of its axes into `GeneratedFile`s: each sur
 (the constraint may skip one, always with a stated reason) gets a file name from the kind's rule and
 a `TranslationUnit` from its builder. A kind also carries its `Contract`, the interface its launch
 header provides, written as nodes, which verification serves as virtual headers. A `Preset` is a named
-collection of kinds with a `Style`. The built-in presets are built with this same API.
+collection of kinds with a `Style`, and the upstream revision its files are byte-identical to. The
+built-in presets are built with this same API.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from functools import cached_property
 
 from flashast.axes import AxisValue, Configuration, spell_axis_value
+from flashast.compat import positional_fields, warn_deprecated
 from flashast.contract import Contract
 from flashast.errors import (
     PLUGIN_ESCAPES,
@@ -66,6 +68,8 @@ def _pattern_values(configuration: Configuration) -> dict[str, int | str]:
     }
 
 
+# 0.1.0 took every field positionally; kept, with a warning, until 0.3.0.
+@positional_fields("axes", "build", "file_name", "contract", "constraint", "aggregator", "style", "description")
 @dataclass(frozen=True)
 class Kind:
     """A named recipe for a family of files; everything after the name is a keyword argument.
@@ -78,7 +82,9 @@ class Kind:
     - `contract`: the headers the files rely on (used by verification);
     - `constraint`: configuration -> a reason to skip it, or None to keep it;
     - `aggregator`: the files only include other generated files (build systems must not compile
-      both); `style`: overrides the preset's style for this kind's files;
+      both); `compiled_by_default`: for an aggregator, whether a build compiles it in place of its
+      members unless told otherwise (False: upstream's build compiles the members, and the aggregator
+      is only written); `style`: overrides the preset's style for this kind's files;
     - `architectures`: the GPU architectures a configuration's file is built for (`("sm_90a",)`,
       or configuration -> those), which `--device-arch` without a value verifies; empty: whatever
       the command line names.
@@ -95,6 +101,7 @@ class Kind:
     style: Style | None = None
     description: str = ""
     architectures: Architectures = ()
+    compiled_by_default: bool = True
 
     def __post_init__(self) -> None:
         check_identifier("Kind", "name", self.name)
@@ -127,6 +134,9 @@ class Kind:
             raise ModelError("Kind", "constraint", self.constraint, "must be callable or None")
         if not isinstance(self.aggregator, bool):
             raise ModelError("Kind", "aggregator", self.aggregator, "must be a bool")
+        if not isinstance(self.compiled_by_default, bool) or not (self.compiled_by_default or self.aggregator):
+            raise ModelError("Kind", "compiled_by_default", self.compiled_by_default,
+                             "must be a bool, and False only for an aggregator (other files are always compiled)")
         if self.style is not None and not isinstance(self.style, Style):
             raise ModelError("Kind", "style", self.style, "must be a Style")
         if not callable(self.architectures):
@@ -288,6 +298,7 @@ class Kind:
                 contract=self.contract,
                 aggregator=self.aggregator,
                 architectures=self._architectures_of(configuration),
+                compiled_by_default=self.compiled_by_default,
             )
 
     def _architectures_of(self, configuration: Configuration) -> tuple[str, ...]:
@@ -313,22 +324,40 @@ class Kind:
         return [(configuration, reason) for configuration, reason in self.configurations() if reason is not None]
 
 
+# 0.1.0 took style, description and kinds positionally; kept, with a warning, until 0.3.0.
+@positional_fields("style", "description", "kinds")
 @dataclass(frozen=True, slots=True)
 class Preset:
     """A named set of kinds and the style their files are printed in; everything after the name is
-    a keyword argument. `kinds` may be any sequence and is held as a tuple."""
+    a keyword argument. `kinds` may be any sequence and is held as a tuple.
+
+    - `revision`: the upstream commit or release the files are byte-identical to (`0251105a`,
+      `v2.8.3`). Several presets may share a name with different revisions: `--preset NAME@REVISION`
+      selects one, and the bare name the one registered first (for the built-in presets, the newest).
+      Empty for a preset that has one revision only;
+    - `upstream`: where those files come from upstream, the repository and its generator
+      (`Dao-AILab/flash-attention csrc/flash_attn/src/generate_kernels.py`); empty for a preset that
+      follows no upstream. Listings and the output manifest show both, so a tree says what it matches.
+    """
 
     name: str
     _: KW_ONLY
     style: Style = field(default_factory=Style)
     description: str = ""
     kinds: Sequence[Kind] = ()
+    revision: str = ""
+    upstream: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _PRESET_NAME.match(self.name):
             raise ModelError("Preset", "name", self.name, "a preset name is letters, digits, '-', '_' and '.'")
         if not isinstance(self.style, Style):
             raise ModelError("Preset", "style", self.style, "must be a Style")
+        if not isinstance(self.revision, str) or (self.revision and not _PRESET_NAME.match(self.revision)):
+            raise ModelError(f"Preset({self.name})", "revision", self.revision,
+                             "a revision is letters, digits, '-', '_' and '.' (a commit or a release tag)")
+        if not isinstance(self.upstream, str) or not self.upstream.isprintable():
+            raise ModelError(f"Preset({self.name})", "upstream", self.upstream, "must be one line of text")
         if isinstance(self.kinds, (str, bytes)) or not isinstance(self.kinds, Sequence):
             raise ModelError("Preset", "kinds", self.kinds, "must be a sequence of Kind")
         kinds = tuple(self.kinds)
@@ -340,6 +369,24 @@ class Preset:
                 raise ModelError(f"Preset({self.name})", "kinds", kind.name, "two kinds have this name")
             names.add(kind.name)
         object.__setattr__(self, "kinds", kinds)
+
+    @property
+    def name_with_revision(self) -> str:
+        """What `--preset` takes to select exactly this preset: `flash-attn-2@v2.8.3`, or the bare name
+        of a preset without a revision."""
+        return f"{self.name}@{self.revision}" if self.revision else self.name
+
+    def describe_upstream(self) -> str:
+        """`Dao-AILab/flash-attention csrc/flash_attn/src/generate_kernels.py at v2.8.3`, for listings;
+        empty for a preset that follows no upstream."""
+        if not self.upstream:
+            return ""
+        return f"{self.upstream} at {self.revision}" if self.revision else self.upstream
+
+    def kind(self, name: str) -> Kind:
+        """Deprecated since 0.2.0 (removed in 0.3.0): `kind_named(name)`, the same lookup."""
+        warn_deprecated("Preset.kind(name)", "write Preset.kind_named(name)")
+        return self.kind_named(name)
 
     def kind_named(self, name: str) -> Kind:
         """The kind called `name` (a lookup; `Registry.kind` is the decorator that adds one)."""

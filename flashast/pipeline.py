@@ -19,7 +19,7 @@ from pathlib import Path
 
 from flashast import __version__
 from flashast.errors import UsageError, VerificationError
-from flashast.generated import GeneratedFile
+from flashast.generated import CompilePolicy, GeneratedFile, compiled_files
 from flashast.kinds import Kind, Preset
 from flashast.output import (
     Outcome,
@@ -67,6 +67,8 @@ class Options:
     jobs: int = 1
     # `--dispatcher FILE`: what these hand-written sources call must be what the selected files provide.
     dispatchers: tuple[Path, ...] = ()
+    # `--compile`: which side of an aggregator the listing says a build compiles.
+    compile: CompilePolicy = CompilePolicy.UPSTREAM
 
 
 @dataclass(frozen=True)
@@ -179,14 +181,18 @@ def _refuse_aggregators_without_members(files: list[GeneratedFile], preset_names
 
 
 def _write_listing(options: Options, files: list[GeneratedFile], preset: str) -> None:
-    """`--manifest FILE.json`: the files with kind and axes, for CMake or setuptools."""
+    """`--manifest FILE.json`: the files with kind and axes, for CMake or setuptools, each saying
+    whether a build compiles it (under `--compile`) or it is only included by one that is compiled."""
     if options.listing is None:
         return
+    compiled = {generated.name for generated in compiled_files(files, options.compile)}
     listing = {
+        "compile": options.compile.value,
         "files": [
             {
                 "aggregator": generated.aggregator,
                 "axes": generated.axis_values,
+                "compile": generated.name in compiled,
                 "kind": generated.kind,
                 "name": generated.name,
                 "path": os.path.join(options.output, generated.name),

@@ -7,7 +7,8 @@ and so can plugins for forks of the family (see `examples/research_fork`).
   `namespace FLASH_NAMESPACE {`, a macro that `namespace_config.h` defines (to `flash` unless the build
   says `-DFLASH_NAMESPACE=name`);
 - `aggregator_kind`: a kind whose files only `#include` files of another kind (flash-attention 3's
-  `*_hdimall_*`, `*_hdimdiff_*` and `*_softcapall_*` files), including only the members that exist.
+  `*_hdimall_*`, `*_hdimdiff_*` and `*_softcapall_*` files), including only the members that exist,
+  and saying whether a build compiles it or its members by default.
 
 Each preset's contract states exactly the interface its files rely on, assembled from these pieces.
 """
@@ -114,6 +115,7 @@ def aggregator_kind(
     style: Style | None = None,
     description: str = "",
     architectures: Architectures | None = None,
+    compiled_by_default: bool = True,
 ) -> Kind:
     """A kind whose files `#include` the files of `member` that `members(config)` names and that exist.
 
@@ -123,6 +125,8 @@ def aggregator_kind(
     reason. Each file is `prelude` followed by the includes. The contract defaults to the member's
     (its files are parsed with their members), and so do the GPU architectures; the kind is marked
     `aggregator=True`, so filters and build systems can tell aggregators from the files they include.
+    `compiled_by_default` says what the upstream build compiles: the aggregators (True), or the members
+    (False: the aggregators are written, and `--compile aggregators` compiles them instead).
     """
 
     found: dict[Configuration, list[tuple[str, str | None]]] = {}
@@ -155,4 +159,5 @@ def aggregator_kind(
         style=style,
         description=description,
         architectures=member.architectures if architectures is None else architectures,
+        compiled_by_default=compiled_by_default,
     )
