@@ -10,12 +10,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
+from flashast.compat import warn_deprecated
 from flashast.errors import ModelError
 
 AxisValue = int | bool | str
 Default = TypeVar("Default")
+
+
+class _NoDefault:
+    """The type of `NO_DEFAULT`: `get(axis)` called without a default, which 0.1.0 allowed."""
+
+
+NO_DEFAULT = _NoDefault()
 
 
 def spell_axis_value(value: AxisValue) -> str:
@@ -80,8 +88,23 @@ class Configuration:
         except KeyError:
             raise KeyError(self._missing(axis)) from None
 
-    def get(self, axis: str, default: Default) -> AxisValue | Default:
-        """The axis's value, or `default` when this configuration has no such axis."""
+    @overload
+    def get(self, axis: str) -> AxisValue | None: ...
+
+    @overload
+    def get(self, axis: str, default: Default) -> AxisValue | Default: ...
+
+    def get(self, axis: str, default: object = NO_DEFAULT) -> object:
+        """The axis's value, or `default` when this configuration has no such axis.
+
+        Without a default (0.1.0's `Mapping.get`) it still returns None for a missing axis, with a
+        deprecation warning: since 0.2.0 the default is required, so that a typo is never read as a
+        silent None. Removed in 0.3.0.
+        """
+        if isinstance(default, _NoDefault):
+            warn_deprecated("Configuration.get(axis) without a default",
+                            "write config.get(axis, None), or config[axis] for an axis the kind always has")
+            return self.by_axis.get(axis)
         return self.by_axis.get(axis, default)
 
     def __contains__(self, axis: object) -> bool:

@@ -81,15 +81,25 @@ def test_every_public_name_is_importable_from_flashast_and_defined_in_flashast()
 
 
 def test_kind_and_preset_take_keyword_arguments_after_the_name() -> None:
-    with pytest.raises(TypeError):
-        Kind("fwd", {"head_dim": (64,)}, comment_unit, "f{head_dim}.cu")  # type: ignore[call-arg]
-    with pytest.raises(TypeError):
-        Preset("demo", Style())  # type: ignore[call-arg]
+    """0.1.0's positional arguments and `Preset.kind` still work until 0.3.0, each with a warning
+    naming what to write instead (tests/compat/ runs a whole 0.1.0-style plugin)."""
+    with pytest.warns(DeprecationWarning, match=r"Kind\(name, axes, build, file_name\) with positional arguments"
+                      r" is deprecated since flashast 0\.2\.0 and stops working in 0\.3\.0; write Kind\(name,"
+                      r" axes=\.\.\., build=\.\.\., file_name=\.\.\.\)"):
+        old_kind = Kind("fwd", {"head_dim": (64,)}, comment_unit, "f{head_dim}.cu")  # type: ignore[call-arg]
+    with pytest.warns(DeprecationWarning, match=r"write Preset\(name, style=\.\.\.\)$"):
+        assert Preset("demo", Style()) == Preset("demo", style=Style())  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="multiple values for argument 'style'"):
+        Preset("demo", Style(), style=Style())  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="at most 3 deprecated positional ones"):
+        Preset("demo", Style(), "a demo", (), "v1")  # type: ignore[call-arg]
     kind = Kind("fwd", axes={"head_dim": (64,)}, build=comment_unit, file_name="f{head_dim}.cu")
+    assert old_kind == kind
     preset = Preset("demo", style=Style(), description="a demo", kinds=[kind])
     assert preset.kinds == (kind,)
     assert preset.kind_named("fwd") is kind
-    assert not hasattr(preset, "kind")  # the lookup has one name; `Registry.kind` is the decorator
+    with pytest.warns(DeprecationWarning, match=r"Preset.kind\(name\) is deprecated .*; write Preset.kind_named"):
+        assert preset.kind("fwd") is kind
     with pytest.raises(ModelError) as missing:
         preset.kind_named("bwd")
     assert missing.value.problem == "no kind has this name (kinds: fwd)"
@@ -495,8 +505,13 @@ def test_reading_an_axis_the_kind_does_not_have_is_an_error_naming_its_axes() ->
     assert str(attribute.value) == "configuration has no axis 'head_dim_v' (its axes: dtype, head_dim, is_causal)"
     with pytest.raises(KeyError, match="no axis 'sm' \\(its axes: dtype, head_dim, is_causal\\)"):
         _ = config["sm"]
-    with pytest.raises(TypeError):
-        config.get("sm")  # type: ignore[call-arg]  # the default is required: a missing axis is never None
+    # The default is required, so a missing axis is never silently None; 0.1.0's `get(axis)` still
+    # returns None until 0.3.0, with a warning.
+    with pytest.warns(DeprecationWarning, match=r"Configuration.get\(axis\) without a default is deprecated"
+                      r" .*; write config.get\(axis, None\)"):
+        assert config.get("sm") is None
+    with pytest.warns(DeprecationWarning):
+        assert config.get("dtype") == "bf16"
     assert config.get("sm", 80) == 80
 
 
