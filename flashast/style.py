@@ -20,11 +20,11 @@ replaces each (`RENAMED_KNOBS`); 0.3.0 removes them.
 from __future__ import annotations
 
 import enum
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from flashast.compat import warn_deprecated
 from flashast.errors import ModelError
 
 
@@ -142,7 +142,7 @@ class Style:
             if old not in RENAMED_KNOBS:
                 raise TypeError(f"Style() got an unexpected keyword argument {old!r}")
             knob = RENAMED_KNOBS[old]
-            warnings.warn(knob.message(old), DeprecationWarning, stacklevel=2)
+            warn_deprecated(f"Style({old}=...)", f"write Style({knob.replacement})")
             checked = _check_bool(old, value) if knob.flag else _check_int("Style", old, value, 0, 16)
             options[knob.option] = knob.convert(checked)
         _check_enum("pointer_alignment", options["pointer_alignment"], PointerAlignment)
@@ -159,11 +159,8 @@ class Style:
 
 
 def _warn_no_replacement(old: str) -> None:
-    warnings.warn(
-        f"Style({old}=...) is deprecated since 0.2.0 and goes in 0.3.0; no layout option replaces it "
-        "(a comment is content, not layout)",
-        DeprecationWarning,
-        stacklevel=3,
+    warn_deprecated(
+        f"Style({old}=...)", "no layout option replaces it: a comment is content, so write it in the tree", stacklevel=3
     )
 
 
@@ -177,9 +174,6 @@ class RenamedKnob:
     convert: Callable[[Any], object]
     # The replacement as the warning spells it.
     replacement: str
-
-    def message(self, old: str) -> str:
-        return f"Style({old}=...) is deprecated since 0.2.0 and goes in 0.3.0: use Style({self.replacement})"
 
 
 def _unchanged(value: Any) -> object:
@@ -220,7 +214,8 @@ class _OldKnobReading:
     def __get__(self, style: Style | None, owner: type[Style]) -> Any:
         if style is None:
             return self
-        warnings.warn(RENAMED_KNOBS[self.old].message(self.old), DeprecationWarning, stacklevel=2)
+        option = RENAMED_KNOBS[self.old].option
+        warn_deprecated(f"Style.{self.old}", f"read Style.{option}")
         return self.read(style)
 
 
