@@ -116,7 +116,7 @@ PRELUDES = (
     (LineComment("generated"), Include("kernel.h")),
     (LineComment("generated, second prelude"), Include("kernel.h")),
 )
-STYLES = (Style(), Style(space_before_namespace_brace=False, final_newline=False))
+STYLES = (Style(), Style(space_before_namespace_brace=False, insert_newline_at_eof=False))
 MACROS = ("WITH_A", "WITH_B")
 # `half` is the contract's; `float4` and `bf16` exist only where a file declares them.
 TYPES = ("half", "half", "half", "float4", "bf16", "int")

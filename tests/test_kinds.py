@@ -115,7 +115,7 @@ def test_fresh_registries_do_not_share_kinds() -> None:
     assert [kind.name for kind in second.preset("pytorch").kinds] == ["fwd", "bwd", "fwd_split"]
     assert "extra" not in [kind.name for kind in default_registry.preset("pytorch").kinds]
     assert Registry(builtins=False).preset_names() == []
-    assert second.preset_names() == ["flash-attn-2", "flash-attn-3", "llama.cpp", "pytorch"]
+    assert second.preset_names() == ["flash-attn-2", "flash-attn-3", "llama.cpp", "pytorch", "pytorch-mem-eff"]
 
 
 def test_preset_name_collision_names_who_registered_first() -> None:
@@ -174,7 +174,7 @@ def test_a_failed_registration_leaves_the_registry_as_it_was() -> None:
 
 def test_kind_decorator_names_the_kind_after_the_builder_and_returns_it() -> None:
     registry = Registry(builtins=False)
-    registry.add_preset(Preset("fork", style=Style(final_newline=False)))
+    registry.add_preset(Preset("fork", style=Style(insert_newline_at_eof=False)))
 
     @registry.kind("fork", axes={"dtype": ("fp16", "bf16")}, file_name="fwd_{dtype}.cu")
     def fwd(config: Configuration) -> TranslationUnit:

@@ -526,7 +526,7 @@ def test_the_manifest_is_renamed_before_the_files_it_announces_and_after_prunes(
 def test_unified_diff_shows_changed_new_and_stale_files(output: Path) -> None:
     (output / "a_fwd.cu").write_text("int old;\n")
     (output / "b_bwd.cu").unlink()
-    files = [FILES[0], FILES[1], source("d_fwd.cu", "int d;", style=Style(final_newline=False))]
+    files = [FILES[0], FILES[1], source("d_fwd.cu", "int d;", style=Style(insert_newline_at_eof=False))]
     text = unified_diff(planned(output, files))
     assert [line for line in text.splitlines() if line.startswith(("--- ", "+++ "))] == [
         "--- a/a_fwd.cu", "+++ b/a_fwd.cu", "--- /dev/null", "+++ b/b_bwd.cu",

@@ -79,7 +79,15 @@ from flashast.nodes import (
     ValueParameter,
 )
 from flashast.printer import render_declarations
-from flashast.style import ArgumentLayout, Layout, ParameterLayout, Style
+from flashast.style import (
+    ArgumentLayout,
+    BracketAlignment,
+    Layout,
+    NamespaceIndentation,
+    ParameterLayout,
+    PointerAlignment,
+    Style,
+)
 from flashast.verify import load_cindex, parse_unit, verify
 
 ROUND_TRIP = settings(max_examples=30, derandomize=True, deadline=None,
@@ -322,7 +330,13 @@ def worlds(draw: st.DrawFn) -> World:
         if draw(st.booleans()) else ()
     include = Include(header, angled=angled, comment=trailing_comments(draw))
     unit = TranslationUnit((*banner, LineComment("round trip"), include, *blocks))
-    style = draw(st.builds(Style, space_before_namespace_brace=st.booleans(), final_newline=st.booleans()))
+    # Any layout policy whose options move only spaces and line breaks (not which comments are printed).
+    style = draw(st.builds(
+        Style, pointer_alignment=st.sampled_from(PointerAlignment), spaces_before_trailing_comments=st.integers(0, 3),
+        align_after_open_bracket=st.sampled_from((None, *BracketAlignment)), indent_width=st.integers(0, 8),
+        space_after_template_keyword=st.booleans(), namespace_indentation=st.sampled_from(NamespaceIndentation),
+        space_before_namespace_brace=st.booleans(), insert_newline_at_eof=st.booleans(),
+    ))
     return World(header, angled, contract, unit, style)
 
 
