@@ -4,8 +4,9 @@
 lines and an exit code. A `FlashastError` becomes one line, `flashast: error: <culprit>: <problem>`,
 and its exit code; anything else is a flashast bug and is shown with its traceback (exit 123).
 
-Exit codes: 0 ok; 1 `--check`/`--diff` found differences; 2 user error; 3 the generated C++ failed
-verification (nothing written); 123 internal error.
+Exit codes (`EPILOG`, which `--help` prints): 0 ok; 1 `--check`/`--diff` found differences; 2 user
+error; 3 the generated C++ failed verification (nothing written); 123 internal error; 130 and 143
+interrupted and terminated.
 
 Two more forms share the entry point: `--cmake-dir` prints where `flashast-config.cmake` is (for
 `find_package(flashast CONFIG)`), and `flashast cost LOG -o DIR` reports a build's compile time per
@@ -24,14 +25,14 @@ from pathlib import Path
 
 from flashast import __version__
 from flashast.cost import aggregator_members, measure, render_json, render_table
-from flashast.errors import FlashastError, Terminated, UsageError, VerificationError, signals_raise
+from flashast.errors import FlashastError, PluginError, Terminated, UsageError, VerificationError, signals_raise
 from flashast.generated import CompilePolicy, compiled_files
 from flashast.kinds import is_architecture
 from flashast.ninja_log import read_ninja_log
 from flashast.pipeline import DEFAULT_PRESET, Action, Options, run
 from flashast.plugins import load_plugins
 from flashast.process import checked_output
-from flashast.registry import Registry
+from flashast.registry import BUILTIN_PRESETS, Registry
 from flashast.report import ProgressDisplay, list_kinds, printable, report_check, report_verification, report_write
 from flashast.verify import VerifyOptions, find_cuda_path
 
@@ -48,10 +49,14 @@ build cost:
 
 exit codes:
   0    success (or --check/--diff: the directory is up to date)
-  1    --check/--diff: the directory differs from what a run would write
-  2    user error (bad option, filter, plugin or output directory); nothing written
-  3    the generated C++ failed verification; nothing written
+  1    --check/--diff: the directory differs from what a run would write (or does not exist)
+  2    user error (bad option, filter, plugin or output directory, a directory another preset
+       owns); nothing written
+  3    the generated C++ failed verification, --conformance found a contract the headers
+       contradict, or --dispatcher found a call no selected file provides; nothing written
   123  internal error in flashast (a traceback follows; please report it)
+  130  interrupted (Ctrl-C)
+  143  terminated (SIGTERM)
 """
 
 
@@ -98,8 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-o", "--output", metavar="DIR", help="output directory (created, parents too)")
-    parser.add_argument("--preset", default=DEFAULT_PRESET, help=f"preset to generate (default: {DEFAULT_PRESET})")
+    parser.add_argument("-o", "--output", metavar="DIR", help="output directory (created, parents too); required,"
+                        " except with --list-kinds and --conformance")
+    presets = ", ".join(dict.fromkeys(preset.name.partition("@")[0] for preset in BUILTIN_PRESETS))
+    parser.add_argument("--preset", default=DEFAULT_PRESET, metavar="NAME", help=f"preset to generate: {presets},"
+                        f" or one a plugin registers (default: {DEFAULT_PRESET}; --list-kinds lists them)")
     parser.add_argument("--version", action="version", version=f"flashast {__version__}")
     parser.add_argument("--cmake-dir", action=_PrintCMakeDir,
                         help="print the directory of flashast-config.cmake (for -Dflashast_DIR=...) and exit")
@@ -191,7 +199,13 @@ def main(argv: Sequence[str] | None = None, registry: Registry | None = None) ->
 
 
 def run_console_script() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: the same program as `python -m flashast`, which searches the current
+    directory for modules (`--plugin my_kinds`). A console script's `sys.path` starts at its own bin
+    directory instead, so the current directory is put first here too (not under `-P`/`PYTHONSAFEPATH`,
+    which keep `python -m` from adding it as well)."""
+    if not sys.flags.safe_path:
+        with contextlib.suppress(OSError):  # a current directory deleted under us: nothing to search
+            sys.path.insert(0, os.getcwd())
     sys.exit(main())
 
 
@@ -213,6 +227,7 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     if not arguments.output and not arguments.conformance:
         parser.print_usage(sys.stderr)
         raise UsageError("-o/--output DIR is required")
+    _refuse_unknown_preset(registry, arguments)
     options = _options(arguments)
     if options.verification is None and not arguments.quiet and options.action is not Action.LIST:
         print("flashast: verification skipped (--no-verify)", file=sys.stderr)
@@ -305,6 +320,22 @@ def _cost(argv: list[str], registry: Registry | None) -> int:
     cost = measure(log, Path(arguments.output), arguments.preset, members)
     sys.stdout.write(render_json(cost) if arguments.json else render_table(cost, arguments.top))
     return EXIT_OK
+
+
+def _refuse_unknown_preset(registry: Registry, arguments: argparse.Namespace) -> None:
+    """An unknown `--preset` names the known ones, and, since a preset that only a plugin registers is
+    the usual cause, how a plugin's presets become known."""
+    if arguments.preset.partition("@")[0] in registry.preset_names():
+        return
+    off = arguments.no_plugins or os.environ.get("FLASHAST_NO_PLUGINS", "") not in ("", "0")
+    if off:
+        hint = "installed plugins are off (--no-plugins or FLASHAST_NO_PLUGINS); --plugin MODULE still loads one"
+    else:
+        hint = "a plugin's preset needs --plugin MODULE|FILE.py or its plugin package installed"
+    try:
+        registry.preset(arguments.preset)
+    except FlashastError as error:
+        raise PluginError(f"{error}; {hint}") from None
 
 
 def _refuse_contradictions(arguments: argparse.Namespace) -> None:

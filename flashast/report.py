@@ -6,10 +6,13 @@ A path or a culprit is printed through `printable`, so an error stays one line i
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from collections import Counter
 from typing import TextIO
 
+from flashast.axes import spell_axis_value
 from flashast.output import Plan, unified_diff
 from flashast.pipeline import Action, Options, Result
 from flashast.registry import Registry
@@ -92,6 +95,13 @@ def report_check(result: Result, options: Options, quiet: bool) -> None:
     if found is None:
         raise RuntimeError("flashast: a check run always plans")
     directory = options.output
+    if not os.path.lexists(directory):
+        # One line, not one "missing" line per file: the directory is what is missing (exit 1 still,
+        # since a run would write it: a CI check on a path that was never generated must fail).
+        print(f"flashast: {printable(str(directory))} does not exist; a run would write {len(found.new)} files"
+              f" into it ({result.preset})", file=sys.stderr)
+        _diff_to_stdout(found, options)
+        return
     for generated in found.new:
         print(f"flashast: missing {directory / generated.name}", file=sys.stderr)
     for generated in found.changed:
@@ -103,11 +113,7 @@ def report_check(result: Result, options: Options, quiet: bool) -> None:
     report_look_alikes(found, result.preset)
     for name in found.stale:
         print(f"flashast: stale {directory / name}", file=sys.stderr)
-    if options.action is Action.DIFF:
-        # Files are UTF-8 whatever the locale; bytes that did not decode go out as they came in.
-        sys.stdout.flush()
-        sys.stdout.buffer.write(unified_diff(found).encode("utf-8", "surrogateescape"))
-        sys.stdout.flush()
+    _diff_to_stdout(found, options)
     if not quiet:
         state = "differs" if found.differs else "up to date"
         counts = (
@@ -115,6 +121,14 @@ def report_check(result: Result, options: Options, quiet: bool) -> None:
             f" {len(found.unchanged) + len(found.adopted)} unchanged, {len(found.stale)} stale"
         )
         print(f"flashast: {directory} {state} ({counts}, {result.preset})", file=sys.stderr)
+
+
+def _diff_to_stdout(found: Plan, options: Options) -> None:
+    if options.action is Action.DIFF:
+        # Files are UTF-8 whatever the locale; bytes that did not decode go out as they came in.
+        sys.stdout.flush()
+        sys.stdout.buffer.write(unified_diff(found).encode("utf-8", "surrogateescape"))
+        sys.stdout.flush()
 
 
 def report_write(result: Result, options: Options) -> None:
@@ -152,7 +166,14 @@ def report_look_alikes(found: Plan, preset: str) -> None:
               " but no kind generates it; it would be compiled with the rest", file=sys.stderr)
 
 
+# `--list-kinds` names this many skip reasons of a kind, most frequent first, and counts the rest.
+SHOWN_SKIP_REASONS = 5
+
+
 def list_kinds(registry: Registry) -> None:
+    """Every preset and kind: counts, origin, description, then each kind's axes with their values and
+    why the configurations it skips are skipped (how many per reason), since those decide which
+    `--only`/`--exclude` filters exist and why a file a user expected is not generated."""
     for name in registry.preset_names():
         preset = registry.preset(name)
         total = sum(kind.count() for kind in preset.kinds)
@@ -163,3 +184,12 @@ def list_kinds(registry: Registry) -> None:
             skipped = len(kind.skipped())
             skipped_text = f", {skipped} skipped" if skipped else ""
             print(f"  {kind.name}  ({kind.count()} files{skipped_text}{role}, {origin}) {kind.description}".rstrip())
+            for axis, values in kind.axes.items():
+                print(f"    {axis}: {', '.join(spell_axis_value(value) for value in values)}")
+            reasons = Counter(reason for _, reason in kind.skipped()).most_common()
+            for reason, count in reasons[:SHOWN_SKIP_REASONS]:
+                print(f"    skipped {count}: {printable(reason)}")
+            if len(reasons) > SHOWN_SKIP_REASONS:
+                rest = sum(count for _, count in reasons[SHOWN_SKIP_REASONS:])
+                print(f"    skipped {rest}: for {len(reasons) - SHOWN_SKIP_REASONS} other reasons"
+                      " (Kind.skipped() lists each configuration)")

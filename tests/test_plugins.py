@@ -316,10 +316,13 @@ def test_list_kinds_shows_origin_file_counts_skips_and_aggregators(tmp_path: Pat
     assert code == 0, stderr
     lines = stdout.splitlines()
     start = lines.index(f"fork  (3 files, file {plugin}) a fork")
-    assert lines[start:start + 3] == [
+    assert lines[start:start + 6] == [
         f"fork  (3 files, file {plugin}) a fork",
         f"  fwd  (2 files, 1 skipped, file {plugin}) one per head_dim",
+        "    head_dim: 64, 128, 256",
+        "    skipped 1: head_dim 256 is too large",
         f"  fwd_all  (1 files, aggregator, file {plugin}) every fwd file",
+        "    group: all",
     ]
     assert lines[0] == "flash-attn-2  (96 files, built-in) flash-attention 2 (Dao-AILab/flash-attention csrc/flash_attn/src)"
     assert "  fwd  (300 files, 2580 skipped, built-in) " in stdout
