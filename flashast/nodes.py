@@ -26,6 +26,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeGuard
 
+from flashast.blank_line import BlankLine
+from flashast.classes import ClassDefinition, ClassTemplate, VariableTemplate
+from flashast.definitions import FunctionDeclaration, FunctionDefinition, UsingDirective
 from flashast.enumerations import EnumDeclaration, Enumerator, EnumeratorArg
 from flashast.errors import ModelError
 from flashast.fields import (
@@ -49,6 +52,7 @@ from flashast.names import (
     check_block_comment_text,
     check_line_comment_text,
 )
+from flashast.preprocessor import CudaStandIns, IfSection
 from flashast.signatures import (
     BoolArg,
     CallStatement,
@@ -76,6 +80,9 @@ __all__ = [
     "BoolArg",
     "CallStatement",
     "ClassDeclaration",
+    "ClassDefinition",
+    "ClassTemplate",
+    "CudaStandIns",
     "Declaration",
     "Declarator",
     "EnumDeclaration",
@@ -83,11 +90,14 @@ __all__ = [
     "EnumeratorArg",
     "ExplicitInstantiation",
     "ExplicitSpecialization",
+    "FunctionDeclaration",
+    "FunctionDefinition",
     "FunctionMacro",
     "FunctionSignature",
     "FunctionTemplate",
     "IfDefined",
     "IfNotDefined",
+    "IfSection",
     "Include",
     "InlineComment",
     "IntArg",
@@ -109,16 +119,13 @@ __all__ = [
     "TypeAlias",
     "TypeArg",
     "TypeParameter",
+    "UsingDirective",
     "ValueKind",
     "ValueParameter",
+    "VariableTemplate",
     "Verbatim",
     "bind_template_arguments",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class BlankLine:
-    """One empty line. Vertical space is structure here, so parity quirks need no strings."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +320,15 @@ Declaration = (
     | FunctionMacro
     | MacroInvocation
     | Verbatim
+    # Definitions (flashast.definitions, flashast.classes, flashast.preprocessor).
+    | FunctionDefinition
+    | FunctionDeclaration
+    | UsingDirective
+    | ClassDefinition
+    | ClassTemplate
+    | VariableTemplate
+    | IfSection
+    | CudaStandIns
 )
 
 
@@ -331,5 +347,5 @@ class TranslationUnit:
         while stack:
             node = stack.pop()
             yield node
-            if isinstance(node, (Namespace, IfNotDefined, IfDefined)):
+            if isinstance(node, (Namespace, IfNotDefined, IfDefined, IfSection)):
                 stack.extend(reversed(node.body))

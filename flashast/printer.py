@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import NoReturn
 
+from flashast import definition_printer
 from flashast.names import MacroName, TrailingComment
 from flashast.nodes import (
     BlankLine,
@@ -19,17 +20,23 @@ from flashast.nodes import (
     BoolArg,
     CallStatement,
     ClassDeclaration,
+    ClassDefinition,
+    ClassTemplate,
+    CudaStandIns,
     Declaration,
     Declarator,
     EnumDeclaration,
     EnumeratorArg,
     ExplicitInstantiation,
     ExplicitSpecialization,
+    FunctionDeclaration,
+    FunctionDefinition,
     FunctionMacro,
     FunctionSignature,
     FunctionTemplate,
     IfDefined,
     IfNotDefined,
+    IfSection,
     Include,
     IntArg,
     LineComment,
@@ -47,7 +54,9 @@ from flashast.nodes import (
     TypeAlias,
     TypeArg,
     TypeParameter,
+    UsingDirective,
     ValueParameter,
+    VariableTemplate,
     Verbatim,
 )
 from flashast.style import (
@@ -288,6 +297,12 @@ def _lines(node: Declaration, style: Style) -> Iterator[str]:
             yield _spell_invocation(node) + _trailing(comment, style)
         case Verbatim(text=text):
             yield from text.split("\n")
+        case (
+            FunctionDefinition() | FunctionDeclaration() | UsingDirective() | ClassDefinition() | ClassTemplate()
+            | VariableTemplate() | IfSection() | CudaStandIns()
+        ):
+            # Definitions, statements and expressions: flashast.definition_printer.
+            yield from definition_printer.definition_lines(node, style)
         case _:
             _unreachable(node)
 

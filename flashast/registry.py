@@ -15,7 +15,7 @@ from flashast.axes import AxisValue
 from flashast.contract import Contract
 from flashast.errors import ModelError, PluginError
 from flashast.kinds import Builder, Constraint, FileNameRule, Kind, Preset
-from flashast.presets import flash_attn_2, flash_attn_3, llama_cpp, pytorch
+from flashast.presets import flash_attn_2, flash_attn_3, llama_cpp, pytorch, pytorch_mem_eff
 from flashast.style import Style
 
 
@@ -31,7 +31,7 @@ class Origin:
 
 
 BUILTIN = Origin("built-in")
-BUILTIN_PRESETS = (pytorch.PRESET, flash_attn_2.PRESET, flash_attn_3.PRESET, llama_cpp.PRESET)
+BUILTIN_PRESETS = (pytorch.PRESET, flash_attn_2.PRESET, flash_attn_3.PRESET, llama_cpp.PRESET, pytorch_mem_eff.PRESET)
 
 
 class Registry:

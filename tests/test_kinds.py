@@ -146,7 +146,7 @@ def test_kind_name_collision_names_who_registered_first() -> None:
 def test_adding_to_an_unknown_preset_lists_the_known_ones() -> None:
     with pytest.raises(PluginError) as error:
         Registry().add_kind("pytorh", simple_kind())
-    assert str(error.value) == "unknown preset 'pytorh' (known: flash-attn-2, flash-attn-3, llama.cpp, pytorch)"
+    assert str(error.value) == "unknown preset 'pytorh' (known: flash-attn-2, flash-attn-3, llama.cpp, pytorch, pytorch-mem-eff)"
 
 
 def test_origins_are_recorded_per_preset_and_kind() -> None:

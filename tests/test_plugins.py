@@ -97,7 +97,7 @@ FAILING_PLUGINS = {
     ),
     "unknown preset": (
         KIND_PLUGIN.format(kind="extra", preset="pytorh"),
-        "unknown preset 'pytorh' (known: flash-attn-2, flash-attn-3, llama.cpp, pytorch) (at {name}:9)",
+        "unknown preset 'pytorh' (known: flash-attn-2, flash-attn-3, llama.cpp, pytorch, pytorch-mem-eff) (at {name}:9)",
     ),
 }
 

@@ -102,8 +102,9 @@ def test_an_aggregator_without_its_members_fails_verification(generated: dict[st
 
 
 def test_no_builtin_preset_uses_verbatim(registry: Registry) -> None:
-    # llama.cpp's parity and verification are tested in test_llama_cpp.py; its trees are walked here too.
-    assert set(registry.preset_names()) == {*EXPECTED_FILE_COUNTS, "llama.cpp"}
+    # llama.cpp's and pytorch-mem-eff's parity and verification are tested in their own modules
+    # (test_llama_cpp.py, test_pytorch_mem_eff.py); their trees are walked here too.
+    assert set(registry.preset_names()) == {*EXPECTED_FILE_COUNTS, "llama.cpp", "pytorch-mem-eff"}
     for preset_name in registry.preset_names():
         preset = registry.preset(preset_name)
         units = [file.unit for file in preset.generate()]
