@@ -142,7 +142,8 @@ class Style:
             if old not in RENAMED_KNOBS:
                 raise TypeError(f"Style() got an unexpected keyword argument {old!r}")
             knob = RENAMED_KNOBS[old]
-            warn_deprecated(f"Style({old}=...)", f"write Style({knob.replacement})")
+            # Every call comes through `_accept_0_1_positions`: the user's line is three frames up.
+            warn_deprecated(f"Style({old}=...)", f"write Style({knob.replacement})", stacklevel=3)
             checked = _check_bool(old, value) if knob.flag else _check_int("Style", old, value, 0, 16)
             options[knob.option] = knob.convert(checked)
         _check_enum("pointer_alignment", options["pointer_alignment"], PointerAlignment)
@@ -160,7 +161,7 @@ class Style:
 
 def _warn_no_replacement(old: str) -> None:
     warn_deprecated(
-        f"Style({old}=...)", "no layout option replaces it: a comment is content, so write it in the tree", stacklevel=3
+        f"Style({old}=...)", "no layout option replaces it: a comment is content, so write it in the tree", stacklevel=4
     )
 
 
@@ -229,6 +230,34 @@ _OLD_KNOB_READINGS: dict[str, Callable[[Style], object]] = {
 }
 for _old, _read in _OLD_KNOB_READINGS.items():
     setattr(Style, _old, _OldKnobReading(_old, _read))
+
+
+# The order 0.1.0's generated `Style.__init__` took its knobs in, positionally.
+POSITIONS_0_1 = (
+    "space_before_namespace_brace", "comment_namespace_close", "final_newline", "indent_width", "indent_namespace_body",
+    "space_after_template", "declarator_binds_to_name", "comment_endif", "spaces_before_close_comment",
+)
+_keyword_only_init = Style.__init__
+
+
+def _accept_0_1_positions(self: Style, *positional: object, **options: Any) -> None:
+    """`Style.__init__` as called: options by keyword; 0.1.0's positional knobs still work, with a
+    warning. Type checkers see only the keyword-only signature, so typed code hears of it at check time."""
+    if positional:
+        if len(positional) > len(POSITIONS_0_1):
+            raise TypeError(f"Style() takes no positional arguments ({len(positional)} given)")
+        given = POSITIONS_0_1[: len(positional)]
+        for name in given:
+            if name in options:
+                raise TypeError(f"Style() got multiple values for argument {name!r}")
+        options.update(zip(given, positional, strict=True))
+        warn_deprecated(f"Style({', '.join(given)}) with positional arguments",
+                        f"write Style({', '.join(f'{name}=...' for name in given)})")
+    _keyword_only_init(self, **options)
+
+
+_accept_0_1_positions.__doc__ = _keyword_only_init.__doc__
+Style.__init__ = _accept_0_1_positions  # type: ignore[method-assign]
 
 
 class ArgumentLayout(enum.Enum):

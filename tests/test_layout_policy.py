@@ -238,11 +238,12 @@ def test_an_option_takes_only_its_type(build: Any, field: str, value: object) ->
     assert raised.value.field == field and raised.value.value == value
 
 
-def test_options_are_keywords_only_and_unknown_ones_are_refused() -> None:
+def test_unknown_options_and_surplus_positions_are_refused() -> None:
+    """Options are keywords; positions are only 0.1.0's knobs (tests/compat), nine at most."""
     with pytest.raises(TypeError, match="indent_widht"):
         Style(indent_widht=2)  # type: ignore[call-arg]
-    with pytest.raises(TypeError):
-        Style(PointerAlignment.LEFT)  # type: ignore[misc]
+    with pytest.raises(TypeError, match="no positional arguments"):
+        Style(*[True] * 10)  # type: ignore[misc]
 
 
 def _tokens(text: str) -> list[str]:

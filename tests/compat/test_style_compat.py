@@ -154,3 +154,14 @@ def test_an_old_knob_with_a_wrong_value_is_refused_under_its_old_name(knob: str,
         warnings.simplefilter("ignore", DeprecationWarning)
         Style(**{knob: value})
     assert raised.value.field == knob and raised.value.value == value
+
+
+def test_positional_knobs_in_0_1_order_still_work_with_a_warning() -> None:
+    with pytest.warns(DeprecationWarning, match="with positional arguments") as caught:
+        style = Style(False, False, False, 2)  # type: ignore[misc]
+    assert style == Style(space_before_namespace_brace=False, fix_namespace_comments=False,
+                          insert_newline_at_eof=False, indent_width=2)
+    assert all(str(warning.filename) == __file__ for warning in caught)
+    with pytest.raises(TypeError, match="multiple values"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        Style(True, space_before_namespace_brace=False)  # type: ignore[misc]
