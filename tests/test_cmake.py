@@ -239,27 +239,97 @@ def test_the_wheel_ships_the_cmake_files(tmp_path: Path) -> None:
     assert {"flashast/cmake/flashast-config.cmake", "flashast/cmake/flashast-config-version.cmake"} <= names
 
 
-
 @pytest.mark.tools
-def test_no_aggregators_lists_the_members_an_aggregator_would_include(tmp_path: Path) -> None:
-    """NO_AGGREGATORS leaves flash-attention 3's `*_softcapall_*` files out of the list and keeps the
-    files they include (paths in OUTPUT_DIR, relative to the binary directory)."""
+def test_the_lists_say_which_files_a_build_compiles(tmp_path: Path) -> None:
+    """<out-var> holds the files a build compiles, <out-var>_WRITTEN every file the run writes:
+    flash-attention 3's sm80 forward `*_softcapall_*` aggregators in place of the files they include
+    (as upstream's setup.py), COMPILE members the members, NO_AGGREGATORS no aggregator at all."""
     cmake = tool("cmake")
+    selection = "PRESET flash-attn-3 ONLY sm=80 ONLY head_dim=128 ONLY kind=fwd,fwd_softcapall"
     (tmp_path / "CMakeLists.txt").write_text(
         "cmake_minimum_required(VERSION 3.20)\nproject(lists LANGUAGES NONE)\nfind_package(flashast CONFIG REQUIRED)\n"
-        "flashast_generate(ALL OUTPUT_DIR fa3 PRESET flash-attn-3 ONLY sm=80 ONLY head_dim=128)\n"
-        "flashast_generate(MEMBERS OUTPUT_DIR fa3 PRESET flash-attn-3 ONLY sm=80 ONLY head_dim=128 NO_AGGREGATORS)\n"
-        'file(WRITE "${CMAKE_BINARY_DIR}/lists.txt" "${ALL}\\n${MEMBERS}\\n")\n'
+        f"flashast_generate(DEFAULT OUTPUT_DIR fa3 {selection})\n"
+        f"flashast_generate(MEMBERS OUTPUT_DIR fa3 {selection} COMPILE members)\n"
+        f"flashast_generate(NONE OUTPUT_DIR fa3 {selection} NO_AGGREGATORS)\n"
+        'file(WRITE "${CMAKE_BINARY_DIR}/lists.txt" "${DEFAULT}\\n${DEFAULT_WRITTEN}\\n${MEMBERS}\\n${MEMBERS_WRITTEN}\\n'
+        '${NONE}\\n${NONE_WRITTEN}\\n")\n'
     )
     build = tmp_path / "build"
     configured = run(cmake, "-S", tmp_path, "-B", build, f"-Dflashast_DIR={cmake_dir()}",
                      f"-DPython3_EXECUTABLE={sys.executable}", cwd=tmp_path)
     assert configured.returncode == 0, configured.stdout
-    every, members = (set(line.split(";")) for line in (build / "lists.txt").read_text().splitlines())
-    assert len(every) == 28 and all(path.startswith(f"{build / 'fa3'}/") for path in every)
-    assert members < every
-    assert {Path(path).name for path in every - members} == {
-        "flash_fwd_hdim128_bf16_paged_split_softcapall_sm80.cu", "flash_fwd_hdim128_bf16_paged_softcapall_sm80.cu",
-        "flash_fwd_hdim128_bf16_split_softcapall_sm80.cu", "flash_fwd_hdim128_bf16_softcapall_sm80.cu",
-        "flash_fwd_hdim128_fp16_paged_split_softcapall_sm80.cu", "flash_fwd_hdim128_fp16_paged_softcapall_sm80.cu",
-        "flash_fwd_hdim128_fp16_split_softcapall_sm80.cu", "flash_fwd_hdim128_fp16_softcapall_sm80.cu"}
+    lists = [line.split(";") for line in (build / "lists.txt").read_text().splitlines()]
+    assert all(path.startswith(f"{build / 'fa3'}/") for paths in lists for path in paths)
+    default, written, members, members_written, none, none_written = ({Path(path).name for path in paths}
+                                                                      for paths in lists)
+    aggregators = {name for name in written if "_softcapall_" in name}
+    assert written == members_written and len(written) == 24 and len(aggregators) == 8
+    assert default == aggregators
+    assert members == none == none_written == written - aggregators
+
+
+@pytest.mark.tools
+def test_flash_attn_3_links_from_the_listed_files(tmp_path: Path) -> None:
+    """Issue 22: a shared library of flash-attention 3 files, compiled as C++ against stand-in
+    headers (tests/fixtures/fa3_standin) in which each explicit instantiation or specialization is a
+    real symbol. Every written file, as the module listed them before (aggregators and members),
+    fails to link: the sm90 backward `softcapall` aggregator repeats its members' specializations.
+    The default list links, and defines each symbol in one object only (no forward instantiation is
+    compiled twice either), the very symbols every written file defines. COMPILE aggregators builds
+    the sm90 forward `hdimall`/`hdimdiff` aggregators instead of their members, as upstream did in 2025."""
+    cmake, ninja = tool("cmake"), tool("ninja")
+    standin = ROOT / "tests" / "fixtures" / "fa3_standin"
+    hdim_selection = ("ONLY sm=90 ONLY dtype=bf16 ONLY split=false ONLY paged=false ONLY softcap=false"
+                      " ONLY packgqa=false ONLY kind=fwd,fwd_hdimall,fwd_hdimdiff")
+    (tmp_path / "CMakeLists.txt").write_text(f"""\
+cmake_minimum_required(VERSION 3.20)
+project(fa3 LANGUAGES CXX)
+find_package(flashast CONFIG REQUIRED)
+flashast_generate(FA3 OUTPUT_DIR fa3 PRESET flash-attn-3 ONLY head_dim=64 ONLY dtype=bf16)
+flashast_generate(HDIM OUTPUT_DIR hdim PRESET flash-attn-3 {hdim_selection} COMPILE aggregators)
+set_source_files_properties(${{FA3_WRITTEN}} ${{HDIM_WRITTEN}} PROPERTIES LANGUAGE CXX)
+add_library(fa3 SHARED ${{FA3}})
+add_library(fa3_every_file SHARED EXCLUDE_FROM_ALL ${{FA3_WRITTEN}})
+add_library(fa3_hdim SHARED ${{HDIM}})
+foreach(target fa3 fa3_every_file fa3_hdim)
+  target_include_directories(${{target}} PRIVATE "{standin}")
+endforeach()
+""")
+    build = tmp_path / "build"
+    configured = run(cmake, "-S", tmp_path, "-B", build, "-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}",
+                     f"-Dflashast_DIR={cmake_dir()}", f"-DPython3_EXECUTABLE={sys.executable}", cwd=tmp_path)
+    assert configured.returncode == 0, configured.stdout
+
+    built = run(ninja, "-C", build, cwd=tmp_path)
+    assert built.returncode == 0, built.stdout
+    assert (build / "libfa3.so").is_file() and (build / "libfa3_hdim.so").is_file()
+    objects = sorted((build / "CMakeFiles" / "fa3.dir" / "fa3").glob("*.o"))
+    assert len(objects) == 37 and len(list((build / "fa3").glob("*.cu"))) == 47
+    definitions = defined_symbols(objects)
+    assert all(len(where) == 1 for where in definitions.values()), {
+        symbol: where for symbol, where in definitions.items() if len(where) > 1}
+    hdim_objects = sorted(path.name for path in (build / "CMakeFiles" / "fa3_hdim.dir" / "hdim").glob("*.o"))
+    assert hdim_objects == ["flash_fwd_hdimall_bf16_sm90.cu.o", "flash_fwd_hdimdiff_bf16_sm90.cu.o"]
+
+    every_file = run(ninja, "-C", build, "fa3_every_file", cwd=tmp_path)
+    assert every_file.returncode != 0
+    assert ("multiple definition of `void run_mha_bwd_<90, cutlass::bfloat16_t, 64, false>"
+            "(Flash_bwd_params&, CUstream_st*)'") in every_file.stdout, every_file.stdout
+    all_objects = sorted((build / "CMakeFiles" / "fa3_every_file.dir" / "fa3").glob("*.o"))
+    assert len(all_objects) == 47
+    assert set(defined_symbols(all_objects)) == set(definitions)
+    # sm80 forward 8 files x 2 archs, sm90 forward 30 (64, 64/256, 64/512), backward 4 (sm80, 2 archs) + 2.
+    assert len(definitions) == 52
+
+
+def defined_symbols(objects: list[Path]) -> dict[str, list[str]]:
+    """Each `run_mha_fwd_`/`run_mha_bwd_` function the objects define, with the objects defining it."""
+    listed = subprocess.run(["nm", "-C", "--defined-only", *objects], stdout=subprocess.PIPE, text=True, check=True)
+    where: dict[str, list[str]] = {}
+    current = ""
+    for line in listed.stdout.splitlines():
+        if line.endswith(":"):
+            current = Path(line[:-1]).name
+        elif re.search(r" [TW] void run_mha_(fwd|bwd)_<", line):
+            where.setdefault(line.split(" ", 2)[2], []).append(current)
+    return where

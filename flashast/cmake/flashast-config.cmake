@@ -5,8 +5,9 @@
 #
 #   find_package(flashast CONFIG REQUIRED)
 #   flashast_generate(<out-var> OUTPUT_DIR <dir> [PRESET <name>] [ONLY <filter>...] [EXCLUDE <filter>...]
-#                     [PLUGINS <file>...] [OPTIONS <arg>...] [NO_AGGREGATORS])
-#   target_sources(<target> PRIVATE ${<out-var>})
+#                     [PLUGINS <file>...] [OPTIONS <arg>...] [COMPILE upstream|members|aggregators]
+#                     [NO_AGGREGATORS])
+#   target_sources(<target> PRIVATE ${<out-var>})   # the files to compile; <out-var>_WRITTEN: every file
 #
 # flashast runs with the interpreter whose flashast this file belongs to: FLASHAST_PYTHON_EXECUTABLE
 # when set, else the one find_package(Python3) finds (-DPython3_EXECUTABLE=... chooses it). Finding
@@ -63,8 +64,10 @@ unset(_flashast_package)
 
 # flashast_generate(<out-var> OUTPUT_DIR <dir> ...): the kernel files of one flashast run.
 #
-# Configure time: `flashast --list` names the files (nothing is verified or written), and <out-var>
-# is set to their absolute paths. Build time: a custom command writes and verifies them, re-run
+# Configure time: `flashast --list` names the files a build compiles (nothing is verified or written),
+# and <out-var> is set to their absolute paths; <out-var>_WRITTEN to every file the run writes, which
+# includes the files compiled only inside an aggregator (flash-attention 3). Build time: a custom
+# command writes and verifies them, re-run
 # when a plugin file or flashast itself changes (or the command line does). Its outputs are
 # BYPRODUCTS, so Ninja checks their mtimes after it runs (restat): flashast rewrites only files whose
 # bytes change, and a file it left alone recompiles nothing. The configure step re-runs when a plugin
@@ -76,12 +79,13 @@ unset(_flashast_package)
 #   EXCLUDE <filter>...  --exclude, once per filter
 #   PLUGINS <file>...    --plugin FILE.py, once per file (relative: to the current source directory)
 #   OPTIONS <arg>...     more arguments for the build-time run only (verification, --prune, ...)
-#   NO_AGGREGATORS       --exclude aggregator=true: compile the files aggregators would include
+#   COMPILE <policy>     --compile: an aggregator or its members in <out-var> (default: as upstream)
+#   NO_AGGREGATORS       --exclude aggregator=true: write no aggregator, compile the files they include
 #
 # Also defines the target flashast_<out-var>, built by default; a target in another directory that
 # compiles the files needs add_dependencies(<target> flashast_<out-var>).
 function(flashast_generate out_var)
-  cmake_parse_arguments(PARSE_ARGV 1 arg "NO_AGGREGATORS" "OUTPUT_DIR;PRESET" "ONLY;EXCLUDE;PLUGINS;OPTIONS")
+  cmake_parse_arguments(PARSE_ARGV 1 arg "NO_AGGREGATORS" "OUTPUT_DIR;PRESET;COMPILE" "ONLY;EXCLUDE;PLUGINS;OPTIONS")
   if(arg_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "flashast_generate(${out_var}): unknown argument(s): ${arg_UNPARSED_ARGUMENTS}")
   endif()
@@ -116,17 +120,31 @@ function(flashast_generate out_var)
     list(APPEND selection --plugin "${plugin}")
   endforeach()
 
-  # Configure time: the exact list. A bad filter or a broken plugin stops here, with flashast's line.
-  execute_process(COMMAND "${python}" -m flashast ${selection} --list
-                  OUTPUT_VARIABLE listed ERROR_VARIABLE errors RESULT_VARIABLE status
-                  OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_STRIP_TRAILING_WHITESPACE)
-  if(NOT status EQUAL 0)
-    # Indented lines are printed as they are: flashast's one-line error stays one line.
-    string(REPLACE "\n" "\n  " errors "  ${errors}")
-    message(FATAL_ERROR "flashast_generate(${out_var}): flashast --list failed (exit ${status}):\n${errors}")
+  set(compile "")
+  if(DEFINED arg_COMPILE)
+    set(compile --compile "${arg_COMPILE}")
   endif()
-  string(REPLACE "\n" ";" files "${listed}")
-  list(LENGTH files count)
+
+  # Configure time: the exact lists, of the files a build compiles and of every file the run writes
+  # (the custom command's byproducts, so that a member an aggregator includes is looked at again
+  # once written). A bad filter or a broken plugin stops here, with flashast's line.
+  foreach(listing IN ITEMS compiled written)
+    if(listing STREQUAL "compiled")
+      set(list_option --list ${compile})
+    else()
+      set(list_option --list=written)
+    endif()
+    execute_process(COMMAND "${python}" -m flashast ${selection} ${list_option}
+                    OUTPUT_VARIABLE listed ERROR_VARIABLE errors RESULT_VARIABLE status
+                    OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_STRIP_TRAILING_WHITESPACE)
+    if(NOT status EQUAL 0)
+      # Indented lines are printed as they are: flashast's one-line error stays one line.
+      string(REPLACE "\n" "\n  " errors "  ${errors}")
+      message(FATAL_ERROR "flashast_generate(${out_var}): flashast --list failed (exit ${status}):\n${errors}")
+    endif()
+    string(REPLACE "\n" ";" ${listing} "${listed}")
+  endforeach()
+  list(LENGTH written count)
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${plugins} "${package_stamp}")
 
   # Build time: write and verify; the stamp records that this exact command succeeded.
@@ -135,10 +153,11 @@ function(flashast_generate out_var)
     OUTPUT "${stamp}"
     COMMAND "${python}" -m flashast ${selection} ${arg_OPTIONS}
     COMMAND "${CMAKE_COMMAND}" -E touch "${stamp}"
-    BYPRODUCTS ${files}
+    BYPRODUCTS ${written}
     DEPENDS ${plugins} "${package_stamp}"
     COMMENT "flashast: ${out_var}: writing and verifying ${count} files in ${arg_OUTPUT_DIR}"
     VERBATIM)
   add_custom_target("${target}" ALL DEPENDS "${stamp}")
-  set("${out_var}" ${files} PARENT_SCOPE)
+  set("${out_var}" ${compiled} PARENT_SCOPE)
+  set("${out_var}_WRITTEN" ${written} PARENT_SCOPE)
 endfunction()
