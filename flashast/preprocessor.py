@@ -61,9 +61,12 @@ def check_condition(owner: str, condition: object) -> Condition:
     return condition
 
 
-def endif_comment(owner: object, value: object) -> TrailingComment | None:
+def as_endif_comment(owner: object, value: object) -> TrailingComment | None:
     """An `#endif`'s trailing comment: None, a `TrailingComment`, or its text."""
-    return as_trailing_comment(owner, value)
+    try:
+        return as_trailing_comment(owner, value)
+    except ModelError as error:
+        raise ModelError(type(owner).__name__, "endif_comment", error.value, error.problem) from None
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -90,7 +93,7 @@ class IfSection:
             raise ModelError("IfSection", "body", error.value, error.problem) from None
         store_fields(
             self, condition=check_condition("IfSection", condition), body=declarations,
-            endif_comment=as_trailing_comment(self, endif_comment),
+            endif_comment=as_endif_comment(self, endif_comment),
         )
 
 

@@ -17,9 +17,9 @@ from typing import TypeGuard
 from flashast.blank_line import BlankLine
 from flashast.errors import ModelError
 from flashast.expressions import CallExpression, Expression, as_expression
-from flashast.fields import as_flag, as_trailing_comment, as_tuple, store_fields
+from flashast.fields import as_flag, as_tuple, store_fields
 from flashast.names import TrailingComment
-from flashast.preprocessor import Condition, check_condition
+from flashast.preprocessor import Condition, as_endif_comment, check_condition
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +120,7 @@ class ConditionalStatements:
     ) -> None:
         store_fields(
             self, condition=check_condition("ConditionalStatements", condition),
-            body=as_statements(self, "body", body), endif_comment=as_trailing_comment(self, endif_comment),
+            body=as_statements(self, "body", body), endif_comment=as_endif_comment(self, endif_comment),
         )
 
 
