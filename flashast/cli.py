@@ -203,7 +203,7 @@ def run_console_script() -> None:
     directory for modules (`--plugin my_kinds`). A console script's `sys.path` starts at its own bin
     directory instead, so the current directory is put first here too (not under `-P`/`PYTHONSAFEPATH`,
     which keep `python -m` from adding it as well)."""
-    if not sys.flags.safe_path:
+    if not getattr(sys.flags, "safe_path", False):  # Python 3.11's -P; before it, always searched
         with contextlib.suppress(OSError):  # a current directory deleted under us: nothing to search
             sys.path.insert(0, os.getcwd())
     sys.exit(main())

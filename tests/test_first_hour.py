@@ -14,7 +14,6 @@ import pytest
 from conftest import cli_environment, run_cli
 
 from flashast.cli import main
-from flashast.verify.diagnostics import Diagnostic, Location, Note, Report
 
 PLUGIN = (
     "from flashast import Kind, LineComment, Preset, TranslationUnit\n"
@@ -91,3 +90,36 @@ def test_list_kinds_shows_axes_values_and_why_configurations_are_skipped(capsys:
     skipped = [line for line in details if line.startswith("    skipped ")]
     assert len(skipped) == 6, "five reasons by count, then the rest counted"
     assert sum(int(line.split()[1].rstrip(":")) for line in skipped) == 2580
+
+
+REPEATING = (
+    "from flashast import Kind, Preset, TranslationUnit\n"
+    "from flashast.nodes import Verbatim\n"
+    "\n"
+    "# One static_assert that ten instantiations fail alike, and more errors than clang's limit.\n"
+    "ASSERT = 'template <class T, int N> struct S { static_assert(sizeof(T) == 3, \"three bytes\"); };\\n'\n"
+    "TEXTS = {'assert': ASSERT + ''.join(f'template struct S<int, {n}>;\\n' for n in range(10)),\n"
+    "         'many': ''.join(f'int x{n} = undeclared{n};\\n' for n in range(30))}\n"
+    "\n"
+    "\n"
+    "def register(registry):\n"
+    "    kind = Kind('k', axes={'which': tuple(TEXTS)}, file_name='{which}.cu',\n"
+    "                build=lambda config: TranslationUnit((Verbatim(TEXTS[config.which]),)))\n"
+    "    registry.add_preset(Preset('repeating', description='errors', kinds=(kind,)))\n"
+)
+
+
+def test_a_diagnostic_repeated_at_one_place_is_shown_once_and_the_error_limit_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plugin = tmp_path / "repeating.py"
+    plugin.write_text(REPEATING)
+    assert main(["-o", str(tmp_path / "out"), "--plugin", str(plugin), "--preset", "repeating"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("static assertion failed") == 1, err
+    assert "(reported 10 times here, each time for another instantiation; the first one's notes are shown)" in err
+    assert "clang: error: too many errors emitted, stopping now\n    (reached verifying many.cu;" in err
+    summary = err.splitlines()[-1]
+    assert summary.startswith("flashast: error: verification failed: 20 error(s) in 2 of 2 file(s), clang stopped")
+    assert "problem(s) in headers" not in summary
+    assert not (tmp_path / "out").exists()

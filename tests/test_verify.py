@@ -605,8 +605,9 @@ def test_a_report_keeps_a_header_problem_once_and_lists_errors_before_warnings()
     assert (report.failing_files, report.header_problems, report.failed) == ({"f.cu"}, 1, True)
     assert report.text().splitlines()[0] == "k.h:3:1: error: broken"
     assert report.text().splitlines()[-1] == "k.h:9:1: warning: unused"
+    assert report.text().count("f.cu:2:2: error: bad") == 1, "the same error at the same place is shown once"
     assert report.summary() == (
-        "verification failed: 3 error(s) in 1 of 3 file(s), 1 problem(s) in headers; nothing was written"
+        "verification failed: 2 error(s) in 1 of 3 file(s), 1 problem(s) in headers; nothing was written"
     )
 
 

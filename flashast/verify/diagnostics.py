@@ -8,8 +8,13 @@ two parses is the same record (compared by value), and reports are de-duplicated
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+# What clang says, with no location, once it reaches its error limit (`-ferror-limit`, 20 by default
+# through libclang's driver): not a problem of its own, but the end of what that parse reports.
+ERROR_LIMIT_MESSAGE = "too many errors emitted"
 
 
 @dataclass(frozen=True)
@@ -55,10 +60,26 @@ class Diagnostic:
     origin: str | None = None
     in_header: bool = False
 
-    def render(self) -> str:
-        where = str(self.location) if self.location else "<command line>"
+    @property
+    def at_error_limit(self) -> bool:
+        """Whether this is clang giving up after too many errors (so errors after it went unreported)."""
+        return self.location is None and self.message.startswith(ERROR_LIMIT_MESSAGE)
+
+    @property
+    def identity(self) -> tuple[object, ...]:
+        """What makes two diagnostics the same problem: the same message at the same place, charged to
+        the same file. Their notes may differ (each template instantiation that hit a `static_assert`
+        brings its own frames), and are not part of it."""
+        return (self.location, self.message, self.fails, self.file, self.in_header)
+
+    def render(self, times: int = 1) -> str:
+        """The diagnostic as text; `times`: how often it was reported at this place (shown once)."""
+        where = str(self.location) if self.location else ("clang" if self.at_error_limit else "<command line>")
         lines = [f"{where}: {'error' if self.fails else 'warning'}: {self.message}"]
         lines += [note.render() for note in self.notes]
+        if times > 1:
+            lines.append(f"    (reported {times} times here, each time for another instantiation; the first one's"
+                         " notes are shown)")
         lines += [f"    {remark}" for remark in self.remarks]
         if self.origin:
             lines.append(f"    from: {self.origin}")
@@ -101,7 +122,8 @@ class Report:
 
     @property
     def header_problems(self) -> int:
-        return sum(1 for diagnostic in self.errors if diagnostic.in_header)
+        return len({diagnostic.identity for diagnostic in self.errors
+                    if diagnostic.in_header and not diagnostic.at_error_limit})
 
     @property
     def failed(self) -> bool:
@@ -111,7 +133,7 @@ class Report:
         """Every diagnostic, errors first, each rendered once; without `header_warnings`, the warnings
         inside headers (third-party ones are many, and never a generated file's fault) are counted."""
         shown = [*self.errors, *(warning for warning in self.warnings if header_warnings or not warning.in_header)]
-        lines = [diagnostic.render() for diagnostic in shown]
+        lines = [diagnostic.render(times) for diagnostic, times in _counted(shown)]
         hidden = len(self.errors) + len(self.warnings) - len(shown)
         if hidden:
             lines.append(f"({hidden} warning(s) inside headers not shown; --header-warnings lists them)")
@@ -119,9 +141,23 @@ class Report:
 
     def summary(self, levels: Sequence[str] = ()) -> str:
         """`levels`: how many files failed at which level ("1 on the host side", ...), when there are several."""
-        parts = [f"{len(self.errors)} error(s) in {len(self.failing_files)} of {self.files} file(s)"]
+        errors = [diagnostic for diagnostic, _ in _counted(self.errors) if not diagnostic.at_error_limit]
+        parts = [f"{len(errors)} error(s) in {len(self.failing_files)} of {self.files} file(s)"]
         if levels:
             parts[0] += f" ({', '.join(levels)})"
         if self.header_problems:
             parts.append(f"{self.header_problems} problem(s) in headers")
+        if any(diagnostic.at_error_limit for diagnostic in self.errors):
+            parts.append("clang stopped at its error limit, so there may be more (--clang-arg=-ferror-limit=0)")
         return "verification failed: " + ", ".join(parts) + "; nothing was written"
+
+
+def _counted(diagnostics: Sequence[Diagnostic]) -> list[tuple[Diagnostic, int]]:
+    """Each distinct diagnostic (`Diagnostic.identity`) once, in the order first seen, with how many
+    times it was reported."""
+    first: dict[tuple[object, ...], Diagnostic] = {}
+    times: Counter[tuple[object, ...]] = Counter()
+    for diagnostic in diagnostics:
+        first.setdefault(diagnostic.identity, diagnostic)
+        times[diagnostic.identity] += 1
+    return [(diagnostic, times[identity]) for identity, diagnostic in first.items()]

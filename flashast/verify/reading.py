@@ -18,7 +18,7 @@ from typing import Any
 
 from flashast.generated import GeneratedFile
 from flashast.verify.checks import origin
-from flashast.verify.diagnostics import Diagnostic, Location, Note
+from flashast.verify.diagnostics import ERROR_LIMIT_MESSAGE, Diagnostic, Location, Note
 from flashast.verify.toolchain import VIRTUAL_INCLUDE
 
 HeaderKey = tuple[str, int, int, str]
@@ -148,12 +148,15 @@ def _header_diagnostic(context: ParseContext, diagnostic: Any, notes: list[Any],
     else:
         seen = f"first seen verifying {context.generated.name}"
     strict = "; --strict makes header warnings fail" if not is_error and not context.strict else ""
+    remark = f"(in a header: reported once; {seen}{strict})"
+    if where is None and message_of(diagnostic).startswith(ERROR_LIMIT_MESSAGE):
+        remark = f"(reached verifying {context.generated.name}; clang reports no error after this)"
     return Diagnostic(
         where,
         message_of(diagnostic),
         fails=is_error or context.strict,
         notes=context.notes(notes),
-        remarks=(f"(in a header: reported once; {seen}{strict})",),
+        remarks=(remark,),
         in_header=True,
     )
 
