@@ -334,7 +334,7 @@ def test_cli_reference_names_every_option() -> None:
     for action in build_parser()._actions:
         for option in action.option_strings:
             assert f"`{option}" in text, f"docs/reference/cli.md does not document {option}"
-    for code in ("0", "1", "2", "3", "123", "130"):
+    for code in ("0", "1", "2", "3", "123", "130", "143"):
         assert f"| {code} |" in text
 
 

@@ -82,9 +82,10 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_the_exit_code_table_is_the_cli_s() -> None:
     rows = dict(re.findall(r"^\| (\d+) \| (.*) \|$", README, re.M))
     assert sorted(map(int, rows)) == sorted(
-        [EXIT_OK, EXIT_DIFFERENCES, EXIT_USAGE, EXIT_VERIFICATION, EXIT_INTERNAL, 130]
+        [EXIT_OK, EXIT_DIFFERENCES, EXIT_USAGE, EXIT_VERIFICATION, EXIT_INTERNAL, 130, 143]
     )
     assert "interrupted" in rows["130"]
+    assert "terminated" in rows["143"]
 
 
 def test_nothing_about_removed_machinery() -> None:
