@@ -36,15 +36,21 @@ def register(registry):
 """
 
 
-def plugin(tmp_path: Path, architectures: str = "()", elements: str = '("short", "float")') -> Path:
+# The same kind over `traits_launch.h`, whose device-only code names a dependent type without
+# `typename` (as FA2's backward kernel does): nvcc accepts it, clang rejects it.
+TRAITS_PLUGIN = PLUGIN.replace('"run_copy"', '"run_traits_copy"').replace('"copy_launch.h"', '"traits_launch.h"')
+
+
+def plugin(tmp_path: Path, architectures: str = "()", elements: str = '("short", "float")',
+           text: str = PLUGIN) -> Path:
     path = tmp_path / "device_plugin.py"
-    path.write_text(PLUGIN.format(architectures=architectures, elements=elements))
+    path.write_text(text.format(architectures=architectures, elements=elements))
     return path
 
 
 def run(tmp_path: Path, *arguments: str | Path, architectures: str = "()",
-        elements: str = '("short", "float")') -> tuple[int, str]:
-    code, _, stderr = run_cli("-o", tmp_path / "out", "--plugin", plugin(tmp_path, architectures, elements),
+        elements: str = '("short", "float")', text: str = PLUGIN) -> tuple[int, str]:
+    code, _, stderr = run_cli("-o", tmp_path / "out", "--plugin", plugin(tmp_path, architectures, elements, text),
                               "--preset", "device", "--include-dir", FIXTURE, *arguments)
     return code, stderr
 
@@ -82,6 +88,25 @@ def test_one_run_reports_a_host_error_and_another_files_device_only_error(tmp_pa
     assert re.search(r"^copy_float\.cu:\d+:\d+: error: static assertion failed", stderr, re.MULTILINE), stderr
     assert "2 of 2 file(s) (1 on the host side, 1 on the device side for sm_80)" in stderr
     assert not (tmp_path / "out").exists()  # exit 3: nothing written
+
+
+def test_a_missing_typename_nvcc_accepts_is_the_headers_warning_and_device_only_errors_still_fail(
+    tmp_path: Path,
+) -> None:
+    """clang rejects `staged<Traits::Staging>(...)` on the device side and nvcc does not: no clang
+    option accepts it, so flashast reports it once as the header's warning. The `float` file's
+    device-only assertion, in the same kernel, still fails; the `short` file passes."""
+    code, stderr = run(tmp_path, "--device-arch", "sm_80", "--header-warnings", text=TRAITS_PLUGIN)
+    assert code == 3, stderr
+    assert re.search(r"^copy_float\.cu:\d+:\d+: error: static assertion failed", stderr, re.MULTILINE), stderr
+    assert "error(s) in 1 of 2 file(s)" in stderr, stderr
+    warning = re.findall(r"^.*traits_launch\.h:\d+:\d+: warning: missing 'typename' prior to dependent type name.*$",
+                         stderr, re.MULTILINE)
+    assert len(warning) == 1, stderr  # the header's, once, though both files instantiate it
+    assert "nvcc accepts this on the device side, clang does not" in stderr
+    assert not re.search(r"^copy_short\.cu:.*error", stderr, re.MULTILINE), stderr
+    code, stderr = run(tmp_path, "--device-arch", "sm_80", elements='("short",)', text=TRAITS_PLUGIN)
+    assert code == 0, stderr
 
 
 def test_an_architecture_without_the_device_only_path_passes(tmp_path: Path) -> None:

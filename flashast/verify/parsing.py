@@ -34,9 +34,11 @@ from flashast.nodes import ClassDeclaration, Include, TranslationUnit
 from flashast.printer import render
 from flashast.verify.batching import Batch, switched_on
 from flashast.verify.checks import Clash, origin
+from flashast.verify.command_line import refused_command_line
 from flashast.verify.diagnostics import Diagnostic, Location, Report
 from flashast.verify.keys import Reading
 from flashast.verify.reading import (
+    HEADER_NOTE,
     ParseContext,
     file_diagnostics,
     header_problems,
@@ -45,6 +47,7 @@ from flashast.verify.reading import (
 )
 from flashast.verify.sources import Sources
 from flashast.verify.toolchain import (
+    NVCC_ACCEPTS_ON_DEVICE,
     VIRTUAL_SOURCE,
     VerifyOptions,
     clang_arguments,
@@ -165,6 +168,7 @@ class Parser:
         )
         built(time.perf_counter() - started)
         problems, header_keys = header_problems(self._context(first, main_path), unit)
+        problems = [self._as_nvcc_judges(diagnostic) for diagnostic in problems]
         for diagnostic in problems:
             report.add(diagnostic)
         headers_fail = any(diagnostic.fails for diagnostic in problems)
@@ -172,7 +176,8 @@ class Parser:
         for generated in group:
             unit.reparse([(main_path, generated.text), *served], PRECOMPILED_PREAMBLE)
             report.parsed += 1
-            found = file_diagnostics(self._context(generated, main_path), unit, header_keys)
+            found = [self._as_nvcc_judges(diagnostic)
+                     for diagnostic in file_diagnostics(self._context(generated, main_path), unit, header_keys)]
             for diagnostic in found:
                 report.add(diagnostic)
             failed = headers_fail or any(diagnostic.fails or diagnostic.file is not None for diagnostic in found)
@@ -182,6 +187,23 @@ class Parser:
             finished(generated, failed, now - started)
             started = now
         return clean
+
+    def _as_nvcc_judges(self, diagnostic: Diagnostic) -> Diagnostic:
+        """On the device side, an error inside a header that nvcc's front end does not make
+        (`NVCC_ACCEPTS_ON_DEVICE`) is the header's warning, reported once, not the instantiating
+        file's error: a verdict nvcc contradicts on a clean file would make the device side useless."""
+        if (self.options.device_arch is None or not diagnostic.fails
+                or not diagnostic.message.startswith(NVCC_ACCEPTS_ON_DEVICE)):
+            return diagnostic
+        if diagnostic.in_header:
+            where, notes, seen = diagnostic.location, diagnostic.notes, ""
+        elif diagnostic.notes and diagnostic.notes[0].message == HEADER_NOTE:
+            where, notes = diagnostic.notes[0].location, diagnostic.notes[1:]
+            seen = f"; instantiated for {diagnostic.location}"
+        else:
+            return diagnostic  # in a generated file's own text
+        remark = f"(in a header: nvcc accepts this on the device side, clang does not; not counted as an error{seen})"
+        return Diagnostic(where, diagnostic.message, fails=False, notes=notes, remarks=(remark,), in_header=True)
 
     def _includes_alone(self, generated: GeneratedFile) -> str:
         """The text of the includes-alone parse: the file's leading comments and directives (its
@@ -201,7 +223,10 @@ class Parser:
         """
         main_path = self.sources.source_path(".flashast-options.cu")
         with _quiet_stderr():
-            unit = self.index.parse(main_path, self.arguments, [(main_path, INCLUDES_ONLY_BODY)], 0)
+            try:
+                unit = self.index.parse(main_path, self.arguments, [(main_path, INCLUDES_ONLY_BODY)], 0)
+            except self.cindex.TranslationUnitLoadError:
+                raise refused_command_line(self.cindex, self.index, self.options, main_path) from None
         complaints = [str(diagnostic.spelling) for diagnostic in reportable(self.cindex, unit)
                       if not diagnostic.location.file]
         if complaints:
@@ -295,14 +320,19 @@ def _path(location: Any) -> str:
 
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
-    """Silence file descriptor 2 for a moment: clang's driver prints its complaints about the
-    command line there itself (as well as returning them, which is how flashast reports them)."""
+    """Silence file descriptors 1 and 2 for a moment: clang's driver prints its complaints about the
+    command line on 2 itself (as well as returning them, which is how flashast reports them), and
+    what `--version` or `-###` ask for on 1, where it would mix with `--diff`'s output."""
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = os.dup(1), os.dup(2)
     try:
         with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
             os.dup2(devnull.fileno(), 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])

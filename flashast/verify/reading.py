@@ -22,6 +22,8 @@ from flashast.verify.diagnostics import ERROR_LIMIT_MESSAGE, Diagnostic, Locatio
 from flashast.verify.toolchain import VIRTUAL_INCLUDE
 
 HeaderKey = tuple[str, int, int, str]
+# The first note of an error inside a header that a generated line caused (reported at that line).
+HEADER_NOTE = "the error is here, in a header, instantiated for this line"
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ def file_diagnostics(context: ParseContext, unit: Any, header_keys: set[HeaderKe
             found.append(_header_diagnostic(context, diagnostic, notes, cause))
             continue
         header_note = Note(
-            "the error is here, in a header, instantiated for this line",
+            HEADER_NOTE,
             Location(spell_header(path), diagnostic.location.line, diagnostic.location.column),
         )
         remaining = [note for note in notes if note.location != cause]

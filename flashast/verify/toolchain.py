@@ -69,6 +69,19 @@ CUDA_STAND_INS = f"{VIRTUAL_ROOT}/cuda-stand-ins"
 # Resource directories whose CUDA wrappers libclang 18 parses: those of clang 16 to 18 (19's use
 # builtins libclang 18 does not know). Debian 12 ships clang 16's as `libclang-common-16-dev`.
 COMPATIBLE_RESOURCE_MAJORS = (18, 17, 16)
+# Errors clang makes on the device side where nvcc's front end makes none. nvcc compiles device code
+# with its own front end (EDG), which accepts a dependent type named without `typename` where clang
+# parsed an expression: `f<Traits::Type>(x)` with `f`'s first parameter a type (flash-attention 2's
+# backward kernel does it, `flash_bwd_kernel.h`). No clang option accepts that: `-std=c++20` (P0634
+# covers declarations, not template arguments), `-fms-compatibility`, `-fms-extensions` and
+# `-fdelayed-template-parsing` were each tried on libclang 18 and all reject it. So such an error
+# inside a header is reported once as the header's warning, not charged to the file that instantiated
+# it; one in a generated file itself still fails (flashast writes standard C++). The host side, which
+# nvcc hands to the host compiler (g++ rejects the same construct), keeps them as errors.
+NVCC_ACCEPTS_ON_DEVICE = ("missing 'typename' prior to dependent type name",)
+# The device side reports every error: past clang's default limit of 20 it stops instantiating, and
+# the errors NVCC_ACCEPTS_ON_DEVICE leaves out would hide any that come later (42 in one FA2 bwd file).
+DEVICE_ARGUMENTS = ("-ferror-limit=0",)
 # What one device-side parse of a real flash-attention file may take (2.7 GB measured on FA2 2.8.3).
 DEVICE_PARSE_BYTES = 3 << 30
 RESOURCE_DIR_HINT = (
@@ -192,7 +205,7 @@ def clang_arguments(options: VerifyOptions) -> list[str]:
         # The device side, where kernel bodies are instantiated (a static_assert inside cute's copy
         # atoms fires only there).
         arguments = [argument for argument in arguments if argument != "--cuda-host-only"]
-        arguments += ["--cuda-device-only", f"--cuda-gpu-arch={options.device_arch}"]
+        arguments += ["--cuda-device-only", f"--cuda-gpu-arch={options.device_arch}", *DEVICE_ARGUMENTS]
     if options.resource_dir is not None:
         arguments += ["-resource-dir", str(options.resource_dir)]
     if options.cuda_includes and options.cuda_path is not None:
