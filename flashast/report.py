@@ -174,10 +174,12 @@ def list_kinds(registry: Registry) -> None:
     """Every preset and kind: counts, origin, description, then each kind's axes with their values and
     why the configurations it skips are skipped (how many per reason), since those decide which
     `--only`/`--exclude` filters exist and why a file a user expected is not generated."""
-    for name in registry.preset_names():
+    for name in registry.preset_choices():  # each preset's default revision, then its others as NAME@REVISION
         preset = registry.preset(name)
         total = sum(kind.count() for kind in preset.kinds)
         print(f"{name}  ({total} files, {registry.origin_of(name).description}) {preset.description}".rstrip())
+        if preset.upstream:
+            print(f"  byte-identical to {preset.describe_upstream()}")
         for kind in preset.kinds:
             origin = registry.origin_of(name, kind.name).description
             role = ", aggregator" if kind.aggregator else ""

@@ -122,12 +122,14 @@ def test_preset_name_collision_names_who_registered_first() -> None:
     registry = Registry()
     with pytest.raises(PluginError) as built_in:
         registry.add_preset(Preset("pytorch"))
-    assert str(built_in.value) == "preset 'pytorch' already exists (first registered: built-in)"
+    # Another preset of that name is another revision of it, which needs a revision of its own.
+    revision_hint = "; to add a revision of it, give the Preset a revision=..."
+    assert str(built_in.value) == "preset 'pytorch' already exists (first registered: built-in)" + revision_hint
     with registry.origin(Origin("file a.py")):
         registry.add_preset(Preset("mine"))
     with registry.origin(Origin("file b.py")), pytest.raises(PluginError) as plugin:
         registry.add_preset(Preset("mine"))
-    assert str(plugin.value) == "preset 'mine' already exists (first registered: file a.py)"
+    assert str(plugin.value) == "preset 'mine' already exists (first registered: file a.py)" + revision_hint
 
 
 def test_kind_name_collision_names_who_registered_first() -> None:

@@ -1,8 +1,15 @@
-"""The `flash-attn-2` preset: flash-attention 2's kernel instantiation files (96 files).
+"""The `flash-attn-2` preset: flash-attention 2's kernel instantiation files, in two revisions.
 
-Byte for byte what Dao-AILab/flash-attention `csrc/flash_attn/src/generate_kernels.py` writes (the
-generator as of "Parallelize splitkv alignment templated kernels", which added `fwd_split_align`):
-four kinds over fp16/bf16, six head dimensions, causal or not, sm80:
+- `flash-attn-2` (`flash-attn-2@0251105a`, 96 files): byte for byte what Dao-AILab/flash-attention
+  `csrc/flash_attn/src/generate_kernels.py` writes at commit 0251105a, the generator as of
+  "Parallelize splitkv alignment templated kernels", which added `fwd_split_align`;
+- `flash-attn-2@v2.8.3` (72 files): what the same generator wrote in the v2.8.3 release, the tree the
+  flash-attn 2.8.3 source distribution ships and builds: no `fwd_split_align` kind, and `fwd_split`
+  files without the `extern template` line, since 2.8.3's launch header has no
+  `run_mha_fwd_splitkv_align`. Its contract says so, so a file naming that template fails
+  verification against the 2.8.3 contract as it fails against the real 2.8.3 headers.
+
+The kinds, over fp16/bf16, six head dimensions, causal or not, sm80:
 
 - `fwd`, `bwd`: explicit specializations of `run_mha_fwd_<T, D, C>` / `run_mha_bwd_<T, D, C>` that
   forward to the per-head-dimension launcher `run_mha_{fwd,bwd}_hdimD<T, C>`;
@@ -10,7 +17,7 @@ four kinds over fp16/bf16, six head dimensions, causal or not, sm80:
   explicit instantiation *declaration* of `run_mha_fwd_splitkv_align<T, D, C>` so the dispatch does
   not instantiate the aligned tree again;
 - `fwd_split_align`: the explicit instantiation of that aligned tree, in its own file so it compiles
-  in parallel.
+  in parallel (not in v2.8.3).
 
 Parity quirks of this generator: the files have no final newline (`Style(insert_newline_at_eof=False)`); the
 namespace is spelled with the `FLASH_NAMESPACE` macro, which `namespace_config.h` defines (to `flash`
@@ -91,40 +98,48 @@ def run_mha_bwd_hdim(head_dim: int) -> FunctionTemplate:
     return FunctionTemplate(ELEMENT_CAUSAL, "void", f"run_mha_bwd_hdim{head_dim}", BWD_PARAMETERS, defined=True)
 
 
-CONTRACT = Contract(
-    {
-        NAMESPACE_CONFIG_HEADER: namespace_config(),
-        FLASH_HEADER: (
-            PragmaOnce(),
-            Include(NAMESPACE_CONFIG_HEADER),
-            *cuda_stream(),
-            cutlass_types(DTYPES),
-            in_default_flash_namespace(
-                ClassDeclaration("Flash_fwd_params"),
-                ClassDeclaration("Flash_bwd_params"),
-                RUN_MHA_FWD,
-                RUN_MHA_FWD_SPLITKV_DISPATCH_DECLARATION,
-                RUN_MHA_BWD,
+def contract(aligned_tree: bool) -> Contract:
+    """What the files rely on; `aligned_tree`: whether the forward launch header defines
+    `run_mha_fwd_splitkv_align` (upstream after the v2.8.3 release)."""
+    aligned = (RUN_MHA_FWD_SPLITKV_ALIGN,) if aligned_tree else ()
+    return Contract(
+        {
+            NAMESPACE_CONFIG_HEADER: namespace_config(),
+            FLASH_HEADER: (
+                PragmaOnce(),
+                Include(NAMESPACE_CONFIG_HEADER),
+                *cuda_stream(),
+                cutlass_types(DTYPES),
+                in_default_flash_namespace(
+                    ClassDeclaration("Flash_fwd_params"),
+                    ClassDeclaration("Flash_bwd_params"),
+                    RUN_MHA_FWD,
+                    RUN_MHA_FWD_SPLITKV_DISPATCH_DECLARATION,
+                    RUN_MHA_BWD,
+                ),
             ),
-        ),
-        FWD_LAUNCH_HEADER: (
-            PragmaOnce(),
-            Include(NAMESPACE_CONFIG_HEADER),
-            Include(FLASH_HEADER),
-            in_default_flash_namespace(
-                RUN_MHA_FWD_SPLITKV_ALIGN,
-                RUN_MHA_FWD_SPLITKV_DISPATCH,
-                *(run_mha_fwd_hdim(head_dim) for head_dim in HEAD_DIMS),
+            FWD_LAUNCH_HEADER: (
+                PragmaOnce(),
+                Include(NAMESPACE_CONFIG_HEADER),
+                Include(FLASH_HEADER),
+                in_default_flash_namespace(
+                    *aligned,
+                    RUN_MHA_FWD_SPLITKV_DISPATCH,
+                    *(run_mha_fwd_hdim(head_dim) for head_dim in HEAD_DIMS),
+                ),
             ),
-        ),
-        BWD_LAUNCH_HEADER: (
-            PragmaOnce(),
-            Include(NAMESPACE_CONFIG_HEADER),
-            Include(FLASH_HEADER),
-            in_default_flash_namespace(*(run_mha_bwd_hdim(head_dim) for head_dim in HEAD_DIMS)),
-        ),
-    }
-)
+            BWD_LAUNCH_HEADER: (
+                PragmaOnce(),
+                Include(NAMESPACE_CONFIG_HEADER),
+                Include(FLASH_HEADER),
+                in_default_flash_namespace(*(run_mha_bwd_hdim(head_dim) for head_dim in HEAD_DIMS)),
+            ),
+        }
+    )
+
+
+CONTRACT = contract(aligned_tree=True)
+RELEASE_2_8_3_CONTRACT = contract(aligned_tree=False)
 
 PRELUDE = (
     LineComment("Copyright (c) 2024, Tri Dao."),
@@ -188,6 +203,12 @@ def build_fwd_split(config: Configuration) -> TranslationUnit:
     )
 
 
+def build_fwd_split_release_2_8_3(config: Configuration) -> TranslationUnit:
+    """v2.8.3's `fwd_split` files: the dispatch instantiation alone (no aligned tree to declare)."""
+    arguments = (CUTLASS_TYPES[config.dtype], config.head_dim, config.is_causal)
+    return _file(FWD_LAUNCH_HEADER, RUN_MHA_FWD_SPLITKV_DISPATCH.instantiate(*arguments))
+
+
 def build_fwd_split_align(config: Configuration) -> TranslationUnit:
     arguments = (CUTLASS_TYPES[config.dtype], config.head_dim, config.is_causal)
     return _file(FWD_LAUNCH_HEADER, RUN_MHA_FWD_SPLITKV_ALIGN.instantiate(*arguments))
@@ -196,22 +217,45 @@ def build_fwd_split_align(config: Configuration) -> TranslationUnit:
 # The GPU architecture the files are built for (their names say sm80); `--device-arch` uses it.
 ARCHITECTURES = ("sm_80",)
 
+FWD_DESCRIPTION = "run_mha_fwd_<T, D, Is_causal> specializations"
+BWD_DESCRIPTION = "run_mha_bwd_<T, D, Is_causal> specializations"
+FWD_SPLIT_DESCRIPTION = "run_mha_fwd_splitkv_dispatch<T, D, Is_causal> instantiations"
+
+
+def _kind(name: str, build: Callable[[Configuration], TranslationUnit], kind_contract: Contract,
+          description: str) -> Kind:
+    return Kind(name, axes=AXES, build=build, file_name=file_name_rule(name), contract=kind_contract,
+                architectures=ARCHITECTURES, description=description)
+
+
 KINDS = (
-    Kind("fwd", axes=AXES, build=build_fwd, file_name=file_name_rule("fwd"), contract=CONTRACT,
-         architectures=ARCHITECTURES, description="run_mha_fwd_<T, D, Is_causal> specializations"),
-    Kind("fwd_split", axes=AXES, build=build_fwd_split, file_name=file_name_rule("fwd_split"), contract=CONTRACT,
-         architectures=ARCHITECTURES,
-         description="run_mha_fwd_splitkv_dispatch<T, D, Is_causal> instantiations (aligned tree extern)"),
-    Kind("fwd_split_align", axes=AXES, build=build_fwd_split_align, file_name=file_name_rule("fwd_split_align"),
-         contract=CONTRACT, architectures=ARCHITECTURES,
-         description="run_mha_fwd_splitkv_align<T, D, Is_causal> instantiations"),
-    Kind("bwd", axes=AXES, build=build_bwd, file_name=file_name_rule("bwd"), contract=CONTRACT,
-         architectures=ARCHITECTURES, description="run_mha_bwd_<T, D, Is_causal> specializations"),
+    _kind("fwd", build_fwd, CONTRACT, FWD_DESCRIPTION),
+    _kind("fwd_split", build_fwd_split, CONTRACT, FWD_SPLIT_DESCRIPTION + " (aligned tree extern)"),
+    _kind("fwd_split_align", build_fwd_split_align, CONTRACT,
+          "run_mha_fwd_splitkv_align<T, D, Is_causal> instantiations"),
+    _kind("bwd", build_bwd, CONTRACT, BWD_DESCRIPTION),
 )
+RELEASE_2_8_3_KINDS = (
+    _kind("fwd", build_fwd, RELEASE_2_8_3_CONTRACT, FWD_DESCRIPTION),
+    _kind("fwd_split", build_fwd_split_release_2_8_3, RELEASE_2_8_3_CONTRACT, FWD_SPLIT_DESCRIPTION),
+    _kind("bwd", build_bwd, RELEASE_2_8_3_CONTRACT, BWD_DESCRIPTION),
+)
+
+UPSTREAM = "Dao-AILab/flash-attention csrc/flash_attn/src/generate_kernels.py"
 
 PRESET = Preset(
     PRESET_NAME,
     style=STYLE,
-    description="flash-attention 2 (Dao-AILab/flash-attention csrc/flash_attn/src)",
+    description="flash-attention 2 (Dao-AILab/flash-attention csrc/flash_attn/src), upstream main",
     kinds=KINDS,
+    revision="0251105a",
+    upstream=UPSTREAM,
+)
+RELEASE_2_8_3 = Preset(
+    PRESET_NAME,
+    style=STYLE,
+    description="flash-attention 2 as released in flash-attn 2.8.3 (the tree its source distribution builds)",
+    kinds=RELEASE_2_8_3_KINDS,
+    revision="v2.8.3",
+    upstream=UPSTREAM,
 )

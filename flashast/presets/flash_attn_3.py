@@ -365,5 +365,6 @@ KINDS = (FWD, BWD, FWD_HDIMALL, FWD_HDIMDIFF, FWD_SOFTCAPALL, BWD_SOFTCAPALL)
 
 
 PRESET = Preset(
-    PRESET_NAME, style=STYLE, description="flash-attention 3 (Dao-AILab/flash-attention hopper)", kinds=KINDS
+    PRESET_NAME, style=STYLE, description="flash-attention 3 (Dao-AILab/flash-attention hopper)", kinds=KINDS,
+    revision="0251105a", upstream="Dao-AILab/flash-attention hopper/generate_kernels.py",
 )

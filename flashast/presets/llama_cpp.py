@@ -331,5 +331,6 @@ KINDS = (FATTN_TILE, FATTN_VEC, FATTN_MMA_F16, MMQ, MMF)
 
 PRESET = Preset(
     PRESET_NAME, style=STYLE, description="llama.cpp / ggml CUDA template instances (ggml-org/llama.cpp)",
-    kinds=KINDS,
+    kinds=KINDS, revision="1f4ed645",
+    upstream="ggml-org/llama.cpp ggml/src/ggml-cuda/template-instances/generate_cu_files.py",
 )

@@ -147,4 +147,7 @@ PRESET = Preset(
     style=STYLE,
     description="PyTorch ATen flash_attn (aten/src/ATen/native/transformers/cuda/flash_attn)",
     kinds=KINDS,
+    # The generator's last form (fwd, bwd, fwd_split over eight head dimensions) before its removal in 2025.
+    revision="20c1e263",
+    upstream="pytorch/pytorch aten/src/ATen/native/transformers/cuda/flash_attn/kernels/generate_kernels.py",
 )

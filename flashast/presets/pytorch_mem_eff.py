@@ -258,4 +258,7 @@ PRESET = Preset(
     "pytorch-mem-eff",
     description="PyTorch ATen memory-efficient attention (aten/src/ATen/native/transformers/cuda/mem_eff_attention)",
     kinds=KINDS,
+    # The generator after PR #176243, as torch 2.13.0 was built from it.
+    revision="cf30153c",
+    upstream="pytorch/pytorch aten/src/ATen/native/transformers/cuda/mem_eff_attention/kernels/generate_kernels.py",
 )
