@@ -59,6 +59,8 @@ def replace_files(
     fsynced before its rename and the directory right after it, so it is on disk before any rename
     that follows.
     """
+    for name, _ in items:
+        refuse_escaping_parents(directory, name)
     temps: list[str] = []
     renamed = 0
     culprit = directory
@@ -68,6 +70,9 @@ def replace_files(
             temps.append(_write_temp(directory, encode(text), prefix, durable=durable_first and index == 0))
         for (name, _), temp in zip(items, temps, strict=True):
             culprit = directory / name
+            # A name under subdirectories (`sm80/fwd.cu`): they are made once every temp file is
+            # whole, so a failed write leaves no new directory behind either.
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)
             os.replace(temp, directory / name)
             renamed += 1
             if durable_first and renamed == 1:
@@ -81,6 +86,16 @@ def replace_files(
             # A full disk or a read-only file system: the user's to fix, and every file is still whole.
             raise UsageError(f"{culprit}: cannot write ({error.strerror})") from None
         raise
+
+
+def refuse_escaping_parents(directory: Path, name: str) -> None:
+    """Refuse a file name under subdirectories of `directory` if one of them is a symbolic link or
+    not a directory: writing or deleting through it could touch a file outside `directory`."""
+    parts = name.split("/")[:-1]
+    for count in range(1, len(parts) + 1):
+        parent = directory.joinpath(*parts[:count])
+        if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
+            raise UsageError(f"{parent}: is not a plain directory, so flashast will not write or delete inside it")
 
 
 def _write_temp(directory: Path, data: bytes, prefix: str, durable: bool) -> str:

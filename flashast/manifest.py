@@ -56,9 +56,9 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
 def _check_manifest(manifest: object) -> None:
     """Refuse a manifest whose entries could make flashast touch a path it never wrote.
 
-    The names in it decide what `--prune` deletes, so each must be a plain generated-file name in
-    DIR (no `/`, no `..`, not hidden, so never the manifest itself), with the sha256 it was written
-    with. Other keys (an older flashast wrote some) are tolerated: they decide nothing.
+    The names in it decide what `--prune` deletes, so each must be a generated-file name in DIR (a
+    `FileName`: `/`-separated plain segments, none `..` or hidden, so never the manifest itself), with
+    the sha256 it was written with. Other keys (an older flashast wrote some) are tolerated: they decide nothing.
     """
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         raise ValueError("no 'files' table")

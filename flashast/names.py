@@ -6,8 +6,8 @@ tokens that lex as intended. A rejected value raises `ModelError` naming the cla
 Atoms are frozen and compare by value; `str()` gives their C++ spelling.
 
 An include path is text for the compiler, not a place flashast writes, so it may climb with `..`
-(`#include "../fattn-vec.cuh"`); a `FileName`, which does name a place flashast writes, is one plain
-segment and never leaves the output directory.
+(`#include "../fattn-vec.cuh"`); a `FileName`, which does name a place flashast writes, is plain
+segments (a name, or a path under subdirectories) and never leaves the output directory.
 """
 
 from __future__ import annotations
@@ -179,22 +179,26 @@ class IncludePath:
 
 @dataclass(frozen=True, slots=True)
 class FileName:
-    """The name of one generated file: a single path segment, never hidden, never a directory."""
+    """The name of one generated file, relative to the output directory: a plain name (`cutlassF.h`),
+    or one under subdirectories (`kernels/sm80/fwd.cu`) for a generator that writes them. Every
+    segment is letters, digits and `_.+-`, never hidden (so never `..` or the manifest), never empty."""
 
     text: str
 
     def __post_init__(self) -> None:
         text = _require_text("FileName", "text", self.text)
-        if not _FILE_NAME.match(text):
-            raise ModelError(
-                "FileName",
-                "text",
-                text,
-                "a generated file name is one segment of letters, digits and '_.+-', not starting with '.'",
-            )
-        if len(text.encode()) > FILE_NAME_LIMIT:
-            problem = f"longer than {FILE_NAME_LIMIT} bytes, which no common file system holds"
-            raise ModelError("FileName", "text", text, problem)
+        for segment in text.split("/"):
+            if not _FILE_NAME.match(segment):
+                raise ModelError(
+                    "FileName",
+                    "text",
+                    text,
+                    "a generated file name is '/'-separated segments of letters, digits and '_.+-', none empty"
+                    " or starting with '.'",
+                )
+            if len(segment.encode()) > FILE_NAME_LIMIT:
+                problem = f"longer than {FILE_NAME_LIMIT} bytes, which no common file system holds"
+                raise ModelError("FileName", "text", text, problem)
 
     def __str__(self) -> str:
         return self.text

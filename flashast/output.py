@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flashast.atomic import locked, remove_leftovers, replace_files, write_atomically
+from flashast.atomic import locked, refuse_escaping_parents, remove_leftovers, replace_files, write_atomically
 from flashast.errors import UsageError
 from flashast.generated import GeneratedFile
 from flashast.manifest import (
@@ -205,6 +205,7 @@ def plan(
                 result.changed.append(generated)
         entries[generated.name] = manifest_entry(generated)
     for name in sorted(owned.keys() - preset_names):
+        refuse_escaping_parents(directory, name)  # before `--prune` could delete through a link
         path = directory / name
         if not path.exists():
             del entries[name]  # a stale file someone already deleted needs no ownership any more
