@@ -21,9 +21,11 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 from flashast import __version__
+from flashast.command_options import architectures_without_files, refuse_before_any_work
 from flashast.cost import aggregator_members, measure, render_json, render_table
 from flashast.errors import FlashastError, PluginError, Terminated, UsageError, VerificationError, signals_raise
 from flashast.generated import CompilePolicy, compiled_files
@@ -31,7 +33,7 @@ from flashast.kinds import is_architecture
 from flashast.ninja_log import read_ninja_log
 from flashast.pipeline import DEFAULT_PRESET, Action, Options, run
 from flashast.plugins import load_plugins
-from flashast.process import checked_output
+from flashast.process import checked_output, scratch_folder
 from flashast.registry import BUILTIN_PRESETS, Registry
 from flashast.report import ProgressDisplay, list_kinds, printable, report_check, report_verification, report_write
 from flashast.verify import VerifyOptions, find_cuda_path
@@ -143,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     verification.add_argument("--cuda-path", metavar="DIR", help="CUDA toolkit for real-header verification")
     verification.add_argument("--resource-dir", metavar="DIR", help="clang resource directory (real headers)")
     verification.add_argument("--strict", action="store_true", help="warnings in real headers fail the run too")
-    verification.add_argument("--jobs", "-j", type=_positive, default=os.cpu_count() or 1, metavar="N",
+    verification.add_argument("--jobs", "-j", type=_positive, default=None, metavar="N",
                               help="real-header parses in parallel (default: the number of cores)")
     verification.add_argument("--dispatcher", action="append", default=[], metavar="FILE",
                               help="check that what FILE calls is what the selected files provide (repeatable;"
@@ -220,8 +222,14 @@ def _run(argv: list[str], registry: Registry | None) -> int:
         return exit_.code if isinstance(exit_.code, int) else EXIT_OK
     registry = registry or Registry()
     _refuse_contradictions(arguments)
+    refuse_before_any_work(arguments, DECLARED)
     load_plugins(registry, arguments.plugin, arguments.no_plugins)
     if arguments.list_kinds:
+        with contextlib.redirect_stdout(sys.stderr):
+            # Plugin code (a constraint) runs when a kind first counts its files; its prints belong
+            # on stderr. A kind enumerates its configurations once, so the listing runs none again.
+            for name in registry.preset_names():
+                _ = [kind.count() for kind in registry.preset(name).kinds]
         list_kinds(registry)
         return EXIT_OK
     if not arguments.output and not arguments.conformance:
@@ -232,8 +240,17 @@ def _run(argv: list[str], registry: Registry | None) -> int:
     if options.verification is None and not arguments.quiet and options.action is not Action.LIST:
         print("flashast: verification skipped (--no-verify)", file=sys.stderr)
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), scratch_folder() if arguments.include_dir else nullcontext():
+            named = [name for name in arguments.device_arch if name != DECLARED]
+            for warning in architectures_without_files(registry, options, named, arguments.strict):
+                print(f"flashast: warning: {warning}", file=sys.stderr)
             result = run(registry, options)
+    except PluginError as error:
+        if error.kind is None:
+            raise
+        # A kind's code failed: name the plugin that registered the kind, not only the kind.
+        origin = registry.origin_of(options.preset, error.kind).description
+        raise PluginError(f"plugin {origin}: {error}") from None
     except VerificationError as error:
         if arguments.header_warnings:
             error.report = error.detailed
@@ -388,7 +405,7 @@ def _options(arguments: argparse.Namespace) -> Options:
         force=arguments.force,
         verification=None if arguments.no_verify else _verify_options(arguments),
         progress=_progress(arguments),
-        jobs=arguments.jobs,
+        jobs=arguments.jobs or os.cpu_count() or 1,
         dispatchers=tuple(Path(path) for path in arguments.dispatcher),
         compile=CompilePolicy(arguments.compile or CompilePolicy.UPSTREAM.value),
     )

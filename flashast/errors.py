@@ -3,12 +3,20 @@
 Every failure a user can cause is a `FlashastError`; the CLI turns each into one line on stderr and an
 exit code taken from the class, so no user mistake ever ends in a traceback. Anything else escaping
 the CLI is a bug in flashast and is reported as such (exit 123).
+
+Signals are part of the family too: the command's handlers raise `Interrupted` (SIGINT) and
+`Terminated` (SIGTERM), so a run ends through its `finally` blocks and the user's signal can be told
+from an exception plugin code raises (`user_interrupt`).
 """
 
 from __future__ import annotations
 
-import dis
+import contextlib
 import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -34,7 +42,12 @@ class UsageError(FlashastError):
 
 
 class PluginError(FlashastError):
-    """A plugin failed to load or registered something that clashes with what exists."""
+    """A plugin failed to load or registered something that clashes with what exists; `kind` names
+    the kind whose code failed, so the CLI can name the plugin that registered it."""
+
+    def __init__(self, message: str, kind: str | None = None) -> None:
+        self.kind = kind
+        super().__init__(message)
 
 
 class VerificationError(FlashastError):
@@ -49,6 +62,11 @@ class VerificationError(FlashastError):
         super().__init__(summary)
 
 
+class OutputError(UsageError):
+    """Standard output cannot be written (a full disk, a closed descriptor): the run's result did not
+    reach its reader, so it is an error, one line, exit 2 (a reader that stopped early is not)."""
+
+
 class LibclangUnavailable(UsageError):
     """libclang could not be imported or loaded; verification cannot run (`--no-verify` still can)."""
 
@@ -57,24 +75,88 @@ _FLASHAST_DIRECTORY = Path(__file__).resolve().parent
 _STANDARD_LIBRARY = Path(os.__file__).resolve().parent
 
 
-# What plugin code may raise that flashast turns into a `PluginError` naming the plugin: its bugs, a
-# `sys.exit()`, and a `KeyboardInterrupt` it raises itself (not one the user's Ctrl-C delivers).
-PLUGIN_ESCAPES = (Exception, SystemExit, KeyboardInterrupt)
-_RAISE = dis.opmap["RAISE_VARARGS"]
+# What plugin code may raise that flashast turns into a `PluginError` naming the plugin: anything at
+# all (its bugs, a `sys.exit()`, an `asyncio.CancelledError`, its own `BaseException` subclass, a
+# `KeyboardInterrupt` it raises itself), except what a signal the user sent raises (`user_interrupt`).
+PLUGIN_ESCAPES = (BaseException,)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT), raised by the command's own handler: a `KeyboardInterrupt` that plugin code
+    raises is its bug, this one is the user's wish (exit 130)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM (a CI job cancelled, `kill`): the run ends as an interrupt does, cleaning up first (exit 143)."""
+
+
+def _raise_interrupted(signal_number: int, frame: object) -> None:
+    raise Interrupted
+
+
+def _raise_terminated(signal_number: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def signals_raise() -> Iterator[None]:
+    """While the command runs: SIGINT raises `Interrupted` and SIGTERM `Terminated`, so that every
+    `finally` on the way out runs (scratch folders removed, parses in flight waited for). Outside
+    the main thread, where Python cannot install handlers, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _raise_interrupted), signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for a moment (cleaning up): they are delivered when it ends."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def user_interrupt(error: BaseException) -> bool:
-    """Whether `error` is an interrupt the user caused: a `KeyboardInterrupt` that no `raise`
-    statement raised (a signal arrives between any two instructions, a `raise` is one of them)."""
-    if not isinstance(error, KeyboardInterrupt):
-        return False
-    traceback = error.__traceback__
-    if traceback is None:
+    """Whether `error` is a signal the user sent rather than something code raised: what the
+    command's handlers raise (`signals_raise`); outside the command (flashast used as a library,
+    Python's own SIGINT handler in place) any `KeyboardInterrupt`."""
+    if isinstance(error, (Interrupted, Terminated)):
         return True
-    while traceback.tb_next is not None:
-        traceback = traceback.tb_next
-    code = traceback.tb_frame.f_code.co_code
-    return not 0 <= traceback.tb_lasti < len(code) or code[traceback.tb_lasti] != _RAISE
+    return isinstance(error, KeyboardInterrupt) and signal.getsignal(signal.SIGINT) is not _raise_interrupted
+
+
+def defined_by_flashast(function: object) -> bool:
+    """Whether `function` is flashast's own code (a built-in kind's builder), by the module that
+    defines it: a kind built with `build=int` or a plugin's lambda is the plugin's, even when no
+    frame of the plugin's file is on the traceback."""
+    module = getattr(function, "__module__", None)
+    return isinstance(module, str) and (module == "flashast" or module.startswith("flashast."))
+
+
+def _end_quietly_while_starting(signal_number: int, frame: object) -> None:
+    """Before `main` runs nothing exists to clean up: say so in one line and end (no traceback from
+    the middle of an import)."""
+    message = b"flashast: interrupted\n" if signal_number == signal.SIGINT else b"flashast: terminated\n"
+    os.write(2, message)
+    os._exit(128 + signal_number)
+
+
+def _is_the_command() -> bool:
+    """Whether this process is `python -m flashast` (being located: `sys.argv[0]` is `-m` then) or
+    the `flashast` console script, rather than a program importing flashast as a library."""
+    arguments = getattr(sys, "orig_argv", [])
+    as_module = sys.argv[:1] == ["-m"] and any(
+        argument == "-mflashast" or (argument == "-m" and following == "flashast")
+        for argument, following in zip(arguments, [*arguments[1:], ""], strict=True))
+    return as_module or (bool(sys.argv) and Path(sys.argv[0]).name == "flashast")
 
 
 def one_line(text: str) -> str:
@@ -103,3 +185,10 @@ def _is_library(path: Path) -> bool:
     if _FLASHAST_DIRECTORY in path.parents:
         return True
     return _STANDARD_LIBRARY in path.parents and not {"site-packages", "dist-packages"} & set(path.parts)
+
+
+if _is_the_command() and threading.current_thread() is threading.main_thread():
+    # The command spends its first 100-300 ms importing (the presets are built then); a signal in
+    # that time ends it in one line. `main` installs the handlers of the run itself.
+    signal.signal(signal.SIGINT, _end_quietly_while_starting)
+    signal.signal(signal.SIGTERM, _end_quietly_while_starting)

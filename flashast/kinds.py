@@ -25,6 +25,7 @@ from flashast.errors import (
     FlashastError,
     ModelError,
     PluginError,
+    defined_by_flashast,
     one_line,
     plugin_frame,
     user_interrupt,
@@ -260,14 +261,15 @@ class Kind:
     def _blame_plugin(self, role: str, configuration: Configuration, error: BaseException) -> None:
         """An ordinary exception in a kind's code: one line naming the kind, if the code is a plugin's.
 
-        If no frame outside flashast and the standard library raised it, the bug is flashast's own
-        (a built-in kind): this returns and the caller re-raises it as an internal error.
+        If no frame outside flashast and the standard library raised it and the code is flashast's own
+        (a built-in kind), the bug is flashast's: this returns and the caller re-raises it as an
+        internal error. Code from elsewhere (`build=int`) is the plugin's even without a frame.
         """
         where = plugin_frame(error)
-        if where:
+        if where or not defined_by_flashast(getattr(self, role)):
             message = one_line(f"{type(error).__name__}: {error}")
             raise PluginError(
-                f"kind {self.name}: {role} failed for {configuration.describe()}: {message}{where}"
+                f"kind {self.name}: {role} failed for {configuration.describe()}: {message}{where}", kind=self.name
             ) from None
 
     def generate(self, preset: str, preset_style: Style) -> Iterator[GeneratedFile]:

@@ -89,6 +89,17 @@ function(flashast_generate out_var)
   if(arg_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "flashast_generate(${out_var}): unknown argument(s): ${arg_UNPARSED_ARGUMENTS}")
   endif()
+  # An empty value (most often an unset variable: ONLY ${MY_FILTER}) would silently widen the run to
+  # the whole preset, since an empty argument vanishes from a command line; refused with flashast's line.
+  foreach(pair IN ITEMS PRESET:--preset ONLY:--only EXCLUDE:--exclude PLUGINS:--plugin COMPILE:--compile)
+    string(REPLACE ":" ";" pair "${pair}")
+    list(GET pair 0 keyword)
+    list(GET pair 1 option)
+    if(keyword IN_LIST arg_KEYWORDS_MISSING_VALUES OR (DEFINED arg_${keyword} AND ";${arg_${keyword}};" MATCHES ";;"))
+      message(FATAL_ERROR "flashast_generate(${out_var}): flashast: error: ${option} '': empty value"
+                          " (${keyword} was given an empty string or an unset variable)")
+    endif()
+  endforeach()
   if(NOT arg_OUTPUT_DIR)
     message(FATAL_ERROR "flashast_generate(${out_var}): OUTPUT_DIR <dir> is required")
   endif()

@@ -28,6 +28,7 @@ from flashast.contract import Contract
 from flashast.errors import VerificationError
 from flashast.nodes import Include, TranslationUnit
 from flashast.printer import render
+from flashast.verify.command_line import refused_command_line
 from flashast.verify.diagnostics import Diagnostic, Location, Note, Report
 from flashast.verify.keys import VerdictStore, common_inputs, digest_bytes, input_digest
 from flashast.verify.reading import path_of, spell_header
@@ -81,7 +82,10 @@ def check_conformance(
     cindex = load_cindex()
     index = cindex.Index.create()
     flags = _DETAILED_PREPROCESSING_RECORD | _SKIP_FUNCTION_BODIES
-    real_unit = index.parse(main_path, clang_arguments(options), served, flags)
+    try:
+        real_unit = index.parse(main_path, clang_arguments(options), served, flags)
+    except cindex.TranslationUnitLoadError:
+        raise refused_command_line(cindex, index, options, main_path) from None
     problems = [diagnostic for diagnostic in real_unit.diagnostics if diagnostic.severity >= cindex.Diagnostic.Error]
     if problems:
         first = problems[0]

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 
+from flashast.errors import signals_held
 from flashast.generated import GeneratedFile
 from flashast.verify.diagnostics import Diagnostic, Report
 from flashast.verify.keys import Reading
@@ -159,9 +160,9 @@ def verify_in_parallel(
                 progress(Parsed(generated, failed, seconds, done, total))
 
     def work() -> None:
-        # Ctrl-C is the main thread's to hear: the kernel hands a signal to any thread not blocking
-        # it, and a worker inside libclang would leave the main thread asleep in `join` until the end.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        # Ctrl-C and SIGTERM are the main thread's to hear: the kernel hands a signal to any thread
+        # not blocking it, and a worker inside libclang would leave the main thread asleep until the end.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         parser = Parser(cindex, files, options)
         try:
             while (group := schedule.take()) is not None:
@@ -179,17 +180,27 @@ def verify_in_parallel(
             failures.append(error)
         finally:
             parser.close()
+            ended.release()
 
+    # Each thread releases `ended` once it has closed its parser (its scratch folder removed). The
+    # main thread waits on that rather than in `Thread.join`, which an interrupt can leave believing
+    # a running thread stopped (Python 3.11).
+    ended = threading.Semaphore(0)
     threads = [threading.Thread(target=work) for _ in range(max(1, min(jobs, total)))]
     for thread in threads:
         thread.start()
+    waited = 0
     try:
-        for thread in threads:
-            thread.join()
+        for _ in threads:
+            ended.acquire()
+            waited += 1
     except BaseException:
-        # Ctrl-C: the threads finish only the parses they are in (a thread cannot be stopped inside
-        # libclang), not every file left, before the process can exit.
+        # Ctrl-C or SIGTERM: the threads finish only the parses they are in (a thread cannot be
+        # stopped inside libclang), not every file left; the run ends once they have cleaned up.
         schedule.stop()
+        with signals_held():
+            for _ in range(len(threads) - waited):
+                ended.acquire()
         raise
     if failures:
         raise failures[0]

@@ -1,0 +1,124 @@
+"""Refusing a command line before any work: options that cannot take effect together, values libclang
+cannot take, and paths that are not what the option needs.
+
+Each refusal is one `UsageError` naming the option, raised before presets are generated or anything
+is parsed, so that a run which cannot do what was asked never spends minutes first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import stat
+from collections.abc import Sequence
+
+from flashast.errors import UsageError
+from flashast.pipeline import Options
+from flashast.registry import Registry
+from flashast.selection import select
+from flashast.verify.command_line import CLANG_CUDA_ARCHITECTURES
+
+# clang driver options that print something and parse nothing (libclang then gives no translation unit).
+_PRINT_AND_STOP = ("--version", "-###", "--help", "-help", "--help-hidden", "-dumpversion", "-dumpmachine",
+                   "-print-", "--print-")
+
+
+def refuse_before_any_work(arguments: argparse.Namespace, declared: str) -> None:
+    """Every check on the parsed command line that needs neither plugins nor generated files;
+    `declared` is the value `--device-arch` has when given without one."""
+    _refuse_options_without_effect(arguments)
+    if arguments.no_verify or arguments.list or arguments.list_kinds:
+        return
+    _refuse_bytes_libclang_cannot_take(arguments)
+    for name in arguments.device_arch:
+        if name != declared and name not in CLANG_CUDA_ARCHITECTURES:
+            raise UsageError(f"--device-arch {name}: not a GPU architecture libclang knows"
+                             f" ({', '.join(CLANG_CUDA_ARCHITECTURES)})")
+    for argument in arguments.clang_arg:
+        if argument.startswith(_PRINT_AND_STOP):
+            raise UsageError(f"--clang-arg={argument}: asks clang to print something and stop, not to parse")
+    if arguments.dispatcher and not arguments.include_dir:
+        raise UsageError("--dispatcher: the dispatcher is read against the real headers; add --include-dir DIR")
+    for path in arguments.dispatcher:
+        _check_readable_file("--dispatcher", path)
+
+
+def _refuse_options_without_effect(arguments: argparse.Namespace) -> None:
+    """Pairs that cannot both take effect: a mode that does not verify (or verifies only contracts)
+    and an option that configures what it skips."""
+    if arguments.no_verify:
+        for option, given in (("--header-warnings", arguments.header_warnings), ("--jobs", arguments.jobs)):
+            if given:
+                raise UsageError(f"{option}: configures verification, which --no-verify skips")
+    if arguments.list:
+        given = [name for name, value in _verification_options(arguments) if value]
+        if given:
+            raise UsageError(f"{given[0]}: configures verification; --list names files without verifying them")
+    if arguments.conformance:
+        for option, given in (("--dispatcher", arguments.dispatcher), ("--device-arch", arguments.device_arch),
+                              ("--jobs", arguments.jobs), ("--timings", arguments.timings)):
+            if given:
+                raise UsageError(f"{option}: --conformance compares the contracts with the headers only;"
+                                 f" run {option} without --conformance")
+
+
+def _verification_options(arguments: argparse.Namespace) -> list[tuple[str, object]]:
+    return [
+        ("--include-dir", arguments.include_dir), ("--define", arguments.define), ("--clang-arg", arguments.clang_arg),
+        ("--cuda-path", arguments.cuda_path), ("--resource-dir", arguments.resource_dir),
+        ("--strict", arguments.strict), ("--jobs", arguments.jobs), ("--dispatcher", arguments.dispatcher),
+        ("--device-arch", arguments.device_arch), ("--header-warnings", arguments.header_warnings),
+        ("--timings", arguments.timings),
+    ]
+
+
+def _refuse_bytes_libclang_cannot_take(arguments: argparse.Namespace) -> None:
+    """libclang takes its command line and paths as UTF-8; a value the command line gave in other
+    bytes (kept by Python as surrogates) is refused here, not half-way through a parse."""
+    named = [("--include-dir", value) for value in arguments.include_dir]
+    named += [("--define", value) for value in arguments.define]
+    named += [("--clang-arg", value) for value in arguments.clang_arg]
+    named += [("--dispatcher", value) for value in arguments.dispatcher]
+    named += [(option, value) for option, value in (("--cuda-path", arguments.cuda_path),
+                                                    ("--resource-dir", arguments.resource_dir)) if value]
+    for option, value in named:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = value.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+            raise UsageError(f"{option} {shown}: not valid UTF-8, which is all libclang takes") from None
+
+
+def _check_readable_file(option: str, path: str) -> None:
+    """A file the run reads must be a regular file it can read; the reason names what is wrong."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        raise UsageError(f"{option} {path}: no such file") from None
+    except OSError as error:
+        raise UsageError(f"{option} {path}: cannot use ({error.strerror})") from None
+    if stat.S_ISDIR(status.st_mode):
+        raise UsageError(f"{option} {path}: is a directory, not a source file")
+    if not stat.S_ISREG(status.st_mode):
+        raise UsageError(f"{option} {path}: not a regular file (a FIFO, socket or device)")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"{option} {path}: cannot read (permission denied)")
+
+
+def architectures_without_files(registry: Registry, options: Options, named: Sequence[str], strict: bool) -> list[str]:
+    """A `--device-arch` no selected file is parsed for (every selected file's kind declares other
+    architectures) verifies nothing: an error with `--strict`, else returned as a warning. Costs one
+    generation of the preset, next to minutes of device-side parses."""
+    if not named or options.verification is None:
+        return []
+    preset = registry.preset(options.preset)
+    files = select(preset.generate(), preset, options.only, options.exclude)
+    warnings = []
+    for name in named:
+        if any(not generated.architectures or name in generated.architectures for generated in files):
+            continue
+        problem = f"--device-arch {name}: no selected file is for {name} (their kinds declare other architectures)"
+        if strict:
+            raise UsageError(f"{problem}; --strict")
+        warnings.append(problem)
+    return warnings

@@ -1,0 +1,172 @@
+"""What the flashast command owes its process: standard streams it can trust, and one scratch folder.
+
+- Standard output: everything the command prints there (`--list`, `--diff`, `--version`, the `cost`
+  report, argparse's help) goes through `CheckedOutput`, which writes text as the file system spells
+  paths (UTF-8, undecodable bytes as they were, whatever the locale: the way `--list` prints them) and
+  turns a failed write into an `OutputError`, one line and exit 2, instead of a traceback or a silent
+  exit 0. A reader that stopped early (`BrokenPipeError`) is not an error: that stays the caller's.
+- Closed descriptors 0-2 are reopened on /dev/null first, so that no file flashast or libclang opens
+  later takes their number (libclang's driver prints to descriptor 1; it must not land in a file).
+- `scratch_folder`: real-header verification's temporary files (flashast's own and libclang's
+  `preamble-*.pch`) all go into one private folder, removed when the run ends however it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import NoReturn, TextIO, cast
+
+from flashast.errors import OutputError, UsageError, signals_held
+
+
+class _CheckedBytes(io.RawIOBase):
+    """The binary side of `CheckedOutput` (`sys.stdout.buffer`): writes and flushes that fail raise
+    `OutputError`, and the failure is remembered so that one argparse swallows still ends the run."""
+
+    def __init__(self, target: io.BufferedIOBase | None) -> None:
+        super().__init__()
+        self.target = target
+        self.failure: OutputError | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        if self.target is None:
+            self._fail("is closed, cannot write")
+        try:
+            return self.target.write(cast(bytes, data))
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            self._fail(f"cannot write ({error.strerror or error})")
+
+    def flush(self) -> None:
+        if self.target is None:
+            return
+        try:
+            self.target.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            self._fail(f"cannot write ({error.strerror or error})")
+
+    def _fail(self, problem: str) -> NoReturn:
+        self.failure = OutputError(f"standard output: {problem}")
+        if self.target is not None:
+            # What is still buffered would fail again when the interpreter flushes it at exit.
+            _point_at_devnull(1)
+        raise self.failure
+
+    def fileno(self) -> int:
+        if self.target is None:
+            raise OSError("standard output is closed")
+        return self.target.fileno()
+
+
+class CheckedOutput(io.TextIOBase):
+    """`sys.stdout` while the command runs (see the module docstring)."""
+
+    def __init__(self, original: TextIO | None) -> None:
+        super().__init__()
+        target = cast(io.BufferedIOBase, original.buffer) if original is not None else None
+        self.buffer = _CheckedBytes(target)
+
+    encoding = "utf-8"
+    errors = "surrogateescape"
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.buffer.write(os.fsencode(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.buffer.flush()
+
+    def fileno(self) -> int:
+        return self.buffer.fileno()
+
+    def isatty(self) -> bool:
+        try:
+            return os.isatty(self.fileno())
+        except OSError:
+            return False
+
+    @property
+    def failure(self) -> OutputError | None:
+        return self.buffer.failure
+
+
+def _point_at_devnull(descriptor: int) -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    if devnull != descriptor:
+        os.dup2(devnull, descriptor)
+        os.close(devnull)
+
+
+def _is_open(descriptor: int) -> bool:
+    try:
+        os.fstat(descriptor)
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def checked_output() -> Iterator[CheckedOutput]:
+    """Install `CheckedOutput` as `sys.stdout` (and a /dev/null `sys.stderr` if there was none) for
+    the block; its last flush happens in the block's caller, where an `OutputError` is reported."""
+    stdout_closed = sys.stdout is None or not _is_open(1)
+    for descriptor in (0, 1, 2):
+        if not _is_open(descriptor):
+            _point_at_devnull(descriptor)
+    original_stdout, original_stderr = sys.stdout, sys.stderr
+    output = CheckedOutput(None if stdout_closed else original_stdout)
+    if original_stdout is not None and not stdout_closed:
+        original_stdout.flush()
+    sys.stdout = cast(TextIO, output)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the process's stderr until it exits
+    try:
+        yield output
+    finally:
+        sys.stdout, sys.stderr = original_stdout, original_stderr if original_stderr is not None else sys.stderr
+
+
+@contextlib.contextmanager
+def scratch_folder() -> Iterator[None]:
+    """One private folder for every temporary file of the run, flashast's and libclang's (which names
+    its preambles after `TMPDIR`), removed at the end, whatever ended the run."""
+    base = tempfile.gettempdir()
+    try:
+        base.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"TMPDIR {base.encode('utf-8', 'backslashreplace').decode()}: not valid UTF-8, which libclang"
+            " needs for the paths it is given; point TMPDIR at another folder"
+        ) from None
+    try:
+        folder = tempfile.mkdtemp(prefix="flashast-run-", dir=base)
+    except OSError as error:
+        raise UsageError(f"TMPDIR {base}: cannot create a scratch folder ({error.strerror})") from None
+    saved_environment, saved_tempdir = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = folder
+    tempfile.tempdir = folder
+    try:
+        yield
+    finally:
+        with signals_held():
+            if saved_environment is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = saved_environment
+            tempfile.tempdir = saved_tempdir
+            shutil.rmtree(folder, ignore_errors=True)
