@@ -165,3 +165,26 @@ def test_built_in_kinds_declare_the_architectures_their_files_are_built_for() ->
     for preset in ("flash-attn-2", "pytorch"):
         assert set(device_targets(Registry().preset(preset).generate(),
                                   VerifyOptions(include_dirs=(FIXTURE,), device_declared=True))) == {"sm_80"}
+
+
+# A dependent type named without `typename` as a function template's explicit argument, the
+# construct of FA2's `flash_bwd_kernel.h` that nvcc accepts on the device side.
+MISSING_TYPENAME = """
+template <typename T> struct Traits { using Mma = int; };
+template <typename Mma, typename Layout> Layout convert(Layout layout) { return layout; }
+template <typename K> int use() { return convert<K::Mma>(1); }
+template int use<Traits<int>>();
+"""
+
+
+def test_no_documented_clang_setting_accepts_what_nvcc_does_so_flashast_judges_it() -> None:
+    """docs/explanation/verification.md: the settings tried, each still an error with libclang 18."""
+    from clang import cindex
+
+    index = cindex.Index.create()
+    for setting in ([], ["-std=c++20"], ["-fms-compatibility"], ["-fms-extensions"], ["-fdelayed-template-parsing"]):
+        unit = index.parse("missing_typename.cpp", ["-x", "c++", "-std=c++17", *setting],
+                           [("missing_typename.cpp", MISSING_TYPENAME)])
+        errors = [str(diagnostic.spelling) for diagnostic in unit.diagnostics
+                  if diagnostic.severity >= cindex.Diagnostic.Error]
+        assert any(error.startswith("missing 'typename' prior to dependent type name") for error in errors), setting
