@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from flashast.errors import ModelError
+from flashast.expressions import Name
 from flashast.names import InlineComment, TrailingComment
 from flashast.nodes import (
     BlankLine,
@@ -36,6 +37,7 @@ from flashast.nodes import (
     TypeParameter,
     ValueParameter,
 )
+from flashast.preprocessor import IfSection
 from flashast.printer import render
 from flashast.style import (
     ArgumentLayout,
@@ -105,16 +107,23 @@ def test_onnx_runtime_shape_google_style_specialization() -> None:
         (Parameter(Type("Flash_fwd_params", declarator=Declarator.REFERENCE), "params"), Parameter("cudaStream_t", "stream")),
     )
     hdim = FunctionTemplate((TypeParameter("T"),), "void", "run_mha_fwd_hdim128", run.parameters)
-    unit = TranslationUnit((
+    unit = TranslationUnit((IfSection(Name("USE_FLASH_ATTENTION"), (
+        BlankLine(),
+        Include("contrib_ops/cuda/bert/flash_attention/flash_fwd_launch_template.h"),
+        BlankLine(),
         Namespace("onnxruntime", (Namespace("flash", (
             BlankLine(),
             run.specialize("cutlass::half_t", 128, body=(hdim.call("cutlass::half_t"),)),
             BlankLine(),
         )),)),
-    ))
+    )),))
     google = Style(pointer_alignment=PointerAlignment.LEFT, spaces_before_trailing_comments=2, indent_width=2,
                    space_after_template_keyword=True)
     assert render(unit, google) == (
+        "#if USE_FLASH_ATTENTION\n"
+        "\n"
+        '#include "contrib_ops/cuda/bert/flash_attention/flash_fwd_launch_template.h"\n'
+        "\n"
         "namespace onnxruntime {\n"
         "namespace flash {\n"
         "\n"
@@ -125,6 +134,7 @@ def test_onnx_runtime_shape_google_style_specialization() -> None:
         "\n"
         "}  // namespace flash\n"
         "}  // namespace onnxruntime\n"
+        "#endif\n"
     )
 
 
