@@ -3,8 +3,10 @@
 Every construct yields its own lines; a parent indents the lines of its children, so no node knows
 its depth and there is no indent counter. Declarations are dispatched with one `match` over the
 closed `Declaration` union, so a node type added to the union without a printing rule is a type
-error (`_unreachable`), not a surprise at run time. `render` joins the lines and applies the
-file-level style. Its output is a pure function of (tree, style): the same inputs give the same bytes.
+error (`_unreachable`), not a surprise at run time. Every spacing choice on which generators differ
+(where `&` sits, spaces before a trailing comment, where a broken list's elements go, …) is read from
+the file's `Style`, its layout policy, never decided here. The output is a pure function of (tree,
+style): the same inputs give the same bytes.
 """
 
 from __future__ import annotations
