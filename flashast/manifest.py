@@ -16,12 +16,14 @@ from typing import Any
 from flashast.atomic import encode
 from flashast.errors import ModelError, UsageError
 from flashast.generated import GeneratedFile
+from flashast.kinds import Preset
 from flashast.names import FileName
 
 MANIFEST_NAME = ".flashast.json"
 MANIFEST_FORMAT = 1
 # The keys this version writes. Others an older flashast wrote are read, never written again.
-MANIFEST_KEYS = ("files", "flashast", "format", "preset")
+# `revision` and `upstream` say which upstream tree the files match (a preset without one has neither).
+MANIFEST_KEYS = ("files", "flashast", "format", "preset", "revision", "upstream")
 ENTRY_KEYS = ("aggregator", "axes", "kind", "preset", "sha256")
 # Written only while a run renames its files into place (see `output.write`): the names it writes.
 PENDING_KEY = "pending"
@@ -72,6 +74,13 @@ def _check_manifest(manifest: object) -> None:
     pending = manifest.get(PENDING_KEY, [])
     if not isinstance(pending, list) or not all(isinstance(name, str) for name in pending):
         raise ValueError(f"{PENDING_KEY!r} is not a list of names")
+
+
+def preset_provenance(preset: Preset) -> dict[str, str]:
+    """The manifest's keys for what the preset's files match upstream: its `revision` and `upstream`,
+    each only when the preset states it. `preset` stays the bare name beside them, so that revisions
+    of one preset own a directory alike."""
+    return {key: value for key, value in (("revision", preset.revision), ("upstream", preset.upstream)) if value}
 
 
 def manifest_entry(generated: GeneratedFile) -> dict[str, Any]:
