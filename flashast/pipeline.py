@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flashast import __version__
-from flashast.errors import UsageError, VerificationError
+from flashast.errors import UsageError, VerificationError, signals_held
 from flashast.generated import CompilePolicy, GeneratedFile, compiled_files
 from flashast.kinds import Kind, Preset
 from flashast.output import (
@@ -125,9 +125,12 @@ def run(registry: Registry, options: Options) -> Result:
         # that cannot be written leaves DIR as it was.
         refuse_conflicts(plan(options.output, files, preset.name, preset_names, __version__), options.force)
         _write_listing(options, files, preset.name)
-    done, outcome = write(
-        options.output, files, preset.name, preset_names, __version__, prune=options.prune, force=options.force
-    )
+    # A signal waits until DIR is written (well under a second): DIR is then wholly the old run's or
+    # wholly this one's, never half of each, and the manifest matches it.
+    with signals_held():
+        done, outcome = write(
+            options.output, files, preset.name, preset_names, __version__, prune=options.prune, force=options.force
+        )
     return Result(preset.name, tuple(files), report, done, outcome, dispatch)
 
 
