@@ -28,13 +28,21 @@ they were skipped otherwise; nothing is fetched here). One run each, through the
 
 - cold: a selection of FA2 files (8 fwd/bwd files; 2 with `--quick`) with an empty user cache and
   the default `--jobs` (every core), wall time on this machine;
-- the same files with `clang++ -fsyntax-only` and the same flags, one process per file in turn, as
-  the anchor (goal: cold ≤ 0.5× that); skipped when no `clang++`/`clang++-16..19` is on PATH;
+- the same files with `clang++ -fsyntax-only` and the same flags, as many processes at a time as
+  flashast used cores (a build's `-j N`), as the anchor (goal: cold ≤ 0.5× that); skipped when no
+  `clang++`/`clang++-16..19` is on PATH;
 - a warm rerun with nothing changed (goal ≤ 2 s, no file parsed), from `--timings`' lines;
 - a rerun after appending a line to `flash_bwd_launch_template.h` in a copy of the FA2 source folder
   (the cold and warm runs use the copy too): only the bwd files, which read it, are parsed again;
 - `--conformance` alone on a new user cache (goal ≤ 10 s; exit 3 is expected: the preset's contract
   declares `run_mha_fwd_splitkv_align`, which flash-attn 2.8.3 lacks).
+- truth ÷ nvcc, where `nvcc` is on PATH: flashast's host and device (`--device-arch sm_80`) verdict
+  on one FA2 forward and one backward file, cold, against `nvcc -c` of the same files with FA2's
+  `setup.py` flags for sm_80, both as many at a time as there are cores (goal ≤ 0.1×); both verdicts
+  are in the row and must agree (`--no-nvcc` leaves it out: each compile takes minutes and ~4 GB).
+
+`--fa2-only` runs only these rows. Every row states the machine and its core count (the table's
+first line); figures from a shared machine say so in the docs that quote them.
 
 Run: `python benchmarks/bench.py` (about a minute on a 2-core machine, and about 2 minutes more with
 the FA2 cache; `--quick` for a smoke run of about 15 s, plus about a minute with the FA2 cache). Prints a table (and with `--json FILE` writes the rows as data). Exits 0 even when a
@@ -60,6 +68,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from anchors import fa2_nvcc_command, first_error, run_in_parallel
+
 PYTHON = sys.executable
 # Installed packages run from cached bytecode (pip compiles it at install; an editable checkout
 # writes it on first import). Some shells set PYTHONDONTWRITEBYTECODE, which would make every run
@@ -68,6 +78,8 @@ PYTHON = sys.executable
 DROPPED_VARIABLES = ("PYTHONDONTWRITEBYTECODE", "FLASHAST_CACHE_DIR", "FLASHAST_NO_CACHE")
 BASE_ENVIRONMENT = {name: value for name, value in os.environ.items() if name not in DROPPED_VARIABLES}
 ROOT = Path(__file__).resolve().parent.parent
+# flashast's default `--jobs`; every real-header anchor runs as many processes at a time.
+CORES = os.cpu_count() or 1
 FIXTURES = ROOT / "tests" / "fixtures"
 
 # Figures measured before the current rewrite of flashast's internals (this machine: 2-core x86_64
@@ -706,7 +718,7 @@ def clang_anchor_command(clang: str, arguments: Sequence[str], stand_ins: Path) 
 
 FA2_NAMES = {
     "cold": "FA2 real headers cold (empty store, default --jobs)",
-    "clang": "clang++ -fsyntax-only per file, same files and flags; cold ÷ it",
+    "clang": f"clang++ -fsyntax-only, same files and flags, {CORES} at a time (as -j {CORES}); cold ÷ it",
     "warm": "FA2 warm rerun (nothing changed): wall, files parsed",
     "touched": f"FA2 rerun after a line appended to {FA2_TOUCHED_HEADER}",
     "conformance": "FA2 --conformance alone (fresh store)",
@@ -777,9 +789,8 @@ def fa2_tree_rows(bench: Bench, arguments: list[str], source: Path, selection: S
         return [failed_row(cold_name, error), *(failed_row(name, failure, FA2_GOALS[key]) for key, name in rest)]
     names = sorted(cold.parsed)
     count = len(names)
-    cores = os.cpu_count() or 1
-    rows = [Row(cold_name, f"{cold.seconds:.1f} s ({count} files parsed, {cores} cores)",
-                data={"seconds": cold.seconds, "files": names, "jobs": cores, "selection": list(selection)})]
+    rows = [Row(cold_name, f"{cold.seconds:.1f} s ({count} files parsed, {CORES} cores)",
+                data={"seconds": cold.seconds, "files": names, "jobs": CORES, "selection": list(selection)})]
     rows.append(clang_anchor_row(bench, copied, output, names, cold.seconds))
 
     warm_name, touched_name = FA2_NAMES["warm"], FA2_NAMES["touched"]
@@ -814,26 +825,72 @@ def fa2_tree_rows(bench: Bench, arguments: list[str], source: Path, selection: S
     return rows
 
 
-def clang_anchor_row(bench: Bench, arguments: Sequence[str], output: Path, names: Sequence[str], cold: float) -> Row:
-    """`clang++ -fsyntax-only` over the files the cold run wrote, one process after another."""
+def clang_anchor_row(bench: Bench, arguments: Sequence[str], output: Path, names: Sequence[str], cold: float,
+                     jobs: int = CORES) -> Row:
+    """`clang++ -fsyntax-only` over the files the cold run wrote, `jobs` processes at a time (the
+    cores flashast's cold run used), as a build's `-j N` runs them."""
     name, goal = FA2_NAMES["clang"], FA2_GOALS["clang"]
     clang = next(filter(None, map(shutil.which, CLANG_NAMES)), None)
     if clang is None:
         return Row(name, "skipped: no clang++", goal, None, data={"skipped": "no clang++ on PATH"})
     command = clang_anchor_command(clang, arguments, bench.work / "cuda-stand-ins")
-    os.sync()
-    started = time.perf_counter()
-    for file_name in names:
-        completed = subprocess.run([*command, str(output / file_name)], capture_output=True, text=True, check=False,
-                                   env=BASE_ENVIRONMENT)
-        if completed.returncode != 0:
-            errors = [line for line in completed.stderr.splitlines() if ": error:" in line] or ["(no error line)"]
-            return failed_row(name, RunFailed(f"{Path(clang).name} exit {completed.returncode} on {file_name}:"
-                                              f" {errors[0].strip()}"), goal)
-    seconds = time.perf_counter() - started
-    ratio = cold / seconds
-    return Row(name, f"{seconds:.1f} s ({Path(clang).name}, {len(names)} files); cold ÷ that {ratio:.2f}×", goal,
-               ratio <= 0.5, data={"seconds": seconds, "ratio": ratio, "clang": clang})
+    run = run_in_parallel([[*command, str(output / file_name)] for file_name in names], jobs, BASE_ENVIRONMENT)
+    if run.failed:
+        failure = run.failed[0]
+        return failed_row(name, RunFailed(f"{Path(clang).name} exit {failure.returncode} on {failure.command[-1]}:"
+                                          f" {first_error(failure)}"), goal)
+    ratio = cold / run.seconds
+    return Row(name, f"{run.seconds:.1f} s ({Path(clang).name}, {len(names)} files, {jobs} at a time,"
+                     f" {run.cpu_seconds:.0f} CPU s); cold ÷ that {ratio:.2f}×", goal, ratio <= 0.5,
+               data={"seconds": run.seconds, "ratio": ratio, "clang": clang, "jobs": jobs,
+                     "cpu_seconds": run.cpu_seconds})
+
+
+# The "truth ÷ nvcc" sample: one FA2 forward and one backward file (the cheapest head_dim).
+NVCC_SAMPLE = ("flash_fwd_hdim64_fp16_sm80.cu", "flash_bwd_hdim64_fp16_sm80.cu")
+NVCC_NAME = f"FA2 host + device verdict (sm_80, cold) ÷ nvcc -c, same 2 files, {CORES} at a time"
+NVCC_GOAL = "≤ 0.1×"
+
+
+def nvcc_row(bench: Bench) -> Row:
+    """flashast's full verdict (host side, then `--device-arch sm_80`) on a new store, against `nvcc
+    -c` with FA2's setup.py flags on the same files, both `jobs` at a time: what finding a mistake
+    costs with flashast, and what it costs a build. Each side's verdict is in the row: they must agree."""
+    jobs, name = CORES, NVCC_NAME
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        return Row(name, "skipped: no nvcc on PATH", NVCC_GOAL, None, data={"skipped": "no nvcc on PATH"})
+    arguments, skipped = fa2_arguments()
+    if skipped:
+        return Row(name, f"skipped: {skipped}", NVCC_GOAL, None, data={"skipped": skipped})
+    only = [argument for file_name in NVCC_SAMPLE for argument in ("--only", file_name)]
+    output = bench.fresh("nvcc-sample")
+    command = [*flashast_command(output, "--preset", "flash-attn-2", *only, "--device-arch", "sm_80", "--timings"),
+               *arguments]
+    try:
+        truth = run_timed(command, with_cache(bench.fresh("cache")), accept=(0, 3))
+    except RunFailed as error:
+        return failed_row(name, error, NVCC_GOAL)
+    if not all((output / file_name).is_file() for file_name in NVCC_SAMPLE):
+        return failed_row(name, RunFailed(f"flashast exit {truth.returncode}: the sample was not written"), NVCC_GOAL)
+    objects = bench.fresh("nvcc-objects")
+    objects.mkdir()
+    compiles = [fa2_nvcc_command(nvcc, option_values(arguments, "--include-dir"), option_values(arguments, "--define"),
+                                 output / file_name, objects / f"{file_name}.o") for file_name in NVCC_SAMPLE]
+    compiled = run_in_parallel(compiles, jobs, BASE_ENVIRONMENT)
+    verdicts = {file_name: "accepts" if outcome.returncode == 0 else f"rejects ({first_error(outcome)})"
+                for file_name, outcome in zip(NVCC_SAMPLE, compiled.outcomes, strict=True)}
+    agree = truth.returncode == 0 and not compiled.failed
+    ratio = truth.seconds / compiled.seconds
+    note = "both accept both files" if agree else f"flashast exit {truth.returncode}; nvcc {verdicts}"
+    data = {"flashast_seconds": truth.seconds, "nvcc_seconds": compiled.seconds, "ratio": ratio, "jobs": jobs,
+            "nvcc_cpu_seconds": compiled.cpu_seconds, "nvcc_peak_rss_mib": max(
+                outcome.peak_rss_kib for outcome in compiled.outcomes) / 1024,
+            "nvcc_verdicts": verdicts, "flashast_exit": truth.returncode, "files": list(NVCC_SAMPLE),
+            "flashast_timings": re.findall(r"^flashast: (?:verified|failed) .*$", truth.stderr, re.MULTILINE)}
+    return Row(name, f"{ratio:.2f}×; {truth.seconds:.0f} s ÷ {compiled.seconds:.0f} s"
+                     f" (nvcc {compiled.cpu_seconds:.0f} CPU s)", NVCC_GOAL, ratio <= 0.1 and agree, note=note,
+               data=data)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -844,6 +901,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the rows, with their figures, to FILE as JSON")
     parser.add_argument("--fa2-all", action="store_true",
                         help="the FA2 rows over all 48 fwd/bwd files (about 11 minutes with the clang++ anchor)")
+    parser.add_argument("--fa2-only", action="store_true",
+                        help="only the rows against the real FA2 headers (and nvcc's), none of the generation rows")
+    parser.add_argument("--no-nvcc", action="store_true",
+                        help="leave out the nvcc row (it compiles 2 FA2 files: minutes, about 4 GB each)")
     arguments = parser.parse_args(argv)
     pairs = arguments.pairs or (3 if arguments.quick else 9)
     if pairs < 1:
@@ -853,13 +914,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     try:
         bench = Bench(work, pairs)
-        rows.append(startup_row(bench))
-        rows += preset_rows(bench, "pytorch")
-        rows += preset_rows(bench, "flash-attn-3")
-        rows.append(clang_row(bench))
-        rows += synthetic_rows(bench, arguments.quick)
-        rows += real_header_rows(arguments.quick)
+        if not arguments.fa2_only:
+            rows.append(startup_row(bench))
+            rows += preset_rows(bench, "pytorch")
+            rows += preset_rows(bench, "flash-attn-3")
+            rows.append(clang_row(bench))
+            rows += synthetic_rows(bench, arguments.quick)
+            rows += real_header_rows(arguments.quick)
         rows += fa2_rows(bench, arguments.quick, arguments.fa2_all)
+        if not arguments.no_nvcc:
+            rows.append(nvcc_row(bench))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     elapsed = time.perf_counter() - started
