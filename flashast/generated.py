@@ -95,7 +95,8 @@ def compiled_files(files: Sequence[GeneratedFile], policy: CompilePolicy) -> lis
     """The files of `files` a build compiles, in their order: every file exactly once, on its own or
     inside one compiled aggregator.
 
-    The policy chooses between an aggregator and its members where `files` holds both. An aggregator
+    A header a preset generates (pytorch-mem-eff's `cutlassF.h`) is never compiled on its own. The
+    policy chooses between an aggregator and its members where `files` holds both. An aggregator
     none of whose members is in `files` is compiled whatever the policy (a selection of aggregators
     alone compiles them), and a file inside a compiled aggregator, directly or through another one, is
     not. A file two compiled aggregators include would be compiled twice: that is a `UsageError`
@@ -104,6 +105,8 @@ def compiled_files(files: Sequence[GeneratedFile], policy: CompilePolicy) -> lis
     by_name = {generated.name: generated for generated in files}
 
     def chosen(generated: GeneratedFile) -> bool:
+        if not generated.name.endswith(SOURCE_SUFFIXES):
+            return False
         if not generated.aggregator:
             return True
         if not any(member in by_name for member in generated.included_files()):
