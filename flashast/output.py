@@ -55,12 +55,12 @@ from flashast.manifest import (
     read_manifest,
     sha256_of,
 )
+from flashast.ownership import bare_preset, owned_by, owner_of
 
 __all__ = [
     "MANIFEST_NAME",
     "Outcome",
     "Plan",
-    "bare_preset",
     "check_directory",
     "dump_manifest",
     "locked",
@@ -68,7 +68,6 @@ __all__ = [
     "plan",
     "read_manifest",
     "refuse_conflicts",
-    "refuse_other_owner",
     "unified_diff",
     "write",
     "write_atomically",
@@ -137,41 +136,6 @@ def check_directory(directory: Path, writable: bool = True) -> None:
             raise UsageError(f"{directory}: {probe} is not writable")
     except OSError as error:
         raise UsageError(f"{directory}: cannot use ({error.strerror})") from None
-
-
-def bare_preset(name: str) -> str:
-    """A preset's name without its revision (`flash-attn-2@v2.8.3` -> `flash-attn-2`): revisions of
-    one preset own a directory alike, so moving to another revision is no change of owner."""
-    return name.partition("@")[0]
-
-
-def owner_of(manifest: dict[str, Any] | None) -> str | None:
-    """The preset a directory's manifest says owns it (bare name), None for a directory no run owns."""
-    owner = manifest.get("preset") if manifest else None
-    return bare_preset(owner) if isinstance(owner, str) and owner else None
-
-
-def refuse_other_owner(directory: Path, preset: str, force: bool, writes: bool = True) -> None:
-    """Refuse, in one line, a run of `preset` on a directory another preset owns, unless `force`.
-
-    Called before a run does any work, so a forgotten `--preset` costs nothing, and again under the
-    directory lock when writing. `writes`: whether this run could take `--force` (a check cannot).
-    """
-    try:
-        is_directory = directory.is_dir()
-    except OSError:
-        return  # `check_directory` names the path's problem
-    owner = owner_of(read_manifest(directory)) if is_directory else None
-    if owner is not None and owner != bare_preset(preset) and not force:
-        raise _owned_by(directory, owner, preset, writes)
-
-
-def _owned_by(directory: Path, owner: str, preset: str, writes: bool) -> UsageError:
-    handing = "--force to hand it over" if writes else "a write with --force to hand it over"
-    return UsageError(
-        f"{directory}: belongs to preset {owner}, not {preset}; pass --preset {owner},"
-        f" or {handing} to {preset} deliberately"
-    )
 
 
 def plan(
@@ -304,7 +268,7 @@ def refuse_conflicts(result: Plan, force: bool) -> None:
     if force:
         return
     if result.previous_owner is not None:
-        raise _owned_by(result.directory, result.previous_owner, result.manifest_after["preset"], writes=True)
+        raise owned_by(result.directory, result.previous_owner, result.manifest_after["preset"], writes=True)
     _refuse(result, result.conflicts, "exists, was not written by flashast and differs{more};"
             " move it away or pass --force")
     _refuse(result, result.edited, "edited since flashast wrote it{more}; keep your edit elsewhere"

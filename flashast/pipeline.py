@@ -27,10 +27,10 @@ from flashast.output import (
     check_directory,
     plan,
     refuse_conflicts,
-    refuse_other_owner,
     write,
     write_atomically,
 )
+from flashast.ownership import refuse_other_owner
 from flashast.registry import Registry
 from flashast.selection import parse_filter, select
 from flashast.verify import CONTRACT_MODE, Progress, Report, VerdictStore, VerifyOptions, verify
