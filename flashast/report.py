@@ -187,7 +187,7 @@ def list_kinds(registry: Registry) -> None:
             skipped_text = f", {skipped} skipped" if skipped else ""
             print(f"  {kind.name}  ({kind.count()} files{skipped_text}{role}, {origin}) {kind.description}".rstrip())
             for axis, values in kind.axes.items():
-                print(f"    {axis}: {', '.join(spell_axis_value(value) for value in values)}")
+                print(f"    {axis}: {printable(', '.join(spell_axis_value(value) for value in values))}")
             reasons = Counter(reason for _, reason in kind.skipped()).most_common()
             for reason, count in reasons[:SHOWN_SKIP_REASONS]:
                 print(f"    skipped {count}: {printable(reason)}")
