@@ -135,7 +135,10 @@ def _alignment(aligned: bool) -> str:
     return "aligned" if aligned else "notaligned"
 
 
-def _forward(aligned: bool, dtype: str, sm_range: tuple[int, int], queries: int, keys: int, max_k: int) -> Kernel:
+def forward_kernel(
+    aligned: bool, dtype: str, sm_range: tuple[int, int], queries: int, keys: int, max_k: int
+) -> Kernel:
+    """One forward kernel: `queries` x `keys` blocks, head dimensions up to `max_k`."""
     low = sm_range[0]
     accumulator = "rf" if max_k <= keys else "gmem"
     arguments = (ELEMENT_TYPES[dtype], f"cutlass::arch::Sm{low}", aligned, queries, keys, max_k, True, True)
@@ -156,7 +159,7 @@ def forward_kernels() -> tuple[Kernel, ...]:
         if _is_built(aligned, dtype, sm_range[0]):
             wide_queries = 64 if sm_range[0] > 75 else 32
             for queries, keys, max_k in ((64, 64, 64), (wide_queries, 128, 128), (32, 128, 65536)):
-                kernels.append(_forward(aligned, dtype, sm_range, queries, keys, max_k))
+                kernels.append(forward_kernel(aligned, dtype, sm_range, queries, keys, max_k))
     return tuple(sorted(kernels, key=lambda kernel: kernel.order))
 
 
