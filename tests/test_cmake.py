@@ -127,7 +127,7 @@ def edit(path: Path, old: str, new: str) -> None:
 
 def test_cmake_dir_holds_the_config_files() -> None:
     """`--cmake-dir` (like `pybind11 --cmakedir`) prints where find_package looks; the version file
-    says the package's version, so `find_package(flashast 0.1 CONFIG)` checks it."""
+    says the package's version, so `find_package(flashast 0.2 CONFIG)` checks it."""
     directory = Path(cmake_dir())
     assert directory.is_absolute()
     assert (directory / "flashast-config.cmake").is_file()

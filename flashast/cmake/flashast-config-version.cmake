@@ -1,7 +1,7 @@
 # flashast-config-version.cmake: lets `find_package(flashast <version> CONFIG)` check the version.
 # A test keeps PACKAGE_VERSION equal to flashast.__version__. Compatible: not older than the version
 # asked for, with the same major version (and, while the major version is 0, the same minor).
-set(PACKAGE_VERSION "0.1.0")
+set(PACKAGE_VERSION "0.2.0")
 
 string(REGEX MATCH "^([0-9]+)\\.([0-9]+)" _flashast_version "${PACKAGE_VERSION}")
 set(PACKAGE_VERSION_COMPATIBLE TRUE)
