@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-o", "--output", metavar="DIR", help="output directory (created, parents too); required,"
-                        " except with --list-kinds and --conformance")
+                        " except with --list-kinds, --conformance, --version and --cmake-dir")
     presets = ", ".join(dict.fromkeys(preset.name.partition("@")[0] for preset in BUILTIN_PRESETS))
     parser.add_argument("--preset", default=DEFAULT_PRESET, metavar="NAME", help=f"preset to generate: {presets},"
                         f" or one a plugin registers (default: {DEFAULT_PRESET}; --list-kinds lists them)")

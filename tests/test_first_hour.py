@@ -43,7 +43,7 @@ def test_help_names_every_exit_code_the_presets_and_that_output_is_required(
     unwrapped = "".join(out.split())  # argparse wraps help lines where it likes, even inside a name
     presets = unwrapped.split("presettogenerate:")[1].split(",oroneapluginregisters")[0].split(",")
     assert {"pytorch", "flash-attn-2", "flash-attn-3", "llama.cpp"} <= set(presets)
-    assert "required,exceptwith--list-kindsand--conformance" in unwrapped
+    assert "required,exceptwith--list-kinds,--conformance,--versionand--cmake-dir" in unwrapped
 
 
 @pytest.mark.parametrize("mode", ["--check", "--diff"])
