@@ -97,6 +97,13 @@ class IfSection:
         )
 
 
+# The macros `CudaStandIns` defines. They stand in for what CUDA's headers define differently (a
+# conformance check against the real headers leaves them out: they are not the real header's).
+CUDA_STAND_IN_MACROS = frozenset(
+    {"__global__", "__host__", "__device__", "__forceinline__", "__launch_bounds__", "__CUDA_ARCH__"}
+)
+
+
 @dataclass(frozen=True, slots=True, init=False)
 class CudaStandIns:
     """What CUDA's headers give a kernel definition, for a contract's plain C++ parse.

@@ -8,7 +8,7 @@ The trees come from the registries into the cache the flash-attn-2 real-header t
 headers (`kernel_forward.h` includes `curand_kernel.h`, which CUDA 13's toolkit no longer ships). A
 second run fetches nothing.
 
-Clean files of each kind verify on both sides; a forward kernel with 48 queries per block (a slip in
+The contract conforms to the real headers; clean files of each kind verify on both sides; a forward kernel with 48 queries per block (a slip in
 a generator's shape table) fails where nvcc fails, at `AttentionKernel`'s
 `static_assert(kQueriesPerBlock % 32 == 0)`, reported at the generated file's line.
 """
@@ -119,3 +119,9 @@ def test_a_kernel_shape_nvcc_rejects_fails_at_the_generated_line(arguments: list
         verify([wrong], options)
     assert "kQueriesPerBlock % 32 == 0" in raised.value.report
     assert f"{CLEAN[0]}:{line}:" in raised.value.report
+
+
+def test_the_contract_conforms_to_the_real_headers(arguments: list[str]) -> None:
+    """The contract's classes and `std` names are declared by the real headers; its CUDA stand-ins
+    (`__global__`, `__CUDA_ARCH__`, …) are not compared: they stand in for CUDA's own definitions."""
+    assert main(["--preset", "pytorch-mem-eff", "--conformance", *arguments, "-q"]) == 0

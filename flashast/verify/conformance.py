@@ -27,6 +27,7 @@ from typing import Any
 from flashast.contract import Contract
 from flashast.errors import VerificationError
 from flashast.nodes import Include, TranslationUnit
+from flashast.preprocessor import CUDA_STAND_IN_MACROS
 from flashast.printer import render
 from flashast.verify.command_line import refused_command_line
 from flashast.verify.diagnostics import Diagnostic, Location, Note, Report
@@ -118,7 +119,8 @@ def _contract_declarations(cindex: ModuleType, index: Any, contract: Contract) -
     unit = index.parse(main_path, clang_arguments(CONTRACT_MODE), [(main_path, text), *served],
                        _DETAILED_PREPROCESSING_RECORD)
     found = _declarations(cindex, unit, unit.cursor, ())
-    return [declared for group in found.values() for declared in group if declared.location is not None]
+    return [declared for group in found.values() for declared in group if declared.location is not None
+            and not (declared.what == "macro" and declared.name in CUDA_STAND_IN_MACROS)]
 
 
 def _compare(declared: Declared, real: dict[str, list[Declared]], report: Report, origin: str) -> None:
