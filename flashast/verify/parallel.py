@@ -117,6 +117,18 @@ class _Schedule:
             self.changed.notify_all()
 
 
+class _Ended(threading.Condition):
+    """How many worker threads have ended, and a wait for all of them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def wait_for_count(self, threads: int) -> None:
+        with self:
+            self.wait_for(lambda: self.count >= threads)
+
+
 class _Visit:
     """One thread's turn on a group: passes what it costs on to the schedule (a file's re-parse alone:
     the first file's seconds include the preamble) and each parsed file on to `told`."""
@@ -180,27 +192,25 @@ def verify_in_parallel(
             failures.append(error)
         finally:
             parser.close()
-            ended.release()
+            with ended:
+                ended.count += 1
+                ended.notify_all()
 
-    # Each thread releases `ended` once it has closed its parser (its scratch folder removed). The
-    # main thread waits on that rather than in `Thread.join`, which an interrupt can leave believing
-    # a running thread stopped (Python 3.11).
-    ended = threading.Semaphore(0)
+    # Each thread counts itself in `ended` once it has closed its parser (its scratch folder removed).
+    # The main thread waits on that count rather than in `Thread.join`, which an interrupt can leave
+    # believing a running thread stopped (Python 3.11).
+    ended = _Ended()
     threads = [threading.Thread(target=work) for _ in range(max(1, min(jobs, total)))]
     for thread in threads:
         thread.start()
-    waited = 0
     try:
-        for _ in threads:
-            ended.acquire()
-            waited += 1
+        ended.wait_for_count(len(threads))
     except BaseException:
         # Ctrl-C or SIGTERM: the threads finish only the parses they are in (a thread cannot be
         # stopped inside libclang), not every file left; the run ends once they have cleaned up.
         schedule.stop()
         with signals_held():
-            for _ in range(len(threads) - waited):
-                ended.acquire()
+            ended.wait_for_count(len(threads))
         raise
     if failures:
         raise failures[0]
