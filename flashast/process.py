@@ -70,12 +70,34 @@ class _CheckedBytes(io.RawIOBase):
         return self.target.fileno()
 
 
+class _TextTarget(io.RawIOBase):
+    """Bytes written to a text-only stream, decoded as they were encoded (UTF-8, surrogates kept)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        written = cast(bytes, data)
+        self.stream.write(written.decode("utf-8", "surrogateescape"))
+        return len(written)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 class CheckedOutput(io.TextIOBase):
     """`sys.stdout` while the command runs (see the module docstring)."""
 
     def __init__(self, original: TextIO | None) -> None:
         super().__init__()
-        target = cast(io.BufferedIOBase, original.buffer) if original is not None else None
+        target: io.BufferedIOBase | None = None
+        if original is not None:
+            # A caller of `main` may have put a text-only stream in place (`io.StringIO`).
+            target = cast(io.BufferedIOBase, getattr(original, "buffer", None) or _TextTarget(original))
         self.buffer = _CheckedBytes(target)
 
     encoding = "utf-8"
@@ -131,7 +153,8 @@ def checked_output() -> Iterator[CheckedOutput]:
     original_stdout, original_stderr = sys.stdout, sys.stderr
     output = CheckedOutput(None if stdout_closed else original_stdout)
     if original_stdout is not None and not stdout_closed:
-        original_stdout.flush()
+        with contextlib.suppress(OSError):  # what someone else left unwritten is not this run's to report
+            original_stdout.flush()
     sys.stdout = cast(TextIO, output)
     if sys.stderr is None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the process's stderr until it exits
