@@ -92,8 +92,8 @@ class CompilePolicy(enum.Enum):
 
 
 def compiled_files(files: Sequence[GeneratedFile], policy: CompilePolicy) -> list[GeneratedFile]:
-    """The files of `files` a build compiles, in their order: every file exactly once, on its own or
-    inside one compiled aggregator.
+    """The files of `files` a build compiles, in their order: every kernel file exactly once, on its
+    own or inside one compiled aggregator.
 
     A header a preset generates (pytorch-mem-eff's `cutlassF.h`) is never compiled on its own. The
     policy chooses between an aggregator and its members where `files` holds both. An aggregator
