@@ -308,8 +308,8 @@ def test_builder_mistakes_name_the_kind_and_configuration() -> None:
         list(simple_kind(build=lambda config: "text").generate("demo", Style()))
 
     slashed = Kind("extra", axes={"head_dim": (64,)}, build=comment_unit,
-                   file_name=lambda config: f"sub/{config.head_dim}.cu")
-    with pytest.raises(ModelError, match=r"^Kind\(extra\)\.file_name='head_dim=64': FileName\.text='sub/64\.cu'"):
+                   file_name=lambda config: f"../{config.head_dim}.cu")
+    with pytest.raises(ModelError, match=r"^Kind\(extra\)\.file_name='head_dim=64': FileName\.text='\.\./64\.cu'"):
         list(slashed.generate("demo", Style()))
 
 
