@@ -5,6 +5,7 @@
   paths (UTF-8, undecodable bytes as they were, whatever the locale: the way `--list` prints them) and
   turns a failed write into an `OutputError`, one line and exit 2, instead of a traceback or a silent
   exit 0. A reader that stopped early (`BrokenPipeError`) is not an error: that stays the caller's.
+- Standard error that cannot be written loses its messages, never the exit code (`_Diagnostics`).
 - Closed descriptors 0-2 are reopened on /dev/null first, so that no file flashast or libclang opens
   later takes their number (libclang's driver prints to descriptor 1; it must not land in a file).
 - `scratch_folder`: real-header verification's temporary files (flashast's own and libclang's
@@ -127,6 +128,36 @@ class CheckedOutput(io.TextIOBase):
         return self.buffer.failure
 
 
+class _Diagnostics(io.TextIOBase):
+    """`sys.stderr` while the command runs: a message that cannot be written (`2>/dev/full`, a reader
+    of `2>&1 | head` gone) is dropped, so the exit code still says what happened instead of 1 or 123."""
+
+    def __init__(self, original: TextIO) -> None:
+        super().__init__()
+        self.original = original
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        with contextlib.suppress(OSError, ValueError):
+            self.original.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.original.flush()
+
+    def fileno(self) -> int:
+        return self.original.fileno()
+
+    def isatty(self) -> bool:
+        try:
+            return self.original.isatty()
+        except (OSError, ValueError):
+            return False
+
+
 def _point_at_devnull(descriptor: int) -> None:
     devnull = os.open(os.devnull, os.O_RDWR)
     if devnull != descriptor:
@@ -144,8 +175,9 @@ def _is_open(descriptor: int) -> bool:
 
 @contextlib.contextmanager
 def checked_output() -> Iterator[CheckedOutput]:
-    """Install `CheckedOutput` as `sys.stdout` (and a /dev/null `sys.stderr` if there was none) for
-    the block; its last flush happens in the block's caller, where an `OutputError` is reported."""
+    """Install `CheckedOutput` as `sys.stdout` and `_Diagnostics` as `sys.stderr` (over /dev/null if
+    there was none) for the block; the last flush of stdout happens in the block's caller, where an
+    `OutputError` is reported."""
     stdout_closed = sys.stdout is None or not _is_open(1)
     for descriptor in (0, 1, 2):
         if not _is_open(descriptor):
@@ -156,12 +188,12 @@ def checked_output() -> Iterator[CheckedOutput]:
         with contextlib.suppress(OSError):  # what someone else left unwritten is not this run's to report
             original_stdout.flush()
     sys.stdout = cast(TextIO, output)
-    if sys.stderr is None:
-        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the process's stderr until it exits
+    diagnostics = original_stderr if original_stderr is not None else open(os.devnull, "w")  # noqa: SIM115
+    sys.stderr = cast(TextIO, _Diagnostics(diagnostics))
     try:
         yield output
     finally:
-        sys.stdout, sys.stderr = original_stdout, original_stderr if original_stderr is not None else sys.stderr
+        sys.stdout, sys.stderr = original_stdout, original_stderr if original_stderr is not None else diagnostics
 
 
 @contextlib.contextmanager

@@ -91,6 +91,14 @@ def test_standard_output_that_cannot_be_written_is_one_line_exit_two(
     assert one_error_line(stderr) == f"flashast: error: {problem}"
 
 
+def test_standard_error_that_cannot_be_written_keeps_the_exit_code(tmp_path: Path) -> None:
+    """A user error with stderr on a full device is still exit 2 (it was 1, "differs" to `--check`)."""
+    with open("/dev/full", "wb") as full:
+        completed = subprocess.run(cli_command("-o", tmp_path / "out", "--check", "--only", "bad=1"),
+                                   env=cli_environment(), stderr=full.fileno(), timeout=300, check=False)
+    assert completed.returncode == 2
+
+
 def _close_standard_output() -> None:
     """In the child: start with descriptor 1 closed, as `flashast ... >&-` does."""
     os.close(1)
