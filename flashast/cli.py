@@ -221,7 +221,6 @@ def _run(argv: list[str], registry: Registry | None) -> int:
         # `--help` and `--version` end argparse with SystemExit; `main` returns codes, it does not exit.
         return exit_.code if isinstance(exit_.code, int) else EXIT_OK
     registry = registry or Registry()
-    _refuse_contradictions(arguments)
     refuse_before_any_work(arguments, DECLARED)
     load_plugins(registry, arguments.plugin, arguments.no_plugins)
     if arguments.list_kinds:
@@ -353,34 +352,6 @@ def _refuse_unknown_preset(registry: Registry, arguments: argparse.Namespace) ->
         registry.preset(arguments.preset)
     except FlashastError as error:
         raise PluginError(f"{error}; {hint}") from None
-
-
-def _refuse_contradictions(arguments: argparse.Namespace) -> None:
-    """Options that ask for opposite things are a usage error, never a guess."""
-    modes = (("--check", arguments.check), ("--diff", arguments.diff), ("--list", arguments.list),
-             ("--conformance", arguments.conformance))
-    comparing = next((name for name, given in modes if given), None)
-    if comparing is not None:
-        for option, given in (("--prune", arguments.prune), ("--force", arguments.force)):
-            if given:
-                raise UsageError(f"{option}: {comparing} writes nothing, so there is nothing to {option[2:]}")
-        if arguments.manifest is not None and comparing != "--list":
-            raise UsageError(f"--manifest: {comparing} writes nothing; use --list --manifest FILE.json for the listing")
-    if arguments.no_verify:
-        given = [name for name, value in (
-            ("--include-dir", arguments.include_dir), ("--define", arguments.define),
-            ("--clang-arg", arguments.clang_arg), ("--cuda-path", arguments.cuda_path),
-            ("--resource-dir", arguments.resource_dir), ("--strict", arguments.strict),
-            ("--timings", arguments.timings), ("--device-arch", arguments.device_arch),
-            ("--dispatcher", arguments.dispatcher),
-        ) if value]
-        if given:
-            raise UsageError(f"{given[0]}: configures verification, which --no-verify skips")
-    if arguments.compile is not None and arguments.manifest is None and arguments.list != "compiled":
-        raise UsageError("--compile: says which files --list and --manifest name as compiled; add one of them")
-    writing = ("--prune", arguments.prune), ("--force", arguments.force), ("--manifest", arguments.manifest)
-    if arguments.list_kinds and (arguments.output or any(value for _, value in writing)):
-        raise UsageError("--list-kinds: lists presets and kinds only; drop -o and the writing options")
 
 
 def _options(arguments: argparse.Namespace) -> Options:

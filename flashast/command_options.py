@@ -26,6 +26,7 @@ _PRINT_AND_STOP = ("--version", "-###", "--help", "-help", "--help-hidden", "-du
 def refuse_before_any_work(arguments: argparse.Namespace, declared: str) -> None:
     """Every check on the parsed command line that needs neither plugins nor generated files;
     `declared` is the value `--device-arch` has when given without one."""
+    _refuse_contradictions(arguments)
     _refuse_options_without_effect(arguments)
     if arguments.no_verify or arguments.list or arguments.list_kinds:
         return
@@ -43,13 +44,31 @@ def refuse_before_any_work(arguments: argparse.Namespace, declared: str) -> None
         _check_readable_file("--dispatcher", path)
 
 
+def _refuse_contradictions(arguments: argparse.Namespace) -> None:
+    """Options that ask for opposite things are a usage error, never a guess."""
+    modes = (("--check", arguments.check), ("--diff", arguments.diff), ("--list", arguments.list),
+             ("--conformance", arguments.conformance))
+    comparing = next((name for name, given in modes if given), None)
+    if comparing is not None:
+        for option, given in (("--prune", arguments.prune), ("--force", arguments.force)):
+            if given:
+                raise UsageError(f"{option}: {comparing} writes nothing, so there is nothing to {option[2:]}")
+        if arguments.manifest is not None and comparing != "--list":
+            raise UsageError(f"--manifest: {comparing} writes nothing; use --list --manifest FILE.json for the listing")
+    if arguments.compile is not None and arguments.manifest is None and arguments.list != "compiled":
+        raise UsageError("--compile: says which files --list and --manifest name as compiled; add one of them")
+    writing = ("--prune", arguments.prune), ("--force", arguments.force), ("--manifest", arguments.manifest)
+    if arguments.list_kinds and (arguments.output or any(value for _, value in writing)):
+        raise UsageError("--list-kinds: lists presets and kinds only; drop -o and the writing options")
+
+
 def _refuse_options_without_effect(arguments: argparse.Namespace) -> None:
     """Pairs that cannot both take effect: a mode that does not verify (or verifies only contracts)
     and an option that configures what it skips."""
     if arguments.no_verify:
-        for option, given in (("--header-warnings", arguments.header_warnings), ("--jobs", arguments.jobs)):
-            if given:
-                raise UsageError(f"{option}: configures verification, which --no-verify skips")
+        given = [name for name, value in _verification_options(arguments) if value]
+        if given:
+            raise UsageError(f"{given[0]}: configures verification, which --no-verify skips")
     if arguments.list:
         given = [name for name, value in _verification_options(arguments) if value]
         if given:
@@ -66,9 +85,9 @@ def _verification_options(arguments: argparse.Namespace) -> list[tuple[str, obje
     return [
         ("--include-dir", arguments.include_dir), ("--define", arguments.define), ("--clang-arg", arguments.clang_arg),
         ("--cuda-path", arguments.cuda_path), ("--resource-dir", arguments.resource_dir),
-        ("--strict", arguments.strict), ("--jobs", arguments.jobs), ("--dispatcher", arguments.dispatcher),
-        ("--device-arch", arguments.device_arch), ("--header-warnings", arguments.header_warnings),
-        ("--timings", arguments.timings),
+        ("--strict", arguments.strict), ("--timings", arguments.timings), ("--device-arch", arguments.device_arch),
+        ("--dispatcher", arguments.dispatcher), ("--header-warnings", arguments.header_warnings),
+        ("--jobs", arguments.jobs),
     ]
 
 
