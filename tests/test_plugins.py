@@ -172,7 +172,8 @@ def test_a_kind_whose_builder_fails_names_the_kind_and_configuration(tmp_path: P
 def test_an_ordinary_exception_in_a_plugin_kind_is_one_line_naming_kind_configuration_and_line(
     tmp_path: Path, role: str, code_line: str, expected: str
 ) -> None:
-    """A plugin's bug (not flashast's) is a user error: exit 2, one line, the plugin's own line number."""
+    """A plugin's bug (not flashast's) is a user error: exit 2, one line naming the plugin that
+    registered the kind, the kind, and the plugin's own line number."""
     plugin = tmp_path / "buggy.py"
     plugin.write_text(
         "from flashast import Kind, TranslationUnit\n"
@@ -182,7 +183,7 @@ def test_an_ordinary_exception_in_a_plugin_kind_is_one_line_naming_kind_configur
         f"    registry.add_kind('pytorch', Kind('buggy', axes={{'head_dim': (64,)}}, {code_line}))\n"
     )
     code, _, stderr = run_cli("-o", tmp_path / "out", "--plugin", plugin)
-    assert_one_line_error(code, stderr, f"kind buggy: {expected} (at buggy.py:5)")
+    assert_one_line_error(code, stderr, f"plugin file {plugin}: kind buggy: {expected} (at buggy.py:5)")
     assert not (tmp_path / "out").exists()
 
 
