@@ -27,6 +27,7 @@ from flashast.expressions import (
     POSTFIX_PRECEDENCE,
     UNARY_PRECEDENCE,
     BinaryExpression,
+    BinaryOperator,
     BooleanLiteral,
     CallExpression,
     Expression,
@@ -37,6 +38,7 @@ from flashast.expressions import (
     StringLiteral,
     TemplateId,
     UnaryExpression,
+    UnaryOperator,
     precedence,
 )
 from flashast.names import TrailingComment
@@ -77,8 +79,8 @@ def spell_expression(expression: Expression) -> str:
             return f"{operator.value}{inner}"
         case BinaryExpression(left=left, operator=operator, right=right):
             # Left-associative: an equal-precedence operand needs parentheses on the right only.
-            spelled_left = _parenthesized(left, precedence(left) < operator.precedence)
-            spelled_right = _parenthesized(right, precedence(right) <= operator.precedence)
+            spelled_left = _parenthesized(left, precedence(left) < operator.precedence or _warned(operator, left))
+            spelled_right = _parenthesized(right, precedence(right) <= operator.precedence or _warned(operator, right))
             return f"{spelled_left} {operator.value} {spelled_right}"
         case MemberAccess(object=inner, member=member):
             return f"{_parenthesized(inner, precedence(inner) < POSTFIX_PRECEDENCE)}.{member}"
@@ -89,6 +91,34 @@ def spell_expression(expression: Expression) -> str:
             return f"{spelled_type}({_spell_arguments(arguments)})"
         case _:
             _unreachable(expression)
+
+
+_COMPARISONS = frozenset(
+    {BinaryOperator.LESS, BinaryOperator.LESS_EQUAL, BinaryOperator.GREATER, BinaryOperator.GREATER_EQUAL,
+     BinaryOperator.EQUAL, BinaryOperator.NOT_EQUAL}
+)
+_BITWISE = frozenset({BinaryOperator.BIT_AND, BinaryOperator.BIT_XOR, BinaryOperator.BIT_OR})
+_SHIFTS = frozenset({BinaryOperator.SHIFT_LEFT, BinaryOperator.SHIFT_RIGHT})
+_ADDITIVE = frozenset({BinaryOperator.ADD, BinaryOperator.SUBTRACT})
+
+
+def _warned(parent: BinaryOperator, operand: Expression) -> bool:
+    """Whether clang's -Wparentheses (in -Wall, which verification uses) warns about `operand` bare
+    under `parent` although precedence makes it right: `a || b && c`, `a & b | c`, `a < b < c`,
+    `a & b == c`, `a << b + c`, `!a == b`. Those get parentheses, so a tree always prints
+    warning-free (gcc's -Wparentheses also asks for them around arithmetic under a bitwise operator)."""
+    if isinstance(operand, UnaryExpression):
+        return parent in _COMPARISONS and operand.operator is UnaryOperator.NOT
+    if not isinstance(operand, BinaryExpression):
+        return False
+    inner = operand.operator
+    return (
+        (parent is BinaryOperator.OR and inner is BinaryOperator.AND)
+        or (parent in _BITWISE and inner in _BITWISE and inner is not parent)
+        or (parent in _COMPARISONS and inner in _COMPARISONS)
+        or (parent in _BITWISE and inner in _COMPARISONS | _ADDITIVE | _SHIFTS)
+        or (parent in _SHIFTS and inner in _ADDITIVE)
+    )
 
 
 def _parenthesized(expression: Expression, needed: bool) -> str:
