@@ -73,6 +73,11 @@ def _refuse_options_without_effect(arguments: argparse.Namespace) -> None:
         given = [name for name, value in _verification_options(arguments) if value]
         if given:
             raise UsageError(f"{given[0]}: configures verification; --list names files without verifying them")
+    if arguments.list_kinds:
+        given = [name for name, value in [("--only", arguments.only), ("--exclude", arguments.exclude),
+                                          *_verification_options(arguments)] if value]
+        if given:
+            raise UsageError(f"{given[0]}: --list-kinds lists every preset and kind, selecting and verifying none")
     if arguments.conformance:
         for option, given in (("--dispatcher", arguments.dispatcher), ("--device-arch", arguments.device_arch),
                               ("--jobs", arguments.jobs), ("--timings", arguments.timings)):

@@ -44,8 +44,7 @@ def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def run_bytes(*args: str | bytes | os.PathLike[str], env: dict[str, str] | None = None,
               stdout: int | None = subprocess.PIPE) -> subprocess.CompletedProcess[bytes]:
     """`python -m flashast ARGS` with arguments in any bytes; stdout as given (a file, or closed)."""
-    command = [sys.executable, "-m", "flashast", *(os.fsencode(arg) if not isinstance(arg, bytes) else arg
-                                                   for arg in args)]
+    command: list[bytes] = [os.fsencode(sys.executable), b"-m", b"flashast", *(os.fsencode(arg) for arg in args)]
     return subprocess.run(command, env=cli_environment(extra=env), stdout=stdout, stderr=subprocess.PIPE,
                           timeout=300, check=False)
 
@@ -200,6 +199,7 @@ def test_an_architecture_no_selected_file_is_for_is_a_warning(tmp_path: Path) ->
     (["--no-verify", "--header-warnings"], "--header-warnings: configures verification, which --no-verify skips"),
     (["--no-verify", "--jobs", "2"], "--jobs: configures verification, which --no-verify skips"),
     (["--list", "--include-dir", "."], "--include-dir: configures verification; --list names files"),
+    (["--list-kinds", "--only", "head_dim=64"], "--only: --list-kinds lists every preset and kind"),
     (["--include-dir", ".", "--dispatcher", "missing.cu"], "--dispatcher missing.cu: no such file"),
     (["--include-dir", ".", "--dispatcher", "folder"], "--dispatcher folder: is a directory"),
     (["--include-dir", ".", "--dispatcher", "fifo"], "--dispatcher fifo: not a regular file"),
@@ -212,7 +212,8 @@ def test_options_that_cannot_take_effect_are_refused_before_any_work(
     (tmp_path / "dispatch.cu").write_text("int main() { return 0; }\n")
     (tmp_path / "folder").mkdir()
     os.mkfifo(tmp_path / "fifo")
-    code, stdout, stderr = run_main(capsys, "-o", tmp_path / "out", *arguments)
+    output: list[str | os.PathLike[str]] = [] if "--list-kinds" in arguments else ["-o", tmp_path / "out"]
+    code, stdout, stderr = run_main(capsys, *output, *arguments)
     assert code == 2, stderr
     assert one_error_line(stderr).startswith(f"flashast: error: {culprit}")
     assert stdout == ""
