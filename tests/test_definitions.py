@@ -158,6 +158,10 @@ def test_parentheses_follow_precedence() -> None:
     assert spelled(UnaryExpression("-", UnaryExpression("-", 1))) == "-(-1);"
     assert spelled(FunctionalCast("int", [BinaryExpression("x", "+", 0)])) == "int(x + 0);"
     assert spelled(MemberAccess(BinaryExpression("a", "+", "b"), "c")) == "(a + b).c;"
+    # Where clang's -Wparentheses (in -Wall) would warn, parentheses although precedence agrees.
+    assert spelled(BinaryExpression("a", "||", BinaryExpression("b", "&&", "c"))) == "a || (b && c);"
+    assert spelled(BinaryExpression(UnaryExpression("!", "a"), "==", "b")) == "(!a) == b;"
+    assert spelled(BinaryExpression(BinaryExpression("a", "<", "b"), "<", "c")) == "(a < b) < c;"
 
 
 def test_file_level_if_sections_and_stand_ins_print() -> None:

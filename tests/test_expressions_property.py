@@ -49,7 +49,7 @@ def equals(tree: Expression, value: int) -> Expression:
 
 
 def expressions() -> st.SearchStrategy[Expression]:
-    # Three levels of literals up to 5 keep every product inside a 32-bit int.
+    # Literals up to 5, at most 8 of them; the filter keeps every value inside a 32-bit int.
     leaves = st.integers(0, 5).map(IntegerLiteral)
 
     def extend(children: st.SearchStrategy[Expression]) -> st.SearchStrategy[Expression]:
