@@ -118,6 +118,8 @@ def test_cost_prints_undecodable_paths_as_list_does_on_a_strict_utf8_stdout(unde
 @pytest.mark.parametrize(("arguments", "culprit"), [
     (["--clang-arg=-std=c++99"], "--clang-arg=-std=c++99: libclang refuses the command line with it"),
     (["--clang-arg=-xnotalang"], "--clang-arg=-xnotalang: libclang refuses the command line with it"),
+    (["--conformance", "--include-dir", ".", "--clang-arg=-std=c++99"],
+     "--clang-arg=-std=c++99: libclang refuses the command line with it"),
     (["--clang-arg=-###"], "--clang-arg=-###: asks clang to print something and stop"),
     (["--clang-arg=--version"], "--clang-arg=--version: asks clang to print something and stop"),
     (["--include-dir", ".", "--device-arch", "sm_10"], "--device-arch sm_10: not a GPU architecture libclang knows"),
