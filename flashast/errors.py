@@ -16,8 +16,9 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 
 class FlashastError(Exception):
@@ -106,12 +107,22 @@ def signals_raise() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, _raise_interrupted), signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = _install({signal.SIGINT: _raise_interrupted, signal.SIGTERM: _raise_terminated})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _install(handlers: dict[signal.Signals, Callable[[int, object], None]]) -> dict[signal.Signals, Any]:
+    """Install `handlers`, except for a signal the process was told to ignore (`nohup`, a background
+    job of a script): that one stays ignored. Returns the handlers replaced."""
+    previous = {}
+    for number, handler in handlers.items():
+        if signal.getsignal(number) is not signal.SIG_IGN:
+            previous[number] = signal.signal(number, handler)
+    return previous
 
 
 @contextlib.contextmanager
@@ -190,5 +201,4 @@ def _is_library(path: Path) -> bool:
 if _is_the_command() and threading.current_thread() is threading.main_thread():
     # The command spends its first 100-300 ms importing (the presets are built then); a signal in
     # that time ends it in one line. `main` installs the handlers of the run itself.
-    signal.signal(signal.SIGINT, _end_quietly_while_starting)
-    signal.signal(signal.SIGTERM, _end_quietly_while_starting)
+    _install({signal.SIGINT: _end_quietly_while_starting, signal.SIGTERM: _end_quietly_while_starting})
