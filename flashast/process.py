@@ -199,23 +199,25 @@ def checked_output() -> Iterator[CheckedOutput]:
 @contextlib.contextmanager
 def scratch_folder() -> Iterator[None]:
     """One private folder for every temporary file of the run, flashast's and libclang's (which names
-    its preambles after `TMPDIR`), removed at the end, whatever ended the run."""
+    its preambles after `TMPDIR`), removed at the end, whatever ended the run (a signal waits while
+    the folder is made and while it is removed, so neither is left half done)."""
     base = tempfile.gettempdir()
     try:
         base.encode("utf-8")
     except UnicodeEncodeError:
-        raise UsageError(
-            f"TMPDIR {base.encode('utf-8', 'backslashreplace').decode()}: not valid UTF-8, which libclang"
-            " needs for the paths it is given; point TMPDIR at another folder"
-        ) from None
-    try:
-        folder = tempfile.mkdtemp(prefix="flashast-run-", dir=base)
-    except OSError as error:
-        raise UsageError(f"TMPDIR {base}: cannot create a scratch folder ({error.strerror})") from None
+        shown = os.fsencode(base).decode("ascii", "backslashreplace")
+        raise UsageError(f"TMPDIR {shown}: not valid UTF-8, which libclang needs for the paths it is given;"
+                         " point TMPDIR at another folder") from None
     saved_environment, saved_tempdir = os.environ.get("TMPDIR"), tempfile.tempdir
-    os.environ["TMPDIR"] = folder
-    tempfile.tempdir = folder
+    folder = None
     try:
+        with signals_held():
+            try:
+                folder = tempfile.mkdtemp(prefix="flashast-run-", dir=base)
+            except OSError as error:
+                raise UsageError(f"TMPDIR {base}: cannot create a scratch folder ({error.strerror})") from None
+            os.environ["TMPDIR"] = folder
+            tempfile.tempdir = folder
         yield
     finally:
         with signals_held():
@@ -224,4 +226,5 @@ def scratch_folder() -> Iterator[None]:
             else:
                 os.environ["TMPDIR"] = saved_environment
             tempfile.tempdir = saved_tempdir
-            shutil.rmtree(folder, ignore_errors=True)
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
