@@ -7,7 +7,10 @@ share that layout (6 changed the mtime's meaning, 7 the hash function), and this
 the times and the path, so it reads all three. The last line of an output wins, as in ninja.
 
 Anything else is refused in one line naming the file (and the line), never guessed at: a log whose
-numbers cannot be read would attribute compile time to the wrong file.
+numbers cannot be read would attribute compile time to the wrong file. The path is the user's, so it
+is read as untrusted (`flashast.untrusted`): a regular file of at most `LOG_LIMIT` bytes, numbers in
+ASCII digits no longer than ninja writes them (its times and mtimes are 64-bit integers, its hash
+64 bits in hex).
 """
 
 from __future__ import annotations
@@ -17,12 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flashast.errors import UsageError
+from flashast.untrusted import MEBIBYTE, NotARegularFile, UntrustedFileError, ascii_natural, read_regular_file
 
 SUPPORTED_VERSIONS = range(5, 8)
-_HEADER = re.compile(r"# ninja log v(\d+)\Z")
-_HASH = re.compile(r"[0-9a-fA-F]+\Z")
-_NUMBER = re.compile(r"[0-9]+\Z")
-_MTIME = re.compile(r"-?[0-9]+\Z")
+# A log ninja has not recompacted for a very large build is tens of MiB; more is not a ninja log.
+LOG_LIMIT = 256 * MEBIBYTE
+_MILLISECONDS_DIGITS = 20  # an unsigned 64-bit integer
+_MILLISECONDS_MAXIMUM = (1 << 64) - 1
+_HEADER = re.compile(r"# ninja log v([0-9]{1,9})\Z")
+_HASH = re.compile(r"[0-9a-fA-F]{1,16}\Z")
+_MTIME = re.compile(r"-?[0-9]{1,19}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +62,11 @@ class NinjaLog:
 def read_ninja_log(path: Path) -> NinjaLog:
     """Read `path`; a file that is not a ninja log of a supported version is a `UsageError`."""
     try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory; give the .ninja_log file in the build directory") from None
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read ({error.strerror})") from None
+        data = read_regular_file(path, LOG_LIMIT)
+    except NotARegularFile as error:
+        raise UsageError(f"{path}: {error.reason}; give the .ninja_log file in the build directory") from None
+    except UntrustedFileError as error:
+        raise UsageError(f"{path}: {error.reason}") from None
     # Output paths are bytes to ninja; keep the undecodable ones as they are rather than fail.
     lines = data.decode("utf-8", "surrogateescape").split("\n")
     header = _HEADER.match(lines[0].rstrip("\r"))
@@ -91,9 +98,11 @@ def _parse_entry(line: str) -> Step | None:
     fields = line.split("\t")
     if len(fields) != 5:
         return None
-    start, end, mtime, output, command_hash = fields
-    if not (_NUMBER.match(start) and _NUMBER.match(end) and _MTIME.match(mtime) and _HASH.match(command_hash)):
+    start_text, end_text, mtime, output, command_hash = fields
+    start = ascii_natural(start_text, _MILLISECONDS_DIGITS, _MILLISECONDS_MAXIMUM)
+    end = ascii_natural(end_text, _MILLISECONDS_DIGITS, _MILLISECONDS_MAXIMUM)
+    if start is None or end is None or not (_MTIME.match(mtime) and _HASH.match(command_hash)):
         return None
-    if not output or int(end) < int(start):
+    if not output or end < start:
         return None
-    return Step(output, int(start), int(end))
+    return Step(output, start, end)

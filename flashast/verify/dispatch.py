@@ -60,12 +60,13 @@ class Requirement:
 def requirements(reads: Iterable[Required], tracked: bool = True) -> tuple[Requirement, ...]:
     """The dispatchers' references merged per specialization: of tracked templates (`tracked`), or
     the others (also those whose arguments cannot be spelled, shown as `...`)."""
-    found: dict[Specialization, list[Location]] = {}
+    # Places as a dict's keys: a specialization called from thousands of lines stays linear to merge.
+    found: dict[Specialization, dict[Location, None]] = {}
     for read in reads:
         for reference in read.references:
             if (reference.tracked and reference.arguments is not None) == tracked:
-                places = found.setdefault(Specialization(reference.template, reference.arguments or ("...",)), [])
-                places += [] if reference.location in places else [reference.location]
+                places = found.setdefault(Specialization(reference.template, reference.arguments or ("...",)), {})
+                places[reference.location] = None
     return tuple(Requirement(specialization, tuple(sorted(places, key=_place)))
                  for specialization, places in sorted(found.items(), key=lambda pair: pair[0].reading_order()))
 

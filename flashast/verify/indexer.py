@@ -28,7 +28,12 @@ are served the stand-ins for CUDA headers the toolkit lacks (`sources.cuda_stand
 headers include CUDA's library headers in either language). The store entry is keyed by that command
 line, libclang and flashast (`common_inputs`), the file and the tracked templates, and holds the
 digest of every file the parse read (its inclusion list) and of the places where a new header would
-shadow one; any change is a miss, and so is a damaged entry.
+shadow one; any change is a miss, and so is a damaged entry: the entry is read as untrusted
+(`flashast.untrusted`: a regular file, bounded in size, depth and numbers) and every field checked.
+
+Reading is linear in the dispatcher's size: the unevaluated operands' and discarded branches' byte
+ranges are `flashast.verify.spans.Spans` (a reference in one is found by bisection), and each file's
+text is read once.
 """
 
 from __future__ import annotations
@@ -38,27 +43,31 @@ import json
 import os
 import re
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
 from flashast.errors import UsageError
+from flashast.untrusted import MEBIBYTE, UntrustedFileError, load_json, read_regular_file
 from flashast.verify.diagnostics import Diagnostic, Location
 from flashast.verify.keys import DiskContents, common_inputs, digest_bytes
 from flashast.verify.libclang_ctypes import FUNCTION_ENTITIES, TEMPLATE_ENTITY, LibclangFunctions
 from flashast.verify.reading import message_of, reportable
 from flashast.verify.sources import cuda_stand_ins, includer, shadowing_candidates
+from flashast.verify.spans import Spans, file_text, unevaluated_ranges
 from flashast.verify.toolchain import VerifyOptions, clang_arguments, load_cindex, resource_dir_hint
 
 STORE_FOLDER = "dispatch-v1"
+# An entry holds a dispatcher's references and the files its parse read: a few MiB for the largest.
+STORE_ENTRY_LIMIT = 64 * MEBIBYTE
+_POSITION_MAXIMUM = (1 << 31) - 1  # libclang's lines and columns are unsigned 32-bit
 # Driver options that mean something only for CUDA, dropped when a dispatcher is parsed as C++.
 # The stand-ins' folder (`-idirafter`) stays: torch's headers want CUDA's library headers in C++ too.
 CUDA_ONLY_ARGUMENTS = frozenset({"--cuda-host-only", "-nocudalib", "-nocudainc", "-Wno-unknown-cuda-version"})
 # USR pieces of an uninstantiated template: a function template, a class template, a partial specialization.
 PATTERN_MARKERS = ("@FT@", "@ST>", "@SP>")
-UNEVALUATED_OPERATORS = frozenset({"decltype", "sizeof", "alignof", "noexcept", "typeid", "__alignof__"})
 _IF_CONSTEXPR = re.compile(rb"if\s+constexpr\b")
 
 
@@ -178,15 +187,42 @@ def _store(entry: Path, readings: list[tuple[str, str]], references: list[Refere
 def _load(entry: Path) -> tuple[tuple[Reference, ...], bool] | None:
     """The stored references, if every file the parse read is unchanged; a damaged entry is a miss."""
     try:
-        data = json.loads(entry.read_text())
-        disk = DiskContents()
-        if not all((disk.digest(path) or "") == digest for path, digest in data["readings"]):
-            return None
-        return tuple(Reference(str(template), None if arguments is None else tuple(map(str, arguments)),
-                               Location(str(file), int(line), int(column)), bool(tracked))
-                     for template, arguments, file, line, column, tracked in data["references"]), bool(data["indexed"])
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        data = load_json(read_regular_file(entry, STORE_ENTRY_LIMIT))
+    except UntrustedFileError:
         return None
+    if not isinstance(data, dict) or not isinstance(data.get("indexed"), bool):
+        return None
+    readings, stored = data.get("readings"), data.get("references")
+    if not isinstance(readings, list) or not isinstance(stored, list):
+        return None
+    if not all(isinstance(reading, list) and len(reading) == 2 and all(isinstance(part, str) for part in reading)
+               for reading in readings):
+        return None
+    references = [_stored_reference(item) for item in stored]
+    if any(reference is None for reference in references):
+        return None
+    disk = DiskContents()
+    if not all((disk.digest(path) or "") == digest for path, digest in readings):
+        return None
+    return tuple(reference for reference in references if reference is not None), data["indexed"]
+
+
+def _stored_reference(item: object) -> Reference | None:
+    """One stored `[template, arguments, file, line, column, tracked]`, if each field is what `_store` writes."""
+    if not isinstance(item, list) or len(item) != 6:
+        return None
+    template, arguments, file, line, column, tracked = item
+    if not (isinstance(template, str) and isinstance(file, str) and isinstance(tracked, bool)
+            and _is_position(line) and _is_position(column)):
+        return None
+    if arguments is not None and not (isinstance(arguments, list)
+                                      and all(isinstance(argument, str) for argument in arguments)):
+        return None
+    return Reference(template, None if arguments is None else tuple(arguments), Location(file, line, column), tracked)
+
+
+def _is_position(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _POSITION_MAXIMUM
 
 
 class _Reader:
@@ -199,10 +235,17 @@ class _Reader:
         kinds = self.kinds = cindex.CursorKind
         self.functions = {kinds.FUNCTION_DECL, kinds.CXX_METHOD}
         self.templates = {kinds.FUNCTION_TEMPLATE, kinds.CLASS_TEMPLATE, kinds.CLASS_TEMPLATE_PARTIAL_SPECIALIZATION}
-        self.discarded: list[tuple[str, int, int]] = []
+        self.discarded: dict[str, Spans] = {}  # per file, the `if constexpr` branches not compiled
         self.dependent = False  # a tracked template referenced inside a template: the indexer is needed
         self._spelled: dict[Any, tuple[str, tuple[str, ...] | None]] = {}
-        self._unevaluated: dict[str, list[tuple[int, int]]] = {}
+        self._unevaluated: dict[str, Spans] = {}
+        self._texts: dict[str, bytes] = {}
+
+    def text(self, file: str) -> bytes:
+        """The file's bytes, read once per parse (every `if constexpr` in it asks)."""
+        if file not in self._texts:
+            self._texts[file] = file_text(file)
+        return self._texts[file]
 
     def walk(self) -> list[Reference]:
         found = []
@@ -241,14 +284,14 @@ class _Reader:
         if len(children) not in (2, 3) or not children[0].kind.is_expression():
             return children
         file, _, _, offset = self.library.cursor_spelling(cursor)
-        value = self.library.evaluate(children[0]) if _IF_CONSTEXPR.match(_text(file), offset) else None
+        value = self.library.evaluate(children[0]) if _IF_CONSTEXPR.match(self.text(file), offset) else None
         if value is None:
             return children
         condition, then, *otherwise = children
         live, dead = ([condition, then], otherwise) if value else ([condition, *otherwise], [then])
         for branch in dead:
             start, end = self.library.spelling(branch.extent.start), self.library.spelling(branch.extent.end)
-            self.discarded.append((start[0], start[3], end[3]))
+            self.discarded.setdefault(start[0], Spans()).add(start[3], end[3])
         return live
 
     def index(self) -> list[Reference]:
@@ -289,11 +332,11 @@ class _Reader:
         tracked = template in self.tracked or template.rsplit("::", 1)[-1] in self.tracked
         if (not tracked and file != self.main_path) or declaration.get_definition() is not None:
             return []  # another file's business, or instantiated here: no other translation unit needed
-        if any(path == file and start <= offset < end for path, start, end in self.discarded):
+        if file in self.discarded and offset in self.discarded[file]:
             return []
         if file not in self._unevaluated:
-            self._unevaluated[file] = list(_unevaluated_ranges(self.unit, file))
-        if any(start <= offset < end for start, end in self._unevaluated[file]):
+            self._unevaluated[file] = Spans(unevaluated_ranges(self.unit, file, self.text(file)))
+        if offset in self._unevaluated[file]:
             return []
         return [Reference(template, arguments, Location(file, line, column), tracked)]
 
@@ -334,28 +377,3 @@ def spell_arguments(cindex: ModuleType, declaration: Any, primary: Any) -> tuple
         else:
             spelled.append(str(declaration.get_template_argument_value(index)))
     return tuple(spelled)
-
-
-def _text(file: str) -> bytes:
-    try:
-        with open(file, "rb") as handle:
-            return handle.read()
-    except OSError:
-        return b""
-
-
-def _unevaluated_ranges(unit: Any, file: str) -> Iterator[tuple[int, int]]:
-    """The byte ranges of `decltype(...)`, `sizeof(...)` and the like in `file`, from its tokens."""
-    size = len(_text(file))
-    tokens = [(token.spelling, token.extent.start.offset)
-              for token in unit.get_tokens(extent=unit.get_extent(file, (0, size)))] if size else []
-    for position, (spelling, offset) in enumerate(tokens[:-1]):
-        if spelling in UNEVALUATED_OPERATORS and tokens[position + 1][0] == "(":
-            depth = 0
-            for inner, end in tokens[position + 1:]:
-                depth += {"(": 1, ")": -1}.get(inner, 0)
-                if depth == 0:
-                    yield offset, end + 1
-                    break
-            else:
-                yield offset, size
