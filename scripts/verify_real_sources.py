@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Verify the `flash-attn-2` or `flash-attn-3` preset against the real flash-attention sources.
+"""Verify a flash-attention preset against the real flash-attention sources.
 
 Contract verification proves that flashast's files match the interface the preset declares; this
 script proves they match the real library. It finds or fetches the real trees into a cache folder
@@ -8,14 +8,18 @@ PRESET --timings` in real-header mode (it prints the exact command) and shows ea
 is verified. Files sharing their includes share one precompiled preamble, so the first file of each
 group pays for parsing the headers and later ones mostly for their own template instantiations.
 
-- `--preset flash-attn-2` (the default): against flash-attn 2.8.3.post2, fetched from the registries
-  by itself (or a checkout's `csrc/` with `--source DIR`). The subset (at least one file of each kind
-  2.8.3 has, both dtypes, causal and not) must verify. Two more files must *fail*, in a known way,
-  because the preset follows upstream's generator past the 2.8.3 release: `fwd_split_align` (and the
-  `extern template` line the `fwd_split` files now carry) came with "Parallelize splitkv alignment
-  templated kernels", after 2.8.3, so 2.8.3 has no `run_mha_fwd_splitkv_align`. flashast reporting
-  exactly that is interface drift caught, and the script checks that nothing else in those files fails
-  (with `--source`, a checkout that has the template may verify them instead).
+- `--preset flash-attn-2@v2.8.3` (the default): the release preset, byte-identical to the tree the
+  flash-attn 2.8.3.post2 source distribution builds, against that distribution, fetched from the
+  registries by itself (or a checkout's `csrc/` with `--source DIR`). The subset (files of each of its
+  three kinds, both dtypes, causal and not) must verify, with no drift expected; `--all` verifies
+  every one of its 72 files.
+- `--preset flash-attn-2`: the preset of upstream main (0251105a) against the same 2.8.3 sources. The
+  subset must verify, and two more files must *fail*, in a known way, because main is past the
+  release: `fwd_split_align` (and the `extern template` line the `fwd_split` files carry there) came
+  with "Parallelize splitkv alignment templated kernels", after 2.8.3, so 2.8.3 has no
+  `run_mha_fwd_splitkv_align`. flashast reporting exactly that is interface drift caught, and the
+  script checks that nothing else in those files fails (with `--source`, a checkout of main verifies
+  them instead).
 - `--preset flash-attn-3`: against the `hopper/` headers of a flash-attention checkout, which no
   package on the registries carries: `--source DIR` or `$FLASHAST_FA3_SOURCE` is required (exit 2
   without). The subset covers sm90 and sm80, fp16/bf16/e4m3, split, paged, softcap, packgqa, a
@@ -42,7 +46,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling, also when loaded by path (tests)
@@ -59,8 +63,8 @@ from fetch_real_sources import (
     torch_environment,
 )
 
-__all__ = ["EXIT_FAILED", "EXIT_FETCH", "EXIT_OK", "EXIT_USAGE", "FLASH_ATTN_2", "FLASH_ATTN_3", "FLASH_ATTN_VERSION",
-           "TARGETS", "Drift", "Target", "main"]
+__all__ = ["EXIT_FAILED", "EXIT_FETCH", "EXIT_OK", "EXIT_USAGE", "FLASH_ATTN_2", "FLASH_ATTN_2_MAIN", "FLASH_ATTN_3",
+           "FLASH_ATTN_VERSION", "TARGETS", "Drift", "Target", "main"]
 
 EXIT_OK = 0
 EXIT_FAILED = 3
@@ -87,17 +91,27 @@ class Target:
     defines: tuple[str, ...] = ()
 
     def speaker(self) -> Callable[[str], None]:
-        """Prints the script's lines, each prefixed with the preset (`verify-flash-attn-3: ...`)."""
-        return lambda message: print(f"verify-{self.preset}: {message}", flush=True)
+        """Prints the script's lines, each prefixed with the preset's name (`verify-flash-attn-3: ...`;
+        the revisions of one preset alike)."""
+        return lambda message: print(f"verify-{self.preset.partition('@')[0]}: {message}", flush=True)
 
 
+# Each kind of the release, both dtypes, causal and not, the smallest and largest head dimensions (a
+# backward file costs several times a forward one).
+FLASH_ATTN_2_SUBSET = (
+    "flash_fwd_hdim128_fp16_sm80.cu", "flash_fwd_hdim32_fp16_causal_sm80.cu", "flash_fwd_hdim64_bf16_causal_sm80.cu",
+    "flash_fwd_hdim256_bf16_sm80.cu", "flash_bwd_hdim128_bf16_sm80.cu", "flash_bwd_hdim256_fp16_causal_sm80.cu",
+)
 FLASH_ATTN_2 = Target(
+    "flash-attn-2@v2.8.3",
+    verified=(*FLASH_ATTN_2_SUBSET, "flash_fwd_split_hdim128_bf16_causal_sm80.cu",
+              "flash_fwd_split_hdim64_fp16_sm80.cu"),
+    # torch's wheel lacks this generated header; c10 skips it when told to, as its CMake-less builds do.
+    defines=("C10_CUDA_NO_CMAKE_CONFIGURE_FILE",),
+)
+FLASH_ATTN_2_MAIN = Target(
     "flash-attn-2",
-    # Each kind that verifies against 2.8.3, both dtypes, causal and not, the smallest and largest
-    # head dimensions (a backward file costs several times a forward one).
-    verified=("flash_fwd_hdim128_fp16_sm80.cu", "flash_fwd_hdim32_fp16_causal_sm80.cu",
-              "flash_fwd_hdim64_bf16_causal_sm80.cu", "flash_fwd_hdim256_bf16_sm80.cu",
-              "flash_bwd_hdim128_bf16_sm80.cu", "flash_bwd_hdim256_fp16_causal_sm80.cu"),
+    verified=FLASH_ATTN_2_SUBSET,
     drifts=(Drift(
         "run_mha_fwd_splitkv_align",
         "run_mha_fwd_splitkv_align came with upstream's 'Parallelize splitkv alignment templated kernels', after"
@@ -121,7 +135,7 @@ FLASH_ATTN_3 = Target(
     defines=("CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED", "CUTLASS_ENABLE_GDC_FOR_SM90", "CUTLASS_DEBUG_TRACE_LEVEL=0",
              "NDEBUG"),
 )
-TARGETS = {target.preset: target for target in (FLASH_ATTN_2, FLASH_ATTN_3)}
+TARGETS = {target.preset: target for target in (FLASH_ATTN_2, FLASH_ATTN_2_MAIN, FLASH_ATTN_3)}
 
 
 @dataclass(frozen=True)
@@ -217,6 +231,15 @@ def rendered(cache: Path, preset: str, names: Sequence[str] = ()) -> Path:
     if completed.returncode != 0:
         raise SetupFailure(f"flashast could not render {preset}:\n{completed.stderr}", EXIT_FAILED)
     return preview
+
+
+def every_file_of(cache: Path, target: Target) -> Target:
+    """`target` verifying every file of its preset (`--all`), but those its drifts check."""
+    preview = rendered(cache, target.preset)
+    drifted = {name for drift in target.drifts for name in drift.files}
+    names = sorted(path.name for path in preview.glob("*.cu") if path.name not in drifted
+                   and not any(drift.template in path.read_text() for drift in target.drifts))
+    return replace(target, verified=tuple(names))
 
 
 def error_locations(output: str, name: str) -> list[tuple[int, str]]:
@@ -337,8 +360,9 @@ def mean(values: Sequence[float]) -> float:
 def build_parser(prog: str = "verify_real_sources.py") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description="Verify a flash-attention preset against the real flash-attention headers.")
-    parser.add_argument("--preset", choices=sorted(TARGETS), default=FLASH_ATTN_2.preset,
-                        help="the preset to verify (default: flash-attn-2)")
+    parser.add_argument("--preset", choices=list(TARGETS), default=FLASH_ATTN_2.preset,
+                        help=f"the preset to verify (default: {FLASH_ATTN_2.preset}, the release the fetched"
+                             " sources are; flash-attn-2 is upstream main, which is past it)")
     parser.add_argument("--source", type=Path, default=None,
                         help="a flash-attention checkout (the folder holding csrc/ and hopper/); required for"
                              " flash-attn-3 unless $FLASHAST_FA3_SOURCE names one, whose hopper/ sources no"
@@ -349,6 +373,8 @@ def build_parser(prog: str = "verify_real_sources.py") -> argparse.ArgumentParse
     parser.add_argument("--cuda-path", type=Path, default=None, help="CUDA toolkit (default: found automatically)")
     parser.add_argument("--resource-dir", type=Path, default=None,
                         help="clang resource directory (default: found, or Debian's installed when root)")
+    parser.add_argument("--all", action="store_true",
+                        help="verify every file of the preset, not only the subset (slow: tens of seconds a file)")
     parser.add_argument("--fetch-only", action="store_true", help="fill the cache and stop")
     parser.add_argument("--print-args", action="store_true",
                         help="print the flashast verification options for the trees and stop")
@@ -375,6 +401,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "verify_real_sources.py"
             f" resource dir {trees.resource_dir})")
         if arguments.fetch_only:
             return EXIT_OK
+        if arguments.all:
+            target = every_file_of(cache, target)
         return verify_subset(cache, trees, target, pinned=arguments.source is None)
     except SetupFailure as failure:
         say(f"error: {failure}")
