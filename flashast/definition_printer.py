@@ -43,7 +43,7 @@ from flashast.expressions import (
 )
 from flashast.names import TrailingComment
 from flashast.preprocessor import Condition, CudaStandIns, Defined, IfSection
-from flashast.signatures import Declarator, TemplateParameter, TypeParameter, ValueParameter
+from flashast.signatures import TemplateParameter, TypeParameter, ValueParameter
 from flashast.statements import (
     Block,
     ConditionalStatements,
@@ -53,9 +53,6 @@ from flashast.statements import (
     Statement,
 )
 from flashast.style import Style
-
-# Members of a contract's class templates: four spaces, like every other body the printer writes.
-MEMBER_INDENT = "    "
 
 # Expressions ------------------------------------------------------------------------------------
 
@@ -149,7 +146,7 @@ def _indented(lines: Iterable[str], indent: str) -> Iterator[str]:
         yield line if not line or line.startswith("#") else indent + line
 
 
-def statement_lines(statement: Statement, indent: str) -> Iterator[str]:
+def statement_lines(statement: Statement, indent: str, style: Style) -> Iterator[str]:
     """The lines of one statement at depth zero (`indent`: one body level, for nested blocks)."""
     match statement:
         case ExpressionStatement(expression=expression, layout=layout):
@@ -168,29 +165,29 @@ def statement_lines(statement: Statement, indent: str) -> Iterator[str]:
             head = f"if ({spell_expression(condition)})"
             if isinstance(body, Block):
                 yield head + " {"
-                yield from _indented(body_lines(body.statements, indent), indent)
+                yield from _indented(body_lines(body.statements, indent, style), indent)
                 yield "}"
             else:
-                first, *rest = statement_lines(body, indent)
+                first, *rest = statement_lines(body, indent, style)
                 yield f"{head} {first}"
                 yield from rest
         case Block(statements=statements):
             yield "{"
-            yield from _indented(body_lines(statements, indent), indent)
+            yield from _indented(body_lines(statements, indent, style), indent)
             yield "}"
         case BlankLine():
             yield ""
         case ConditionalStatements(condition=condition, body=body, endif_comment=comment):
             yield _opening_directive(condition)
-            yield from body_lines(body, indent)
-            yield _endif(comment)
+            yield from body_lines(body, indent, style)
+            yield _endif(comment, style)
         case _:
             _unreachable(statement)
 
 
-def body_lines(statements: Iterable[Statement], indent: str) -> Iterator[str]:
+def body_lines(statements: Iterable[Statement], indent: str, style: Style) -> Iterator[str]:
     for statement in statements:
-        yield from statement_lines(statement, indent)
+        yield from statement_lines(statement, indent, style)
 
 
 def _opening_directive(condition: Condition) -> str:
@@ -199,8 +196,11 @@ def _opening_directive(condition: Condition) -> str:
     return f"#if {spell_expression(condition)}"
 
 
-def _endif(comment: TrailingComment | None) -> str:
-    return "#endif" + ("" if comment is None else str(comment))
+def _endif(comment: TrailingComment | None, style: Style) -> str:
+    # At least the style's `spaces_before_trailing_comments`, as for every trailing comment.
+    if comment is None:
+        return "#endif"
+    return "#endif" + " " * max(comment.spaces, style.spaces_before_trailing_comments) + str(comment).lstrip(" ")
 
 
 # Definitions ------------------------------------------------------------------------------------
@@ -221,26 +221,24 @@ def _template_header(parameters: tuple[TemplateParameter, ...], space: bool) -> 
     return f"template{' ' if space else ''}<{', '.join(_spell_template_parameter(p) for p in parameters)}>"
 
 
-def _spell_parameter(parameter: ParameterDeclaration) -> str:
-    # `Params &p`: the declarator binds to the name, as everywhere else the printer spells parameters.
+def _spell_parameter(parameter: ParameterDeclaration, style: Style) -> str:
+    # `Params &p` or `Params& p`, as the style's `pointer_alignment` says for every parameter.
     type_ = parameter.type
     if isinstance(type_, TypenameSpecifier):
         spelled = f"typename {spell_name(type_.name)} {parameter.name}"
-    elif type_.declarator is Declarator.VALUE:
-        spelled = f"{printer.spell_type(type_)} {parameter.name}"
     else:
-        spelled = f"{printer.spell_type(type_)}{parameter.name}"
+        spelled = printer.spell_declaration(type_, parameter.name, style)
     return spelled if parameter.default is None else f"{spelled} = {spell_expression(parameter.default)}"
 
 
-def head_lines(head: FunctionHead) -> list[str]:
+def head_lines(head: FunctionHead, style: Style) -> list[str]:
     """The head of a definition or declaration, without its `{` or `;`."""
     layout = head.layout
     prefix = " ".join(
         [*(["static"] if head.static else []), *(specifier.value for specifier in head.specifiers),
-         printer.spell_type(head.return_type)]
+         printer.spell_type(head.return_type, style)]
     )
-    declarator = f"{head.name}({', '.join(_spell_parameter(parameter) for parameter in head.parameters)})"
+    declarator = f"{head.name}({', '.join(_spell_parameter(parameter, style) for parameter in head.parameters)})"
     bounds = head.launch_bounds
     if bounds is None:
         lines = [f"{prefix} {declarator}"]
@@ -256,7 +254,10 @@ def head_lines(head: FunctionHead) -> list[str]:
     else:
         lines = [f"{prefix} __launch_bounds__({_spell_arguments(bounds.arguments)}) {declarator}"]
     if head.template_parameters:
-        template = _template_header(head.template_parameters, layout.space_after_template_keyword)
+        space = layout.space_after_template_keyword
+        template = _template_header(
+            head.template_parameters, style.space_after_template_keyword if space is None else space
+        )
         if layout.break_template_declarations:
             lines.insert(0, template)
         else:
@@ -264,17 +265,17 @@ def head_lines(head: FunctionHead) -> list[str]:
     return lines
 
 
-def _member_lines(member: Member) -> Iterator[str]:
+def _member_lines(member: Member, style: Style) -> Iterator[str]:
     match member:
         case ClassDefinition(name=name, members=members):
             yield f"struct {name} {{"
             for inner in members:
-                yield from _indented(_member_lines(inner), MEMBER_INDENT)
+                yield from _indented(_member_lines(inner, style), " " * style.indent_width)
             yield "};"
         case StaticDataMember(type=type_, name=name, value=value):
-            yield f"static constexpr {printer.spell_type(type_)} {name} = {spell_expression(value)};"
+            yield f"static constexpr {printer.spell_type(type_, style)} {name} = {spell_expression(value)};"
         case FunctionDeclaration(head=head):
-            lines = head_lines(head)
+            lines = head_lines(head, style)
             lines[-1] += ";"
             yield from lines
         case _:
@@ -291,29 +292,30 @@ def definition_lines(node: DefinitionNode, style: Style) -> Iterator[str]:
     """The lines of one of the declarations this module prints."""
     match node:
         case FunctionDefinition(head=head, body=body):
-            lines = head_lines(head)
+            lines = head_lines(head, style)
             lines[-1] += " {"
             yield from lines
-            indent = " " * head.layout.indent_width
-            yield from _indented(body_lines(body, indent), indent)
+            width = head.layout.indent_width
+            indent = " " * (style.indent_width if width is None else width)
+            yield from _indented(body_lines(body, indent, style), indent)
             yield "}"
         case FunctionDeclaration() | ClassDefinition():
-            yield from _member_lines(node)
+            yield from _member_lines(node, style)
         case UsingDirective(namespace=namespace):
             yield f"using namespace {namespace};"
         case ClassTemplate(template_parameters=parameters, name=name, members=members):
-            yield _template_header(parameters, True)
+            yield _template_header(parameters, style.space_after_template_keyword)
             yield f"struct {name} {{"
             for member in members:
-                yield from _indented(_member_lines(member), MEMBER_INDENT)
+                yield from _indented(_member_lines(member, style), " " * style.indent_width)
             yield "};"
         case VariableTemplate(template_parameters=parameters, type=type_, name=name, value=value):
-            template = _template_header(parameters, True)
-            yield f"{template} constexpr {printer.spell_type(type_)} {name} = {spell_expression(value)};"
+            template = _template_header(parameters, style.space_after_template_keyword)
+            yield f"{template} constexpr {printer.spell_type(type_, style)} {name} = {spell_expression(value)};"
         case IfSection(condition=condition, body=body, endif_comment=comment):
             yield _opening_directive(condition)
             yield from printer.render_declarations(body, style)
-            yield _endif(comment)
+            yield _endif(comment, style)
         case CudaStandIns(checked_architecture=architecture):
             yield from _cuda_stand_in_lines(architecture)
         case _:

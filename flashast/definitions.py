@@ -113,26 +113,31 @@ def _check_width(owner: str, field: str, value: object) -> None:
 class DefinitionLayout:
     """How one function definition or declaration is laid out, each option named after clang-format's.
 
-    - `indent_width` (IndentWidth): columns per body level (PyTorch's kernels 2, its dispatchers 4);
+    - `indent_width` (IndentWidth): columns per body level; None (the default) takes the file's
+      `Style.indent_width`, a number overrides it for this definition;
     - `break_template_declarations` (BreakTemplateDeclarations: Yes / No): `template <…>` on a line of
       its own, or followed by the declaration on the same line;
-    - `space_after_template_keyword` (SpaceAfterTemplateKeyword): `template <` or `template<`;
+    - `space_after_template_keyword` (SpaceAfterTemplateKeyword): `template <` or `template<`; None
+      takes the file's `Style.space_after_template_keyword`;
     - `launch_bounds_one_per_line`: `__launch_bounds__(` then each bound on a line of its own,
       `continuation_indent_width` (ContinuationIndentWidth) in, and the declarator on the next line,
       as PyTorch's memory-efficient kernels are written.
     """
 
-    indent_width: int = 4
+    indent_width: int | None = None
     break_template_declarations: bool = True
-    space_after_template_keyword: bool = True
+    space_after_template_keyword: bool | None = None
     launch_bounds_one_per_line: bool = False
     continuation_indent_width: int = 4
 
     def __post_init__(self) -> None:
-        _check_width("DefinitionLayout", "indent_width", self.indent_width)
+        if self.indent_width is not None:
+            _check_width("DefinitionLayout", "indent_width", self.indent_width)
         _check_width("DefinitionLayout", "continuation_indent_width", self.continuation_indent_width)
-        for flag in ("break_template_declarations", "space_after_template_keyword", "launch_bounds_one_per_line"):
+        for flag in ("break_template_declarations", "launch_bounds_one_per_line"):
             as_flag(self, flag, getattr(self, flag))
+        if self.space_after_template_keyword is not None:
+            as_flag(self, "space_after_template_keyword", self.space_after_template_keyword)
 
 
 DEFAULT_DEFINITION_LAYOUT = DefinitionLayout()

@@ -6,6 +6,7 @@ parses with zero diagnostics."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -39,10 +40,12 @@ from flashast.expressions import (
 from flashast.generated import GeneratedFile
 from flashast.nodes import (
     BlankLine,
+    Declarator,
     Include,
     Namespace,
     PragmaOnce,
     TranslationUnit,
+    Type,
     TypeArg,
     TypeParameter,
     ValueParameter,
@@ -57,7 +60,7 @@ from flashast.statements import (
     ReturnStatement,
     StatementLayout,
 )
-from flashast.style import Style
+from flashast.style import PointerAlignment, Style
 from flashast.verify import verify
 
 KERNEL = ClassTemplate(
@@ -115,7 +118,7 @@ __global__ void __launch_bounds__(Kernel<float, 64>::kThreads, 1) wrapper(typena
 
     printf("say \\"hi\\"\\\\\\n");
 }
-template <typename DT, typename F>
+template<typename DT, typename F>
 void dispatch(F callback, int cc = 0) {
     if (std::is_same_v<DT, float> && (cc == 86 || cc == 89)) callback(Kernel<float, 64>(), wrapper);
 }
@@ -124,6 +127,24 @@ void dispatch(F callback, int cc = 0) {
 
 def test_definitions_statements_and_expressions_print_as_the_cpp_they_stand_for() -> None:
     assert render(TranslationUnit([kernel_wrapper(), dispatcher()])) == EXPECTED
+
+
+def test_the_files_style_lays_out_definitions_too() -> None:
+    """Indent width, `template <`, pointer alignment and trailing-comment spacing come from the file's
+    `Style` unless a definition's layout says otherwise."""
+    style = Style(indent_width=2, space_after_template_keyword=True, pointer_alignment=PointerAlignment.LEFT,
+                  spaces_before_trailing_comments=2)
+    head = FunctionHead(
+        "void", "f", [ParameterDeclaration(Type("T", declarator=Declarator.REFERENCE), "x")],
+        template_parameters=[TypeParameter("T")],
+    )
+    body = [ConditionalStatements(Defined("FAST"), [ReturnStatement()], endif_comment="FAST")]
+    assert render(TranslationUnit([FunctionDefinition(head, body)]), style) == (
+        "template <typename T>\nvoid f(T& x) {\n#ifdef FAST\n  return;\n#endif  // FAST\n}\n"
+    )
+    four = replace(head, layout=DefinitionLayout(indent_width=4, space_after_template_keyword=False))
+    assert render(TranslationUnit([FunctionDefinition(four, body)]), style).splitlines()[0] == "template<typename T>"
+    assert render(TranslationUnit([FunctionDefinition(four, body)]), style).splitlines()[3] == "    return;"
 
 
 def test_layouts_move_breaks_and_spaces_only() -> None:

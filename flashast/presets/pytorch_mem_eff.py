@@ -81,6 +81,7 @@ from flashast.statements import (
     Statement,
     StatementLayout,
 )
+from flashast.style import Style
 
 # The contract and kernels, for readers of this module and for tests.
 __all__ = [
@@ -103,10 +104,13 @@ PRELUDE = (
     ),
     LineComment('This file is auto-generated. See "generate_kernels.py"'),
 )
-# Kernels: two-space bodies, each launch bound on a line of its own, the name on the next line.
-KERNEL_LAYOUT = DefinitionLayout(indent_width=2, launch_bounds_one_per_line=True)
-# Per-category dispatchers: `template <typename T> void …(…) {` on one line; four-space bodies.
+# Kernels: each launch bound on a line of its own, the name on the next line.
+KERNEL_LAYOUT = DefinitionLayout(launch_bounds_one_per_line=True)
+# Per-category dispatchers: `template <typename T> void …(…) {` on one line.
 CATEGORY_DISPATCH_LAYOUT = DefinitionLayout(break_template_declarations=False)
+# The `.cu` files indent kernel bodies by two; the headers write `template <` and indent by four.
+SOURCE_STYLE = Style(indent_width=2)
+HEADER_STYLE = Style(space_after_template_keyword=True)
 # The `printf` sits two columns deeper than the statements beside it, its arguments one per line.
 PRINTF_LAYOUT = StatementLayout(arguments_one_per_line=True, indent_offset=2)
 CUDA_ARCH = Name("__CUDA_ARCH__")
@@ -234,14 +238,14 @@ BACKWARD_AXES: dict[str, Sequence[AxisValue]] = {**FORWARD_AXES, "max_k": BACKWA
 
 KINDS = (
     Kind(
-        "fwd", axes=FORWARD_AXES, file_name=_forward_file, contract=CONTRACT,
+        "fwd", axes=FORWARD_AXES, file_name=_forward_file, contract=CONTRACT, style=SOURCE_STYLE,
         build=lambda config: build_source(_kernels_in(forward_kernels(), _forward_file(config)), FORWARD_HEADER),
         constraint=lambda config: _no_kernels(forward_kernels(), _forward_file(config)),
         architectures=lambda config: _architectures(_kernels_in(forward_kernels(), _forward_file(config))),
         description="__global__ AttentionKernel<…> wrappers, one file per element type and alignment",
     ),
     Kind(
-        "bwd", axes=BACKWARD_AXES, file_name=_backward_file, contract=CONTRACT,
+        "bwd", axes=BACKWARD_AXES, file_name=_backward_file, contract=CONTRACT, style=SOURCE_STYLE,
         build=lambda config: build_source(_kernels_in(backward_kernels(), _backward_file(config)), BACKWARD_HEADER),
         constraint=lambda config: _no_kernels(backward_kernels(), _backward_file(config)),
         architectures=lambda config: _architectures(_kernels_in(backward_kernels(), _backward_file(config))),
@@ -249,6 +253,7 @@ KINDS = (
     ),
     Kind(
         "header", axes={"family": ("cutlassF", "cutlassB")}, file_name="{family}.h", contract=CONTRACT,
+        style=HEADER_STYLE,
         build=lambda config: build_header(str(config.family)),
         description="kernel declarations and dispatch function templates of each family",
     ),
