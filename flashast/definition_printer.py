@@ -152,7 +152,7 @@ def statement_lines(statement: Statement, indent: str, style: Style) -> Iterator
         case ExpressionStatement(expression=expression, layout=layout):
             offset = " " * layout.indent_offset
             if layout.arguments_one_per_line and isinstance(expression, CallExpression):
-                continuation = offset + " " * layout.continuation_indent
+                continuation = offset + " " * layout.continuation_indent_width
                 arguments = [spell_expression(argument) for argument in expression.arguments]
                 yield f"{offset}{spell_expression(expression.function)}("
                 yield from (f"{continuation}{argument}," for argument in arguments[:-1])

@@ -27,19 +27,19 @@ class StatementLayout:
     """Where an expression statement's line breaks go (a layout changes spaces and breaks, never a token).
 
     - `arguments_one_per_line`: the call's arguments start on a new line after `(`, one per line,
-      `continuation_indent` columns in (clang-format: `AlignAfterOpenBracket: AlwaysBreak` with
+      `continuation_indent_width` columns in (clang-format: `AlignAfterOpenBracket: AlwaysBreak` with
       `BinPackArguments: false`); PyTorch's memory-efficient kernels print their `printf` so.
     - `indent_offset`: columns added to the body's indent for this statement alone; the same
       `printf` sits two columns deeper than its sibling statements.
     """
 
     arguments_one_per_line: bool = False
-    continuation_indent: int = 4
+    continuation_indent_width: int = 4
     indent_offset: int = 0
 
     def __post_init__(self) -> None:
         as_flag(self, "arguments_one_per_line", self.arguments_one_per_line)
-        for field in ("continuation_indent", "indent_offset"):
+        for field in ("continuation_indent_width", "indent_offset"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 32:
                 raise ModelError("StatementLayout", field, value, "must be an int from 0 to 32")
