@@ -24,7 +24,7 @@ from flashast.definitions import (
     TypenameSpecifier,
     UsingDirective,
 )
-from flashast.errors import ModelError
+from flashast.errors import ModelError, VerificationError
 from flashast.expressions import (
     BinaryExpression,
     BooleanLiteral,
@@ -62,6 +62,7 @@ from flashast.statements import (
 )
 from flashast.style import PointerAlignment, Style
 from flashast.verify import verify
+from flashast.verify.checks import find_clashes
 
 KERNEL = ClassTemplate(
     (TypeParameter("T"), ValueParameter("int", "Tile"), ValueParameter("bool", "Fast", False)),
@@ -263,3 +264,24 @@ def test_values_convert_as_the_fields_say() -> None:
     assert ParameterDeclaration("int", "cc", True).default == BooleanLiteral(True)
     assert TemplateId("Tile", [TypeArg("float")]).arguments == (TypeArg("float"),)
     assert StringLiteral("a\tb\n").spelled == '"a\\tb\\n"'
+
+
+def test_a_kernel_defined_in_two_files_is_a_duplicate_symbol() -> None:
+    """A non-template, non-static function defined in two files fails at the second file's line; a
+    template (defined in every file that uses it) or a `static` function (each file's own) does not."""
+    contract = Contract({"kernel.h": (PragmaOnce(), CudaStandIns(800), Namespace("std", [IS_SAME_V]), KERNEL)})
+
+    def file(name: str, *definitions: FunctionDefinition) -> GeneratedFile:
+        unit = TranslationUnit([Include("kernel.h"), *definitions])
+        return GeneratedFile(name, "test", "wrappers", Configuration(()), unit, Style(), contract)
+
+    helper = FunctionDefinition(FunctionHead("int", "helper", static=True), [ReturnStatement(0)])
+    template = FunctionDefinition(
+        FunctionHead("void", "forward", [ParameterDeclaration("T", "x")], template_parameters=[TypeParameter("T")])
+    )
+    assert verify([file("a.cu", kernel_wrapper(), template), file("b.cu", template)]).errors == []
+    assert find_clashes([file("a.cu", helper), file("b.cu", helper)]) == []
+    with pytest.raises(VerificationError) as raised:
+        verify([file("a.cu", kernel_wrapper()), file("b.cu", kernel_wrapper())])
+    assert "b.cu:2:67: error: redefinition of 'wrapper'" in raised.value.report
+    assert "a.cu:2:67: note: previous definition is here" in raised.value.report

@@ -1,8 +1,9 @@
 """Checks made on the model, before and beside libclang.
 
 - A definition (explicit specialization or explicit instantiation, written out or as the expansion of
-  a function-like macro's invocation) repeated in a second file is a link-time error no single-file
-  parse can see; the model finds it, and a parse of the two files together then lets clang point at
+  a function-like macro's invocation, or a function definition that is neither a template nor
+  `static`, such as a `__global__` kernel) repeated in a second file is a link-time error no
+  single-file parse can see; the model finds it, and a parse of the two files together then lets clang point at
   both places.
 - Defining, for verification, a macro that a file tests with `#ifndef` would skip the guarded code
   unverified; that is refused before any parse.
@@ -25,6 +26,7 @@ from flashast.nodes import (
     Declaration,
     ExplicitInstantiation,
     ExplicitSpecialization,
+    FunctionDefinition,
     IfDefined,
     IfNotDefined,
     MacroDefinition,
@@ -35,7 +37,7 @@ from flashast.printer import spell_template_argument
 from flashast.verify.diagnostics import Diagnostic, Location
 from flashast.verify.toolchain import VerifyOptions
 
-Definition = ExplicitSpecialization | ExplicitInstantiation
+Definition = ExplicitSpecialization | ExplicitInstantiation | FunctionDefinition
 
 
 @dataclass(frozen=True)
@@ -48,15 +50,32 @@ class Clash:
 
     def diagnostic(self) -> Diagnostic:
         """The model-level report, used when clang cannot locate the clash itself."""
-        signature = self.definition.signature
-        arguments = ", ".join(spell_template_argument(argument) for argument in signature.template_arguments)
         return Diagnostic(
             Location(self.second.name),
-            f"{signature.name}<{arguments}> is also defined in {self.first.name} (a duplicate symbol at link time)",
+            f"{_spelled(self.definition)} is also defined in {self.first.name} (a duplicate symbol at link time)",
             fails=True,
             file=self.second.name,
             origin=origin(self.second),
         )
+
+
+def _spelled(definition: Definition) -> str:
+    if isinstance(definition, FunctionDefinition):
+        return f"{definition.head.name}()"
+    signature = definition.signature
+    arguments = ", ".join(spell_template_argument(argument) for argument in signature.template_arguments)
+    return f"{signature.name}<{arguments}>"
+
+
+def _key(scope: tuple[str, ...], definition: Definition) -> tuple[object, ...]:
+    """What a definition defines: its entity and template arguments, or for a plain function its name
+    and parameter types (an overload of another parameter list is another function)."""
+    if isinstance(definition, FunctionDefinition):
+        parameters = tuple(repr(parameter.type) for parameter in definition.head.parameters)
+        return ((*scope, definition.head.name.text), parameters)
+    signature = definition.signature
+    name = tuple(part.text for part in signature.name.parts)
+    return ((*(() if signature.name.absolute else scope), *name), signature.template_arguments)
 
 
 def origin(generated: GeneratedFile) -> str:
@@ -78,11 +97,7 @@ def find_clashes(files: Iterable[GeneratedFile], defines: Sequence[str] = ()) ->
         if generated.aggregator:
             continue  # an aggregator's definitions are its members'
         for scope, definition in _definitions(generated.unit.declarations, (), macros_of(generated)):
-            signature = definition.signature
-            name = tuple(part.text for part in signature.name.parts)
-            entity = (*(() if signature.name.absolute else scope), *name)
-            key = (entity, signature.template_arguments)
-            first = seen.setdefault(key, generated)
+            first = seen.setdefault(_key(scope, definition), generated)
             if first.name != generated.name:
                 clashes.append(Clash(first, generated, definition))
     return clashes
@@ -133,6 +148,10 @@ def _definitions(
         if isinstance(node, Namespace):
             yield from _definitions(node.body, (*scope, *namespace_parts(node.name, macros)), macros)
         elif isinstance(node, ExplicitSpecialization) or (isinstance(node, ExplicitInstantiation) and not node.extern):
+            yield scope, node
+        elif isinstance(node, FunctionDefinition) and not node.head.template_parameters and not node.head.static:
+            # A template may be defined in every file that uses it, and a `static` function is each
+            # file's own; any other function defined twice is two definitions of one symbol.
             yield scope, node
         elif isinstance(node, MacroInvocation):
             # A function-like macro's invocation defines what its expansion instantiates.
