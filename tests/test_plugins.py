@@ -93,7 +93,8 @@ FAILING_PLUGINS = {
     ),
     "duplicate preset": (
         "from flashast import Preset\n\ndef register(registry):\n    registry.add_preset(Preset('flash-attn-3'))\n",
-        "preset 'flash-attn-3' already exists (first registered: built-in) (at {name}:4)",
+        "preset 'flash-attn-3' already exists (first registered: built-in); to add a revision of it, give the"
+        " Preset a revision=... (at {name}:4)",
     ),
     "unknown preset": (
         KIND_PLUGIN.format(kind="extra", preset="pytorh"),
@@ -327,9 +328,10 @@ def test_list_kinds_shows_origin_file_counts_skips_and_aggregators(tmp_path: Pat
     ]
     assert lines[0] == "flash-attn-2  (96 files, built-in) flash-attention 2 (Dao-AILab/flash-attention csrc/flash_attn/src)"
     assert "  fwd  (300 files, 2580 skipped, built-in) " in stdout
-    # Presets are listed by name, each followed by its kinds.
+    # Presets are listed by name, each followed by its other revisions, each followed by its kinds.
     presets = [line.split("  ")[0] for line in lines if not line.startswith(" ")]
-    assert presets == ["flash-attn-2", "flash-attn-3", "fork", "llama.cpp", "pytorch"]
+    assert presets == ["flash-attn-2", "flash-attn-2@v2.8.3", "flash-attn-3", "fork", "llama.cpp", "pytorch",
+                       "pytorch-mem-eff"]
     # The aggregator really includes the two member files and verifies.
     code, _, stderr = run_cli("-o", tmp_path / "out", "--preset", "fork", "--plugin", plugin)
     assert code == 0, stderr

@@ -246,7 +246,7 @@ UPSTREAM = "Dao-AILab/flash-attention csrc/flash_attn/src/generate_kernels.py"
 PRESET = Preset(
     PRESET_NAME,
     style=STYLE,
-    description="flash-attention 2 (Dao-AILab/flash-attention csrc/flash_attn/src), upstream main",
+    description="flash-attention 2 (Dao-AILab/flash-attention csrc/flash_attn/src)",
     kinds=KINDS,
     revision="0251105a",
     upstream=UPSTREAM,
