@@ -152,7 +152,8 @@ def test_diff_prints_undecodable_bytes_as_they_are_in_any_locale(tmp_path: Path)
         assert b"-// \xff\xfe odd bytes\n" in completed.stdout
 
 
-@pytest.mark.parametrize("content", ["[]", "null", '"x"', "[" * 100_000 + "]" * 100_000, '{"files": {"' + "a" * 300 + '.cu": {"sha256": "0"}}}'])
+@pytest.mark.parametrize("content", ["[]", "null", '"x"', "[" * 100_000 + "]" * 100_000, '{"files": {"' + "a" * 300 + '.cu": {"sha256": "0"}}}'],
+                         ids=["list", "null", "string", "deeply nested", "long name"])  # short ids: pytest puts them in the environment
 @pytest.mark.parametrize("mode", [[], ["--check"], ["--prune"]])
 def test_a_manifest_flashast_did_not_write_is_a_one_line_user_error(tmp_path: Path, content: str, mode: list[str]) -> None:
     directory = written(tmp_path)
