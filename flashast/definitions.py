@@ -13,7 +13,7 @@ parameter without a default after one with it, two parameters of one name.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeGuard
 
@@ -22,7 +22,14 @@ from flashast.expressions import Expression, Name, StringLiteral, as_expression,
 from flashast.fields import as_atom, as_flag, as_qualified_name, as_tuple, store_fields
 from flashast.names import FundamentalType, Identifier, QualifiedName, TypeName
 from flashast.signatures import TemplateParameter, Type, as_type, is_template_parameter
-from flashast.statements import Statement, as_statements
+from flashast.statements import (
+    Block,
+    ConditionalStatements,
+    IfStatement,
+    ReturnStatement,
+    Statement,
+    as_statements,
+)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -256,11 +263,32 @@ class FunctionDefinition:
     def __init__(self, head: FunctionHead, body: Iterable[Statement] = ()) -> None:
         if not isinstance(head, FunctionHead):
             raise ModelError("FunctionDefinition", "head", head, "must be a FunctionHead")
-        store_fields(self, head=head, body=as_statements(self, "body", body))
+        statements = as_statements(self, "body", body)
+        returns_void = head.return_type == Type(FundamentalType("void"))
+        for statement in _returns(statements):
+            if returns_void and statement.value is not None:
+                raise ModelError("FunctionDefinition", "body", statement, f"{head.name} returns void")
+            if not returns_void and statement.value is None:
+                raise ModelError("FunctionDefinition", "body", statement, f"{head.name} must return a value")
+        store_fields(self, head=head, body=statements)
 
     def declaration(self) -> FunctionDeclaration:
         """The same head, declared: what a header says about a function a source file defines."""
         return FunctionDeclaration(self.head)
+
+
+def _returns(statements: Iterable[Statement]) -> Iterator[ReturnStatement]:
+    """Every `return` of a body, in nested blocks, `if`s and preprocessor sections too."""
+    for statement in statements:
+        match statement:
+            case ReturnStatement():
+                yield statement
+            case Block(statements=inner) | ConditionalStatements(body=inner):
+                yield from _returns(inner)
+            case IfStatement(body=body):
+                yield from _returns((body,))
+            case _:
+                pass
 
 
 @dataclass(frozen=True, slots=True, init=False)

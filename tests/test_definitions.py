@@ -234,6 +234,9 @@ INVALID: list[tuple[str, str, Callable[[], object]]] = [
         "void", "f", [ParameterDeclaration("int", "a"), ParameterDeclaration("int", "a")])),
     ("FunctionDefinition", "body", lambda: FunctionDefinition(FunctionHead("void", "f"), [Include("x.h")])),  # type: ignore[list-item]
     ("IfStatement", "body", lambda: IfStatement("x", BlankLine())),  # type: ignore[arg-type]
+    ("FunctionDefinition", "body", lambda: FunctionDefinition(FunctionHead("void", "f"), [ReturnStatement(0)])),
+    ("FunctionDefinition", "body", lambda: FunctionDefinition(
+        FunctionHead("int", "f"), [IfStatement("x", Block([ConditionalStatements(Defined("X"), [ReturnStatement()])]))])),
     ("ExpressionStatement", "layout", lambda: ExpressionStatement(Name("x"), StatementLayout(arguments_one_per_line=True))),
     ("ConditionalStatements", "condition", lambda: ConditionalStatements(CallExpression("f"), [])),
     ("ConditionalStatements", "condition", lambda: ConditionalStatements(BinaryExpression(StringLiteral("a"), "==", 1), [])),
