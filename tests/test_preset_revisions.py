@@ -62,6 +62,14 @@ def test_every_builtin_preset_names_its_upstream_repository_and_revision(registr
     assert registry.preset(RELEASE).describe_upstream().endswith(" at v2.8.3")
 
 
+def test_the_api_reference_names_every_built_in_preset_and_its_upstream(registry: Registry) -> None:
+    text = (Path(__file__).parent.parent / "docs" / "reference" / "python-api.md").read_text()
+    for choice in registry.preset_choices():
+        preset = registry.preset(choice)
+        files = sum(kind.count() for kind in preset.kinds)
+        assert f"| `{choice}` | {files} | `{preset.upstream}` at `{preset.revision}` |" in text, choice
+
+
 def test_the_bare_name_is_the_default_revision_and_each_revision_has_its_name(registry: Registry) -> None:
     assert registry.preset("flash-attn-2") is registry.preset("flash-attn-2@0251105a")
     assert registry.preset(RELEASE).name == "flash-attn-2"
