@@ -35,7 +35,7 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,9 +139,13 @@ def check_directory(directory: Path, writable: bool = True) -> None:
 
 
 def plan(
-    directory: Path, files: Sequence[GeneratedFile], preset: str, preset_names: frozenset[str], version: str
+    directory: Path, files: Sequence[GeneratedFile], preset: str, preset_names: frozenset[str], version: str,
+    provenance: Mapping[str, str] | None = None,
 ) -> Plan:
     """Compare the rendered files with the directory; reads, never writes.
+
+    `provenance`: the manifest's keys saying which upstream revision the files match
+    (`manifest.preset_provenance`).
 
     `preset_names` is every name the preset generates unfiltered: owned files outside it are stale,
     owned files filtered out of this run are left alone (their entries carried over).
@@ -189,6 +193,7 @@ def plan(
         "flashast": version,
         "format": MANIFEST_FORMAT,
         "preset": preset,
+        **(provenance or {}),
     }
     return result
 
@@ -290,6 +295,7 @@ def write(
     version: str,
     prune: bool = False,
     force: bool = False,
+    provenance: Mapping[str, str] | None = None,
 ) -> tuple[Plan, Outcome]:
     """Plan under the directory lock, then write what changed and prune what was asked.
 
@@ -303,7 +309,7 @@ def write(
         raise UsageError(f"{directory}: cannot create ({error.strerror})") from None
     outcome = Outcome()
     with locked(directory):
-        result = plan(directory, files, preset, preset_names, version)
+        result = plan(directory, files, preset, preset_names, version, provenance)
         refuse_conflicts(result, force)
         remove_leftovers(directory)  # killed runs': ours to delete under the lock
         items = [(generated.name, generated.text) for generated in result.to_write]

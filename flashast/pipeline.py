@@ -21,6 +21,7 @@ from flashast import __version__
 from flashast.errors import UsageError, VerificationError, signals_held
 from flashast.generated import CompilePolicy, GeneratedFile, compiled_files
 from flashast.kinds import Kind, Preset
+from flashast.manifest import preset_provenance
 from flashast.output import (
     Outcome,
     Plan,
@@ -112,7 +113,7 @@ def run(registry: Registry, options: Options) -> Result:
         report = verify(files, verification, VerdictStore.default(), options.progress, options.jobs)
     dispatch = _dispatch(preset, all_files, files, options)
     if options.action is not Action.WRITE or strict:
-        found = plan(options.output, files, preset.name, preset_names, __version__)
+        found = plan(options.output, files, preset.name, preset_names, __version__, preset_provenance(preset))
         if found.look_alikes and strict:
             raise UsageError(
                 f"{options.output / found.look_alikes[0]}: looks like output of preset {preset.name} but no kind"
@@ -123,13 +124,15 @@ def run(registry: Registry, options: Options) -> Result:
     if options.listing is not None:
         # The listing is written once nothing can refuse the run, and before DIR, so that a listing
         # that cannot be written leaves DIR as it was.
-        refuse_conflicts(plan(options.output, files, preset.name, preset_names, __version__), options.force)
+        refuse_conflicts(plan(options.output, files, preset.name, preset_names, __version__, preset_provenance(preset)),
+                         options.force)
         _write_listing(options, files, preset.name)
     # A signal waits until DIR is written (well under a second): DIR is then wholly the old run's or
     # wholly this one's, never half of each, and the manifest matches it.
     with signals_held():
         done, outcome = write(
-            options.output, files, preset.name, preset_names, __version__, prune=options.prune, force=options.force
+            options.output, files, preset.name, preset_names, __version__, prune=options.prune, force=options.force,
+            provenance=preset_provenance(preset),
         )
     return Result(preset.name, tuple(files), report, done, outcome, dispatch)
 
