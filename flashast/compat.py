@@ -13,6 +13,7 @@ place the plugin used it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -54,6 +55,8 @@ def positional_fields(*names: str) -> Callable[[Class], Class]:
         keyword_only_init = cls.__dict__["__init__"]  # the one the dataclass generated
         class_name = cls.__name__
 
+        # `wraps`: help() and editors show the keyword-only signature (through `__wrapped__`).
+        @functools.wraps(keyword_only_init)
         def __init__(self: Any, *arguments: Any, **keywords: Any) -> None:
             positional = arguments[1:]  # the first is the name, positional as ever
             if positional:
@@ -72,8 +75,6 @@ def positional_fields(*names: str) -> Callable[[Class], Class]:
                 warn_deprecated(old, new)
             keyword_only_init(self, *arguments[:1], **keywords)
 
-        __init__.__doc__ = keyword_only_init.__doc__
-        __init__.__qualname__ = f"{class_name}.__init__"
         cls.__init__ = __init__  # type: ignore[misc]
         return cls
 
