@@ -1,7 +1,5 @@
 """`python -m flashast`: the same as the `flashast` console script."""
 
-import sys
+from flashast.cli import exit_with, main
 
-from flashast.cli import main
-
-sys.exit(main())
+exit_with(main())

@@ -18,11 +18,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
+from typing import NoReturn
 
 from flashast import __version__
 from flashast.command_options import architectures_without_files, refuse_before_any_work
@@ -167,6 +169,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, registry: Registry | None = None) -> int:
     """Run the CLI in-process and return its exit code."""
+    try:
+        return _main(argv, registry)
+    except (KeyboardInterrupt, Terminated) as error:
+        # A signal while the run's streams and handlers are being put back: the run is over, the
+        # signal still ends it as asked.
+        with contextlib.suppress(OSError, ValueError):
+            print(f"flashast: {'terminated' if isinstance(error, Terminated) else 'interrupted'}", file=sys.stderr)
+        return 143 if isinstance(error, Terminated) else 130
+
+
+def exit_with(code: int) -> NoReturn:
+    """End the process with `code`. A signal from now on comes after the run and its report: it is
+    held back (and dropped at exit) rather than killing the process, which would lose the exit code."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    sys.exit(code)
+
+
+def _main(argv: Sequence[str] | None, registry: Registry | None) -> int:
     with signals_raise(), checked_output() as output:
         try:
             code = _run(list(sys.argv[1:] if argv is None else argv), registry)
@@ -208,7 +228,7 @@ def run_console_script() -> None:
     if not getattr(sys.flags, "safe_path", False):  # Python 3.11's -P; before it, always searched
         with contextlib.suppress(OSError):  # a current directory deleted under us: nothing to search
             sys.path.insert(0, os.getcwd())
-    sys.exit(main())
+    exit_with(main())
 
 
 def _run(argv: list[str], registry: Registry | None) -> int:
