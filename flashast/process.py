@@ -18,6 +18,7 @@ import contextlib
 import io
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -212,8 +213,9 @@ def scratch_folder() -> Iterator[None]:
     folder = None
     try:
         with signals_held():
+            _remove_folders_of_ended_runs(base)
             try:
-                folder = tempfile.mkdtemp(prefix="flashast-run-", dir=base)
+                folder = tempfile.mkdtemp(prefix=f"{_RUN_PREFIX}{os.getpid()}-", dir=base)
             except OSError as error:
                 raise UsageError(f"TMPDIR {base}: cannot create a scratch folder ({error.strerror})") from None
             os.environ["TMPDIR"] = folder
@@ -228,3 +230,37 @@ def scratch_folder() -> Iterator[None]:
             tempfile.tempdir = saved_tempdir
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+# A run's scratch folder: `flashast-run-HOST-PID-RANDOM` (the host, since TMPDIR may be shared).
+_RUN_PREFIX = f"flashast-run-{socket.gethostname().replace('/', '_')}-"
+
+
+def _remove_folders_of_ended_runs(base: str) -> None:
+    """A run killed outright (SIGKILL, the OOM killer, a power loss) cannot clean up, and its folder
+    holds libclang's preambles, hundreds of megabytes with real headers: the next run removes the
+    folders of this host's runs whose process no longer exists (this user's only)."""
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(_RUN_PREFIX):
+            continue
+        process = entry.name[len(_RUN_PREFIX):].split("-", 1)[0]
+        try:
+            mine = entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == os.getuid()
+        except OSError:
+            continue
+        if mine and process.isdigit() and len(process) < 10 and not _running(int(process)):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _running(process: int) -> bool:
+    try:
+        os.kill(process, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, and is someone else's
+        return True
+    return True
