@@ -5,6 +5,7 @@ kinds' files and skips, and a run through the CLI that writes the tree once."""
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -51,7 +52,10 @@ def test_kinds_make_what_upstream_makes_and_skip_the_rest_with_reasons() -> None
     assert {kind.name: kind.count() for kind in pytorch_mem_eff.KINDS} == {"fwd": 5, "bwd": 42, "header": 2}
     assert len(pytorch_mem_eff.forward_kernels()) + len(pytorch_mem_eff.backward_kernels()) == 207
     skipped = {config.describe(): reason for config, reason in pytorch_mem_eff.KINDS[0].skipped()}
-    assert skipped == {"dtype=bf16 alignment=notaligned": "no kernel of this configuration is built"}
+    assert skipped == {"dtype=bf16 alignment=notaligned": pytorch_mem_eff.BF16_UNALIGNED}
+    reasons = Counter(reason for _, reason in pytorch_mem_eff.KINDS[1].skipped())
+    # 10 bf16 unaligned files, and max_k 96 in every other configuration but f16/bf16 aligned without dropout.
+    assert reasons == {pytorch_mem_eff.BF16_UNALIGNED: 10, pytorch_mem_eff.K96_ONLY: 8}
 
 
 def test_every_file_verifies_against_the_contract(generated: dict[str, GeneratedFile]) -> None:

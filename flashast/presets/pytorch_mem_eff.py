@@ -85,7 +85,8 @@ from flashast.style import Style
 
 # The contract and kernels, for readers of this module and for tests.
 __all__ = [
-    "ATTENTION_BACKWARD_KERNEL", "ATTENTION_KERNEL", "BACKWARD_HEADER", "CONTRACT", "FORWARD_HEADER", "KINDS",
+    "ATTENTION_BACKWARD_KERNEL", "ATTENTION_KERNEL", "BACKWARD_HEADER", "BF16_UNALIGNED", "CONTRACT", "FORWARD_HEADER",
+    "K96_ONLY", "KINDS",
     "PRESET", "SM_RANGES", "backward_kernels", "build_header", "build_source", "contract_header", "forward_kernels",
     "kernel_definition",
 ]
@@ -225,8 +226,19 @@ def _kernels_in(kernels: tuple[Kernel, ...], file_name: str) -> tuple[Kernel, ..
     return tuple(kernel for kernel in kernels if kernel.file_name == file_name)
 
 
-def _no_kernels(kernels: tuple[Kernel, ...], file_name: str) -> str | None:
-    return None if _kernels_in(kernels, file_name) else "no kernel of this configuration is built"
+# Why a file has no kernels: the generator's rules, as a maintainer would state them.
+BF16_UNALIGNED = "bf16 kernels are built for sm80 and later only, which have no kernels for unaligned inputs"
+K96_ONLY = "max_k 96 has only the sm86/sm89 kernels: f16 or bf16, aligned, without dropout"
+
+
+def _no_kernels(kernels: tuple[Kernel, ...], config: Configuration, file_name: str) -> str | None:
+    if _kernels_in(kernels, file_name):
+        return None
+    if config.dtype == "bf16" and config.alignment == "notaligned":
+        return BF16_UNALIGNED
+    if config.get("max_k") == 96:
+        return K96_ONLY
+    return "no kernel of this configuration is built"
 
 
 def _architectures(kernels: tuple[Kernel, ...]) -> tuple[str, ...]:
@@ -240,14 +252,14 @@ KINDS = (
     Kind(
         "fwd", axes=FORWARD_AXES, file_name=_forward_file, contract=CONTRACT, style=SOURCE_STYLE,
         build=lambda config: build_source(_kernels_in(forward_kernels(), _forward_file(config)), FORWARD_HEADER),
-        constraint=lambda config: _no_kernels(forward_kernels(), _forward_file(config)),
+        constraint=lambda config: _no_kernels(forward_kernels(), config, _forward_file(config)),
         architectures=lambda config: _architectures(_kernels_in(forward_kernels(), _forward_file(config))),
         description="__global__ AttentionKernel<…> wrappers, one file per element type and alignment",
     ),
     Kind(
         "bwd", axes=BACKWARD_AXES, file_name=_backward_file, contract=CONTRACT, style=SOURCE_STYLE,
         build=lambda config: build_source(_kernels_in(backward_kernels(), _backward_file(config)), BACKWARD_HEADER),
-        constraint=lambda config: _no_kernels(backward_kernels(), _backward_file(config)),
+        constraint=lambda config: _no_kernels(backward_kernels(), config, _backward_file(config)),
         architectures=lambda config: _architectures(_kernels_in(backward_kernels(), _backward_file(config))),
         description="__global__ AttentionBackwardKernel<…> wrappers, by element type, alignment, max_k, dropout",
     ),
