@@ -236,7 +236,7 @@ def _no_kernels(kernels: tuple[Kernel, ...], config: Configuration, file_name: s
         return None
     if config.dtype == "bf16" and config.alignment == "notaligned":
         return BF16_UNALIGNED
-    if config.get("max_k") == 96:
+    if config.get("max_k", None) == 96:
         return K96_ONLY
     return "no kernel of this configuration is built"
 
