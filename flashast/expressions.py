@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TypeGuard, TypeVar
+from typing import TypeVar
 
 from flashast.errors import ModelError
 from flashast.fields import as_atom, as_flag, as_tuple, store_fields
@@ -103,10 +103,6 @@ class TemplateId:
 NamePart = Identifier | TemplateId
 
 
-def _is_name_part(value: object) -> TypeGuard[NamePart]:
-    return isinstance(value, (Identifier, TemplateId))
-
-
 def _as_name_part(owner: object, value: object) -> NamePart:
     if isinstance(value, (Identifier, TemplateId)):
         return value
@@ -118,7 +114,8 @@ class Name:
     """An id-expression: `cc`, `std::is_same_v<DT, float>`, `Kernel<float, 64>::attention_kernel`.
 
     `parts` are identifiers and template-ids joined by `::`; a str part is an identifier, and a str
-    with `::` as the only argument is split (`Name("cutlass::half_t")`). `absolute` prints a leading `::`.
+    or `QualifiedName` with `::` is split into its parts (`Name("cutlass::half_t")`). `absolute` prints a
+    leading `::` (so does a first part spelled `::x`).
     """
 
     parts: tuple[NamePart, ...]
@@ -126,11 +123,17 @@ class Name:
 
     def __init__(self, *parts: NamePart | QualifiedName | str, absolute: bool = False) -> None:
         flat: list[object] = []
-        for part in parts:
+        for position, part in enumerate(parts):
+            if isinstance(part, str) and "::" in part:
+                try:
+                    part = QualifiedName.parse(part)
+                except ModelError as error:
+                    raise ModelError("Name", "parts", part, error.problem) from None
             if isinstance(part, QualifiedName):
+                if part.absolute and position:
+                    raise ModelError("Name", "parts", str(part), "only the first part can start with '::'")
+                absolute = absolute or part.absolute
                 flat += part.parts
-            elif isinstance(part, str) and "::" in part:
-                flat += QualifiedName.parse(part).parts
             else:
                 flat.append(part)
         if not flat:
@@ -281,10 +284,6 @@ class MemberAccess:
         )
 
 
-def _is_expression(value: object) -> TypeGuard[Expression]:
-    return isinstance(value, Expression)
-
-
 def _as_arguments(owner: object, arguments: Iterable[object]) -> tuple[Expression, ...]:
     if isinstance(arguments, (str, bytes)) or not isinstance(arguments, Iterable):
         raise ModelError(type(owner).__name__, "arguments", arguments, "must be a sequence of expressions")
@@ -346,10 +345,6 @@ Expression = (
     | CallExpression
     | FunctionalCast
 )
-
-
-def is_expression(value: object) -> TypeGuard[Expression]:
-    return _is_expression(value)
 
 
 def subexpressions(expression: Expression) -> Iterator[Expression]:

@@ -216,6 +216,8 @@ INVALID: list[tuple[str, str, Callable[[], object]]] = [
     ("TemplateId", "name", lambda: TemplateId("class", [])),
     ("Name", "parts", lambda: Name()),
     ("Name", "parts", lambda: Name("for")),
+    ("Name", "parts", lambda: Name("a::1b")),
+    ("Name", "parts", lambda: Name("a", "::b")),
     ("BinaryExpression", "operator", lambda: BinaryExpression("a", "<=>", "b")),
     ("UnaryExpression", "operator", lambda: UnaryExpression("++", "a")),
     ("CallExpression", "function", lambda: CallExpression(IntegerLiteral(1))),  # type: ignore[arg-type]
@@ -264,6 +266,7 @@ def test_invalid_constructs_are_refused_naming_class_and_field(owner: str, field
 def test_values_convert_as_the_fields_say() -> None:
     assert BinaryExpression("cc", "==", 86) == BinaryExpression(Name("cc"), "==", IntegerLiteral(86))
     assert Name("cutlass::arch::Sm80").parts == Name("cutlass", "arch", "Sm80").parts
+    assert Name("::cutlass::half_t") == Name("cutlass", "half_t", absolute=True)
     assert ParameterDeclaration("int", "cc", True).default == BooleanLiteral(True)
     assert TemplateId("Tile", [TypeArg("float")]).arguments == (TypeArg("float"),)
     assert StringLiteral("a\tb\n").spelled == '"a\\tb\\n"'
