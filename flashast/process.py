@@ -142,7 +142,10 @@ class _Diagnostics(io.TextIOBase):
 
     def write(self, text: str) -> int:
         with contextlib.suppress(OSError, ValueError):
-            self.original.write(text)
+            try:
+                self.original.write(text)
+            except UnicodeEncodeError:  # a strict stream: the message escaped, not lost
+                self.original.write(text.encode("ascii", "backslashreplace").decode("ascii"))
         return len(text)
 
     def flush(self) -> None:

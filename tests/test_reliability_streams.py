@@ -168,6 +168,35 @@ def test_a_tmpdir_libclang_cannot_take_is_one_line(tmp_path: Path) -> None:
     assert os.listdir(odd) == []
 
 
+ODD_HEADER_KIND = """
+from flashast import Include, Kind, LineComment, TranslationUnit
+
+
+def build(config):
+    return TranslationUnit((Include("a.h"), LineComment(str(config.index))))
+
+
+def register(registry):
+    registry.add_kind("pytorch", Kind("odd", axes={"index": (1,)}, build=build, file_name="odd_{index}.cu"))
+"""
+
+
+def test_a_header_whose_name_is_not_utf8_is_read_and_named(in_tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """libclang's binding decoded file names as strict UTF-8 (exit 123 for any such header in a tree)."""
+    include = in_tmp_path / "include"
+    include.mkdir()
+    (include / "a.h").write_bytes(b'#pragma once\n#include "b\xff.h"\n')
+    with open(os.fsencode(include) + b"/b\xff.h", "wb") as odd:
+        odd.write(b"#pragma once\n#warning from the odd header\n")
+    (in_tmp_path / "odd.py").write_text(ODD_HEADER_KIND)
+    code, _, stderr = run_main(capsys, "-o", in_tmp_path / "out", "--plugin", in_tmp_path / "odd.py",
+                               "--only", "kind=odd", "--include-dir", include, "--strict", "--header-warnings")
+    assert code == 3, stderr
+    assert "from the odd header" in stderr and "b\\udcff.h:2:" in stderr
+    assert "Traceback" not in stderr
+
+
 INCLUDE_ONLY_KIND = """
 from flashast import Include, Kind, LineComment, TranslationUnit
 

@@ -11,11 +11,13 @@ Two modes share everything here:
 
 from __future__ import annotations
 
+import ctypes
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from flashast.errors import LibclangUnavailable
 
@@ -236,8 +238,22 @@ def load_cindex() -> ModuleType:
             f"libclang: the shared library does not load ({reason}); reinstall with"
             f" `{INSTALL_HINT} --force-reinstall` (or pass --no-verify)"
         ) from None
+    _decode_names_as_paths(cindex)
     module: ModuleType = cindex
     return module
+
+
+def _decode_names_as_paths(cindex: ModuleType) -> None:
+    """libclang hands back file names as bytes, which its Python binding decodes as strict UTF-8: a
+    header anywhere under an include directory whose name is not UTF-8 ended the run with a
+    `UnicodeDecodeError`. Decoded as Python decodes paths instead (undecodable bytes kept as
+    surrogates, which `os.fsencode` turns back into the same bytes, and reports print escaped)."""
+
+    def value(self: Any) -> str | None:
+        raw = super(ctypes.c_char_p, self).value
+        return None if raw is None else bytes(raw).decode("utf-8", "surrogateescape")
+
+    cindex.c_interop_string.value = property(value)
 
 
 def libclang_identity() -> str:
