@@ -161,12 +161,18 @@ def statement_lines(statement: Statement, indent: str, style: Style) -> Iterator
                 yield f"{offset}{spell_expression(expression)};"
         case ReturnStatement(value=value):
             yield "return;" if value is None else f"return {spell_expression(value)};"
-        case IfStatement(condition=condition, body=body):
+        case IfStatement(condition=condition, body=body, else_body=else_body):
             head = f"if ({spell_expression(condition)})"
             if isinstance(body, Block):
                 yield head + " {"
                 yield from _indented(body_lines(body.statements, indent, style), indent)
-                yield "}"
+                if else_body is None:
+                    yield "}"
+                else:
+                    # `} else {` or `} else if (…) {`: the else continues the closing brace's line.
+                    first, *rest = statement_lines(else_body, indent, style)
+                    yield f"}} else {first}"
+                    yield from rest
             else:
                 first, *rest = statement_lines(body, indent, style)
                 yield f"{head} {first}"

@@ -285,8 +285,8 @@ def _returns(statements: Iterable[Statement]) -> Iterator[ReturnStatement]:
                 yield statement
             case Block(statements=inner) | ConditionalStatements(body=inner):
                 yield from _returns(inner)
-            case IfStatement(body=body):
-                yield from _returns((body,))
+            case IfStatement(body=body, else_body=else_body):
+                yield from _returns((body,) if else_body is None else (body, else_body))
             case _:
                 pass
 

@@ -90,20 +90,30 @@ class Block:
 
 @dataclass(frozen=True, slots=True, init=False)
 class IfStatement:
-    """`if (condition) body`. A `Block` body prints `if (…) {` … `}`; a single statement stays on the
-    `if` line (`if (cc == 86 || cc == 89) cb(…);`), as PyTorch's dispatch functions write it. A blank
-    line or a preprocessor section cannot be the body of an `if`."""
+    """`if (condition) body`, optionally `else else_body`. A `Block` body prints `if (…) {` … `}`; a
+    single statement stays on the `if` line (`if (cc == 86 || cc == 89) cb(…);`), as PyTorch's dispatch
+    functions write it. `else_body` (a `Block`, or an `IfStatement` for `} else if (…) {`) needs a
+    `Block` body, so the `else` follows its `}`. A blank line or a preprocessor section cannot be the
+    body of an `if`."""
 
     condition: Expression
     body: Block | ExpressionStatement | ReturnStatement | IfStatement
+    else_body: Block | IfStatement | None
 
     def __init__(
-        self, condition: Expression | str, body: Block | ExpressionStatement | ReturnStatement | IfStatement
+        self,
+        condition: Expression | str,
+        body: Block | ExpressionStatement | ReturnStatement | IfStatement,
+        else_body: Block | IfStatement | None = None,
     ) -> None:
         if not isinstance(body, (Block, ExpressionStatement, ReturnStatement, IfStatement)):
             problem = "must be a Block, an ExpressionStatement, a ReturnStatement or an IfStatement"
             raise ModelError("IfStatement", "body", body, problem)
-        store_fields(self, condition=as_expression(self, "condition", condition), body=body)
+        if else_body is not None and not isinstance(else_body, (Block, IfStatement)):
+            raise ModelError("IfStatement", "else_body", else_body, "must be a Block, an IfStatement or None")
+        if else_body is not None and not isinstance(body, Block):
+            raise ModelError("IfStatement", "else_body", else_body, "an else needs a Block body before it")
+        store_fields(self, condition=as_expression(self, "condition", condition), body=body, else_body=else_body)
 
 
 @dataclass(frozen=True, slots=True, init=False)

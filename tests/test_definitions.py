@@ -169,6 +169,20 @@ def test_layouts_move_breaks_and_spaces_only() -> None:
     assert wrapper.declaration().head == wrapper.head
 
 
+def test_else_and_else_if_continue_the_closing_brace() -> None:
+    call = ExpressionStatement(CallExpression("run", [1]))
+    cascade = IfStatement(
+        BinaryExpression("d", "<=", 64), Block([call]),
+        IfStatement(BinaryExpression("d", "<=", 128), Block([call]), Block([ReturnStatement(0)])),
+    )
+    text = render(TranslationUnit([FunctionDefinition(FunctionHead("int", "pick", [ParameterDeclaration("int", "d")]),
+                                                      [cascade, ReturnStatement(0)])]))
+    assert text == (
+        "int pick(int d) {\n    if (d <= 64) {\n        run(1);\n    } else if (d <= 128) {\n        run(1);\n"
+        "    } else {\n        return 0;\n    }\n    return 0;\n}\n"
+    )
+
+
 def test_parentheses_follow_precedence() -> None:
     def spelled(expression: object) -> str:
         statement = ExpressionStatement(expression)  # type: ignore[arg-type]
@@ -236,6 +250,10 @@ INVALID: list[tuple[str, str, Callable[[], object]]] = [
         "void", "f", [ParameterDeclaration("int", "a"), ParameterDeclaration("int", "a")])),
     ("FunctionDefinition", "body", lambda: FunctionDefinition(FunctionHead("void", "f"), [Include("x.h")])),  # type: ignore[list-item]
     ("IfStatement", "body", lambda: IfStatement("x", BlankLine())),  # type: ignore[arg-type]
+    ("IfStatement", "else_body", lambda: IfStatement("x", ReturnStatement(), Block())),
+    ("IfStatement", "else_body", lambda: IfStatement("x", Block(), ReturnStatement())),  # type: ignore[arg-type]
+    ("FunctionDefinition", "body", lambda: FunctionDefinition(
+        FunctionHead("void", "f"), [IfStatement("x", Block(), Block([ReturnStatement(1)]))])),
     ("FunctionDefinition", "body", lambda: FunctionDefinition(FunctionHead("void", "f"), [ReturnStatement(0)])),
     ("FunctionDefinition", "body", lambda: FunctionDefinition(
         FunctionHead("int", "f"), [IfStatement("x", Block([ConditionalStatements(Defined("X"), [ReturnStatement()])]))])),
