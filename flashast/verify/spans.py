@@ -8,11 +8,13 @@ merged (`Spans`): whether an offset lies in one is a bisection, and reading stay
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 UNEVALUATED_OPERATORS = frozenset({"decltype", "sizeof", "alignof", "noexcept", "typeid", "__alignof__"})
+_UNEVALUATED_WORD = re.compile(rb"\b(?:" + b"|".join(map(str.encode, sorted(UNEVALUATED_OPERATORS))) + rb")\b")
 
 
 class Spans:
@@ -56,8 +58,10 @@ def unevaluated_ranges(unit: Any, file: str, text: bytes) -> Iterator[tuple[int,
     """The byte ranges of `decltype(...)`, `sizeof(...)` and the like in `file`, from its tokens:
     each parenthesis is matched once, in one pass, so the operands cost what the tokens do."""
     size = len(text)
+    if not _UNEVALUATED_WORD.search(text) and b"\\\n" not in text and b"\\\r" not in text:
+        return  # no such word (unless a line splice hides one): no operand, and no tokens to list
     tokens = [(token.spelling, token.extent.start.offset)
-              for token in unit.get_tokens(extent=unit.get_extent(file, (0, size)))] if size else []
+              for token in unit.get_tokens(extent=unit.get_extent(file, (0, size)))]
     closing: dict[int, int] = {}  # the position of each `(` to the offset just past its `)`
     opened: list[int] = []
     for position, (spelling, offset) in enumerate(tokens):
