@@ -1,8 +1,9 @@
 """Refusing a command line before any work: options that cannot take effect together, values libclang
 cannot take, and paths that are not what the option needs.
 
-Each refusal is one `UsageError` naming the option, raised before presets are generated or anything
-is parsed, so that a run which cannot do what was asked never spends minutes first.
+Each refusal is one `UsageError` naming the option, raised before anything is parsed, so that a run
+which cannot do what was asked never spends minutes first. All but one come before the preset is even
+generated; `architectures_without_files` needs the selected files, so it generates them once.
 """
 
 from __future__ import annotations
