@@ -147,9 +147,7 @@ def _dispatch(
         return None
     filters = [*(parse_filter(text, "--only", preset) for text in options.only),
                *(parse_filter(text, "--exclude", preset) for text in options.exclude)]
-    store = VerdictStore.default().directory
-    found = check_dispatch(options.dispatchers, files, all_files, verification, filters,
-                           store.parent if store is not None else None)
+    found = check_dispatch(options.dispatchers, files, all_files, verification, filters, VerdictStore.default())
     if found.failed:
         raise VerificationError(found.summary(), found.text())
     return found

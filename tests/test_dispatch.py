@@ -50,7 +50,7 @@ from flashast import (
 from flashast.axes import AxisValue
 from flashast.registry import Registry
 from flashast.selection import parse_filter, select
-from flashast.verify import CONTRACT_MODE, VerifyOptions, find_cuda_path, find_resource_dirs
+from flashast.verify import CONTRACT_MODE, VerdictStore, VerifyOptions, find_cuda_path, find_resource_dirs
 from flashast.verify.dispatch import (
     DispatchReport,
     Specialization,
@@ -61,7 +61,7 @@ from flashast.verify.dispatch import (
     written_templates,
 )
 from flashast.verify.indexer import dispatcher_arguments, required
-from flashast.verify.sources import cuda_stand_ins
+from flashast.verify.setup import cuda_stand_ins
 from flashast.verify.toolchain import CUDA_HEADERS_CLANG_EXPECTS, CUDA_LIBRARY_HANDLES, CUDA_STAND_INS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dispatch"
@@ -223,7 +223,7 @@ def fa3_preset() -> Preset:
 
 
 def run_check(preset: Preset, dispatcher: Path, options: VerifyOptions, only: Sequence[str] = (),
-              exclude: Sequence[str] = (), store: Path | None = None, strict: bool = False) -> DispatchReport:
+              exclude: Sequence[str] = (), store: VerdictStore | None = None, strict: bool = False) -> DispatchReport:
     """What the CLI will do for `--dispatcher FILE [--only ...] [--exclude ...]`."""
     every = preset.generate()
     chosen = select(every, preset, only, exclude)
@@ -505,7 +505,7 @@ def copied_tree(tmp_path: Path) -> tuple[Path, VerifyOptions]:
 
 def test_an_unchanged_tree_is_read_from_the_store_and_a_header_edit_reads_it_again(tmp_path: Path) -> None:
     tree, options = copied_tree(tmp_path)
-    store = tmp_path / "store"
+    store = VerdictStore(tmp_path / "store")
     templates = written_templates(fa3_preset().generate())
     first = required(tree / "fa3" / "api.cpp", options, templates, store)
     second = required(tree / "fa3" / "api.cpp", options, templates, store)
@@ -523,7 +523,7 @@ def test_an_unchanged_tree_is_read_from_the_store_and_a_header_edit_reads_it_aga
 
 def test_a_new_header_that_would_shadow_one_read_makes_the_store_miss(tmp_path: Path) -> None:
     tree, options = copied_tree(tmp_path)
-    store = tmp_path / "store"
+    store = VerdictStore(tmp_path / "store")
     required(tree / "fa3" / "api.cpp", options, {"run_mha_fwd_"}, store)
     # `stream.h` was found in common/, the second include directory; one added next to the
     # including file would be found first.
@@ -532,17 +532,18 @@ def test_a_new_header_that_would_shadow_one_read_makes_the_store_miss(tmp_path: 
 
 
 def test_a_damaged_store_entry_is_a_miss(tmp_path: Path) -> None:
-    store = tmp_path / "store"
-    first = required(FA2 / "api.cpp", FA2_OPTIONS, {"run_mha_fwd_"}, store)
-    (entry,) = (store / "dispatch-v1").iterdir()
+    first = required(FA2 / "api.cpp", FA2_OPTIONS, {"run_mha_fwd_"}, VerdictStore(tmp_path / "store"))
+    (entry,) = (tmp_path / "store" / "payloads").iterdir()
     for damage in ("{not json", json.dumps({"readings": [], "indexed": False, "references": [["x"]]}), ""):
         entry.write_text(damage)
-        again = required(FA2 / "api.cpp", FA2_OPTIONS, {"run_mha_fwd_"}, store)
+        again = required(FA2 / "api.cpp", FA2_OPTIONS, {"run_mha_fwd_"}, VerdictStore(tmp_path / "store"))
         assert not again.cached and requirements([again]) == requirements([first])
+    # The miss wrote the entry again: the next run reads it.
+    assert required(FA2 / "api.cpp", FA2_OPTIONS, {"run_mha_fwd_"}, VerdictStore(tmp_path / "store")).cached
 
 
 def test_other_templates_or_defines_are_other_entries(tmp_path: Path) -> None:
-    store = tmp_path / "store"
+    store = VerdictStore(tmp_path / "store")
     required(FA2 / "api.cpp", FA2_OPTIONS, {"run_mha_fwd_"}, store)
     assert not required(FA2 / "api.cpp", FA2_OPTIONS, {"run_mha_bwd_"}, store).cached
     assert not required(FA2 / "api.cpp", replace(FA2_OPTIONS, defines=("X=1",)), {"run_mha_fwd_"}, store).cached
@@ -632,11 +633,11 @@ def test_a_dispatcher_including_torchs_cuda_library_headers_parses_as_cpp_and_as
     for name in ("api.cpp", "api.cu"):
         dispatcher = tmp_path / name
         dispatcher.write_text(TORCH_LIKE_DISPATCHER + (FA2 / "api.cpp").read_text())
-        read = required(dispatcher, options, templates, tmp_path / "store")
+        read = required(dispatcher, options, templates, VerdictStore(tmp_path / "store"))
         assert not read.problems, [problem.render() for problem in read.problems]
         assert [requirement.specialization for requirement in requirements([read])] == \
             [requirement.specialization for requirement in expected]
-        again = required(dispatcher, options, templates, tmp_path / "store")
+        again = required(dispatcher, options, templates, VerdictStore(tmp_path / "store"))
         assert again.cached and again.references == read.references
 
 
@@ -650,12 +651,12 @@ def test_a_dispatcher_needs_real_headers_and_must_exist(tmp_path: Path) -> None:
 def test_a_dispatcher_that_does_not_parse_fails_the_check_and_is_not_stored(tmp_path: Path) -> None:
     broken = tmp_path / "api.cpp"
     broken.write_text('#include "flash.h"\n#include "torch/extension.h"\n')
-    store = tmp_path / "store"
+    store = VerdictStore(tmp_path / "store")
     read = required(broken, FA2_OPTIONS, {"run_mha_fwd_"}, store)
     (problem,) = read.problems
     assert problem.fails and problem.location is not None and problem.location.line == 2
     assert "'torch/extension.h' file not found" in problem.message
-    assert not (store / "dispatch-v1").exists()
+    assert not (tmp_path / "store").exists()
     report = compare(provided(fa2_preset().generate()), [read])
     assert report.failed and report.summary() == (
         "dispatch check failed: 1 error(s) reading the dispatcher; nothing was written")
@@ -696,7 +697,7 @@ def test_the_real_flash_attn_2_dispatcher(tmp_path: Path) -> None:
     source = next(directory for directory in options.include_dirs if (directory / "flash.h").is_file())
     dispatcher = source.parent / "flash_api.cpp"
     preset = Registry().preset("flash-attn-2")
-    store = tmp_path / "store"
+    store = VerdictStore(tmp_path / "store")
     full = run_check(preset, dispatcher, options, store=store)
     assert (full.missing, full.unused, full.problems) == ((), (), ())
     assert len(requirements(full.dispatchers)) == 72
@@ -718,7 +719,7 @@ def test_the_real_flash_attn_3_dispatcher(tmp_path: Path) -> None:
         pytest.skip("set FLASHAST_FA3_SOURCE to a flash-attention checkout (or FLASHAST_FA3_HOPPER to its hopper/)")
     options = real_options(Path(hopper))
     preset = Registry().preset("flash-attn-3")
-    store = tmp_path / "store"
+    store = VerdictStore(tmp_path / "store")
     full = run_check(preset, Path(hopper) / "flash_api.cpp", options, store=store)
     assert (full.missing, full.unused, full.problems) == ((), (), ())
     assert full.dispatchers[0].indexed

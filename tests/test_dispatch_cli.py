@@ -8,6 +8,12 @@ import re
 from pathlib import Path
 
 from conftest import run_cli, snapshot
+from test_dispatch import fa2_preset
+
+from flashast.pipeline import Action, Options
+from flashast.pipeline import run as run_pipeline
+from flashast.registry import Registry
+from flashast.verify import VerifyOptions
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "dispatch"
 TESTS = Path(__file__).resolve().parent
@@ -53,3 +59,20 @@ def test_the_dispatcher_needs_real_headers(tmp_path: Path) -> None:
     code, _, stderr = run_cli("-o", tmp_path / "out", "--dispatcher", FIXTURES / "fa2" / "api.cpp")
     assert code == 2
     assert "flashast: error: --dispatcher: the dispatcher is read against the real headers" in stderr
+
+
+def test_the_dispatcher_is_remembered_in_the_one_verdict_store(tmp_path: Path, isolated_verification_cache: Path) -> None:
+    """A run keeps what the dispatcher calls in the store that keeps the files' verdicts (under
+    `verified-v2/`, beside nothing else in the cache), and the next run reads it from there."""
+    registry = Registry()
+    registry.add_preset(fa2_preset())
+    options = Options(output=tmp_path / "out", preset="fa2-standin", action=Action.CHECK,
+                      verification=VerifyOptions(include_dirs=(FIXTURES / "common", FIXTURES / "fa2")),
+                      dispatchers=(FIXTURES / "fa2" / "api.cpp",))
+    first = run_pipeline(registry, options).dispatch
+    assert first is not None and not first.dispatchers[0].cached
+    assert sorted(path.name for path in isolated_verification_cache.iterdir()) == ["verified-v2"]
+    assert len(list((isolated_verification_cache / "verified-v2" / "payloads").iterdir())) == 1
+    again = run_pipeline(registry, options).dispatch
+    assert again is not None and again.dispatchers[0].cached
+    assert again.dispatchers[0].references == first.dispatchers[0].references

@@ -24,9 +24,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flashast.untrusted import UntrustedFileError, ascii_natural, load_json, read_regular_file
-from flashast.verify import VerifyOptions
+from flashast.verify import VerdictStore, VerifyOptions
 from flashast.verify.dispatch import requirements
-from flashast.verify.indexer import STORE_FOLDER, required
+from flashast.verify.indexer import required
 from flashast.verify.spans import Spans
 
 FA2 = Path(__file__).parent / "fixtures" / "dispatch" / "fa2"
@@ -145,19 +145,20 @@ def test_numbers_are_ascii_digits_within_their_range() -> None:
 READ_WITH_STORE = textwrap.dedent("""\
     import json, os, sys
     from pathlib import Path
-    from flashast.verify import VerifyOptions
+    from flashast.verify import VerdictStore, VerifyOptions
     from flashast.verify.dispatch import requirements
     from flashast.verify.indexer import required
 
     fa2, common, store, damages = map(Path, sys.argv[1:5])
 
     def read():
-        found = required(fa2 / "api.cpp", VerifyOptions(include_dirs=(common, fa2)), {"run_mha_fwd_"}, store)
+        options = VerifyOptions(include_dirs=(common, fa2))
+        found = required(fa2 / "api.cpp", options, {"run_mha_fwd_"}, VerdictStore(store))
         return f"{'cached' if found.cached else 'read'} {len(requirements([found]))}"
 
     print("first", read())
     print("again", read())
-    (entry,) = (store / "dispatch-v1").iterdir()
+    (entry,) = (store / "payloads").iterdir()
     good = entry.read_bytes()
     for name, damage in json.loads(damages.read_text()).items():
         entry.unlink()
@@ -193,8 +194,8 @@ def read_with_damaged_entries(store: Path, damages: dict[str, str]) -> dict[str,
 def entry_document(tmp_path: Path) -> dict[str, object]:
     """The store entry this dispatcher read leaves, as JSON."""
     store = tmp_path / "model-store"
-    required(FA2 / "api.cpp", VerifyOptions(include_dirs=(COMMON, FA2)), {"run_mha_fwd_"}, store)
-    (entry,) = (store / STORE_FOLDER).iterdir()
+    required(FA2 / "api.cpp", VerifyOptions(include_dirs=(COMMON, FA2)), {"run_mha_fwd_"}, VerdictStore(store))
+    (entry,) = (store / "payloads").iterdir()
     document: dict[str, object] = json.loads(entry.read_text())
     return document
 

@@ -29,12 +29,13 @@ from typing import Any
 
 from flashast.errors import VerificationError
 from flashast.generated import GeneratedFile
-from flashast.verify.batching import plan_batches, switched_on
+from flashast.verify.batching import plan_batches
 from flashast.verify.checks import Clash, find_clashes, refuse_guard_defines
 from flashast.verify.diagnostics import Diagnostic, Location, Note, Report
-from flashast.verify.keys import Reading, VerdictStore, common_inputs, input_digest
+from flashast.verify.keys import Reading, Verdict, VerdictStore
 from flashast.verify.parallel import verify_in_parallel
 from flashast.verify.parsing import Parsed, Parser, Progress
+from flashast.verify.setup import parse_setup
 from flashast.verify.sources import Sources, batch_member_readings
 from flashast.verify.toolchain import (
     COMPATIBLE_RESOURCE_MAJORS,
@@ -141,16 +142,13 @@ def _verify_side(
     """One side's verdicts (the host, or the device for one architecture) of `targets` into `report`;
     `files` is the whole run (aggregators read their members). Returns the names of the files whose
     parse was clean or whose verdict was reused (a clash found later may still fail one of them)."""
-    # `strict` decides whether a header's warning fails, so it is part of every verdict.
-    common = common_inputs([*clang_arguments(options), f"flashast-strict={options.strict}"])
     # Naming what an earlier parse read needs no libclang: the sources are named the same way.
-    lookup = Sources(files, options, source_root=VIRTUAL_SOURCE)
-    keys = {generated.name: input_digest(common, generated.text, switched_on(generated), lookup.included(generated))
-            for generated in targets}
+    lookup = Sources(files, parse_setup(options), source_root=VIRTUAL_SOURCE)
+    keys = {generated.name: lookup.key(generated) for generated in targets}
     to_parse = []
     reused = set()
     for generated in targets:
-        if store.passed(keys[generated.name], lookup.current_digest(generated)):
+        if store.lookup(keys[generated.name], lookup.current_digest(generated)) is not None:
             report.reused += 1
             reused.add(generated.name)
         else:
@@ -175,7 +173,8 @@ def _verify_side(
     finally:
         parser.close()
     # Each file's verdict is its own: a clean parse is remembered even when another file failed.
-    store.remember((keys[name], lookup.uncovered(lookup.files[name], readings)) for name, readings in passed.items())
+    store.remember(Verdict(keys[name], tuple(lookup.uncovered(lookup.files[name], readings)))
+                   for name, readings in passed.items())
     return reused | set(passed)
 
 

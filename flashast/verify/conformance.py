@@ -31,10 +31,11 @@ from flashast.preprocessor import CUDA_STAND_IN_MACROS
 from flashast.printer import render
 from flashast.verify.command_line import refused_command_line
 from flashast.verify.diagnostics import Diagnostic, Location, Note, Report
-from flashast.verify.keys import VerdictStore, common_inputs, digest_bytes, input_digest
+from flashast.verify.keys import Verdict, VerdictStore
 from flashast.verify.reading import path_of, spell_header
+from flashast.verify.setup import parse_setup
 from flashast.verify.sources import Sources, contract_headers
-from flashast.verify.toolchain import CONTRACT_MODE, VIRTUAL_SOURCE, VerifyOptions, clang_arguments, load_cindex
+from flashast.verify.toolchain import CONTRACT_MODE, VIRTUAL_SOURCE, VerifyOptions, load_cindex
 
 # Detailed preprocessing record: macro definitions become cursors.
 _DETAILED_PREPROCESSING_RECORD = 0x01
@@ -66,25 +67,21 @@ def check_conformance(
     distinct = list({id(contract): contract for contract in contracts}.values())
     paths = sorted({path for contract in distinct for path, _ in contract.headers}, key=str)
     real_text = render(TranslationUnit(tuple(Include(path) for path in paths)))
-    contract_texts = [text for contract in distinct for _, text in contract_headers(contract)]
     main_path = f"{VIRTUAL_SOURCE}/.flashast-conformance.cpp"
-    key = input_digest(common_inputs([*clang_arguments(options), "flashast-conformance"]), real_text, contract_texts)
-    sources = Sources([], options, VIRTUAL_SOURCE)
-    served = [(main_path, real_text), *sources.cuda_stand_ins]
-    now = dict(sources.cuda_stand_ins)
+    setup = parse_setup(options, "conformance")
+    # The contracts' printed headers are what the real declarations are compared with: part of the key.
+    key = setup.key(real_text, (), [header for contract in distinct for header in contract_headers(contract)])
+    sources = Sources([], setup, VIRTUAL_SOURCE)
+    served = [(main_path, real_text), *setup.stand_ins]
     report = Report(files=len(distinct))
-
-    def current(path: str) -> str:
-        return digest_bytes(now[path].encode()) if path in now else sources.disk.digest(path) or ""
-
-    if store.passed(key, current):
+    if store.lookup(key, sources.current(served)) is not None:
         report.reused = len(distinct)
         return report
     cindex = load_cindex()
     index = cindex.Index.create()
     flags = _DETAILED_PREPROCESSING_RECORD | _SKIP_FUNCTION_BODIES
     try:
-        real_unit = index.parse(main_path, clang_arguments(options), served, flags)
+        real_unit = index.parse(main_path, list(setup.arguments), served, flags)
     except cindex.TranslationUnitLoadError:
         raise refused_command_line(cindex, index, options, main_path) from None
     problems = [diagnostic for diagnostic in real_unit.diagnostics if diagnostic.severity >= cindex.Diagnostic.Error]
@@ -107,7 +104,7 @@ def check_conformance(
             f"conformance failed: {len(report.errors)} contract declaration(s) differ from the real headers",
             report.text(),
         )
-    store.remember([(key, sources.readings(real_unit, served))])
+    store.remember([Verdict(key, tuple(sources.readings(real_unit, served)))])
     return report
 
 
@@ -116,7 +113,7 @@ def _contract_declarations(cindex: ModuleType, index: Any, contract: Contract) -
     served = list(contract_headers(contract))
     main_path = f"{VIRTUAL_SOURCE}/.flashast-contract.cpp"
     text = render(TranslationUnit(tuple(Include(path) for path, _ in contract.headers)))
-    unit = index.parse(main_path, clang_arguments(CONTRACT_MODE), [(main_path, text), *served],
+    unit = index.parse(main_path, list(parse_setup(CONTRACT_MODE).arguments), [(main_path, text), *served],
                        _DETAILED_PREPROCESSING_RECORD)
     found = _declarations(cindex, unit, unit.cursor, ())
     return [declared for group in found.values() for declared in group if declared.location is not None

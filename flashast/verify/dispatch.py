@@ -21,15 +21,18 @@ anything is written:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from flashast.compat import FlashastDeprecationWarning
 from flashast.generated import GeneratedFile
 from flashast.selection import Filter
 from flashast.verify.checks import origin
 from flashast.verify.diagnostics import Diagnostic, Location, Note
 from flashast.verify.indexer import Required, display_path, required
+from flashast.verify.keys import STORE_NAME, VerdictStore
 from flashast.verify.provided import (
     Guard,
     Provided,
@@ -229,11 +232,18 @@ def guard_defines(missing: Sequence[Missing]) -> tuple[str, ...]:
 
 
 def check_dispatch(dispatchers: Sequence[Path], selected: Sequence[GeneratedFile], every_file: Sequence[GeneratedFile],
-                   options: VerifyOptions, filters: Sequence[Filter] = (), store_directory: Path | None = None,
-                   strict: bool | None = None, progress: Callable[[Required], None] | None = None) -> DispatchReport:
+                   options: VerifyOptions, filters: Sequence[Filter] = (), store: VerdictStore | Path | None = None,
+                   strict: bool | None = None, progress: Callable[[Required], None] | None = None, *,
+                   store_directory: Path | None = None) -> DispatchReport:
     """The whole check for a run: `selected` files against every dispatcher, `every_file` (the
     preset's full output) naming what a missing call needs. Guard `--define`s are suggested only when
-    re-reading the dispatchers with them leaves nothing missing."""
+    re-reading the dispatchers with them leaves nothing missing. `store`: the verdict store that
+    keeps what each dispatcher needs (`VerdictStore.default()` is the user cache; None keeps nothing).
+    `store_directory` (a folder, or a folder as `store`) is 0.1.0's spelling, deprecated."""
+    if store_directory is not None or (store is not None and not isinstance(store, VerdictStore)):
+        warnings.warn("check_dispatch(store_directory=FOLDER) is deprecated: pass store=VerdictStore(...)"
+                      " (VerdictStore.default() is the user cache)", FlashastDeprecationWarning, stacklevel=2)
+        store = VerdictStore(Path(store_directory or store) / STORE_NAME)  # type: ignore[arg-type]
     defines = list(options.effective_defines)
     templates = written_templates(every_file, defines)
     candidates = would_provide(every_file, defines)
@@ -241,7 +251,7 @@ def check_dispatch(dispatchers: Sequence[Path], selected: Sequence[GeneratedFile
     def read(with_options: VerifyOptions) -> list[Required]:
         reads = []
         for dispatcher in dispatchers:
-            reads.append(required(dispatcher, with_options, templates, store_directory))
+            reads.append(required(dispatcher, with_options, templates, store))
             if progress is not None:
                 progress(reads[-1])
         return reads

@@ -24,12 +24,14 @@ values are read through the primary template's parameter types).
 The parse: a `.cu` dispatcher with the real-header command line (CUDA host code); any other file
 (`flash_api.cpp`) as the host compiler sees it: C++ with the same include directories, defines and
 resource directory, CUDA-only driver options dropped and CUDA's `include` a system directory. Both
-are served the stand-ins for CUDA headers the toolkit lacks (`sources.cuda_stand_ins`: torch's
-headers include CUDA's library headers in either language). The store entry is keyed by that command
-line, libclang and flashast (`common_inputs`), the file and the tracked templates, and holds the
-digest of every file the parse read (its inclusion list) and of the places where a new header would
-shadow one; any change is a miss, and so is a damaged entry: the entry is read as untrusted
-(`flashast.untrusted`: a regular file, bounded in size, depth and numbers) and every field checked.
+are served the stand-ins for CUDA headers the toolkit lacks (`setup.cuda_stand_ins`: torch's
+headers include CUDA's library headers in either language). The result is a verdict in the one
+verdict store (`keys`), keyed by that command line, libclang and flashast (`setup.ParseSetup`), the
+file and the tracked templates, with the digest of every file the parse read (its inclusion list)
+and of the places where a new header would shadow one as its readings, and the references as its
+payload; any change is a miss, and so is a damaged entry: the store reads it as untrusted
+(`flashast.untrusted`: a regular file, bounded in size, depth and numbers) and every field of the
+payload is checked here.
 
 Reading is linear in the dispatcher's size: the unevaluated operands' and discarded branches' byte
 ranges are `flashast.verify.spans.Spans` (a reference in one is found by bisection), and each file's
@@ -38,30 +40,27 @@ text is read once.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
 import time
+import warnings
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
+from flashast.compat import FlashastDeprecationWarning
 from flashast.errors import UsageError
-from flashast.untrusted import MEBIBYTE, UntrustedFileError, load_json, read_regular_file
 from flashast.verify.diagnostics import Diagnostic, Location
-from flashast.verify.keys import DiskContents, common_inputs, digest_bytes
+from flashast.verify.keys import STORE_NAME, Verdict, VerdictStore
 from flashast.verify.libclang_ctypes import FUNCTION_ENTITIES, TEMPLATE_ENTITY, LibclangFunctions
 from flashast.verify.reading import message_of, reportable
-from flashast.verify.sources import cuda_stand_ins, includer, shadowing_candidates
+from flashast.verify.setup import parse_setup
+from flashast.verify.sources import Sources
 from flashast.verify.spans import Spans, file_text, unevaluated_ranges
-from flashast.verify.toolchain import VerifyOptions, clang_arguments, load_cindex, resource_dir_hint
+from flashast.verify.toolchain import VIRTUAL_SOURCE, VerifyOptions, clang_arguments, load_cindex, resource_dir_hint
 
-STORE_FOLDER = "dispatch-v1"
-# An entry holds a dispatcher's references and the files its parse read: a few MiB for the largest.
-STORE_ENTRY_LIMIT = 64 * MEBIBYTE
 _POSITION_MAXIMUM = (1 << 31) - 1  # libclang's lines and columns are unsigned 32-bit
 # Driver options that mean something only for CUDA, dropped when a dispatcher is parsed as C++.
 # The stand-ins' folder (`-idirafter`) stays: torch's headers want CUDA's library headers in C++ too.
@@ -109,28 +108,34 @@ def dispatcher_arguments(options: VerifyOptions, dispatcher: Path) -> list[str]:
 
 
 def required(dispatcher: Path, options: VerifyOptions, templates: Collection[str],
-             store_directory: Path | None = None,
+             store: VerdictStore | Path | None = None,
              mode: Literal["auto", "walk", "index"] = "auto") -> Required:
     """What `dispatcher` needs from other translation units: specializations of `templates`
     (qualified names, or unqualified names matching any scope) from anywhere in its translation
-    unit, of other templates from the file itself. Real-header mode only. `store_directory`: where
-    results are kept (the verification store, or None). `mode` forces the walk or the indexer."""
+    unit, of other templates from the file itself. Real-header mode only. `store`: the verdict
+    store that keeps results (or None). `mode` forces the walk or the indexer."""
     if not options.real_headers:
         raise UsageError(f"--dispatcher {dispatcher}: reading a dispatcher needs the real headers (--include-dir)")
     path = Path(os.path.abspath(dispatcher))
     if not path.is_file():
         raise UsageError(f"--dispatcher {dispatcher}: no such file")
+    if store is not None and not isinstance(store, VerdictStore):
+        warnings.warn("required(..., store_directory) is deprecated: pass a VerdictStore (VerdictStore.default())",
+                      FlashastDeprecationWarning, stacklevel=2)
+        store = VerdictStore(Path(store) / STORE_NAME)
+    store = store or VerdictStore(None)
     started = time.perf_counter()
-    arguments = dispatcher_arguments(options, path)
-    key = digest_bytes(json.dumps([STORE_FOLDER, common_inputs(arguments), str(path), sorted(templates), mode])
-                       .encode())
-    entry = store_directory / STORE_FOLDER / f"{key}.json" if store_directory is not None else None
-    stored = _load(entry) if entry is not None else None
-    if stored is not None:
-        return Required(str(path), stored[0], (), stored[1], True, time.perf_counter() - started)
+    setup = parse_setup(options, f"dispatcher-{mode}", dispatcher_arguments(options, path))
+    key = setup.key(str(path), sorted(templates))
+    sources = Sources([], setup, VIRTUAL_SOURCE)
+    disk = sources.current(setup.stand_ins)
+    stored = store.lookup(key, disk)
+    found = _stored(stored.payload) if stored is not None else None
+    if found is not None:
+        return Required(str(path), found[0], (), found[1], True, time.perf_counter() - started)
     cindex = load_cindex()
     try:
-        unit = cindex.Index.create().parse(str(path), arguments, cuda_stand_ins(options), 0)
+        unit = cindex.Index.create().parse(str(path), list(setup.arguments), list(setup.stand_ins), 0)
     except cindex.TranslationUnitLoadError as error:
         raise UsageError(f"--dispatcher {dispatcher}: libclang cannot parse it ({error})") from None
     problems = tuple(_problem(diagnostic, path, options) for diagnostic in reportable(cindex, unit)
@@ -140,8 +145,9 @@ def required(dispatcher: Path, options: VerifyOptions, templates: Collection[str
     indexed = mode == "index" or (mode == "auto" and reader.dependent)
     if indexed:
         references = reader.index()
-    if entry is not None and not problems:
-        _store(entry, _readings(unit, path, options), references, indexed)
+    if not problems:
+        readings = ((str(path), disk(str(path)) or ""), *sources.readings(unit, setup.stand_ins))
+        store.remember([Verdict(key, readings, _payload(references, indexed))])
     return Required(str(path), tuple(references), problems, indexed, False, time.perf_counter() - started)
 
 
@@ -160,49 +166,22 @@ def _problem(diagnostic: Any, path: Path, options: VerifyOptions) -> Diagnostic:
     return Diagnostic(where, message_of(diagnostic), fails=True, remarks=tuple(remarks), in_header=True)
 
 
-def _readings(unit: Any, path: Path, options: VerifyOptions) -> list[tuple[str, str]]:
-    """Every file the parse read, with its digest, and where a new header would shadow one ("")."""
-    disk = DiskContents()
-    directories = [os.path.abspath(directory) for directory in options.include_dirs]
-    found = {(str(path), disk.digest(str(path)) or "")}
-    for inclusion in unit.get_includes():
-        name = os.path.abspath(str(inclusion.include.name))
-        found.add((name, disk.digest(name) or ""))
-        found.update((absent, "") for absent in shadowing_candidates(name, includer(inclusion), directories, disk))
-    return sorted(found)
-
-
-def _store(entry: Path, readings: list[tuple[str, str]], references: list[Reference], indexed: bool) -> None:
-    """Write the entry whole (a temporary file renamed); failing to write never fails a run."""
-    data = {"readings": readings, "indexed": indexed, "references": [
+def _payload(references: list[Reference], indexed: bool) -> object:
+    """What the store keeps of a reading besides its readings."""
+    return {"indexed": indexed, "references": [
         [reference.template, reference.arguments, reference.location.file, reference.location.line,
          reference.location.column, reference.tracked] for reference in references]}
-    with contextlib.suppress(OSError):
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        temporary = entry.with_name(f".{entry.name}.{os.getpid()}")
-        temporary.write_text(json.dumps(data))
-        os.replace(temporary, entry)
 
 
-def _load(entry: Path) -> tuple[tuple[Reference, ...], bool] | None:
-    """The stored references, if every file the parse read is unchanged; a damaged entry is a miss."""
-    try:
-        data = load_json(read_regular_file(entry, STORE_ENTRY_LIMIT))
-    except UntrustedFileError:
-        return None
+def _stored(data: object) -> tuple[tuple[Reference, ...], bool] | None:
+    """The stored references, if every field is what `_payload` writes; a damaged entry is a miss."""
     if not isinstance(data, dict) or not isinstance(data.get("indexed"), bool):
         return None
-    readings, stored = data.get("readings"), data.get("references")
-    if not isinstance(readings, list) or not isinstance(stored, list):
-        return None
-    if not all(isinstance(reading, list) and len(reading) == 2 and all(isinstance(part, str) for part in reading)
-               for reading in readings):
+    stored = data.get("references")
+    if not isinstance(stored, list):
         return None
     references = [_stored_reference(item) for item in stored]
     if any(reference is None for reference in references):
-        return None
-    disk = DiskContents()
-    if not all((disk.digest(path) or "") == digest for path, digest in readings):
         return None
     return tuple(reference for reference in references if reference is not None), data["indexed"]
 

@@ -1,19 +1,21 @@
-"""Verification keys: which exact inputs libclang already passed, so a run does not parse them again.
+"""The verdict store: which exact inputs libclang already passed, so a run does not parse them again.
 
-A key is two things:
-- the **input digest**: the generated file's text and the texts of the generated files it includes
-  (an aggregator's members), the full clang command line (with the file's own `-D`
-  macros), the environment variables clang reads for include paths, libclang's identity, and the
-  code of this package (the rules that judge a parse);
+One store holds every verdict: a generated file's, the conformance check's and a dispatcher's. A
+verdict is three things:
+- the **key**, an input digest named by `setup.ParseSetup.key`: the parse's own text (a generated
+  file's with the texts of the generated files it includes, an aggregator's members), the full clang
+  command line and its purpose, the environment variables clang reads for include paths, libclang's
+  identity, and the code of this package (the rules that judge a parse);
 - the **readings**: the path and content digest of every other file the parse read, taken from the
   translation unit's inclusion list after the parse (a contract's headers served from memory, and any
   file on disk: a `Verbatim` `#include "/abs/x.h"`, a `--clang-arg -include`, real headers). A
-  generated file the parse read that the input digest does not cover stays in the readings.
+  generated file the parse read that the key does not cover stays in the readings;
+- an optional **payload**: what the parse found, where it is more than "passed" (a dispatcher's
+  references), as JSON data.
 
-The store keeps, for each input digest that passed cleanly, the readings of that parse. A later
-run reuses the verdict only if every recorded file still holds the recorded content: files on disk
-are read again, and files served from memory are compared with what this run would serve. So a key
-covers what the parse actually read, not a prediction of it. A verdict is remembered when nothing
+`lookup` returns a verdict only if every recorded file still holds the recorded content: files on
+disk are read again, and files served from memory are compared with what this run would serve. So a
+key covers what the parse actually read, not a prediction of it. A verdict is remembered when nothing
 in its parse fails and nothing is charged to the file: a warning in a generated file fails the run
 and is never remembered; in contract mode any warning at all keeps a verdict out of the store, so it
 is shown again; in real-header mode a warning inside a third-party header is that header's (counted
@@ -27,9 +29,12 @@ checked for shadowing.
 
 Layout, under the user cache (`$FLASHAST_CACHE_DIR`, else `$XDG_CACHE_HOME/flashast`, else
 `~/.cache/flashast`; `FLASHAST_NO_CACHE=1` turns it off): `verified-v2/index` holds one line per
-passed input, `INPUT READINGS`, appended whole; `verified-v2/readings/READINGS.json` holds one list of
-`[path, sha256]` pairs, named by its own digest, shared by every file whose parse read the same files.
-A store that cannot be read or written is a miss, never an error.
+passed input, `KEY READINGS [PAYLOAD]`, appended whole; `verified-v2/readings/READINGS.json` holds one
+list of `[path, sha256]` pairs and `verified-v2/payloads/PAYLOAD.json` one payload, each named by its
+own digest (readings are shared by every file whose parse read the same files). Everything is read as
+untrusted (`flashast.untrusted`: regular files only, so a FIFO is never opened for reading; bounded
+sizes and nesting); a store that cannot be read or written, or an entry that is damaged or whose
+content is not what its name says, is a miss, never an error.
 """
 
 from __future__ import annotations
@@ -39,63 +44,36 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import cache
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
-from flashast import __version__
-from flashast.verify.toolchain import libclang_identity
+from flashast.compat import FlashastDeprecationWarning
+from flashast.untrusted import MEBIBYTE, UntrustedFileError, load_json, read_regular_file
 
 STORE_NAME = "verified-v2"
 # Past this size the index starts again (its lines are appended as files are verified).
 INDEX_LIMIT_BYTES = 4 << 20
-# Environment variables clang consults for include paths: they can change what a parse reads.
-CLANG_ENVIRONMENT = ("CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH", "OBJC_INCLUDE_PATH")
-PACKAGE_DIRECTORY = Path(__file__).resolve().parent
+# A readings list or a payload: a few MiB for the largest (a dispatcher with torch's headers).
+ENTRY_LIMIT_BYTES = 64 * MEBIBYTE
 
 Reading = tuple[str, str]  # (path as the parse named it, sha256 of its content)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """One passed input: its key, every file its parse read, and what the parse found (`payload`,
+    JSON data: a dispatcher's references), if anything beyond "passed"."""
+
+    key: str
+    readings: tuple[Reading, ...]
+    payload: object = None
+
+
 def digest_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _digest_parts(*parts: str) -> str:
-    hasher = hashlib.sha256()
-    for part in parts:
-        data = part.encode("utf-8", errors="surrogateescape")
-        hasher.update(len(data).to_bytes(8, "little"))
-        hasher.update(data)
-    return hasher.hexdigest()
-
-
-@cache
-def verifier_identity() -> str:
-    """flashast's version and the content of this package: a change to how a parse is judged
-    invalidates every key."""
-    sources = sorted(PACKAGE_DIRECTORY.glob("*.py"))
-    return _digest_parts(__version__, *(f"{path.name}:{digest_bytes(path.read_bytes())}" for path in sources))
-
-
-def common_inputs(arguments: Sequence[str], environment: Mapping[str, str] | None = None) -> str:
-    """The part of every input digest one run shares: the verifier, libclang, the command line and
-    the environment variables clang reads for include paths."""
-    environment = os.environ if environment is None else environment
-    return _digest_parts(
-        "flashast-verified-2",
-        verifier_identity(),
-        libclang_identity(),
-        json.dumps(list(arguments)),
-        json.dumps({name: environment.get(name) for name in CLANG_ENVIRONMENT}, sort_keys=True),
-    )
-
-
-def input_digest(common: str, text: str, file_arguments: Sequence[str],
-                 included: Sequence[tuple[str, str]] = ()) -> str:
-    """The first half of a file's key: `common_inputs`, the file's own `-D` macros, its text and the
-    (name, text) of each generated file it includes, which its readings then leave out."""
-    return _digest_parts(common, json.dumps(list(file_arguments)), text,
-                         *(part for name, included_text in included for part in (name, included_text)))
 
 
 def store_directory(environment: Mapping[str, str] | None = None) -> Path | None:
@@ -140,43 +118,62 @@ def _read_digest(path: str) -> str | None:
 
 
 class VerdictStore:
-    """The one store of passed inputs, with one lookup path (`passed`) and one way in (`remember`)."""
+    """The one store of passed inputs: one way to ask (`lookup`) and one way in (`remember`)."""
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
-        self._index: dict[str, str] | None = None
-        self._readings: dict[str, list[Reading] | None] = {}
+        self._index: dict[str, tuple[str, str | None]] | None = None
+        self._documents: dict[tuple[str, str], object] = {}
 
     @classmethod
     def default(cls) -> VerdictStore:
         return cls(store_directory())
 
+    def lookup(self, key: str, current_digest: Callable[[str], str | None]) -> Verdict | None:
+        """The verdict of `key`'s input, if it passed before and every file that parse read is still
+        the same; else None. `current_digest(path)` is what this run would read at `path` now
+        (None: nothing there)."""
+        entry = self._load_index().get(key)
+        if entry is None:
+            return None
+        readings_id, payload_id = entry
+        readings = self._load("readings", readings_id)
+        if not _is_readings(readings):
+            return None
+        payload = None if payload_id is None else self._load("payloads", payload_id)
+        if payload_id is not None and payload is None:
+            return None
+        pairs = tuple((path, digest) for path, digest in readings)
+        if not all(current_digest(path) == digest for path, digest in pairs):
+            return None
+        return Verdict(key, pairs, payload)
+
     def passed(self, key: str, current_digest: Callable[[str], str | None]) -> bool:
-        """Whether `key`'s input passed before and every file that parse read is still the same.
+        """Deprecated: `lookup(key, current_digest) is not None`."""
+        warnings.warn("VerdictStore.passed is deprecated: use VerdictStore.lookup (None when not passed)",
+                      FlashastDeprecationWarning, stacklevel=2)
+        return self.lookup(key, current_digest) is not None
 
-        `current_digest(path)` is what this run would read at `path` now (None: nothing there).
-        """
-        readings_id = self._load_index().get(key)
-        if readings_id is None:
-            return False
-        readings = self._load_readings(readings_id)
-        return readings is not None and all(current_digest(path) == digest for path, digest in readings)
-
-    def remember(self, passed: Iterable[tuple[str, Sequence[Reading]]]) -> None:
-        """Keep each (key, readings) that passed. Failing to write the store never fails a run."""
-        if self.directory is None:
+    def remember(self, verdicts: Iterable[Verdict]) -> None:
+        """Keep each verdict. Failing to write the store never fails a run."""
+        directory = self.directory
+        if directory is None:
             return
         lines = []
         try:
-            (self.directory / "readings").mkdir(parents=True, exist_ok=True)
-            for key, readings in passed:
-                readings_id = self._write_readings(self.directory, sorted(set(readings)))
-                lines.append(f"{key} {readings_id}\n")
+            for verdict in verdicts:
+                if isinstance(verdict, tuple):  # 0.1.0's (key, readings) pairs
+                    warnings.warn("VerdictStore.remember takes Verdict values; (key, readings) pairs are"
+                                  " deprecated", FlashastDeprecationWarning, stacklevel=2)
+                    verdict = Verdict(verdict[0], tuple(verdict[1]))
+                readings_id = self._write(directory, "readings", sorted(set(verdict.readings)))
+                payload_id = None if verdict.payload is None else self._write(directory, "payloads", verdict.payload)
+                lines.append(" ".join(filter(None, (verdict.key, readings_id, payload_id))) + "\n")
                 if self._index is not None:
-                    self._index[key] = readings_id  # a later lookup through this object sees it too
+                    self._index[verdict.key] = (readings_id, payload_id)  # a later lookup here sees it too
             if not lines:
                 return
-            index = self.directory / "index"
+            index = directory / "index"
             with contextlib.suppress(FileNotFoundError):
                 if index.stat().st_size > INDEX_LIMIT_BYTES:
                     index.unlink()
@@ -190,62 +187,56 @@ class VerdictStore:
                     os.write(descriptor, "".join(lines).encode())
             finally:
                 os.close(descriptor)
-        except OSError:
+        except (OSError, ValueError):
             pass
 
-    def _write_readings(self, directory: Path, readings: list[Reading]) -> str:
-        """Keep one readings list under its own digest (once: many files read the same headers)."""
-        text = json.dumps(readings, separators=(",", ":"))
-        readings_id = digest_bytes(text.encode())[:32]
-        if self._readings.get(readings_id) is None:
-            path = directory / "readings" / f"{readings_id}.json"
-            if not path.exists():
-                temporary = path.with_name(f".{path.name}.{os.getpid()}")
-                temporary.write_text(text)
-                os.replace(temporary, path)
-            self._readings[readings_id] = readings
-        return readings_id
+    def _write(self, directory: Path, folder: str, document: object) -> str:
+        """Keep one document under its own digest (once: many files read the same headers)."""
+        text = _canonical(document)
+        name = digest_bytes(text.encode())[:32]
+        if self._documents.get((folder, name)) is None:
+            # Written again even if a file of that name exists: it may be a damaged one.
+            path = directory / folder / f"{name}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.name}.{os.getpid()}")
+            temporary.write_text(text)
+            os.replace(temporary, path)
+            self._documents[(folder, name)] = json.loads(text)  # as `_load` would read it back
+        return name
 
-    def _load_index(self) -> dict[str, str]:
+    def _load_index(self) -> dict[str, tuple[str, str | None]]:
         if self._index is None:
             self._index = {}
             if self.directory is not None:
-                with contextlib.suppress(OSError):
-                    text = _read_regular(self.directory / "index")
-                    for line in (text or "").splitlines():
+                with contextlib.suppress(UntrustedFileError):
+                    # The index restarts past INDEX_LIMIT_BYTES; one a concurrent run let grow a little
+                    # further is still read, a larger one is a miss.
+                    data = read_regular_file(self.directory / "index", 2 * INDEX_LIMIT_BYTES)
+                    for line in data.decode("utf-8", errors="replace").splitlines():
                         fields = line.split()
                         # A damaged line (undecodable bytes, a torn write) spoils no other line.
-                        if len(fields) == 2 and all(field.isascii() and field.isalnum() for field in fields):
-                            self._index[fields[0]] = fields[1]
+                        if len(fields) in (2, 3) and all(field.isascii() and field.isalnum() for field in fields):
+                            self._index[fields[0]] = (fields[1], fields[2] if len(fields) == 3 else None)
         return self._index
 
-    def _load_readings(self, readings_id: str) -> list[Reading] | None:
-        if readings_id not in self._readings:
-            self._readings[readings_id] = None
-            if self.directory is not None and readings_id.isalnum():
-                with contextlib.suppress(OSError, ValueError, TypeError, RecursionError):
-                    text = _read_regular(self.directory / "readings" / f"{readings_id}.json")
-                    # Named by its own digest: a file whose content is not what its name says is a miss.
-                    data = json.loads(text) if text is not None and _named_by_digest(text, readings_id) else None
-                    if isinstance(data, list) and all(
-                        isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
-                        for pair in data
-                    ):
-                        self._readings[readings_id] = [(path, digest) for path, digest in data]
-        return self._readings[readings_id]
+    def _load(self, folder: str, name: str) -> object:
+        """The document named `name`, or None if it is missing, damaged, or not what its name says."""
+        if (folder, name) not in self._documents:
+            self._documents[(folder, name)] = None
+            if self.directory is not None:
+                with contextlib.suppress(UntrustedFileError):
+                    data = read_regular_file(self.directory / folder / f"{name}.json", ENTRY_LIMIT_BYTES)
+                    if digest_bytes(data)[:32] == name:
+                        self._documents[(folder, name)] = load_json(data)
+        return self._documents[(folder, name)]
 
 
-def _named_by_digest(text: str, readings_id: str) -> bool:
-    return digest_bytes(text.encode("utf-8", "surrogateescape"))[:32] == readings_id
+def _canonical(document: object) -> str:
+    return json.dumps(document, separators=(",", ":"))
 
 
-def _read_regular(path: Path) -> str | None:
-    """The text of a regular file, or None; never opens a FIFO or a device for reading."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-    try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return None
-        with os.fdopen(descriptor, "rb", closefd=False) as handle:
-            return handle.read().decode("utf-8", errors="surrogateescape")
-    finally:
-        os.close(descriptor)
+def _is_readings(document: object) -> TypeGuard[list[list[str]]]:
+    return isinstance(document, list) and all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
+        for pair in document
+    )

@@ -32,7 +32,7 @@ from flashast.generated import GeneratedFile
 from flashast.names import Identifier, IncludePath
 from flashast.nodes import ClassDeclaration, Include, TranslationUnit
 from flashast.printer import render
-from flashast.verify.batching import Batch, switched_on
+from flashast.verify.batching import Batch
 from flashast.verify.checks import Clash, origin
 from flashast.verify.command_line import refused_command_line
 from flashast.verify.diagnostics import Diagnostic, Location, Report
@@ -45,12 +45,12 @@ from flashast.verify.reading import (
     message_of,
     reportable,
 )
-from flashast.verify.sources import Sources
+from flashast.verify.setup import parse_setup
+from flashast.verify.sources import Sources, switched_on
 from flashast.verify.toolchain import (
     NVCC_ACCEPTS_ON_DEVICE,
     VIRTUAL_SOURCE,
     VerifyOptions,
-    clang_arguments,
 )
 
 # The body of the includes-alone parse: a declaration, so that libclang's preamble ends exactly where
@@ -84,11 +84,12 @@ class Parser:
         self.cindex = cindex
         self.options = options
         self.index = cindex.Index.create()
-        self.arguments = clang_arguments(options)
+        self.setup = parse_setup(options)
+        self.arguments = list(self.setup.arguments)
         # libclang builds a preamble only for a main file that exists on disk (an empty placeholder
         # suffices; the text still comes from memory), so real-header mode parses in a scratch folder.
         self.scratch = Path(tempfile.mkdtemp(prefix="flashast-verify-")) if options.real_headers else None
-        self.sources = Sources(files, options, str(self.scratch) if self.scratch else VIRTUAL_SOURCE)
+        self.sources = Sources(files, self.setup, str(self.scratch) if self.scratch else VIRTUAL_SOURCE)
         self.placeholders = 0
 
     def close(self) -> None:

@@ -11,31 +11,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from flashast.contract import Contract
 from flashast.generated import GeneratedFile
-from flashast.nodes import ClassDeclaration, Declaration, LineComment, TranslationUnit, TypeAlias, Verbatim
 from flashast.printer import render
-from flashast.signatures import Declarator, Type
 from flashast.verify.keys import DiskContents, Reading, digest_bytes
-from flashast.verify.toolchain import (
-    CUDA_LIBRARY_HANDLES,
-    CUDA_STAND_INS,
-    VIRTUAL_INCLUDE,
-    VIRTUAL_ROOT,
-    VerifyOptions,
-    declares_configure_call,
-    missing_cuda_headers,
-)
+from flashast.verify.setup import ParseSetup
+from flashast.verify.toolchain import VIRTUAL_INCLUDE, VIRTUAL_ROOT
 
-# The stand-in that also declares `cudaConfigureCall` for device-side parses (see `_stand_in`).
-DEVICE_STAND_IN_HOST = "texture_fetch_functions.h"
-CONFIGURE_CALL = (
-    'extern "C" cudaError_t cudaConfigureCall(dim3 gridDim, dim3 blockDim, size_t sharedMem = 0,'
-    " cudaStream_t stream = 0);"
-)
 # How a generated file a parse read is named in a key: its served path changes from run to run.
 GENERATED_PREFIX = "<generated>/"
 
@@ -43,6 +27,12 @@ GENERATED_PREFIX = "<generated>/"
 def contract_headers(contract: Contract) -> tuple[tuple[str, str], ...]:
     """The contract's headers as (virtual path, text)."""
     return tuple((f"{VIRTUAL_INCLUDE}/{path}", render(unit)) for path, unit in contract.header_units().items())
+
+
+def switched_on(generated: GeneratedFile) -> list[str]:
+    """`-DMACRO` for each macro the file tests with `#ifdef`: contract verification must see the code
+    a build can switch on (and never defines what `#ifndef` tests)."""
+    return [f"-D{macro}" for macro in generated.ifdef_macros]
 
 
 def batch_member_readings(batch_readings: list[Reading]) -> list[Reading]:
@@ -55,16 +45,14 @@ def batch_member_readings(batch_readings: list[Reading]) -> list[Reading]:
 class Sources:
     """What each parse is served from memory, and how what it read is named in a key."""
 
-    def __init__(self, files: Sequence[GeneratedFile], options: VerifyOptions, source_root: str) -> None:
-        self.options = options
+    def __init__(self, files: Sequence[GeneratedFile], setup: ParseSetup, source_root: str) -> None:
+        self.setup = setup
         self.source_root = source_root
         self.files = {generated.name: generated for generated in files}
         self.texts = {generated.name: generated.text for generated in files}
         self.disk = DiskContents()
         self._headers: dict[int, tuple[tuple[str, str], ...]] = {}
         self._digests: dict[str, str] = {}  # served text -> digest: many files share a contract header
-        self.search_directories = [os.path.abspath(directory) for directory in options.include_dirs]
-        self.cuda_stand_ins = cuda_stand_ins(options)
 
     def source_path(self, name: str) -> str:
         return f"{self.source_root}/{name}"
@@ -77,8 +65,8 @@ class Sources:
             if member not in self.texts:
                 return member
             unsaved.append((self.source_path(member), self.texts[member]))
-        if self.options.real_headers:
-            return unsaved + self.cuda_stand_ins
+        if self.setup.options.real_headers:
+            return unsaved + list(self.setup.stand_ins)
         return unsaved + list(self.contract_headers(generated.contract))
 
     def contract_headers(self, contract: Contract) -> tuple[tuple[str, str], ...]:
@@ -98,21 +86,30 @@ class Sources:
             if path in texts:
                 found.append((self._key_name(path), self._digest(texts[path])))
                 continue
+            path = os.path.abspath(path)  # as `shadowing_candidates` names places: from any working directory
             found.append((path, self.disk.digest(path) or ""))
             found += [(absent, "") for absent in shadowing_candidates(path, includer(inclusion),
-                                                                   self.search_directories, self.disk)]
+                                                                   self.setup.search_directories, self.disk)]
         return found
+
+    def key(self, generated: GeneratedFile) -> str:
+        """`generated`'s input digest: its text, its `-D` macros and the generated files it includes."""
+        return self.setup.key(generated.text, switched_on(generated), self.included(generated))
 
     def current_digest(self, generated: GeneratedFile) -> Callable[[str], str | None]:
         """What a parse of `generated` would read at each path named in a key, now."""
         served = self.served(generated)
-        now = {} if isinstance(served, str) else {self._key_name(path): self._digest(text) for path, text in served}
+        return self.current([] if isinstance(served, str) else served)
+
+    def current(self, served: Sequence[tuple[str, str]]) -> Callable[[str], str | None]:
+        """What a parse served `served` would read at each path named in a key, now."""
+        now = {self._key_name(path): self._digest(text) for path, text in served}
 
         def digest(path: str) -> str | None:
             if path in now:
                 return now[path]
             if path.startswith((GENERATED_PREFIX, VIRTUAL_ROOT)):
-                return None  # served by an earlier run, not by this one
+                return ""  # not served by this run: nothing there (what a shadowing place records)
             return self.disk.digest(path) or ""  # "" stands for no readable file there
 
         return digest
@@ -158,28 +155,3 @@ def includer(inclusion: Any) -> str | None:
     """The file that includes an inclusion list's entry, or None when the command line does (clang's
     CUDA driver includes `__clang_cuda_runtime_wrapper.h` so: libclang gives it no source file)."""
     return str(inclusion.source.name) if inclusion.source is not None else None
-
-
-def cuda_stand_ins(options: VerifyOptions) -> list[tuple[str, str]]:
-    """The headers a real-header parse with CUDA's headers is served for those the toolkit lacks
-    (`missing_cuda_headers`), as (path under `CUDA_STAND_INS`, text); none without `cuda_includes`."""
-    if not options.cuda_includes or options.cuda_path is None:
-        return []
-    cuda_path = options.cuda_path
-    return [(f"{CUDA_STAND_INS}/{name}", render(TranslationUnit(_stand_in(name, options, cuda_path))))
-            for name in missing_cuda_headers(cuda_path)]
-
-
-def _stand_in(name: str, options: VerifyOptions, cuda_path: Path) -> tuple[Declaration, ...]:
-    """A header in place of one the toolkit lacks: empty for clang's CUDA wrapper; a CUDA library's
-    handle type for torch (`CUDA_LIBRARY_HANDLES`); for device-side parses, the one clang's CUDA
-    wrapper includes after the runtime declares `cudaConfigureCall` if the toolkit no longer does
-    (CUDA 13): clang's device-side semantics look it up for every kernel launch."""
-    found: tuple[Declaration, ...] = (LineComment(f"flashast: {cuda_path} has no {name}"),)
-    handle = CUDA_LIBRARY_HANDLES.get(name)
-    if handle is not None:
-        context = handle.removesuffix("Handle_t") + "Context"
-        found += (ClassDeclaration(context), TypeAlias(handle, Type(context, declarator=Declarator.POINTER)))
-    if options.device_arch is not None and name == DEVICE_STAND_IN_HOST and not declares_configure_call(cuda_path):
-        found += (Verbatim(CONFIGURE_CALL),)
-    return found
