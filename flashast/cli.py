@@ -28,6 +28,7 @@ from typing import NoReturn
 
 from flashast import __version__
 from flashast.command_options import architectures_without_files, refuse_before_any_work
+from flashast.compat import deprecations_reported
 from flashast.cost import aggregator_members, measure, render_json, render_table
 from flashast.errors import FlashastError, PluginError, Terminated, UsageError, VerificationError, signals_raise
 from flashast.generated import CompilePolicy, compiled_files
@@ -36,7 +37,7 @@ from flashast.ninja_log import read_ninja_log
 from flashast.pipeline import DEFAULT_PRESET, Action, Options, run
 from flashast.plugins import load_plugins
 from flashast.process import checked_output, scratch_folder
-from flashast.registry import BUILTIN_PRESETS, Registry
+from flashast.registry import BUILTIN_PRESETS, BUILTIN_REVISIONS, Registry
 from flashast.report import ProgressDisplay, list_kinds, printable, report_check, report_verification, report_write
 from flashast.verify import VerifyOptions, find_cuda_path
 
@@ -110,8 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", metavar="DIR", help="output directory (created, parents too); required,"
                         " except with --list-kinds, --conformance, --version and --cmake-dir")
     presets = ", ".join(dict.fromkeys(preset.name.partition("@")[0] for preset in BUILTIN_PRESETS))
+    revisions = ", ".join(preset.name_with_revision for preset in BUILTIN_REVISIONS)
     parser.add_argument("--preset", default=DEFAULT_PRESET, metavar="NAME", help=f"preset to generate: {presets},"
-                        f" or one a plugin registers (default: {DEFAULT_PRESET}; --list-kinds lists them)")
+                        f" or one a plugin registers (default: {DEFAULT_PRESET}; --list-kinds lists them);"
+                        f" NAME@REVISION is another upstream revision of one: {revisions}")
     parser.add_argument("--version", action="version", version=f"flashast {__version__}")
     parser.add_argument("--cmake-dir", action=_PrintCMakeDir,
                         help="print the directory of flashast-config.cmake (for -Dflashast_DIR=...) and exit")
@@ -187,7 +190,8 @@ def exit_with(code: int) -> NoReturn:
 
 
 def _main(argv: Sequence[str] | None, registry: Registry | None) -> int:
-    with signals_raise(), checked_output() as output:
+    # Plugins' uses of deprecated API are printed once each, whatever the run's outcome.
+    with signals_raise(), checked_output() as output, deprecations_reported():
         try:
             code = _run(list(sys.argv[1:] if argv is None else argv), registry)
             output.flush()
@@ -247,7 +251,7 @@ def _run(argv: list[str], registry: Registry | None) -> int:
         with contextlib.redirect_stdout(sys.stderr):
             # Plugin code (a constraint) runs when a kind first counts its files; its prints belong
             # on stderr. A kind enumerates its configurations once, so the listing runs none again.
-            for name in registry.preset_names():
+            for name in registry.preset_choices():  # every revision, as the listing shows them
                 _ = [kind.count() for kind in registry.preset(name).kinds]
         list_kinds(registry)
         return EXIT_OK
