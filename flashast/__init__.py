@@ -112,8 +112,7 @@ from flashast.style import (
     PointerAlignment,
     Style,
 )
-
-__version__ = "0.2.0"
+from flashast.version import __version__
 
 __all__ = [
     "ArgumentLayout",

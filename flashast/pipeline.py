@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from flashast import __version__
 from flashast.errors import UsageError, VerificationError, signals_held
 from flashast.generated import CompilePolicy, GeneratedFile, compiled_files
 from flashast.kinds import Kind, Preset
@@ -37,6 +36,7 @@ from flashast.selection import parse_filter, select
 from flashast.verify import CONTRACT_MODE, Progress, Report, VerdictStore, VerifyOptions, verify
 from flashast.verify.conformance import check_conformance
 from flashast.verify.dispatch import DispatchReport, check_dispatch
+from flashast.version import __version__
 
 DEFAULT_PRESET = "pytorch"
 
