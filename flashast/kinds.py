@@ -20,19 +20,11 @@ from functools import cached_property
 from flashast.axes import AxisValue, Configuration, spell_axis_value
 from flashast.compat import positional_fields, warn_deprecated
 from flashast.contract import Contract
-from flashast.errors import (
-    PLUGIN_ESCAPES,
-    FlashastError,
-    ModelError,
-    PluginError,
-    defined_by_flashast,
-    one_line,
-    plugin_frame,
-    user_interrupt,
-)
+from flashast.errors import FlashastError, ModelError
 from flashast.generated import GeneratedFile
 from flashast.names import FileName, check_identifier
 from flashast.nodes import TranslationUnit
+from flashast.plugin_code import kind_code
 from flashast.style import Style
 
 RESERVED_AXES = frozenset({"kind", "preset", "name", "aggregator"})
@@ -218,15 +210,8 @@ class Kind:
     def _reason(self, configuration: Configuration) -> str | None:
         if self.constraint is None:
             return None
-        try:
+        with kind_code(self.name, "constraint", self.constraint, configuration):
             reason = self.constraint(configuration)
-        except FlashastError as error:
-            raise self._failure("constraint", configuration, error) from None
-        except PLUGIN_ESCAPES as error:
-            if user_interrupt(error):
-                raise
-            self._blame_plugin("constraint", configuration, error)
-            raise
         if reason is not None and (not isinstance(reason, str) or not reason.strip()):
             raise ModelError(
                 f"Kind({self.name})", "constraint", reason, "must return a non-empty reason str, or None to keep"
@@ -240,15 +225,8 @@ class Kind:
             except (KeyError, IndexError, ValueError) as error:
                 raise ModelError(f"Kind({self.name})", "file_name", self.file_name, f"cannot format: {error}") from None
         else:
-            try:
+            with kind_code(self.name, "file_name", self.file_name, configuration):
                 text = self.file_name(configuration)
-            except FlashastError as error:
-                raise self._failure("file_name", configuration, error) from None
-            except PLUGIN_ESCAPES as error:
-                if user_interrupt(error):
-                    raise
-                self._blame_plugin("file_name", configuration, error)
-                raise
         try:
             return FileName(text).text
         except ModelError as error:
@@ -258,34 +236,13 @@ class Kind:
         """A mistake in a kind's own code, reported with the kind and configuration it happened for."""
         return ModelError(f"Kind({self.name})", role, configuration.describe(), str(error))
 
-    def _blame_plugin(self, role: str, configuration: Configuration, error: BaseException) -> None:
-        """An ordinary exception in a kind's code: one line naming the kind, if the code is a plugin's.
-
-        If no frame outside flashast and the standard library raised it and the code is flashast's own
-        (a built-in kind), the bug is flashast's: this returns and the caller re-raises it as an
-        internal error. Code from elsewhere (`build=int`) is the plugin's even without a frame.
-        """
-        where = plugin_frame(error)
-        if where or not defined_by_flashast(getattr(self, role)):
-            message = one_line(f"{type(error).__name__}: {error}")
-            raise PluginError(
-                f"kind {self.name}: {role} failed for {configuration.describe()}: {message}{where}", kind=self.name
-            ) from None
-
     def generate(self, preset: str, preset_style: Style) -> Iterator[GeneratedFile]:
         style = self.style or preset_style
         for configuration, reason in self.configurations():
             if reason is not None:
                 continue
-            try:
+            with kind_code(self.name, "build", self.build, configuration):
                 unit = self.build(configuration)
-            except FlashastError as error:
-                raise self._failure("build", configuration, error) from None
-            except PLUGIN_ESCAPES as error:
-                if user_interrupt(error):
-                    raise
-                self._blame_plugin("build", configuration, error)
-                raise
             if not isinstance(unit, TranslationUnit):
                 raise self._failure(
                     "build", configuration, ModelError("build", "return", unit, "must be a TranslationUnit")
@@ -306,15 +263,8 @@ class Kind:
     def _architectures_of(self, configuration: Configuration) -> tuple[str, ...]:
         if not callable(self.architectures):
             return tuple(self.architectures)
-        try:
+        with kind_code(self.name, "architectures", self.architectures, configuration):
             named = self.architectures(configuration)
-        except FlashastError as error:
-            raise self._failure("architectures", configuration, error) from None
-        except PLUGIN_ESCAPES as error:
-            if user_interrupt(error):
-                raise
-            self._blame_plugin("architectures", configuration, error)
-            raise
         return _architectures(f"Kind({self.name})", named)
 
     def count(self) -> int:
