@@ -100,3 +100,18 @@ def select(
         named = " ".join(f"{filter_.option} {filter_.text}" for filter_ in (*only_filters, *exclude_filters))
         raise UsageError(f"{named}: together select no file of preset {preset.name}")
     return selected
+
+
+def excluding_filter(generated: GeneratedFile, filters: Sequence[Filter]) -> str:
+    """The `--exclude` that drops `generated`, else the `--only` group it matches none of."""
+    for filter_ in filters:
+        if filter_.option == "--exclude" and filter_.matches(generated):
+            return f"--exclude {filter_.text}"
+    groups: dict[str | None, list[Filter]] = {}
+    for filter_ in filters:
+        if filter_.option == "--only":
+            groups.setdefault(filter_.axis, []).append(filter_)
+    for group in groups.values():
+        if not any(filter_.matches(generated) for filter_ in group):
+            return " ".join(f"--only {filter_.text}" for filter_ in group)
+    return "the selection"

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from flashast.compat import FlashastDeprecationWarning
 from flashast.generated import GeneratedFile
-from flashast.selection import Filter
+from flashast.selection import Filter, excluding_filter
 from flashast.verify.checks import origin
 from flashast.verify.diagnostics import Diagnostic, Location, Note
 from flashast.verify.indexer import Required, display_path, required
@@ -206,21 +206,6 @@ def _missing(specialization: Specialization, places: tuple[Location, ...], exter
                      if not guard.defined and guard.macro not in have.guard_macros)
     return Missing(specialization, places, provider, f"left out by {excluding_filter(provider.file, filters)}",
                    extern, switches)
-
-
-def excluding_filter(generated: GeneratedFile, filters: Sequence[Filter]) -> str:
-    """The `--exclude` that drops `generated`, else the `--only` group it matches none of."""
-    for filter_ in filters:
-        if filter_.option == "--exclude" and filter_.matches(generated):
-            return f"--exclude {filter_.text}"
-    groups: dict[str | None, list[Filter]] = {}
-    for filter_ in filters:
-        if filter_.option == "--only":
-            groups.setdefault(filter_.axis, []).append(filter_)
-    for group in groups.values():
-        if not any(filter_.matches(generated) for filter_ in group):
-            return " ".join(f"--only {filter_.text}" for filter_ in group)
-    return "the selection"
 
 
 def guard_defines(missing: Sequence[Missing]) -> tuple[str, ...]:
