@@ -8,36 +8,25 @@
 - Defining, for verification, a macro that a file tests with `#ifndef` would skip the guarded code
   unverified; that is refused before any parse.
 
-Both, and the dispatch check's reading of the model (`provided`), see a file's namespaces as the
-compiler does: the macros in effect for a file (`FileMacros`) are its contract's `#define`s, overridden
-by the run's defines, and `namespace_parts` expands them in a namespace's name.
+The duplicate check and the dispatch check's reading of the model (`provided`) walk a file with the
+same `flashast.scoped_definitions.definitions` and name what they find with
+`flashast.definition_spelling`. Both see a file's namespaces as the compiler does: the macros in effect
+for a file (`FileMacros`) are its contract's `#define`s, overridden by the run's defines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from flashast.contract import Contract
+from flashast.definition_spelling import diagnostic_name, duplicate_key
 from flashast.errors import UsageError
 from flashast.generated import GeneratedFile
-from flashast.names import Identifier, MacroName, QualifiedName
-from flashast.nodes import (
-    Declaration,
-    ExplicitInstantiation,
-    ExplicitSpecialization,
-    FunctionDefinition,
-    IfDefined,
-    IfNotDefined,
-    MacroDefinition,
-    MacroInvocation,
-    Namespace,
-)
-from flashast.printer import spell_template_argument
+from flashast.nodes import IfNotDefined, MacroDefinition
+from flashast.scoped_definitions import DefinitionNode, definitions
 from flashast.verify.diagnostics import Diagnostic, Location
 from flashast.verify.toolchain import VerifyOptions
-
-Definition = ExplicitSpecialization | ExplicitInstantiation | FunctionDefinition
 
 
 @dataclass(frozen=True)
@@ -46,36 +35,18 @@ class Clash:
 
     first: GeneratedFile
     second: GeneratedFile
-    definition: Definition
+    definition: DefinitionNode
 
     def diagnostic(self) -> Diagnostic:
         """The model-level report, used when clang cannot locate the clash itself."""
         return Diagnostic(
             Location(self.second.name),
-            f"{_spelled(self.definition)} is also defined in {self.first.name} (a duplicate symbol at link time)",
+            f"{diagnostic_name(self.definition)} is also defined in {self.first.name}"
+            " (a duplicate symbol at link time)",
             fails=True,
             file=self.second.name,
             origin=origin(self.second),
         )
-
-
-def _spelled(definition: Definition) -> str:
-    if isinstance(definition, FunctionDefinition):
-        return f"{definition.head.name}()"
-    signature = definition.signature
-    arguments = ", ".join(spell_template_argument(argument) for argument in signature.template_arguments)
-    return f"{signature.name}<{arguments}>"
-
-
-def _key(scope: tuple[str, ...], definition: Definition) -> tuple[object, ...]:
-    """What a definition defines: its entity and template arguments, or for a plain function its name
-    and parameter types (an overload of another parameter list is another function)."""
-    if isinstance(definition, FunctionDefinition):
-        parameters = tuple(repr(parameter.type) for parameter in definition.head.parameters)
-        return ((*scope, definition.head.name.text), parameters)
-    signature = definition.signature
-    name = tuple(part.text for part in signature.name.parts)
-    return ((*(() if signature.name.absolute else scope), *name), signature.template_arguments)
 
 
 def origin(generated: GeneratedFile) -> str:
@@ -96,10 +67,14 @@ def find_clashes(files: Iterable[GeneratedFile], defines: Sequence[str] = ()) ->
     for generated in files:
         if generated.aggregator:
             continue  # an aggregator's definitions are its members'
-        for scope, definition in _definitions(generated.unit.declarations, (), macros_of(generated)):
-            first = seen.setdefault(_key(scope, definition), generated)
+        # Guards are not evaluated: a definition any build of the file can compile is one that can clash.
+        for found in definitions(generated.unit, macros_of(generated)):
+            key = duplicate_key(found.scope, found.node)
+            if key is None:
+                continue
+            first = seen.setdefault(key, generated)
             if first.name != generated.name:
-                clashes.append(Clash(first, generated, definition))
+                clashes.append(Clash(first, generated, found.node))
     return clashes
 
 
@@ -131,33 +106,6 @@ class FileMacros:
         if id(contract) not in self._by_contract:
             self._by_contract[id(contract)] = {**contract_macros(contract), **self.given}
         return self._by_contract[id(contract)]
-
-
-def namespace_parts(name: Identifier | QualifiedName | MacroName, macros: Mapping[str, str]) -> tuple[str, ...]:
-    """A namespace's name as the compiler sees it: every identifier that names a macro is that
-    macro's expansion (a `MacroName` is spelled so on purpose, but a plain identifier expands too),
-    and `a::b` is `a`, then `b`."""
-    written = [part.text for part in name.parts] if isinstance(name, QualifiedName) else [name.text]
-    return tuple(component for part in written for component in macros.get(part, part).split("::"))
-
-
-def _definitions(
-    declarations: Iterable[Declaration], scope: tuple[str, ...], macros: Mapping[str, str]
-) -> Iterator[tuple[tuple[str, ...], Definition]]:
-    for node in declarations:
-        if isinstance(node, Namespace):
-            yield from _definitions(node.body, (*scope, *namespace_parts(node.name, macros)), macros)
-        elif isinstance(node, ExplicitSpecialization) or (isinstance(node, ExplicitInstantiation) and not node.extern):
-            yield scope, node
-        elif isinstance(node, FunctionDefinition) and not node.head.template_parameters and not node.head.static:
-            # A template may be defined in every file that uses it, and a `static` function is each
-            # file's own; any other function defined twice is two definitions of one symbol.
-            yield scope, node
-        elif isinstance(node, MacroInvocation):
-            # A function-like macro's invocation defines what its expansion instantiates.
-            yield from _definitions(node.expansion(), scope, macros)
-        elif isinstance(node, (IfNotDefined, IfDefined)):
-            yield from _definitions(node.body, scope, macros)
 
 
 def refuse_guard_defines(files: Sequence[GeneratedFile], options: VerifyOptions) -> None:

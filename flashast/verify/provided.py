@@ -5,35 +5,35 @@ function-like macro's invocation included), qualified by its namespaces (`FLASH_
 through a `--define`, else the file's contract's `#define`), with its `#ifdef`/`#ifndef` guards
 evaluated under the run's defines. An `extern template` line is a
 requirement the selected files must satisfy too. An aggregator provides nothing itself: its members
-do, once. Arguments are spelled as libclang reads them back from a dispatcher (`flashast.verify.
-indexer`), so the dispatch check compares the two as plain values.
+do, once. The files are walked by `flashast.scoped_definitions.definitions`, as the duplicate check
+walks them, and each specialization is named by `flashast.definition_spelling.dispatch_key`: as
+libclang reads it back from a dispatcher (`flashast.verify.indexer`), so the dispatch check compares
+the two as plain values.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from flashast.definition_spelling import dispatch_key
 from flashast.generated import GeneratedFile
-from flashast.names import FundamentalType
 from flashast.nodes import (
-    Declaration,
     ExplicitInstantiation,
     ExplicitSpecialization,
-    IfDefined,
+    FunctionDefinition,
     IfNotDefined,
     MacroInvocation,
-    Namespace,
-    TemplateArgument,
-    TypeArg,
 )
-from flashast.printer import render_declarations, spell_template_argument
-from flashast.verify.checks import FileMacros, namespace_parts
+from flashast.printer import render_declarations
+from flashast.scoped_definitions import Guard, definitions
+from flashast.verify.checks import FileMacros
 from flashast.verify.diagnostics import Location
 
-# How clang spells fundamental types the model may write another way.
-CLANG_SPELLINGS = {"unsigned": "unsigned int"}
+# `Guard` is the walk's (`flashast.scoped_definitions`); the dispatch check imports it from here.
+__all__ = ["Guard", "Provided", "Provision", "Specialization", "natural_order", "provided", "would_provide",
+           "written_templates"]
 
 
 @dataclass(frozen=True, order=True)
@@ -55,17 +55,6 @@ class Specialization:
 def natural_order(text: str) -> list[int | str]:
     """`HDIM64` before `HDIM192`: digit runs compare as numbers (split parts alternate str, int)."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
-
-
-@dataclass(frozen=True)
-class Guard:
-    """A conditional around a definition: compiled when `macro` is defined (`#ifdef`) or not (`#ifndef`)."""
-
-    macro: str
-    defined: bool
-
-    def holds(self, macros: Collection[str]) -> bool:
-        return (self.macro in macros) == self.defined
 
 
 @dataclass(frozen=True)
@@ -158,39 +147,8 @@ def _read_model(files: Iterable[GeneratedFile], defines: Sequence[str]) -> Itera
         if generated.aggregator:
             continue
         macros = macros_of(generated)
-        stack: list[tuple[Declaration, tuple[str, ...], tuple[Guard, ...]]] = [
-            (node, (), ()) for node in reversed(generated.unit.declarations)]
-        while stack:
-            node, scope, guards = stack.pop()
-            if isinstance(node, Namespace):
-                inner = (*scope, *namespace_parts(node.name, macros))
-                stack.extend((child, inner, guards) for child in reversed(node.body))
-            elif isinstance(node, (IfNotDefined, IfDefined)):
-                guard = Guard(node.macro.text, isinstance(node, IfDefined))
-                stack.extend((child, scope, (*guards, guard)) for child in reversed(node.body))
-            elif isinstance(node, (ExplicitSpecialization, ExplicitInstantiation)):
-                yield _provision(generated, scope, guards, node, macros)
-            elif isinstance(node, MacroInvocation):
-                for instantiation in node.expansion():
-                    yield _provision(generated, scope, guards, instantiation, macros, written=node)
-
-
-def _provision(generated: GeneratedFile, scope: tuple[str, ...], guards: tuple[Guard, ...],
-               node: ExplicitSpecialization | ExplicitInstantiation, macros: Collection[str],
-               written: MacroInvocation | None = None) -> Provision:
-    name = node.signature.name
-    qualified = "::".join((*(() if name.absolute else scope), *(part.text for part in name.parts)))
-    arguments = tuple(map(_spell_argument, node.signature.template_arguments))
-    return Provision(Specialization(qualified, arguments), generated, guards, node,
-                     all(guard.holds(macros) for guard in guards), written)
-
-
-def _spell_argument(argument: TemplateArgument) -> str:
-    """As libclang reads it back: a fundamental type as clang spells it, an enumerator (an argument
-    with an `enumeration`) by its value, since libclang reports an enumerator argument as an integer."""
-    if isinstance(argument, TypeArg) and isinstance(argument.type, FundamentalType) and not argument.arguments:
-        return CLANG_SPELLINGS.get(argument.type.text, argument.type.text)
-    enumeration = getattr(argument, "enumeration", None)
-    if enumeration is not None:
-        return str(enumeration.value_of(getattr(argument, "enumerator")))  # noqa: B009 - not on every argument type
-    return spell_template_argument(argument)
+        for found in definitions(generated.unit, macros):
+            if isinstance(found.node, FunctionDefinition):
+                continue  # no template's specialization, so nothing a dispatcher check tracks
+            yield Provision(Specialization(*dispatch_key(found.scope, found.node)), generated, found.guards,
+                            found.node, all(guard.holds(macros) for guard in found.guards), found.written)
