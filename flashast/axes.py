@@ -8,8 +8,7 @@ it came from.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from flashast.compat import warn_deprecated
@@ -49,32 +48,21 @@ class Configuration:
     """
 
     pairs: tuple[tuple[str, AxisValue], ...]
+    # The pairs by axis name, for reads: derived from `pairs`, so no part of equality or of `replace`.
+    by_axis: dict[str, AxisValue] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # `by_axis` is stored here, once, rather than on its first read (where `cached_property`
-        # would take a lock each time a configuration is made).
-        by_axis = self.__dict__["by_axis"] = dict(self.pairs)
+        by_axis = dict(self.pairs)
         if len(by_axis) != len(self.pairs):
             names = [axis for axis, _ in self.pairs]
             repeated = next(axis for axis in names if names.count(axis) > 1)
             raise ModelError("Configuration", "pairs", repeated, "an axis appears twice")
-        # Each axis that no attribute of the class claims is also an instance attribute, so that
-        # `config.head_dim` is an ordinary lookup: constraints read axes this way tens of thousands
-        # of times per preset, and a lookup that fails over to `__getattr__` costs ten times more.
-        # An axis named like a method is not copied: the method stays what `config.get` means.
-        if _CLASS_ATTRIBUTES.isdisjoint(by_axis):
-            self.__dict__.update(by_axis)
-        else:
-            self.__dict__.update((axis, value) for axis, value in self.pairs if axis not in _CLASS_ATTRIBUTES)
-
-    @cached_property
-    def by_axis(self) -> dict[str, AxisValue]:
-        """The pairs by axis name (derived from `pairs`, so no part of equality or of `replace`)."""
-        return dict(self.pairs)
+        object.__setattr__(self, "by_axis", by_axis)
 
     def __getattr__(self, axis: str) -> Any:
-        # Only called when ordinary lookup fails. Dunder probes (copy, pickle) and a half-built
-        # instance must get a plain AttributeError rather than recurse into `by_axis`.
+        # Python calls this only when ordinary lookup fails, which is what lets the class's own
+        # attributes come first. Dunder probes (copy, pickle) and a half-built instance get a plain
+        # AttributeError rather than recurse into `by_axis`.
         if axis.startswith("__") or axis in ("pairs", "by_axis"):
             raise AttributeError(axis)
         try:
@@ -133,7 +121,3 @@ class Configuration:
     def _missing(self, axis: str) -> str:
         return f"configuration has no axis {axis!r} (its axes: {', '.join(self.keys()) or 'none'})"
 
-
-# What `config.NAME` means before any axis (its methods, properties and fields): an axis named like
-# one of these is read as `config[NAME]`.
-_CLASS_ATTRIBUTES = frozenset(dir(Configuration)) | {own.name for own in fields(Configuration)}
