@@ -5,8 +5,8 @@
   values: a fully qualified template name, fundamental types as clang spells them, an enumerator by
   its value (libclang reports an enumerator argument as an integer).
 - `duplicate_key`: the entity a definition defines at link time, or None for one that no other file's
-  definition can clash with. An explicit specialization or instantiation is its template and
-  arguments, the same value as its `dispatch_key`; a plain function is its name and parameter types.
+  definition can clash with. An explicit specialization or instantiation is its `dispatch_key` (one
+  name for one specialization in both checks); a plain function is its name and parameter types.
 - `diagnostic_name`: how a duplicate-symbol report names a definition (`run_mha_fwd_<half_t, 64>`,
   `kernel()`), as the file writes it.
 
@@ -51,7 +51,9 @@ def duplicate_key(scope: tuple[str, ...], node: DefinitionNode) -> tuple[object,
         return (*scope, node.head.name.text), parameters
     if isinstance(node, ExplicitInstantiation) and node.extern:
         return None
-    return _qualified_name(scope, node.signature), node.signature.template_arguments
+    # The specialization a dispatcher would call: arguments compared as clang reads them, so
+    # `f<unsigned>` and `f<unsigned int>` in two files are one symbol defined twice.
+    return dispatch_key(scope, node)
 
 
 def diagnostic_name(node: DefinitionNode) -> str:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from flashast.definition_spelling import clang_argument, diagnostic_name, dispatch_key, duplicate_key
+from flashast.axes import Configuration
+from flashast.contract import Contract
+from flashast.definition_spelling import diagnostic_name, dispatch_key, duplicate_key
 from flashast.definitions import FunctionDefinition, FunctionHead, ParameterDeclaration
 from flashast.expressions import BinaryExpression, IntegerLiteral, Name
+from flashast.generated import GeneratedFile
 from flashast.names import MacroName
 from flashast.nodes import (
     Declarator,
@@ -25,6 +28,7 @@ from flashast.nodes import (
     FunctionTemplate,
     IfDefined,
     IfNotDefined,
+    Include,
     IntArg,
     LineComment,
     MacroInstantiation,
@@ -39,6 +43,8 @@ from flashast.nodes import (
 )
 from flashast.preprocessor import Defined, IfSection
 from flashast.scoped_definitions import DefinitionNode, Guard, TemplateDefinitionNode, definitions, namespace_parts
+from flashast.style import Style
+from flashast.verify.checks import find_clashes
 
 PARAMS = (Parameter(Type("Flash_fwd_params", declarator=Declarator.REFERENCE), "params"),)
 RUN = FunctionTemplate((TypeParameter("T"), ValueParameter("int", "Headdim")), "void", "run_mha_fwd_", PARAMS)
@@ -79,6 +85,8 @@ TABLE: list[tuple[tuple[str, ...], DefinitionNode, str | None, bool, str]] = [
     # As clang reads arguments back: `unsigned` is `unsigned int`, an enumerator its value.
     ((), ExplicitSpecialization(FunctionSignature("void", "f", (TypeArg("unsigned"),), PARAMS)), "f<unsigned int>",
      True, "f<unsigned>"),
+    ((), ExplicitInstantiation(FunctionSignature("void", "f", (TypeArg("unsigned int"),), PARAMS)), "f<unsigned int>",
+     True, "f<unsigned int>"),
     ((), VEC_CASE.instantiate(64, "GGML_TYPE_Q4_0"), "vec_case<64, 2>", True, "vec_case<64, GGML_TYPE_Q4_0>"),
     ((), BY_PRECISION.instantiate("HIGH"), "by_precision<1>", True, "by_precision<precision::HIGH>"),
     ((), ExplicitInstantiation(FunctionSignature("void", "g", (TypeArg("Tile", (TypeArg("float"), IntArg(64))),), PARAMS)),
@@ -103,23 +111,33 @@ def test_each_definition_is_named_alike_by_the_duplicate_and_the_dispatch_check(
     template, arguments = dispatch_key(scope, node)
     assert f"{template}<{', '.join(arguments)}>" == dispatched
     if key is not None:
-        # What the duplicate check counts as one entity is one specialization to the dispatch check.
-        name, template_arguments = key
-        assert ("::".join(name), tuple(map(clang_argument, template_arguments))) == (template, arguments)
+        # What the duplicate check counts is the very specialization the dispatch check compares.
+        assert key == (template, arguments)
 
 
-def test_what_the_duplicate_check_tells_apart_the_dispatch_check_tells_apart_too() -> None:
+def test_two_definitions_are_one_entity_to_both_checks_or_to_neither() -> None:
     templates: list[tuple[tuple[str, ...], TemplateDefinitionNode]] = [
-        (scope, node) for scope, node, _, _, _ in TABLE if not isinstance(node, FunctionDefinition)
+        (scope, node) for scope, node, _, counted, _ in TABLE if counted and not isinstance(node, FunctionDefinition)
     ]
-    keys = {duplicate_key(scope, node): dispatch_key(scope, node) for scope, node in templates}
-    by_dispatch: dict[object, set[object]] = {}
-    for duplicate, dispatch in keys.items():
-        by_dispatch.setdefault(dispatch, set()).add(duplicate)
-    # The specialization and the labelled instantiation of one entity are one duplicate key (a
-    # comment is no argument), the `extern` line none; no other two rows share a dispatch name.
-    assert {dispatch: len(duplicates) for dispatch, duplicates in by_dispatch.items()
-            if len(duplicates) > 1} == {("flash::run_mha_fwd_", ("cutlass::half_t", "128")): 2}
+    for scope, node in templates:
+        for other_scope, other in templates:
+            same_to_the_dispatch_check = dispatch_key(scope, node) == dispatch_key(other_scope, other)
+            assert (duplicate_key(scope, node) == duplicate_key(other_scope, other)) is same_to_the_dispatch_check
+    # The table's pairs: a specialization and a labelled instantiation (a comment is no argument),
+    # `unsigned` and `unsigned int`.
+    assert len(templates) - len({dispatch_key(scope, node) for scope, node in templates}) == 2
+
+
+def test_unsigned_and_unsigned_int_in_two_files_are_one_symbol_defined_twice() -> None:
+    contract = Contract({"f.h": (FunctionTemplate((TypeParameter("T"),), "void", "f", PARAMS),)})
+
+    def file(name: str, argument: str) -> GeneratedFile:
+        unit = TranslationUnit([Include("f.h"), ExplicitInstantiation(FunctionSignature("void", "f", (TypeArg(argument),), PARAMS))])
+        return GeneratedFile(name, "test", "f", Configuration(()), unit, Style(), contract)
+
+    [clash] = find_clashes([file("a.cu", "unsigned"), file("b.cu", "unsigned int"), file("c.cu", "int")])
+    assert (clash.first.name, clash.second.name) == ("a.cu", "b.cu")
+    assert clash.diagnostic().message == "f<unsigned int> is also defined in a.cu (a duplicate symbol at link time)"
 
 
 def test_one_walk_yields_each_definition_with_its_scope_guards_and_the_macro_invocation_that_wrote_it() -> None:
