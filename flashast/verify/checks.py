@@ -108,13 +108,18 @@ class FileMacros:
         return self._by_contract[id(contract)]
 
 
+def ifndef_macros(files: Iterable[GeneratedFile]) -> frozenset[str]:
+    """The macros `files` test with `#ifndef`: the switches a build can turn their code off with."""
+    return frozenset(
+        node.macro.text for generated in files for node in generated.unit.walk() if isinstance(node, IfNotDefined)
+    )
+
+
 def refuse_guard_defines(files: Sequence[GeneratedFile], options: VerifyOptions) -> None:
     """Refuse a `--define` (or `--clang-arg -D`) of a macro a file tests with `#ifndef`."""
-    guards = {
-        str(node.macro) for generated in files for node in generated.unit.walk() if isinstance(node, IfNotDefined)
-    }
+    guards = ifndef_macros(files)
     for define in options.effective_defines:
-        name = define.split("=", 1)[0]
+        name = split_define(define)[0]
         if name in guards:
             raise UsageError(
                 f"--define {define}: the generated files guard code with `#ifndef {name}`; defining it"

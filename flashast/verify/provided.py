@@ -23,12 +23,11 @@ from flashast.nodes import (
     ExplicitInstantiation,
     ExplicitSpecialization,
     FunctionDefinition,
-    IfNotDefined,
     MacroInvocation,
 )
 from flashast.printer import render_declarations
 from flashast.scoped_definitions import Guard, definitions
-from flashast.verify.checks import FileMacros
+from flashast.verify.checks import FileMacros, ifndef_macros
 from flashast.verify.diagnostics import Location
 
 # `Guard` is the walk's (`flashast.scoped_definitions`); the dispatch check imports it from here.
@@ -117,9 +116,7 @@ def provided(files: Iterable[GeneratedFile], defines: Sequence[str] = ()) -> Pro
     for generated in files:
         for member in generated.included_files() if generated.aggregator else ():
             aggregators[member] = (*aggregators.get(member, ()), generated.name)
-    return Provided(provisions, switched_off, tuple(externs),
-                    frozenset(node.macro.text for generated in files for node in generated.unit.walk()
-                              if isinstance(node, IfNotDefined)), aggregators)
+    return Provided(provisions, switched_off, tuple(externs), ifndef_macros(files), aggregators)
 
 
 def would_provide(files: Iterable[GeneratedFile], defines: Sequence[str] = ()) -> dict[Specialization, Provision]:
