@@ -1,10 +1,11 @@
-"""Calling the code a kind was given (its builder, constraint, file-name function, architectures):
-one place that decides what a failure there becomes.
+"""Running code that plugins wrote: one place that decides what a failure there becomes.
 
-That code is usually a plugin's, and it may raise anything at all: a mistake flashast can name
-(`ModelError` from a node), an ordinary bug, a `sys.exit()`, its own `BaseException` subclass, a
-`KeyboardInterrupt` it raises itself. None of it may end the run with a traceback or take over the
-exit code. Only a signal the user sent (`user_interrupt`) passes through untouched.
+That is a plugin's import, its `register(registry)`, and the code it gave a kind (builder,
+constraint, file-name function, architectures; a built-in kind's is flashast's own). Such code may
+raise anything at all: a mistake flashast can name (`ModelError` from a node), an ordinary bug, a
+`sys.exit()`, its own `BaseException` subclass, a `KeyboardInterrupt` it raises itself. None of it
+may end the run with a traceback or take over the exit code: each is one `PluginError` line. Only a
+signal the user sent (`user_interrupt`) passes through untouched.
 """
 
 from __future__ import annotations
@@ -49,3 +50,34 @@ def kind_code(kind: str, role: str, code: object, configuration: Configuration) 
         raise PluginError(
             f"kind {kind}: {role} failed for {configuration.describe()}: {message}{where}", kind=kind
         ) from None
+
+
+@contextlib.contextmanager
+def plugin_import(label: str) -> Iterator[None]:
+    """Import plugin `label` (a file, a module, an entry point) inside this block: whatever its
+    import raises, short of the user's signal, is one `PluginError` line naming the plugin and its
+    own source line (a `SyntaxError` names its line itself)."""
+    try:
+        yield
+    except BaseException as error:
+        if user_interrupt(error):
+            raise
+        message = one_line(f"{type(error).__name__}: {error}")
+        where = "" if isinstance(error, SyntaxError) else plugin_frame(error)
+        raise PluginError(f"plugin {label}: failed to import: {message}{where}") from None
+
+
+@contextlib.contextmanager
+def plugin_registration(label: str) -> Iterator[None]:
+    """Call plugin `label`'s `register(registry)` inside this block: a `FlashastError` (a clash with
+    what is registered, a node built wrong) keeps its message, anything else short of the user's
+    signal is `register() failed` with the exception; each is one `PluginError` line naming the plugin."""
+    try:
+        yield
+    except FlashastError as error:
+        raise PluginError(f"plugin {label}: {one_line(str(error))}{plugin_frame(error)}") from None
+    except BaseException as error:
+        if user_interrupt(error):
+            raise
+        message = one_line(f"{type(error).__name__}: {error}")
+        raise PluginError(f"plugin {label}: register() failed: {message}{plugin_frame(error)}") from None

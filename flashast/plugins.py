@@ -22,7 +22,8 @@ from importlib import metadata
 from importlib import util as import_util
 from pathlib import Path
 
-from flashast.errors import PLUGIN_ESCAPES, FlashastError, PluginError, one_line, plugin_frame, user_interrupt
+from flashast.errors import PluginError
+from flashast.plugin_code import plugin_import, plugin_registration
 from flashast.registry import Origin, Registry
 
 ENTRY_POINT_GROUP = "flashast.plugins"
@@ -32,22 +33,8 @@ def _call_register(registry: Registry, target: object, label: str, origin: Origi
     register = getattr(target, "register", None) if isinstance(target, types.ModuleType) else target
     if not callable(register):
         raise PluginError(f"plugin {label}: defines no register(registry) function")
-    try:
-        with registry.transaction(), registry.origin(origin):
-            register(registry)
-    except FlashastError as error:
-        raise PluginError(f"plugin {label}: {one_line(str(error))}{plugin_frame(error)}") from None
-    except PLUGIN_ESCAPES as error:  # a plugin's own bug (or exit) is one line naming the plugin
-        if user_interrupt(error):
-            raise
-        message = one_line(f"{type(error).__name__}: {error}")
-        raise PluginError(f"plugin {label}: register() failed: {message}{plugin_frame(error)}") from None
-
-
-def _import_failure(label: str, error: BaseException) -> PluginError:
-    message = one_line(f"{type(error).__name__}: {error}")
-    where = "" if isinstance(error, SyntaxError) else plugin_frame(error)
-    return PluginError(f"plugin {label}: failed to import: {message}{where}")
+    with plugin_registration(label), registry.transaction(), registry.origin(origin):
+        register(registry)
 
 
 def load_plugin(registry: Registry, spec: str) -> None:
@@ -70,20 +57,15 @@ def load_plugin(registry: Registry, spec: str) -> None:
         module = import_util.module_from_spec(module_spec)
         sys.modules[module_name] = module
         try:
-            module_spec.loader.exec_module(module)
-        except PLUGIN_ESCAPES as error:
-            if user_interrupt(error):
-                raise
+            with plugin_import(spec):
+                module_spec.loader.exec_module(module)
+        except PluginError:
             del sys.modules[module_name]
-            raise _import_failure(spec, error) from None
+            raise
         _call_register(registry, module, spec, Origin(f"file {spec}"))
         return
-    try:
+    with plugin_import(spec):
         module = importlib.import_module(spec)
-    except PLUGIN_ESCAPES as error:
-        if user_interrupt(error):
-            raise
-        raise _import_failure(spec, error) from None
     _call_register(registry, module, spec, Origin(f"module {spec}"))
 
 
@@ -97,12 +79,8 @@ def load_entry_points(registry: Registry) -> None:
         distribution = entry_point.dist
         where = f"{distribution.name} {distribution.version}" if distribution else entry_point.value
         label = f"{entry_point.name} ({where})"
-        try:
+        with plugin_import(label):
             target = entry_point.load()
-        except PLUGIN_ESCAPES as error:
-            if user_interrupt(error):
-                raise
-            raise _import_failure(label, error) from None
         _call_register(registry, target, label, Origin(f"distribution {where}"))
 
 
