@@ -31,9 +31,13 @@ class Contract:
     # Where the contract was written (`file.py:LINE` of the code that built it), so that a check of
     # it against the real headers can point at the kind's own source. Not part of its value.
     origin: str = field(compare=False, hash=False, repr=False)
+    # The hash, computed once: hashing walks every header's tree, and verification keys its batches,
+    # rendered headers and conformance parses by contract (many files share one).
+    _hash: int | None = field(default=None, compare=False, hash=False, repr=False)
 
     def __init__(self, headers: Mapping[str, Sequence[Declaration]] | None = None) -> None:
         object.__setattr__(self, "origin", _caller())
+        object.__setattr__(self, "_hash", None)
         pairs: list[tuple[IncludePath, tuple[Declaration, ...]]] = []
         for path, given in (headers or {}).items():
             try:
@@ -59,6 +63,13 @@ class Contract:
                     if step.template not in declared:
                         problem = f"expands to template {step.template.name}, which no header of the contract declares"
                         raise ModelError("Contract", f"headers[{path}]", node.name.text, problem)
+
+    def __hash__(self) -> int:
+        cached = self._hash
+        if cached is None:
+            cached = hash(self.headers)
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
     def header_units(self) -> dict[str, TranslationUnit]:
         """Each header's declarations as a unit to print, by include path."""

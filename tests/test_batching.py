@@ -38,10 +38,12 @@ from flashast import (
     VerificationError,
 )
 from flashast.generated import GeneratedFile
-from flashast.registry import Registry
+from flashast.printer import render
+from flashast.registry import BUILTIN_PRESETS, BUILTIN_REVISIONS, Registry
 from flashast.verify import CONTRACT_MODE, VerifyOptions, verify
 from flashast.verify.batching import plan_batches
 from flashast.verify.checks import find_clashes
+from flashast.verify.preamble import INCLUDES_ONLY_BODY, includes_alone_text, prelude
 
 KERNEL = FunctionTemplate((TypeParameter("T"), ValueParameter("int", "N")), "void", "kernel", (), defined=True)
 HELPER = FunctionTemplate((ValueParameter("int", "N"),), "void", "helper", ())
@@ -434,3 +436,18 @@ def test_the_cli_fails_a_file_that_fails_alone(tmp_path: Path) -> None:
     assert completed.returncode == 3, completed.stderr
     assert "f_1.cu:" in completed.stderr and "helper<1> needs a specialization" in completed.stderr
     assert not out.exists()
+
+
+def test_preludes_and_preambles_read_from_the_model_are_the_files_own_first_lines() -> None:
+    """For every built-in file, the prelude the model names renders as the file's first lines, and
+    the includes-alone text (a group's preamble) is the file's text up to its first declaration, byte
+    for byte (guards that open before it included): libclang reuses a preamble only then."""
+    for preset in (*BUILTIN_PRESETS, *BUILTIN_REVISIONS):
+        for generated in preset.generate():
+            assert generated.text.startswith(render(TranslationUnit(prelude(generated.unit)), generated.style))
+            if generated.included_files():
+                continue
+            alone = includes_alone_text(generated)
+            opening = alone[:alone.index(INCLUDES_ONLY_BODY.strip())]
+            assert generated.text.startswith(opening), generated.name
+            assert "#include" not in generated.text[len(opening):], generated.name

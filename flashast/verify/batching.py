@@ -20,7 +20,7 @@ on the model (a file's text is always its model's rendering), so a file is batch
 nor its batch holds any of these:
 
 - a declaration that introduces a name (class, alias, function template, macro) or anything
-  `Verbatim`: only comments, blank lines, namespaces, `#ifdef`/`#ifndef` guards, explicit
+  `Verbatim`: only comments (line and block), blank lines, namespaces, `#ifdef`/`#ifndef` guards, explicit
   specializations and explicit instantiations are allowed; nor a contract with `Verbatim` text,
   which is opaque (it can make one instantiation depend on another);
 - an explicit specialization or an `extern template` of a function template that some file of the
@@ -28,10 +28,14 @@ nor its batch holds any of these:
   file would get the primary template, or would instantiate what the `extern` spares (clang says
   "explicit instantiation of undefined function template" or "non-void function does not return a
   value" only for instantiations it performs);
-- an `#include` after the prelude (F would see a header it does not include), any directive there
-  but a conditional (`#define`, `#pragma`, ...), a digraph `%:`, or a block comment;
-- text that does not close what it opens (braces, parentheses, angle brackets, `#if`), or a line
-  continued with a backslash, which would let a file's text run on into the next file's.
+- an `#include` after the prelude (F would see a header it does not include), or any directive there
+  but a conditional (`#define`, `#pragma`, ...): these are nodes the first rule leaves out.
+
+Nothing is read back from text: the prelude is the model's (`preamble.prelude`), and a batch is a
+`TranslationUnit` of one prelude and every file's declarations after it, rendered. What the model
+admits cannot run from one file into the next: every node renders whole (braces, guards and
+namespaces closed), a comment can neither splice the next line (a trailing backslash) nor open or
+close a block comment early (`names.check_line_comment_text`, `check_block_comment_text`).
 
 Errors that only the shared parse has (a specialization after an instantiation of the same thing,
 the same definition in two files) make it report something, which only sends the batch back to
@@ -39,8 +43,8 @@ per-file parses.
 
 Aggregators (files that include other generated files, flash-attn-3's `*_hdimall_*`) are batched
 the same way: several aggregators in turn are their members in turn, each member with its own
-prelude; an aggregator alone is a run of that sequence. Each is batched only when every line of its
-own is a comment or an `#include` of a member, every member is a batchable plain file with no
+prelude; an aggregator alone is a run of that sequence. Each is batched only when every declaration
+of its own is a comment, a blank line or an `#include` of a member, every member is a batchable plain file with no
 `#ifdef` macros (an aggregator's own parse defines none) and the aggregator's contract, and all the
 members of the batch share one prelude (else a member could use a header only an earlier member of
 another aggregator includes). The same rules on specializations and `extern` hold over all members.
@@ -48,7 +52,6 @@ another aggregator includes). The same rules on specializations and `extern` hol
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -56,7 +59,9 @@ from flashast.contract import Contract
 from flashast.generated import GeneratedFile
 from flashast.nodes import (
     BlankLine,
+    BlockComment,
     CallStatement,
+    Declaration,
     ExplicitInstantiation,
     ExplicitSpecialization,
     IfDefined,
@@ -64,22 +69,25 @@ from flashast.nodes import (
     Include,
     LineComment,
     Namespace,
+    TranslationUnit,
     Verbatim,
 )
+from flashast.printer import render
+from flashast.verify.preamble import after_prelude, prelude
+from flashast.verify.sources import switched_on
 
-_PLAIN_NODE_TYPES = (BlankLine, LineComment, Include, Namespace, IfNotDefined, IfDefined, ExplicitSpecialization,
-                     ExplicitInstantiation)
-_INCLUDE_LINE = re.compile(r"\s*#\s*include\b")
-_CONDITIONAL_OPENING = re.compile(r"\s*#\s*if")
-_CONDITIONAL_CLOSING = re.compile(r"\s*#\s*endif\b")
-_CONDITIONAL_BRANCH = re.compile(r"\s*#\s*(else|elif)\b")
-_PAIRS = (("{", "}"), ("(", ")"), ("<", ">"))
+_PLAIN_NODE_TYPES = (BlankLine, LineComment, BlockComment, Include, Namespace, IfNotDefined, IfDefined,
+                     ExplicitSpecialization, ExplicitInstantiation)
+_AGGREGATOR_NODE_TYPES = (BlankLine, LineComment, BlockComment, Include)
+
+Prelude = tuple[Declaration, ...]
 
 
 @dataclass(frozen=True)
 class Batch:
-    """Files one parse verifies: the text to parse, the `-D` arguments, and the generated files the
-    text includes (an aggregator batch's members, served next to it)."""
+    """Files one parse verifies: the text to parse (a rendered `TranslationUnit`), the `-D`
+    arguments, and the generated files the text includes (an aggregator batch's members, served next
+    to it)."""
 
     files: tuple[GeneratedFile, ...]
     text: str
@@ -87,46 +95,40 @@ class Batch:
     members: tuple[str, ...] = ()
 
 
-def switched_on(generated: GeneratedFile) -> list[str]:
-    """`-DMACRO` for each macro the file tests with `#ifdef`: contract verification must see the code
-    a build can switch on (and never defines what `#ifndef` tests)."""
-    return [f"-D{macro}" for macro in generated.ifdef_macros]
-
-
 def plan_batches(to_parse: Sequence[GeneratedFile], run: Mapping[str, GeneratedFile]) -> list[Batch]:
     """The batches of two or more files among `to_parse` (`run`: every file of the run by name, for
     aggregators whose members an earlier run verified). Files in no batch are parsed alone."""
-    plain: dict[tuple[str, int, tuple[str, ...]], list[GeneratedFile]] = {}
-    aggregators: dict[tuple[str, int], list[GeneratedFile]] = {}
-    preludes: dict[str, str | None] = {}  # by file name: aggregators ask again about their members
+    plain: dict[tuple[Prelude, Contract, tuple[str, ...]], list[GeneratedFile]] = {}
+    aggregators: dict[tuple[Prelude, Contract], list[GeneratedFile]] = {}
+    preludes: dict[str, Prelude | None] = {}  # by file name: aggregators ask again about their members
 
-    def prelude_of(generated: GeneratedFile) -> str | None:
+    def prelude_of(generated: GeneratedFile) -> Prelude | None:
         if generated.name not in preludes:
-            preludes[generated.name] = _prelude(generated)
+            preludes[generated.name] = _batchable_prelude(generated)
         return preludes[generated.name]
 
     for generated in to_parse:
         if generated.included_files():
-            prelude = _members_prelude(generated, run, prelude_of)
-            if prelude is not None:
-                aggregators.setdefault((prelude, id(generated.contract)), []).append(generated)
+            shared = _members_prelude(generated, run, prelude_of)
+            if shared is not None:
+                aggregators.setdefault((shared, generated.contract), []).append(generated)
         else:
-            prelude = prelude_of(generated)
-            if prelude is not None:
-                key = (prelude, id(generated.contract), tuple(switched_on(generated)))
-                plain.setdefault(key, []).append(generated)
+            own = prelude_of(generated)
+            if own is not None:
+                plain.setdefault((own, generated.contract, tuple(switched_on(generated))), []).append(generated)
     batches = []
-    for (prelude, _, defines), files in plain.items():
-        if _contract_is_transparent(files[0].contract):
+    for (shared, contract, defines), files in plain.items():
+        if _contract_is_transparent(contract):
             for part in _compatible_parts(files, lambda generated: [generated]):
-                rests = (_ending_with_newline(generated.text[len(prelude):]) for generated in part)
-                batches.append(Batch(tuple(part), prelude + "".join(rests), defines))
-    for files in aggregators.values():
-        if _contract_is_transparent(files[0].contract):
+                bodies = (node for generated in part for node in after_prelude(generated.unit))
+                unit = TranslationUnit((*shared, *bodies))
+                batches.append(Batch(tuple(part), render(unit, part[0].style), defines))
+    for (_, contract), files in aggregators.items():
+        if _contract_is_transparent(contract):
             for part in _compatible_parts(files, lambda generated: [run[name] for name in generated.included_files()]):
-                text = "".join(_ending_with_newline(generated.text) for generated in part)
+                unit = TranslationUnit(node for generated in part for node in generated.unit.declarations)
                 members = tuple(name for generated in part for name in generated.included_files())
-                batches.append(Batch(tuple(part), text, (), members))
+                batches.append(Batch(tuple(part), render(unit, part[0].style), (), members))
     return batches
 
 
@@ -188,70 +190,24 @@ def _contract_is_transparent(contract: Contract) -> bool:
     return not any(isinstance(node, Verbatim) for unit in contract.header_units().values() for node in unit.walk())
 
 
-def _prelude(generated: GeneratedFile) -> str | None:
-    """The file's prelude (its leading comment, blank and `#include` lines) if the file can be
-    batched, else None."""
+def _batchable_prelude(generated: GeneratedFile) -> Prelude | None:
+    """The file's prelude (its leading comments, blank lines and includes) if the file can be
+    batched: only the nodes the batching argument admits, and no `#include` after the prelude."""
     if not all(isinstance(node, _PLAIN_NODE_TYPES) for node in generated.unit.walk()):
         return None
-    if not _lexically_plain(generated):
+    if any(isinstance(node, Include) for node in TranslationUnit(after_prelude(generated.unit)).walk()):
         return None
-    lines = generated.text.splitlines(keepends=True)
-    count = 0
-    for line in lines:
-        stripped = line.strip()
-        if stripped and not stripped.startswith("//") and not _INCLUDE_LINE.match(line):
-            break
-        count += 1
-    rest = lines[count:]
-    if any(_INCLUDE_LINE.match(line) for line in rest) or not _self_contained(rest):
-        return None
-    return "".join(lines[:count])
-
-
-def _self_contained(lines: Sequence[str]) -> bool:
-    """Whether the lines close everything they open and end where a declaration may follow."""
-    conditionals = 0
-    code = []
-    for line in lines:
-        if line.rstrip("\r\n").endswith("\\"):
-            return False
-        if _CONDITIONAL_OPENING.match(line):
-            conditionals += 1
-        elif _CONDITIONAL_CLOSING.match(line):
-            conditionals -= 1
-        elif line.lstrip().startswith("#"):
-            if not _CONDITIONAL_BRANCH.match(line):
-                return False  # any other directive after the prelude (`#define`, `#pragma`, ...)
-        else:
-            code.append(line.split("//", 1)[0])
-        if conditionals < 0:
-            return False
-    text = "".join(code)
-    balanced = all(text.count(opening) == text.count(closing) for opening, closing in _PAIRS)
-    ending = text.rstrip()
-    return conditionals == 0 and balanced and (not ending or ending[-1] in ";}")
-
-
-def _lexically_plain(generated: GeneratedFile) -> bool:
-    """Whether the file's text holds nothing the batching argument does not see: no block comment
-    (a `/*` in one file's comment text could be closed by a comment in the next) and no digraph `%:`
-    (a directive that does not start with `#`). The text is always the model's rendering."""
-    text = generated.text
-    return "/*" not in text and "*/" not in text and "%:" not in text
+    return prelude(generated.unit)
 
 
 def _members_prelude(
-    generated: GeneratedFile, run: Mapping[str, GeneratedFile], prelude_of: Callable[[GeneratedFile], str | None]
-) -> str | None:
+    generated: GeneratedFile, run: Mapping[str, GeneratedFile], prelude_of: Callable[[GeneratedFile], Prelude | None]
+) -> Prelude | None:
     """The one prelude all members of an aggregator share, if the aggregator can be batched (its
-    own lines are comments and member includes, and each member is a batchable plain file with no
-    `#ifdef` macros and the aggregator's contract), else None. Aggregators are batched only with
-    aggregators whose members have that prelude too: no member sees a header it does not include."""
-    if not all(isinstance(node, (BlankLine, LineComment, Include)) for node in generated.unit.walk()):
-        return None
-    if not _lexically_plain(generated):
-        return None
-    if any(line.rstrip("\r\n").endswith("\\") for line in generated.text.splitlines()):
+    own declarations are comments and member includes, and each member is a batchable plain file
+    with no `#ifdef` macros and the aggregator's contract), else None. Aggregators are batched only
+    with aggregators whose members have that prelude too: no member sees a header it does not include."""
+    if not all(isinstance(node, _AGGREGATOR_NODE_TYPES) for node in generated.unit.walk()):
         return None
     members = generated.included_files()
     includes = [node for node in generated.unit.walk() if isinstance(node, Include)]
@@ -260,13 +216,7 @@ def _members_prelude(
     preludes = set()
     for name in members:
         member = run.get(name)
-        if member is None or member.included_files():
-            return None
-        if member.contract is not generated.contract and member.contract != generated.contract:
+        if member is None or member.included_files() or member.contract != generated.contract:
             return None
         preludes.add(prelude_of(member) if not switched_on(member) else None)
     return preludes.pop() if len(preludes) == 1 else None
-
-
-def _ending_with_newline(text: str) -> str:
-    return text if text.endswith("\n") else text + "\n"

@@ -64,7 +64,7 @@ def check_conformance(
     """Compare every declaration of `contracts` with the real headers `options` names; raise
     `VerificationError` with one error per declaration that is missing or differs."""
     store = store or VerdictStore(None)
-    distinct = list({id(contract): contract for contract in contracts}.values())
+    distinct = list(dict.fromkeys(contracts))
     paths = sorted({path for contract in distinct for path, _ in contract.headers}, key=str)
     real_text = render(TranslationUnit(tuple(Include(path) for path in paths)))
     main_path = f"{VIRTUAL_SOURCE}/.flashast-conformance.cpp"

@@ -7,9 +7,9 @@ verification keys. `Parser` owns one libclang index and turns parses into `Diagn
 - contract mode: each file is parsed on its own, fresh; batches of files that cannot change what
   another means are parsed as one unit first (see `batching`), and a batch that reports nothing
   passes every file in it;
-- real-header mode: files whose leading comments and `#include`s are identical share one
-  translation unit with a precompiled preamble, re-parsed per file, so heavy headers are parsed
-  once per group. The includes-alone parse that builds the preamble also shows what the headers
+- real-header mode: files whose preambles are identical (read from the model, see `preamble`)
+  share one translation unit with a precompiled preamble, re-parsed per file, so heavy headers are
+  parsed once per group. The includes-alone parse that builds the preamble also shows what the headers
   get wrong by themselves.
 """
 
@@ -29,14 +29,15 @@ from typing import Any
 
 from flashast.errors import UsageError
 from flashast.generated import GeneratedFile
-from flashast.names import Identifier, IncludePath
-from flashast.nodes import ClassDeclaration, Include, TranslationUnit
+from flashast.names import IncludePath
+from flashast.nodes import Include, TranslationUnit
 from flashast.printer import render
 from flashast.verify.batching import Batch
 from flashast.verify.checks import Clash, origin
 from flashast.verify.command_line import refused_command_line
 from flashast.verify.diagnostics import Diagnostic, Location, Report
 from flashast.verify.keys import Reading
+from flashast.verify.preamble import INCLUDES_ONLY_BODY, includes_alone_text
 from flashast.verify.reading import (
     HEADER_NOTE,
     ParseContext,
@@ -53,10 +54,6 @@ from flashast.verify.toolchain import (
     VerifyOptions,
 )
 
-# The body of the includes-alone parse: a declaration, so that libclang's preamble ends exactly where
-# it will end in every file of the group (a text of directives only would make a longer preamble,
-# which the files could not reuse).
-INCLUDES_ONLY_BODY = render(TranslationUnit((ClassDeclaration(Identifier("flashast_includes_only_")),)))
 # libclang's own option bits (`CXTranslationUnit_*`); the Python binding names only some of them.
 PRECOMPILED_PREAMBLE = 0x04
 CREATE_PREAMBLE_ON_FIRST_PARSE = 0x100
@@ -164,7 +161,7 @@ class Parser:
         main_path = self._placeholder()
         started = time.perf_counter()
         unit = self.index.parse(
-            main_path, self.arguments, [(main_path, self._includes_alone(first)), *served],
+            main_path, self.arguments, [(main_path, includes_alone_text(first)), *served],
             PRECOMPILED_PREAMBLE | CREATE_PREAMBLE_ON_FIRST_PARSE,
         )
         built(time.perf_counter() - started)
@@ -205,15 +202,6 @@ class Parser:
             return diagnostic  # in a generated file's own text
         remark = f"(in a header: nvcc accepts this on the device side, clang does not; not counted as an error{seen})"
         return Diagnostic(where, diagnostic.message, fails=False, notes=notes, remarks=(remark,), in_header=True)
-
-    def _includes_alone(self, generated: GeneratedFile) -> str:
-        """The text of the includes-alone parse: the file's leading comments and directives (its
-        preamble, byte for byte, so the files of the group reuse it) and a declaration. An
-        aggregator's includes of generated files are left out: what those files cause is theirs."""
-        members = set(generated.included_files())
-        kept = [line for line in preamble_of(generated.text).splitlines(keepends=True)
-                if _included_path(line) not in members]
-        return "".join(kept) + INCLUDES_ONLY_BODY
 
     def check_command_line(self) -> None:
         """Refuse options clang rejects, before any parse that uses a preamble.
@@ -276,43 +264,15 @@ def _missing_member(generated: GeneratedFile, member: str) -> Diagnostic:
     )
 
 
-def preamble_of(text: str) -> str:
-    """The text before the first line of code: the leading comments, blank lines and directives,
-    roughly what libclang precompiles as the preamble (a grouping key: two files of one group whose
-    real preambles differ still parse correctly, libclang rebuilds the preamble, only slower)."""
-    position = 0
-    for line in text.splitlines(keepends=True):
-        stripped = line.strip()
-        if stripped and not stripped.startswith(("#", "//")):
-            break
-        position += len(line)
-    return text[:position]
-
-
 def group_by_preamble(files: Sequence[GeneratedFile]) -> list[list[GeneratedFile]]:
-    """Real-header mode: files that can share one preamble, groups in order of first appearance;
-    a file that includes generated files (an aggregator) stays alone."""
+    """Real-header mode: files that can share one preamble (their includes-alone units render alike,
+    see `preamble`), groups in order of first appearance; a file that includes generated files (an
+    aggregator) stays alone."""
     groups: dict[object, list[GeneratedFile]] = {}
     for generated in files:
-        key: object = ("alone", generated.name) if generated.included_files() else preamble_of(generated.text)
+        key: object = ("alone", generated.name) if generated.included_files() else includes_alone_text(generated)
         groups.setdefault(key, []).append(generated)
     return list(groups.values())
-
-
-def _included_path(line: str) -> str | None:
-    """The path a quoted or angled `#include` line names, or None for any other line."""
-    stripped = line.strip()
-    if not stripped.startswith("#"):
-        return None
-    directive = stripped[1:].lstrip()
-    if not directive.startswith("include"):
-        return None
-    rest = directive[len("include"):].strip()
-    if len(rest) >= 2 and rest[0] in "<\"":
-        closing = ">" if rest[0] == "<" else "\""
-        end = rest.find(closing, 1)
-        return rest[1:end] if end > 0 else None
-    return None
 
 
 def _path(location: Any) -> str:

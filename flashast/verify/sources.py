@@ -51,7 +51,7 @@ class Sources:
         self.files = {generated.name: generated for generated in files}
         self.texts = {generated.name: generated.text for generated in files}
         self.disk = DiskContents()
-        self._headers: dict[int, tuple[tuple[str, str], ...]] = {}
+        self._headers: dict[Contract, tuple[tuple[str, str], ...]] = {}
         self._digests: dict[str, str] = {}  # served text -> digest: many files share a contract header
 
     def source_path(self, name: str) -> str:
@@ -70,11 +70,11 @@ class Sources:
         return unsaved + list(self.contract_headers(generated.contract))
 
     def contract_headers(self, contract: Contract) -> tuple[tuple[str, str], ...]:
-        """`contract_headers`, rendered once per contract per run (many files share one contract;
-        keyed by identity, because hashing a contract walks its whole tree)."""
-        headers = self._headers.get(id(contract))
+        """`contract_headers`, rendered once per contract per run (many files share one contract,
+        which hashes itself once)."""
+        headers = self._headers.get(contract)
         if headers is None:
-            headers = self._headers[id(contract)] = contract_headers(contract)
+            headers = self._headers[contract] = contract_headers(contract)
         return headers
 
     def readings(self, unit: Any, served: Sequence[tuple[str, str]]) -> list[Reading]:
