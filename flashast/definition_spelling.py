@@ -16,14 +16,19 @@ The three live together so that what the two checks call one entity cannot drift
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+
 from flashast.names import FundamentalType
 from flashast.nodes import (
     EnumeratorArg,
     ExplicitInstantiation,
     FunctionDefinition,
     FunctionSignature,
+    FunctionTemplate,
     TemplateArgument,
     TypeArg,
+    ValueParameter,
 )
 from flashast.printer import spell_template_argument
 from flashast.scoped_definitions import DefinitionNode, TemplateDefinitionNode
@@ -32,17 +37,45 @@ from flashast.scoped_definitions import DefinitionNode, TemplateDefinitionNode
 CLANG_SPELLINGS = {"unsigned": "unsigned int"}
 
 
-def dispatch_key(scope: tuple[str, ...], node: TemplateDefinitionNode) -> tuple[str, tuple[str, ...]]:
+# Each template's parameters' default arguments (None: no default), by the template's qualified name.
+ParameterDefaults = tuple[TemplateArgument | None, ...]
+Defaults = Mapping[str, ParameterDefaults]
+
+
+def template_defaults(declared: Iterable[tuple[str, FunctionTemplate]]) -> dict[str, ParameterDefaults]:
+    """The defaults of the templates a contract declares (`flashast.scoped_definitions.declared_templates`);
+    a name declared twice with other defaults (an overload) is left out, since which one a
+    specialization names is overload resolution's business."""
+    found: dict[str, ParameterDefaults | None] = {}
+    for name, template in declared:
+        defaults = tuple(parameter.default if isinstance(parameter, ValueParameter) else None
+                         for parameter in template.template_parameters)
+        found[name] = defaults if found.get(name, defaults) == defaults else None
+    return {name: defaults for name, defaults in found.items() if defaults is not None}
+
+
+def dispatch_key(
+    scope: tuple[str, ...], node: TemplateDefinitionNode, defaults: Defaults = MappingProxyType({})
+) -> tuple[str, tuple[str, ...]]:
     """`("flash::run_mha_fwd_", ("cutlass::half_t", "128", "true"))` for a specialization or
-    instantiation found in `scope`."""
-    arguments = tuple(map(clang_argument, node.signature.template_arguments))
-    return "::".join(_qualified_name(scope, node.signature)), arguments
+    instantiation found in `scope`. Trailing arguments the node leaves to their defaults are filled
+    in from `defaults`, as clang names the specialization a call makes (`mul_mat_q_case<2, 30>` for
+    `mul_mat_q_case<GGML_TYPE_Q4_0>`)."""
+    template = "::".join(_qualified_name(scope, node.signature))
+    written = node.signature.template_arguments
+    left_out = defaults.get(template, ())[len(written):]
+    known = tuple(default for default in left_out if default is not None)
+    # A parameter left out without a default is not this template's (an overload's, or not C++).
+    filled = (*written, *known) if len(known) == len(left_out) else written
+    return template, tuple(map(clang_argument, filled))
 
 
-def duplicate_key(scope: tuple[str, ...], node: DefinitionNode) -> tuple[object, ...] | None:
+def duplicate_key(
+    scope: tuple[str, ...], node: DefinitionNode, defaults: Defaults = MappingProxyType({})
+) -> tuple[object, ...] | None:
     """What a definition found in `scope` defines at link time; None for an `extern template`
     declaration (it defines nothing), a function template (a template may be defined in every file
-    that uses it) and a `static` function (each file's own)."""
+    that uses it) and a `static` function (each file's own). `defaults` as for `dispatch_key`."""
     if isinstance(node, FunctionDefinition):
         if node.head.template_parameters or node.head.static:
             return None
@@ -53,7 +86,7 @@ def duplicate_key(scope: tuple[str, ...], node: DefinitionNode) -> tuple[object,
         return None
     # The specialization a dispatcher would call: arguments compared as clang reads them, so
     # `f<unsigned>` and `f<unsigned int>` in two files are one symbol defined twice.
-    return dispatch_key(scope, node)
+    return dispatch_key(scope, node, defaults)
 
 
 def diagnostic_name(node: DefinitionNode) -> str:

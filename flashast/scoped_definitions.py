@@ -23,6 +23,7 @@ from flashast.nodes import (
     ExplicitInstantiation,
     ExplicitSpecialization,
     FunctionDefinition,
+    FunctionTemplate,
     IfDefined,
     IfNotDefined,
     MacroInvocation,
@@ -63,6 +64,25 @@ def definitions(unit: TranslationUnit, macros: Mapping[str, str]) -> Iterator[Sc
     """Every explicit specialization, explicit instantiation (an `extern` one included) and function
     definition of `unit`, in file order, the expansion of each function-like macro's invocation
     included; `macros` (name to replacement) are the object-like macros in effect for the file."""
+    for scope, guards, node in _scoped(unit, macros):
+        if isinstance(node, (ExplicitSpecialization, ExplicitInstantiation, FunctionDefinition)):
+            yield ScopedDefinition(scope, guards, node)
+        elif isinstance(node, MacroInvocation):
+            for instantiation in node.expansion():
+                yield ScopedDefinition(scope, guards, instantiation, written=node)
+
+
+def declared_templates(unit: TranslationUnit, macros: Mapping[str, str]) -> Iterator[tuple[str, FunctionTemplate]]:
+    """Each primary function template `unit` (a contract's header) declares, by its qualified name."""
+    for scope, _, node in _scoped(unit, macros):
+        if isinstance(node, FunctionTemplate):
+            yield "::".join((*scope, node.name.text)), node
+
+
+def _scoped(
+    unit: TranslationUnit, macros: Mapping[str, str]
+) -> Iterator[tuple[tuple[str, ...], tuple[Guard, ...], Declaration]]:
+    """Every declaration that is not a namespace or a guard, with the namespaces and guards it sits in."""
     stack: list[tuple[Declaration, tuple[str, ...], tuple[Guard, ...]]] = [
         (node, (), ()) for node in reversed(unit.declarations)]
     while stack:
@@ -73,11 +93,8 @@ def definitions(unit: TranslationUnit, macros: Mapping[str, str]) -> Iterator[Sc
         elif isinstance(node, (IfNotDefined, IfDefined)):
             guard = Guard(node.macro.text, isinstance(node, IfDefined))
             stack.extend((child, scope, (*guards, guard)) for child in reversed(node.body))
-        elif isinstance(node, (ExplicitSpecialization, ExplicitInstantiation, FunctionDefinition)):
-            yield ScopedDefinition(scope, guards, node)
-        elif isinstance(node, MacroInvocation):
-            for instantiation in node.expansion():
-                yield ScopedDefinition(scope, guards, instantiation, written=node)
+        else:
+            yield scope, guards, node
 
 
 def namespace_parts(name: Identifier | QualifiedName | MacroName, macros: Mapping[str, str]) -> tuple[str, ...]:

@@ -8,11 +8,13 @@ specialization the dispatch check compares with a dispatcher's call.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from flashast.axes import Configuration
 from flashast.contract import Contract
-from flashast.definition_spelling import diagnostic_name, dispatch_key, duplicate_key
+from flashast.definition_spelling import diagnostic_name, dispatch_key, duplicate_key, template_defaults
 from flashast.definitions import FunctionDefinition, FunctionHead, ParameterDeclaration
 from flashast.expressions import BinaryExpression, IntegerLiteral, Name
 from flashast.generated import GeneratedFile
@@ -21,6 +23,7 @@ from flashast.nodes import (
     Declarator,
     EnumDeclaration,
     Enumerator,
+    EnumeratorArg,
     ExplicitInstantiation,
     ExplicitSpecialization,
     FunctionMacro,
@@ -42,9 +45,21 @@ from flashast.nodes import (
     ValueParameter,
 )
 from flashast.preprocessor import Defined, IfSection
-from flashast.scoped_definitions import DefinitionNode, Guard, TemplateDefinitionNode, definitions, namespace_parts
+from flashast.presets import llama_cpp
+from flashast.printer import render
+from flashast.registry import Registry
+from flashast.scoped_definitions import (
+    DefinitionNode,
+    Guard,
+    TemplateDefinitionNode,
+    declared_templates,
+    definitions,
+    namespace_parts,
+)
 from flashast.style import Style
 from flashast.verify.checks import find_clashes
+from flashast.verify.dispatch import check_dispatch
+from flashast.verify.toolchain import VerifyOptions
 
 PARAMS = (Parameter(Type("Flash_fwd_params", declarator=Declarator.REFERENCE), "params"),)
 RUN = FunctionTemplate((TypeParameter("T"), ValueParameter("int", "Headdim")), "void", "run_mha_fwd_", PARAMS)
@@ -54,6 +69,12 @@ VEC_CASE = FunctionTemplate(
     (ValueParameter("int", "D"), ValueParameter(GGML_TYPE, "type_K")), "void", "vec_case", PARAMS, defined=True,
 )
 BY_PRECISION = FunctionTemplate((ValueParameter(PRECISION, "p"),), "void", "by_precision", PARAMS, defined=True)
+# A defaulted parameter that an instantiation may leave out (llama.cpp's `mul_mat_q_case<type>`).
+DEFAULTED = FunctionTemplate(
+    (ValueParameter(GGML_TYPE, "type"), ValueParameter(PRECISION, "p", default="HIGH")), "void", "defaulted", PARAMS,
+    defined=True,
+)
+DEFAULTS = template_defaults([("flash::run_mha_fwd_", RUN), ("vec_case", VEC_CASE), ("defaulted", DEFAULTED)])
 DECL_VEC_CASE = FunctionMacro(
     "DECL_VEC_CASE", ("D",), (MacroInstantiation(VEC_CASE, (MacroParameter("D"), "GGML_TYPE_F16")),
                               MacroInstantiation(VEC_CASE, (MacroParameter("D"), "GGML_TYPE_Q4_0"))),
@@ -92,6 +113,12 @@ TABLE: list[tuple[tuple[str, ...], DefinitionNode, str | None, bool, str]] = [
     ((), ExplicitInstantiation(FunctionSignature("void", "g", (TypeArg("Tile", (TypeArg("float"), IntArg(64))),), PARAMS)),
      "g<Tile<float, 64>>", True, "g<Tile<float, 64>>"),
     # A plain function is a symbol of its own; a template or a `static` one is each file's own.
+    # As clang names the specialization a call makes: the left-out arguments are their defaults.
+    ((), DEFAULTED.instantiate("GGML_TYPE_F16"), "defaulted<1, 1>", True, "defaulted<GGML_TYPE_F16>"),
+    ((), DEFAULTED.instantiate("GGML_TYPE_F16", "HIGH"), "defaulted<1, 1>", True,
+     "defaulted<GGML_TYPE_F16, precision::HIGH>"),
+    ((), DEFAULTED.instantiate("GGML_TYPE_F16", "LOW"), "defaulted<1, 0>", True,
+     "defaulted<GGML_TYPE_F16, precision::LOW>"),
     (("flash",), kernel(), None, True, "kernel()"),
     (("flash",), kernel(static=True), None, False, "kernel()"),
     (("flash",), kernel(template=True), None, False, "kernel()"),
@@ -102,13 +129,13 @@ TABLE: list[tuple[tuple[str, ...], DefinitionNode, str | None, bool, str]] = [
 def test_each_definition_is_named_alike_by_the_duplicate_and_the_dispatch_check(
     scope: tuple[str, ...], node: DefinitionNode, dispatched: str | None, counted: bool, reported: str
 ) -> None:
-    key = duplicate_key(scope, node)
+    key = duplicate_key(scope, node, DEFAULTS)
     assert (key is not None) is counted
     assert diagnostic_name(node) == reported
     if isinstance(node, FunctionDefinition):
         assert dispatched is None
         return
-    template, arguments = dispatch_key(scope, node)
+    template, arguments = dispatch_key(scope, node, DEFAULTS)
     assert f"{template}<{', '.join(arguments)}>" == dispatched
     if key is not None:
         # What the duplicate check counts is the very specialization the dispatch check compares.
@@ -119,13 +146,14 @@ def test_two_definitions_are_one_entity_to_both_checks_or_to_neither() -> None:
     templates: list[tuple[tuple[str, ...], TemplateDefinitionNode]] = [
         (scope, node) for scope, node, _, counted, _ in TABLE if counted and not isinstance(node, FunctionDefinition)
     ]
-    for scope, node in templates:
-        for other_scope, other in templates:
-            same_to_the_dispatch_check = dispatch_key(scope, node) == dispatch_key(other_scope, other)
-            assert (duplicate_key(scope, node) == duplicate_key(other_scope, other)) is same_to_the_dispatch_check
+    dispatched = [dispatch_key(scope, node, DEFAULTS) for scope, node in templates]
+    counted = [duplicate_key(scope, node, DEFAULTS) for scope, node in templates]
+    for first in range(len(templates)):
+        for second in range(len(templates)):
+            assert (counted[first] == counted[second]) is (dispatched[first] == dispatched[second])
     # The table's pairs: a specialization and a labelled instantiation (a comment is no argument),
-    # `unsigned` and `unsigned int`.
-    assert len(templates) - len({dispatch_key(scope, node) for scope, node in templates}) == 2
+    # `unsigned` and `unsigned int`, an argument left to its default and the default written out.
+    assert len(templates) - len(set(dispatched)) == 3
 
 
 def test_unsigned_and_unsigned_int_in_two_files_are_one_symbol_defined_twice() -> None:
@@ -173,3 +201,39 @@ def test_one_walk_yields_each_definition_with_its_scope_guards_and_the_macro_inv
 ])
 def test_a_namespace_is_named_as_the_compiler_sees_it(written: str, macros: dict[str, str], parts: tuple[str, ...]) -> None:
     assert namespace_parts(Namespace(written).name, macros) == parts
+
+
+def test_template_defaults_leave_out_a_name_declared_twice_with_other_defaults() -> None:
+    other = FunctionTemplate((ValueParameter(GGML_TYPE, "type"), ValueParameter(PRECISION, "p", default="LOW")),
+                             "void", "defaulted", PARAMS)
+    assert template_defaults([("defaulted", DEFAULTED), ("defaulted", DEFAULTED)]) == {
+        "defaulted": (None, EnumeratorArg(PRECISION, "HIGH"))}
+    assert template_defaults([("defaulted", DEFAULTED), ("defaulted", other)]) == {}
+
+
+def test_the_templates_a_contract_declares_are_found_in_their_namespaces() -> None:
+    header = TranslationUnit([Namespace(MacroName("FLASH_NAMESPACE"), [RUN, IfDefined("X", [DEFAULTED])]), VEC_CASE])
+    assert [name for name, _ in declared_templates(header, {"FLASH_NAMESPACE": "flash"})] == [
+        "flash::run_mha_fwd_", "flash::defaulted", "vec_case"]
+
+
+def test_a_call_that_leaves_a_defaulted_argument_out_is_what_its_decl_line_provides(tmp_path: Path) -> None:
+    """llama.cpp's `DECL_MMQ_CASE(type)` instantiates `mul_mat_q_case<type>`, its precision left to its
+    default; libclang names a call `mul_mat_q_case<GGML_TYPE_Q4_0>(…)` with the default filled in, and
+    the dispatch check reads the model the same way (it reported the call missing)."""
+    instances = tmp_path / "ggml-cuda" / "template-instances"
+    instances.mkdir(parents=True)
+    for path, unit in llama_cpp.CONTRACT.header_units().items():
+        (instances / path).resolve().write_text(render(unit))
+    dispatcher = instances / "mmq-launch.cpp"
+    dispatcher.write_text(
+        '#include "../mmq.cuh"\n\nextern DECL_MMQ_CASE(GGML_TYPE_Q4_0);\n\n'
+        "void launch(ggml_backend_cuda_context & ctx, const mmq_args & args, cudaStream_t stream) {\n"
+        "    mul_mat_q_case<GGML_TYPE_Q4_0>(ctx, args, stream);\n}\n"
+    )
+    every = Registry().preset("llama.cpp").generate()
+    options = VerifyOptions(include_dirs=(instances,))
+    assert not check_dispatch([dispatcher], every, every, options).missing
+    chosen = [file for file in every if file.name != "mmq-instance-q4_0.cu"]
+    (missing,) = check_dispatch([dispatcher], chosen, every, options).missing
+    assert missing.provider is not None and missing.provider.file.name == "mmq-instance-q4_0.cu"

@@ -20,11 +20,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from flashast.contract import Contract
-from flashast.definition_spelling import diagnostic_name, duplicate_key
+from flashast.definition_spelling import Defaults, diagnostic_name, duplicate_key, template_defaults
 from flashast.errors import UsageError
 from flashast.generated import GeneratedFile
 from flashast.nodes import IfNotDefined, MacroDefinition
-from flashast.scoped_definitions import DefinitionNode, definitions
+from flashast.scoped_definitions import DefinitionNode, declared_templates, definitions
 from flashast.verify.diagnostics import Diagnostic, Location
 from flashast.verify.toolchain import VerifyOptions
 
@@ -64,12 +64,13 @@ def find_clashes(files: Iterable[GeneratedFile], defines: Sequence[str] = ()) ->
     seen: dict[tuple[object, ...], GeneratedFile] = {}
     clashes: list[Clash] = []
     macros_of = FileMacros(defines)
+    defaults_of = FileTemplateDefaults(macros_of)
     for generated in files:
         if generated.aggregator:
             continue  # an aggregator's definitions are its members'
         # Guards are not evaluated: a definition any build of the file can compile is one that can clash.
         for found in definitions(generated.unit, macros_of(generated)):
-            key = duplicate_key(found.scope, found.node)
+            key = duplicate_key(found.scope, found.node, defaults_of(generated))
             if key is None:
                 continue
             first = seen.setdefault(key, generated)
@@ -113,6 +114,25 @@ def ifndef_macros(files: Iterable[GeneratedFile]) -> frozenset[str]:
     return frozenset(
         node.macro.text for generated in files for node in generated.unit.walk() if isinstance(node, IfNotDefined)
     )
+
+
+class FileTemplateDefaults:
+    """The default template arguments of the function templates a generated file's contract declares
+    (`flashast.definition_spelling.template_defaults`), their namespaces read with the file's macros;
+    read once per contract, as `FileMacros` is."""
+
+    def __init__(self, macros_of: FileMacros) -> None:
+        self.macros_of = macros_of
+        self._by_contract: dict[int, Defaults] = {}
+
+    def __call__(self, generated: GeneratedFile) -> Defaults:
+        contract = generated.contract
+        if id(contract) not in self._by_contract:
+            macros = self.macros_of(generated)
+            self._by_contract[id(contract)] = template_defaults(
+                declared for unit in contract.header_units().values() for declared in declared_templates(unit, macros)
+            )
+        return self._by_contract[id(contract)]
 
 
 def refuse_guard_defines(files: Sequence[GeneratedFile], options: VerifyOptions) -> None:

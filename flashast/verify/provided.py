@@ -27,7 +27,7 @@ from flashast.nodes import (
 )
 from flashast.printer import render_declarations
 from flashast.scoped_definitions import Guard, definitions
-from flashast.verify.checks import FileMacros, ifndef_macros
+from flashast.verify.checks import FileMacros, FileTemplateDefaults, ifndef_macros
 from flashast.verify.diagnostics import Location
 
 # `Guard` is the walk's (`flashast.scoped_definitions`); the dispatch check imports it from here.
@@ -140,12 +140,14 @@ def _read_model(files: Iterable[GeneratedFile], defines: Sequence[str]) -> Itera
     are its members'), qualified by their namespaces, guards evaluated under the contract's macros
     and `defines`."""
     macros_of = FileMacros(defines)
+    defaults_of = FileTemplateDefaults(macros_of)
     for generated in files:
         if generated.aggregator:
             continue
-        macros = macros_of(generated)
+        macros, defaults = macros_of(generated), defaults_of(generated)
         for found in definitions(generated.unit, macros):
             if isinstance(found.node, FunctionDefinition):
                 continue  # no template's specialization, so nothing a dispatcher check tracks
-            yield Provision(Specialization(*dispatch_key(found.scope, found.node)), generated, found.guards,
-                            found.node, all(guard.holds(macros) for guard in found.guards), found.written)
+            yield Provision(Specialization(*dispatch_key(found.scope, found.node, defaults)), generated,
+                            found.guards, found.node, all(guard.holds(macros) for guard in found.guards),
+                            found.written)
