@@ -1,10 +1,12 @@
-"""The one walk over a unit's definitions, with the namespaces and guards each one sits in.
+"""The one walk over a unit's declarations, with the namespaces and guards each one sits in.
 
 Two readers of the model need "what does this file define, and where": the duplicate-symbol check
 (`flashast.verify.checks`) and the dispatch check's reading of what files provide
 (`flashast.verify.provided`). They read it through `definitions` so that both see the same nodes in
 the same scopes; what each does with a definition (ignore its guards, skip an `extern template`) is
-its own business, and how each names it is `flashast.definition_spelling`.
+its own business, and how each names it is `flashast.definition_spelling`. The same walk finds
+the function templates a contract's header declares (`declared_templates`), whose default arguments
+name a specialization that leaves them out.
 
 A namespace is seen as the compiler sees it: every identifier in its name that names a macro in
 effect is that macro's expansion, and `namespace a::b` is `a`, then `b`. `#ifdef`/`#ifndef` sections
