@@ -44,8 +44,8 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
@@ -126,11 +126,11 @@ def required(dispatcher: Path, options: VerifyOptions, templates: Collection[str
     store = store or VerdictStore(None)
     started = time.perf_counter()
     setup = parse_setup(options, f"dispatcher-{mode}", dispatcher_arguments(options, path))
-    key = setup.key(str(path), sorted(templates))
+    key = setup.key(setup.portable(str(path)), sorted(templates))
     sources = Sources([], setup, VIRTUAL_SOURCE)
     disk = sources.current(setup.stand_ins)
     stored = store.lookup(key, disk)
-    found = _stored(stored.payload) if stored is not None else None
+    found = _stored(stored.payload, setup.local) if stored is not None else None
     if found is not None:
         return Required(str(path), found[0], (), found[1], True, time.perf_counter() - started)
     cindex = load_cindex()
@@ -146,8 +146,9 @@ def required(dispatcher: Path, options: VerifyOptions, templates: Collection[str
     if indexed:
         references = reader.index()
     if not problems:
-        readings = ((str(path), disk(str(path)) or ""), *sources.readings(unit, setup.stand_ins))
-        store.remember([Verdict(key, readings, _payload(references, indexed))])
+        readings = ((setup.portable(str(path)), disk(setup.portable(str(path))) or ""),
+                    *sources.readings(unit, setup.stand_ins))
+        store.remember([Verdict(key, readings, _payload(references, indexed, setup.portable))])
     return Required(str(path), tuple(references), problems, indexed, False, time.perf_counter() - started)
 
 
@@ -166,15 +167,16 @@ def _problem(diagnostic: Any, path: Path, options: VerifyOptions) -> Diagnostic:
     return Diagnostic(where, message_of(diagnostic), fails=True, remarks=tuple(remarks), in_header=True)
 
 
-def _payload(references: list[Reference], indexed: bool) -> object:
-    """What the store keeps of a reading besides its readings."""
+def _payload(references: list[Reference], indexed: bool, portable: Callable[[str], str]) -> object:
+    """What the store keeps of a reading besides its readings (file names `portable`, as in keys)."""
     return {"indexed": indexed, "references": [
-        [reference.template, reference.arguments, reference.location.file, reference.location.line,
+        [reference.template, reference.arguments, portable(reference.location.file), reference.location.line,
          reference.location.column, reference.tracked] for reference in references]}
 
 
-def _stored(data: object) -> tuple[tuple[Reference, ...], bool] | None:
-    """The stored references, if every field is what `_payload` writes; a damaged entry is a miss."""
+def _stored(data: object, local: Callable[[str], str]) -> tuple[tuple[Reference, ...], bool] | None:
+    """The stored references, if every field is what `_payload` writes (file names `local` again);
+    a damaged entry is a miss."""
     if not isinstance(data, dict) or not isinstance(data.get("indexed"), bool):
         return None
     stored = data.get("references")
@@ -183,7 +185,8 @@ def _stored(data: object) -> tuple[tuple[Reference, ...], bool] | None:
     references = [_stored_reference(item) for item in stored]
     if any(reference is None for reference in references):
         return None
-    return tuple(reference for reference in references if reference is not None), data["indexed"]
+    return tuple(replace(reference, location=replace(reference.location, file=local(reference.location.file)))
+                 for reference in references if reference is not None), data["indexed"]
 
 
 def _stored_reference(item: object) -> Reference | None:

@@ -29,12 +29,15 @@ checked for shadowing.
 
 Layout, under the user cache (`$FLASHAST_CACHE_DIR`, else `$XDG_CACHE_HOME/flashast`, else
 `~/.cache/flashast`; `FLASHAST_NO_CACHE=1` turns it off): `verified-v2/index` holds one line per
-passed input, `KEY READINGS [PAYLOAD]`, appended whole; `verified-v2/readings/READINGS.json` holds one
-list of `[path, sha256]` pairs and `verified-v2/payloads/PAYLOAD.json` one payload, each named by its
-own digest (readings are shared by every file whose parse read the same files). Everything is read as
-untrusted (`flashast.untrusted`: regular files only, so a FIFO is never opened for reading; bounded
-sizes and nesting); a store that cannot be read or written, or an entry that is damaged or whose
-content is not what its name says, is a miss, never an error.
+passed input, `KEY READINGS [PAYLOAD]`, appended whole (a run whose store is to be merged with
+others', `--shard K/N`, appends to `index-shard-K-of-N` instead; every `index*` is read);
+`verified-v2/readings/READINGS.json` holds one list of `[path, sha256]` pairs and
+`verified-v2/payloads/PAYLOAD.json` one payload, each named by its own digest (readings are shared
+by every file whose parse read the same files), so stores merge by copying. Keys and readings hold
+no absolute path of the machine (`setup`). Everything is read as untrusted (`flashast.untrusted`:
+regular files only, so a FIFO is never opened for reading; bounded sizes and nesting); a store that
+cannot be read or written, or an entry that is damaged or whose content is not what its name says,
+is a miss, never an error.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ from flashast.untrusted import MEBIBYTE, UntrustedFileError, load_json, read_reg
 STORE_NAME = "verified-v2"
 # Past this size the index starts again (its lines are appended as files are verified).
 INDEX_LIMIT_BYTES = 4 << 20
+# Indexes read from one store (`index`, and one per machine a store was merged from).
+MAXIMUM_INDEXES = 4096
 # A readings list or a payload: a few MiB for the largest (a dispatcher with torch's headers).
 ENTRY_LIMIT_BYTES = 64 * MEBIBYTE
 
@@ -120,8 +125,12 @@ def _read_digest(path: str) -> str | None:
 class VerdictStore:
     """The one store of passed inputs: one way to ask (`lookup`) and one way in (`remember`)."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, writer: str = "") -> None:
+        """`writer` names the index this store appends to (`index-WRITER`; plain `index` without
+        one): runs that write stores to be merged by copying (`--shard K/N`) each keep their own.
+        Every index in the directory is read."""
         self.directory = directory
+        self.index_name = f"index-{writer}" if writer else "index"
         self._index: dict[str, tuple[str, str | None]] | None = None
         self._documents: dict[tuple[str, str], object] = {}
 
@@ -173,7 +182,7 @@ class VerdictStore:
                     self._index[verdict.key] = (readings_id, payload_id)  # a later lookup here sees it too
             if not lines:
                 return
-            index = directory / "index"
+            index = directory / self.index_name
             with contextlib.suppress(FileNotFoundError):
                 if index.stat().st_size > INDEX_LIMIT_BYTES:
                     index.unlink()
@@ -207,17 +216,28 @@ class VerdictStore:
     def _load_index(self) -> dict[str, tuple[str, str | None]]:
         if self._index is None:
             self._index = {}
-            if self.directory is not None:
+            for index in self._indexes():
                 with contextlib.suppress(UntrustedFileError):
                     # The index restarts past INDEX_LIMIT_BYTES; one a concurrent run let grow a little
                     # further is still read, a larger one is a miss.
-                    data = read_regular_file(self.directory / "index", 2 * INDEX_LIMIT_BYTES)
+                    data = read_regular_file(index, 2 * INDEX_LIMIT_BYTES)
                     for line in data.decode("utf-8", errors="replace").splitlines():
                         fields = line.split()
                         # A damaged line (undecodable bytes, a torn write) spoils no other line.
                         if len(fields) in (2, 3) and all(field.isascii() and field.isalnum() for field in fields):
                             self._index[fields[0]] = (fields[1], fields[2] if len(fields) == 3 else None)
         return self._index
+
+    def _indexes(self) -> list[Path]:
+        """`index` and every `index-WRITER` (copied in from other machines), in name order."""
+        if self.directory is None:
+            return []
+        try:
+            names = sorted(entry.name for entry in os.scandir(self.directory)
+                           if entry.name == "index" or entry.name.startswith("index-"))
+        except OSError:
+            return []
+        return [self.directory / name for name in names[:MAXIMUM_INDEXES]]
 
     def _load(self, folder: str, name: str) -> object:
         """The document named `name`, or None if it is missing, damaged, or not what its name says."""

@@ -7,6 +7,15 @@ stand-ins served for CUDA headers the toolkit lacks, and the digest every key of
 reads for include paths). The parser parses with it, `Sources` serves and names what a parse read
 with it, and `keys` names a file's inputs with it, so the recipe of a key lives here and nowhere else:
 a key that forgot one of these would let a verdict stand for inputs it never saw.
+
+Keys are portable: no absolute path of the machine that wrote them is in one. The folders a parse
+searches (each `--include-dir`, in order, then the resource and CUDA directories) are its `roots`,
+named `<include-dir-1>`, `<include-dir-2>`, ..., `<resource-dir>`, `<cuda>`; the command line in
+`common` and every path a key records (`portable`) name a root instead of its absolute path, and
+`local` turns a recorded name back into this machine's path. So stores written on several machines
+over copies of one tree at different places (CI shards, `--shard K/N`) merge by copying, and a
+header is identified by its path relative to the root it was found through, and its sha256. Paths
+outside every root (the system's own headers, a `--clang-arg` path) stay as they are.
 """
 
 from __future__ import annotations
@@ -19,7 +28,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from flashast import __version__
 from flashast.nodes import ClassDeclaration, Declaration, LineComment, TranslationUnit, TypeAlias, Verbatim
 from flashast.printer import render
 from flashast.signatures import Declarator, Type
@@ -32,6 +40,7 @@ from flashast.verify.toolchain import (
     libclang_identity,
     missing_cuda_headers,
 )
+from flashast.version import __version__
 
 # Environment variables clang consults for include paths: they can change what a parse reads.
 CLANG_ENVIRONMENT = ("CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH", "OBJC_INCLUDE_PATH")
@@ -53,6 +62,23 @@ class ParseSetup:
     search_directories: tuple[str, ...]
     stand_ins: tuple[tuple[str, str], ...]
     common: str
+    roots: tuple[tuple[str, str], ...] = ()  # (name, absolute path), in search order
+
+    def portable(self, path: str) -> str:
+        """`path` as a key records it: under the first root that holds it, that root's name."""
+        for name, root in self.roots:
+            if path == root or path.startswith(root + "/"):
+                return name + path[len(root):]
+        return path
+
+    def local(self, name: str) -> str:
+        """A recorded path as this machine spells it (`portable` undone)."""
+        if name.startswith("<"):
+            root_name, _, rest = name.partition(">")
+            for known, root in self.roots:
+                if known == root_name + ">":
+                    return root + rest
+        return name
 
     def key(self, text: str, file_arguments: Sequence[str] = (), included: Sequence[tuple[str, str]] = ()) -> str:
         """A file's input digest: `common`, the file's own arguments (its `-D` macros), its text and
@@ -72,15 +98,36 @@ def parse_setup(options: VerifyOptions, purpose: str = "files", arguments: Seque
 def _parse_setup(options: VerifyOptions, purpose: str, arguments: tuple[str, ...] | None,
                  environment: tuple[tuple[str, str], ...]) -> ParseSetup:
     command_line = tuple(clang_arguments(options)) if arguments is None else arguments
+    spelled = [(f"<include-dir-{position}>", str(directory))
+               for position, directory in enumerate(options.include_dirs, start=1)]
+    spelled += [("<resource-dir>", str(options.resource_dir))] if options.resource_dir is not None else []
+    spelled += [("<cuda>", str(options.cuda_path))] if options.cuda_path is not None else []
+    roots = tuple((name, os.path.abspath(given)) for name, given in spelled)
     # `strict` decides whether a header's warning fails, so it is part of every verdict.
+    portable_command_line = [_portable_argument(argument, spelled, roots) for argument in command_line]
     return ParseSetup(
         options=options,
         arguments=command_line,
         search_directories=tuple(os.path.abspath(directory) for directory in options.include_dirs),
         stand_ins=tuple(cuda_stand_ins(options)),
-        common=common_inputs([*command_line, f"flashast-{purpose}", f"flashast-strict={options.strict}"],
+        common=common_inputs([*portable_command_line, f"flashast-{purpose}", f"flashast-strict={options.strict}"],
                              dict(environment)),
+        roots=roots,
     )
+
+
+# The options of a command line that are followed, in the same argument, by a root's path.
+_PATH_OPTIONS = ("", "-I", "-isystem", "-idirafter", "--cuda-path=")
+
+
+def _portable_argument(argument: str, *spellings: Sequence[tuple[str, str]]) -> str:
+    """`argument` with a root's path (as given, or absolute) replaced by the root's name."""
+    for name, path in sorted((pair for pairs in spellings for pair in pairs), key=lambda pair: -len(pair[1])):
+        for option in _PATH_OPTIONS:
+            start = option + path
+            if argument == start or argument.startswith(start + "/"):
+                return option + name + argument[len(start):]
+    return argument
 
 
 def digest_parts(*parts: str) -> str:

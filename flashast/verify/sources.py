@@ -3,8 +3,9 @@
 A generated file's parse is served its own text, the generated files it includes (an aggregator's
 members), and in contract mode its contract's headers, printed; in real-header mode, stand-ins for
 the headers clang's CUDA wrapper includes that the toolkit lacks. What a parse read is named the same
-way on every run (a generated file as `<generated>/NAME`, whatever scratch folder served it), so a
-later run can tell whether every file it read is still the same.
+way on every run and machine (a generated file as `<generated>/NAME`, whatever scratch folder
+served it; a header relative to the root it was found through, `setup.ParseSetup.portable`), so a
+later run, here or elsewhere, can tell whether every file it read is still the same.
 """
 
 from __future__ import annotations
@@ -87,9 +88,9 @@ class Sources:
                 found.append((self._key_name(path), self._digest(texts[path])))
                 continue
             path = os.path.abspath(path)  # as `shadowing_candidates` names places: from any working directory
-            found.append((path, self.disk.digest(path) or ""))
-            found += [(absent, "") for absent in shadowing_candidates(path, includer(inclusion),
-                                                                   self.setup.search_directories, self.disk)]
+            found.append((self.setup.portable(path), self.disk.digest(path) or ""))
+            found += [(self.setup.portable(self._key_name(absent)), "") for absent in shadowing_candidates(
+                path, includer(inclusion), self.setup.search_directories, self.disk)]
         return found
 
     def key(self, generated: GeneratedFile) -> str:
@@ -110,7 +111,7 @@ class Sources:
                 return now[path]
             if path.startswith((GENERATED_PREFIX, VIRTUAL_ROOT)):
                 return ""  # not served by this run: nothing there (what a shadowing place records)
-            return self.disk.digest(path) or ""  # "" stands for no readable file there
+            return self.disk.digest(self.setup.local(path)) or ""  # "" stands for no readable file there
 
         return digest
 
