@@ -98,12 +98,21 @@ def diagnostic_name(node: DefinitionNode) -> str:
 
 
 def clang_argument(argument: TemplateArgument) -> str:
-    """A template argument as libclang reads it back: a fundamental type as clang spells it, an
-    enumerator by its value, anything else as the printer writes it."""
-    if isinstance(argument, TypeArg) and isinstance(argument.type, FundamentalType) and not argument.arguments:
-        return CLANG_SPELLINGS.get(argument.type.text, argument.type.text)
+    """A template argument as libclang reads it back from a call: a fundamental type as clang spells
+    it (also inside a template-id: `Tile<unsigned int>`), an enumerator by its value (libclang reports
+    an enumerator argument as an integer, but spells one inside a template-id by its name), anything
+    else as the printer writes it."""
     if isinstance(argument, EnumeratorArg):
         return str(argument.enumeration.value_of(argument.enumerator))
+    return _clang_type_argument(argument)
+
+
+def _clang_type_argument(argument: TemplateArgument) -> str:
+    if isinstance(argument, TypeArg) and isinstance(argument.type, FundamentalType):
+        return CLANG_SPELLINGS.get(argument.type.text, argument.type.text)
+    if isinstance(argument, TypeArg) and argument.arguments:
+        # `>>` closes two lists, as clang prints it (C++11).
+        return f"{argument.type}<{', '.join(map(_clang_type_argument, argument.arguments))}>"
     return spell_template_argument(argument)
 
 

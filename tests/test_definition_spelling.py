@@ -59,6 +59,7 @@ from flashast.scoped_definitions import (
 from flashast.style import Style
 from flashast.verify.checks import find_clashes
 from flashast.verify.dispatch import check_dispatch
+from flashast.verify.indexer import required
 from flashast.verify.toolchain import VerifyOptions
 
 PARAMS = (Parameter(Type("Flash_fwd_params", declarator=Declarator.REFERENCE), "params"),)
@@ -237,3 +238,38 @@ def test_a_call_that_leaves_a_defaulted_argument_out_is_what_its_decl_line_provi
     chosen = [file for file in every if file.name != "mmq-instance-q4_0.cu"]
     (missing,) = check_dispatch([dispatcher], chosen, every, options).missing
     assert missing.provider is not None and missing.provider.file.name == "mmq-instance-q4_0.cu"
+
+
+KINDS = EnumDeclaration("kinds", ("PLAIN", Enumerator("FANCY", 5)))
+LEVEL = EnumDeclaration("level", ("low", "high"), scoped=True)
+HEADER = """#pragma once
+enum kinds { PLAIN, FANCY = 5 };
+enum class level { low, high };
+template<class T> struct Tile {};
+template<kinds K> struct Tagged {};
+template<class T> void take(int n);
+template<kinds K, level L = level::high> void pick(int n);
+"""
+TAKE = FunctionTemplate((TypeParameter("T"),), "void", "take", (Parameter("int", "n"),))
+PICK = FunctionTemplate(
+    (ValueParameter(KINDS, "K"), ValueParameter(LEVEL, "L", default="high")), "void", "pick", (Parameter("int", "n"),)
+)
+# A call as a dispatcher writes it, and the explicit instantiation that provides it.
+CALLS = [
+    ("take<unsigned>", TAKE.instantiate("unsigned")),
+    ("take<unsigned int>", TAKE.instantiate("unsigned")),
+    ("take<Tile<unsigned>>", TAKE.instantiate(TypeArg("Tile", [TypeArg("unsigned")]))),
+    ("take<Tagged<FANCY>>", TAKE.instantiate(TypeArg("Tagged", [EnumeratorArg(KINDS, "FANCY")]))),
+    ("pick<FANCY>", PICK.instantiate("FANCY")),
+    ("pick<FANCY, level::low>", PICK.instantiate("FANCY", "low")),
+]
+
+
+def test_the_dispatch_name_of_an_instantiation_is_what_libclang_reads_from_the_call_it_provides(tmp_path: Path) -> None:
+    (tmp_path / "header.h").write_text(HEADER)
+    dispatcher = tmp_path / "calls.cpp"
+    dispatcher.write_text('#include "header.h"\nvoid calls() {\n' + "".join(f"    {call}(0);\n" for call, _ in CALLS) + "}\n")
+    read = required(dispatcher, VerifyOptions(include_dirs=(tmp_path,)), {"take", "pick"})
+    defaults = template_defaults([("take", TAKE), ("pick", PICK)])
+    assert [(reference.template, reference.arguments) for reference in read.references] == [
+        dispatch_key((), instantiation, defaults) for _, instantiation in CALLS]
