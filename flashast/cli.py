@@ -1,16 +1,17 @@
 """The command line: argparse front end, printing, exit codes, one-line errors.
 
-`cli` turns arguments into `pipeline.Options`, runs the pipeline, and turns its result into printed
-lines and an exit code. A `FlashastError` becomes one line, `flashast: error: <culprit>: <problem>`,
-and its exit code; anything else is a flashast bug and is shown with its traceback (exit 123).
+`cli` parses the arguments, turns them into `pipeline.Options` (`command_options`), runs the pipeline,
+and hands its `Result` to `report`, which prints it and returns the exit code. A `FlashastError`
+becomes one line, `flashast: error: <culprit>: <problem>` (a verification's findings before it), and
+its exit code; anything else is a flashast bug and is shown with its traceback (exit 123).
 
 Exit codes (`EPILOG`, which `--help` prints): 0 ok; 1 `--check`/`--diff` found differences; 2 user
 error; 3 the generated C++ failed verification (nothing written); 123 internal error; 130 and 143
 interrupted and terminated.
 
-Two more forms share the entry point: `--cmake-dir` prints where `flashast-config.cmake` is (for
-`find_package(flashast CONFIG)`), and `flashast cost LOG -o DIR` reports a build's compile time per
-generated file and axis value (`cost`).
+Two more forms share the parser: `--cmake-dir` prints where `flashast-config.cmake` is (for
+`find_package(flashast CONFIG)`), and the `cost` command (`flashast cost LOG -o DIR`) reports a build's
+compile time per generated file and axis value (`flashast.cost`).
 """
 
 from __future__ import annotations
@@ -26,26 +27,40 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import NoReturn
 
-from flashast import __version__
-from flashast.command_options import architectures_without_files, refuse_before_any_work
+from flashast.command_options import (
+    DECLARED,
+    architectures_without_files,
+    display_from,
+    named_architectures,
+    options_from,
+    refuse_before_any_work,
+)
 from flashast.compat import deprecations_reported
 from flashast.cost import aggregator_members, measure, render_json, render_table
-from flashast.errors import FlashastError, PluginError, Terminated, UsageError, VerificationError, signals_raise
-from flashast.generated import CompilePolicy, compiled_files
-from flashast.kinds import is_architecture
+from flashast.errors import (
+    EXIT_DIFFERENCES,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_USAGE,
+    EXIT_VERIFICATION,
+    FlashastError,
+    PluginError,
+    Terminated,
+    UsageError,
+    VerificationError,
+    signals_raise,
+)
+from flashast.generated import CompilePolicy
 from flashast.ninja_log import read_ninja_log
-from flashast.pipeline import DEFAULT_PRESET, Action, Options, run
+from flashast.pipeline import DEFAULT_PRESET, Options, Result, run
 from flashast.plugins import load_plugins
 from flashast.process import checked_output, scratch_folder
 from flashast.registry import BUILTIN_PRESETS, BUILTIN_REVISIONS, Registry
-from flashast.report import ProgressDisplay, list_kinds, printable, report_check, report_verification, report_write
-from flashast.verify import VerifyOptions, find_cuda_path
+from flashast.report import ProgressDisplay, list_kinds, report, report_error, report_start
+from flashast.version import __version__
 
-EXIT_OK = 0
-EXIT_DIFFERENCES = 1
-EXIT_USAGE = 2
-EXIT_VERIFICATION = 3
-EXIT_INTERNAL = 123
+# Exit codes by name (`flashast.errors` defines them), as `cli` has always exported them.
+__all__ = ["EXIT_DIFFERENCES", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "EXIT_VERIFICATION", "build_parser", "main"]
 
 EPILOG = """\
 build cost:
@@ -72,9 +87,6 @@ class _ArgumentParser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         raise UsageError(message)
 
-
-# `--device-arch` given without a value: each kind's declared architectures.
-DECLARED = "declared"
 # The directory of `flashast-config.cmake`, shipped inside the package.
 CMAKE_DIR = Path(__file__).resolve().parent / "cmake"
 
@@ -167,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="load a plugin that registers kinds or presets (repeatable)")
     plugins.add_argument("--no-plugins", action="store_true",
                          help="do not load installed plugins (also FLASHAST_NO_PLUGINS=1)")
+    # `cost` is a command of its own; the epilog's "build cost" section introduces it.
+    commands = parser.add_subparsers(dest="command", help=argparse.SUPPRESS)
+    _add_cost_command(commands)
     return parser
 
 
@@ -198,13 +213,8 @@ def _main(argv: Sequence[str] | None, registry: Registry | None) -> int:
             if output.failure is not None:  # a write argparse swallowed (`--version > /dev/full`)
                 raise output.failure
             return code
-        except VerificationError as error:
-            print(error.report, file=sys.stderr)
-            print(f"flashast: error: {printable(str(error))}", file=sys.stderr)
-            return EXIT_VERIFICATION
         except FlashastError as error:
-            print(f"flashast: error: {printable(str(error))}", file=sys.stderr)
-            return error.exit_code
+            return report_error(error)
         except KeyboardInterrupt:
             print("flashast: interrupted", file=sys.stderr)
             return 130
@@ -236,16 +246,16 @@ def run_console_script() -> None:
 
 
 def _run(argv: list[str], registry: Registry | None) -> int:
-    if argv[:1] == ["cost"]:
-        return _cost(argv[1:], registry)
     parser = build_parser()
     try:
         arguments = parser.parse_args(argv)
     except SystemExit as exit_:
         # `--help` and `--version` end argparse with SystemExit; `main` returns codes, it does not exit.
         return exit_.code if isinstance(exit_.code, int) else EXIT_OK
+    if arguments.command == "cost":
+        return _cost(arguments, registry)
     registry = registry or Registry()
-    refuse_before_any_work(arguments, DECLARED)
+    refuse_before_any_work(arguments)
     load_plugins(registry, arguments.plugin, arguments.no_plugins)
     if arguments.list_kinds:
         with contextlib.redirect_stdout(sys.stderr):
@@ -259,78 +269,55 @@ def _run(argv: list[str], registry: Registry | None) -> int:
         parser.print_usage(sys.stderr)
         raise UsageError("-o/--output DIR is required")
     _refuse_unknown_preset(registry, arguments)
-    options = _options(arguments)
-    if options.verification is None and not arguments.quiet and options.action is not Action.LIST:
-        print("flashast: verification skipped (--no-verify)", file=sys.stderr)
+    options, display = options_from(arguments), display_from(arguments)
+    report_start(options, display)
+    try:
+        result = _run_pipeline(registry, options, arguments)
+    except VerificationError as error:
+        return report_error(error, display.header_warnings)
+    return report(result, options, display)
+
+
+def _run_pipeline(registry: Registry, options: Options, arguments: argparse.Namespace) -> Result:
+    """`pipeline.run`, with what code inside it prints (plugins, libclang) on stderr, a failing
+    kind's error naming the plugin that registered it, and the progress line ended before any report."""
     try:
         with contextlib.redirect_stdout(sys.stderr), scratch_folder() if arguments.include_dir else nullcontext():
-            named = [name for name in arguments.device_arch if name != DECLARED]
+            named = named_architectures(arguments)
             for warning in architectures_without_files(registry, options, named, arguments.strict):
                 print(f"flashast: warning: {warning}", file=sys.stderr)
-            result = run(registry, options)
+            return run(registry, options)
     except PluginError as error:
         if error.kind is None:
             raise
-        # A kind's code failed: name the plugin that registered the kind, not only the kind.
         origin = registry.origin_of(options.preset, error.kind).description
         raise PluginError(f"plugin {origin}: {error}") from None
-    except VerificationError as error:
-        if arguments.header_warnings:
-            error.report = error.detailed
-        raise
     finally:
         if isinstance(options.progress, ProgressDisplay):
             options.progress.end()
-    if result.dispatch is not None and not arguments.quiet:
-        details = result.dispatch.text()
-        if details:
-            print(details, file=sys.stderr)
-        print(f"flashast: {result.dispatch.summary()}", file=sys.stderr)
-    if result.report is not None:
-        report_verification(result.report, arguments.header_warnings, arguments.timings, arguments.quiet)
-    if options.action is Action.LIST:
-        # The paths as the file system spells them (an output path given in undecodable bytes stays
-        # those bytes), whatever the locale.
-        sys.stdout.flush()
-        shown = result.files if arguments.list == "written" else compiled_files(result.files, options.compile)
-        listing = b"".join(os.fsencode(os.path.join(arguments.output, generated.name)) + b"\n"
-                           for generated in shown)
-        sys.stdout.buffer.write(listing)
-        sys.stdout.flush()
-        return EXIT_OK
-    if options.action is Action.CONFORMANCE:
-        if not arguments.quiet and result.report is not None:
-            state = "unchanged since they last conformed" if result.report.reused else "conform"
-            print(f"flashast: the contracts of {result.preset} {state} to the real headers", file=sys.stderr)
-        return EXIT_OK
-    if options.action is not Action.WRITE:
-        report_check(result, options, arguments.quiet)
-        return EXIT_DIFFERENCES if result.plan is not None and result.plan.differs else EXIT_OK
-    if not arguments.quiet:
-        report_write(result, options)
-    return EXIT_OK
 
 
-def build_cost_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(
-        prog="flashast cost",
+def _add_cost_command(commands: argparse._SubParsersAction[_ArgumentParser]) -> None:
+    """`flashast cost LOG -o DIR`: a build's compile time per generated file, kind and axis value."""
+    cost = commands.add_parser(
+        "cost",
+        help="compile time per generated file, kind and axis value (flashast cost --help)",
         description="Compile time per generated file, kind and axis value, from ninja's log of the build"
         " and the manifest flashast keeps in DIR.",
         epilog="exit codes:\n  0    the report was printed\n  2    user error (not a ninja log, no manifest in"
         " DIR, no compile step of DIR's files)\n  123  internal error in flashast\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("log", metavar="BUILD/.ninja_log", help="ninja's log of the build (format v5 to v7)")
-    parser.add_argument("-o", "--output", metavar="DIR", required=True,
-                        help="the directory flashast wrote the files to (its .flashast.json names them)")
-    parser.add_argument("--preset", metavar="NAME", help="only the files of preset NAME (default: every file of DIR)")
-    parser.add_argument("--json", action="store_true", help="print the whole report as JSON, for tools")
-    parser.add_argument("--top", type=_positive_count, default=10, metavar="N",
-                        help="rows of slowest files and of --exclude savings (default: 10)")
-    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE|FILE.py",
-                        help="load a plugin (repeatable): its aggregators' members come from its kinds")
-    parser.add_argument("--no-plugins", action="store_true", help="do not load installed plugins")
-    return parser
+    cost.add_argument("log", metavar="BUILD/.ninja_log", help="ninja's log of the build (format v5 to v7)")
+    cost.add_argument("-o", "--output", metavar="DIR", required=True,
+                      help="the directory flashast wrote the files to (its .flashast.json names them)")
+    cost.add_argument("--preset", metavar="NAME", help="only the files of preset NAME (default: every file of DIR)")
+    cost.add_argument("--json", action="store_true", help="print the whole report as JSON, for tools")
+    cost.add_argument("--top", type=_positive_count, default=10, metavar="N",
+                      help="rows of slowest files and of --exclude savings (default: 10)")
+    cost.add_argument("--plugin", action="append", default=[], metavar="MODULE|FILE.py",
+                      help="load a plugin (repeatable): its aggregators' members come from its kinds")
+    cost.add_argument("--no-plugins", action="store_true", help="do not load installed plugins")
 
 
 def _positive_count(text: str) -> int:
@@ -339,13 +326,8 @@ def _positive_count(text: str) -> int:
     return int(text)
 
 
-def _cost(argv: list[str], registry: Registry | None) -> int:
+def _cost(arguments: argparse.Namespace, registry: Registry | None) -> int:
     """`flashast cost`: join the log with DIR's manifest and print the report on stdout."""
-    parser = build_cost_parser()
-    try:
-        arguments = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else EXIT_OK
     log = read_ninja_log(Path(arguments.log))
     loaded: list[Registry] = []
 
@@ -376,81 +358,3 @@ def _refuse_unknown_preset(registry: Registry, arguments: argparse.Namespace) ->
         registry.preset(arguments.preset)
     except FlashastError as error:
         raise PluginError(f"{error}; {hint}") from None
-
-
-def _options(arguments: argparse.Namespace) -> Options:
-    if arguments.check:
-        action = Action.CHECK
-    elif arguments.diff:
-        action = Action.DIFF
-    elif arguments.list:
-        action = Action.LIST
-    elif arguments.conformance:
-        action = Action.CONFORMANCE
-    else:
-        action = Action.WRITE
-    return Options(
-        output=Path(arguments.output or "."),
-        preset=arguments.preset,
-        only=tuple(arguments.only),
-        exclude=tuple(arguments.exclude),
-        action=action,
-        listing=Path(arguments.manifest) if arguments.manifest is not None else None,
-        prune=arguments.prune,
-        force=arguments.force,
-        verification=None if arguments.no_verify else _verify_options(arguments),
-        progress=_progress(arguments),
-        jobs=arguments.jobs or os.cpu_count() or 1,
-        dispatchers=tuple(Path(path) for path in arguments.dispatcher),
-        compile=CompilePolicy(arguments.compile or CompilePolicy.UPSTREAM.value),
-    )
-
-
-def _progress(arguments: argparse.Namespace) -> ProgressDisplay | None:
-    """Per-file lines with `--timings`; otherwise progress only where parses are slow (real headers),
-    and never with `-q`."""
-    if arguments.timings:
-        return ProgressDisplay(timings=True)
-    if arguments.include_dir and not arguments.quiet and not arguments.no_verify:
-        return ProgressDisplay(timings=False)
-    return None
-
-
-def _verify_options(arguments: argparse.Namespace) -> VerifyOptions:
-    if not arguments.include_dir:
-        for option, value in (("--define", arguments.define), ("--cuda-path", arguments.cuda_path),
-                              ("--resource-dir", arguments.resource_dir)):
-            if value:
-                raise UsageError(f"{option}: applies only to real-header verification (add --include-dir DIR)")
-    if arguments.cuda_path and not arguments.resource_dir:
-        # CUDA's headers parse only through clang's CUDA wrapper headers, which live in a resource
-        # directory; the libclang wheel ships none (see VerifyOptions).
-        raise UsageError("--cuda-path: CUDA's headers need clang's resource headers; add --resource-dir DIR")
-    named = [("--include-dir", directory) for directory in arguments.include_dir]
-    named += [("--cuda-path", arguments.cuda_path)] if arguments.cuda_path else []
-    named += [("--resource-dir", arguments.resource_dir)] if arguments.resource_dir else []
-    for option, directory in named:
-        try:
-            is_directory = Path(directory).is_dir()
-        except OSError as error:
-            raise UsageError(f"{option} {directory}: cannot use ({error.strerror})") from None
-        if not is_directory:
-            raise UsageError(f"{option} {directory}: not a directory")
-    architectures = [name for name in arguments.device_arch if name != DECLARED]
-    for name in architectures:
-        if not is_architecture(name):
-            raise UsageError(f"--device-arch {name}: not a GPU architecture such as sm_80 or sm_90a")
-    if arguments.device_arch and not arguments.include_dir:
-        raise UsageError("--device-arch: the device side is parsed against real headers; add --include-dir DIR")
-    return VerifyOptions(
-        device_architectures=tuple(dict.fromkeys(architectures)),
-        device_declared=DECLARED in arguments.device_arch,
-        include_dirs=tuple(Path(directory) for directory in arguments.include_dir),
-        defines=tuple(arguments.define),
-        clang_args=tuple(arguments.clang_arg),
-        cuda_path=Path(arguments.cuda_path) if arguments.cuda_path else find_cuda_path(),
-        resource_dir=Path(arguments.resource_dir) if arguments.resource_dir else None,
-        strict=arguments.strict,
-    )
-
-

@@ -1,9 +1,11 @@
-"""Refusing a command line before any work: options that cannot take effect together, values libclang
-cannot take, and paths that are not what the option needs.
+"""From a parsed command line to a run: refusing it before any work, then its `pipeline.Options` and
+how it is shown (`report.Display`).
 
-Each refusal is one `UsageError` naming the option, raised before anything is parsed, so that a run
-which cannot do what was asked never spends minutes first. All but one come before the preset is even
-generated; `architectures_without_files` needs the selected files, so it generates them once.
+Refusals are options that cannot take effect together, values libclang cannot take, and paths that
+are not what the option needs. Each is one `UsageError` naming the option, raised before anything is
+parsed, so that a run which cannot do what was asked never spends minutes first. All but one come
+before the preset is even generated; `architectures_without_files` needs the selected files, so it
+generates them once.
 """
 
 from __future__ import annotations
@@ -12,19 +14,27 @@ import argparse
 import os
 import stat
 from collections.abc import Sequence
+from pathlib import Path
 
 from flashast.errors import UsageError
-from flashast.pipeline import Options
+from flashast.generated import CompilePolicy
+from flashast.kinds import is_architecture
+from flashast.pipeline import Action, Options
 from flashast.registry import Registry
+from flashast.report import Display, ProgressDisplay
 from flashast.selection import select
+from flashast.verify import VerifyOptions, find_cuda_path
 from flashast.verify.command_line import CLANG_CUDA_ARCHITECTURES
+
+# `--device-arch` given without a value: each kind's declared architectures.
+DECLARED = "declared"
 
 # clang driver options that print something and parse nothing (libclang then gives no translation unit).
 _PRINT_AND_STOP = ("--version", "-###", "--help", "-help", "--help-hidden", "-dumpversion", "-dumpmachine",
                    "-print-", "--print-")
 
 
-def refuse_before_any_work(arguments: argparse.Namespace, declared: str) -> None:
+def refuse_before_any_work(arguments: argparse.Namespace, declared: str = DECLARED) -> None:
     """Every check on the parsed command line that needs neither plugins nor generated files;
     `declared` is the value `--device-arch` has when given without one."""
     _refuse_contradictions(arguments)
@@ -147,3 +157,91 @@ def architectures_without_files(registry: Registry, options: Options, named: Seq
             raise UsageError(f"{problem}; --strict")
         warnings.append(problem)
     return warnings
+
+
+def options_from(arguments: argparse.Namespace) -> Options:
+    """The run the command line asks for (`refuse_before_any_work` has passed)."""
+    if arguments.check:
+        action = Action.CHECK
+    elif arguments.diff:
+        action = Action.DIFF
+    elif arguments.list:
+        action = Action.LIST
+    elif arguments.conformance:
+        action = Action.CONFORMANCE
+    else:
+        action = Action.WRITE
+    return Options(
+        output=Path(arguments.output or "."),
+        preset=arguments.preset,
+        only=tuple(arguments.only),
+        exclude=tuple(arguments.exclude),
+        action=action,
+        listing=Path(arguments.manifest) if arguments.manifest is not None else None,
+        prune=arguments.prune,
+        force=arguments.force,
+        verification=None if arguments.no_verify else _verify_options(arguments),
+        progress=_progress(arguments),
+        jobs=arguments.jobs or os.cpu_count() or 1,
+        dispatchers=tuple(Path(path) for path in arguments.dispatcher),
+        compile=CompilePolicy(arguments.compile or CompilePolicy.UPSTREAM.value),
+    )
+
+
+def display_from(arguments: argparse.Namespace) -> Display:
+    """How the command shows the run."""
+    return Display(quiet=arguments.quiet, header_warnings=arguments.header_warnings, timings=arguments.timings,
+                   list_written=arguments.list == "written", directory=arguments.output)
+
+
+def named_architectures(arguments: argparse.Namespace) -> list[str]:
+    """The `--device-arch` values given by name (not the declared ones)."""
+    return [name for name in arguments.device_arch if name != DECLARED]
+
+
+def _progress(arguments: argparse.Namespace) -> ProgressDisplay | None:
+    """Per-file lines with `--timings`; otherwise progress only where parses are slow (real headers),
+    and never with `-q`."""
+    if arguments.timings:
+        return ProgressDisplay(timings=True)
+    if arguments.include_dir and not arguments.quiet and not arguments.no_verify:
+        return ProgressDisplay(timings=False)
+    return None
+
+
+def _verify_options(arguments: argparse.Namespace) -> VerifyOptions:
+    if not arguments.include_dir:
+        for option, value in (("--define", arguments.define), ("--cuda-path", arguments.cuda_path),
+                              ("--resource-dir", arguments.resource_dir)):
+            if value:
+                raise UsageError(f"{option}: applies only to real-header verification (add --include-dir DIR)")
+    if arguments.cuda_path and not arguments.resource_dir:
+        # CUDA's headers parse only through clang's CUDA wrapper headers, which live in a resource
+        # directory; the libclang wheel ships none (see VerifyOptions).
+        raise UsageError("--cuda-path: CUDA's headers need clang's resource headers; add --resource-dir DIR")
+    named = [("--include-dir", directory) for directory in arguments.include_dir]
+    named += [("--cuda-path", arguments.cuda_path)] if arguments.cuda_path else []
+    named += [("--resource-dir", arguments.resource_dir)] if arguments.resource_dir else []
+    for option, directory in named:
+        try:
+            is_directory = Path(directory).is_dir()
+        except OSError as error:
+            raise UsageError(f"{option} {directory}: cannot use ({error.strerror})") from None
+        if not is_directory:
+            raise UsageError(f"{option} {directory}: not a directory")
+    architectures = named_architectures(arguments)
+    for name in architectures:
+        if not is_architecture(name):
+            raise UsageError(f"--device-arch {name}: not a GPU architecture such as sm_80 or sm_90a")
+    if arguments.device_arch and not arguments.include_dir:
+        raise UsageError("--device-arch: the device side is parsed against real headers; add --include-dir DIR")
+    return VerifyOptions(
+        device_architectures=tuple(dict.fromkeys(architectures)),
+        device_declared=DECLARED in arguments.device_arch,
+        include_dirs=tuple(Path(directory) for directory in arguments.include_dir),
+        defines=tuple(arguments.define),
+        clang_args=tuple(arguments.clang_arg),
+        cuda_path=Path(arguments.cuda_path) if arguments.cuda_path else find_cuda_path(),
+        resource_dir=Path(arguments.resource_dir) if arguments.resource_dir else None,
+        strict=arguments.strict,
+    )

@@ -17,14 +17,22 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+# The command's exit codes: a failure's is its class's `exit_code` (2 unless said otherwise).
+EXIT_OK = 0
+EXIT_DIFFERENCES = 1  # `--check`/`--diff`: DIR differs from what a run would write
+EXIT_USAGE = 2
+EXIT_VERIFICATION = 3
+EXIT_INTERNAL = 123
 
 
 class FlashastError(Exception):
     """A failure the user can act on; `exit_code` is what the CLI returns for it."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class ModelError(FlashastError, ValueError):
@@ -51,16 +59,48 @@ class PluginError(FlashastError):
         super().__init__(message)
 
 
+class Findings(Protocol):
+    """What failed verification, as data (a verification or dispatch report): rendered once, when
+    printed, so the CLI decides how (`--header-warnings`) instead of choosing between two texts."""
+
+    def text(self, header_warnings: bool = True) -> str: ...
+
+
 class VerificationError(FlashastError):
-    """The generated C++ did not verify; `report` is the multi-line diagnostic text (warnings inside
-    third-party headers counted in one line), `detailed` the same with each of those warnings."""
+    """The generated C++ did not verify: `findings` says why, `hint` (a line or empty) what may help.
+    `report` is its text as the CLI prints it by default (warnings inside third-party headers counted
+    in one line), `detailed` the same with each of those warnings."""
 
-    exit_code = 3
+    exit_code = EXIT_VERIFICATION
 
-    def __init__(self, summary: str, report: str, detailed: str | None = None) -> None:
-        self.report = report
-        self.detailed = report if detailed is None else detailed
+    def __init__(self, summary: str, findings: Findings | str, detailed: str | None = None, hint: str = "") -> None:
+        if isinstance(findings, str):  # flashast 0.1's form: the texts, rendered by the raiser
+            findings = _Text(findings, findings if detailed is None else detailed)
+        self.findings: Findings = findings
+        self.hint = hint
         super().__init__(summary)
+
+    def text(self, header_warnings: bool = False) -> str:
+        return self.findings.text(header_warnings=header_warnings) + (f"\n{self.hint}" if self.hint else "")
+
+    @property
+    def report(self) -> str:
+        return self.text(header_warnings=False)
+
+    @property
+    def detailed(self) -> str:
+        return self.text(header_warnings=True)
+
+
+@dataclass(frozen=True)
+class _Text:
+    """Findings already rendered, in both forms."""
+
+    counted: str
+    listed: str
+
+    def text(self, header_warnings: bool = True) -> str:
+        return self.listed if header_warnings else self.counted
 
 
 class OutputError(UsageError):

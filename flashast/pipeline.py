@@ -13,13 +13,12 @@ from __future__ import annotations
 import enum
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from flashast.errors import UsageError, VerificationError, signals_held
+from flashast.errors import EXIT_DIFFERENCES, EXIT_OK, UsageError, VerificationError, signals_held
 from flashast.generated import CompilePolicy, GeneratedFile, compiled_files
-from flashast.kinds import Kind, Preset
+from flashast.kinds import Preset
 from flashast.manifest import preset_provenance
 from flashast.output import (
     Outcome,
@@ -84,48 +83,42 @@ class Result:
     outcome: Outcome | None = None
     dispatch: DispatchReport | None = None
 
+    @property
+    def exit_code(self) -> int:
+        """What the command exits with after this run: 1 when DIR differs from what a run would write
+        and this run did not write it (`--check`, `--diff`), else 0. A run that fails raises instead
+        (its `FlashastError.exit_code`)."""
+        differs = self.plan is not None and self.outcome is None and self.plan.differs
+        return EXIT_DIFFERENCES if differs else EXIT_OK
+
 
 def run(registry: Registry, options: Options) -> Result:
     """Run once; raises a `FlashastError` for anything the user can fix, before DIR changes."""
+    if options.action is Action.CONFORMANCE:
+        return run_conformance(registry, options)
     preset = registry.preset(options.preset)
     all_files = preset.generate()
     files = select(all_files, preset, options.only, options.exclude)
     preset_names = frozenset(generated.name for generated in all_files)
-    if options.action is Action.CONFORMANCE:
-        return Result(preset.name, tuple(files), _conformance(preset.kinds, files, options))
-    verification = options.verification
-    if options.dispatchers and (verification is None or not verification.real_headers):
-        raise UsageError("--dispatcher: the dispatcher is read against the real headers; add --include-dir DIR")
-    strict = verification is not None and verification.strict
-    if options.action is not Action.LIST:
-        # A listing may name aggregators alone (a build compiles them, the members only need to exist).
-        _refuse_aggregators_without_members(files, preset_names)
-    _check_listing_path(options)
-    check_directory(options.output, writable=options.action is Action.WRITE)
-    if options.action is not Action.LIST or options.listing is not None:
-        # Before any work: a forgotten `--preset` must neither replace nor judge another preset's tree.
-        refuse_other_owner(options.output, preset.name, options.force, writes=options.action is Action.WRITE)
+    _refuse_before_any_work(preset, files, preset_names, options)
     if options.action is Action.LIST:
         _write_listing(options, files, preset.name)
         return Result(preset.name, tuple(files))
-    report = None
-    if verification is not None:
-        report = verify(files, verification, VerdictStore.default(), options.progress, options.jobs)
+    verification = options.verification
+    report = None if verification is None else verify(files, verification, VerdictStore.default(), options.progress,
+                                                      options.jobs)
     dispatch = _dispatch(preset, all_files, files, options)
-    if options.action is not Action.WRITE or strict:
+    strict = verification is not None and verification.strict
+    found = None
+    if options.action is not Action.WRITE or strict or options.listing is not None:
         found = plan(options.output, files, preset.name, preset_names, __version__, preset_provenance(preset))
-        if found.look_alikes and strict:
-            raise UsageError(
-                f"{options.output / found.look_alikes[0]}: looks like output of preset {preset.name} but no kind"
-                " generates it (--strict); move it away, or drop --strict to be warned only"
-            )
-        if options.action is not Action.WRITE:
-            return Result(preset.name, tuple(files), report, found, dispatch=dispatch)
-    if options.listing is not None:
+        _refuse_look_alikes(found, options.output, preset.name, strict)
+    if options.action is not Action.WRITE:
+        return Result(preset.name, tuple(files), report, found, dispatch=dispatch)
+    if options.listing is not None and found is not None:
         # The listing is written once nothing can refuse the run, and before DIR, so that a listing
         # that cannot be written leaves DIR as it was.
-        refuse_conflicts(plan(options.output, files, preset.name, preset_names, __version__, preset_provenance(preset)),
-                         options.force)
+        refuse_conflicts(found, options.force)
         _write_listing(options, files, preset.name)
     # A signal waits until DIR is written (well under a second): DIR is then wholly the old run's or
     # wholly this one's, never half of each, and the manifest matches it.
@@ -135,6 +128,44 @@ def run(registry: Registry, options: Options) -> Result:
             provenance=preset_provenance(preset),
         )
     return Result(preset.name, tuple(files), report, done, outcome, dispatch)
+
+
+def run_conformance(registry: Registry, options: Options) -> Result:
+    """`--conformance`: the contracts of the kinds the selection keeps, against the real headers
+    (`Result.report`); neither generates into nor reads DIR."""
+    preset = registry.preset(options.preset)
+    files = select(preset.generate(), preset, options.only, options.exclude)
+    verification = options.verification
+    if verification is None or not verification.real_headers:
+        raise UsageError("--conformance: compares contracts with real headers; add --include-dir DIR")
+    selected = {generated.kind for generated in files}
+    contracts = [kind.contract for kind in preset.kinds if kind.name in selected and kind.contract.headers]
+    return Result(preset.name, tuple(files), check_conformance(contracts, verification, VerdictStore.default()))
+
+
+def _refuse_before_any_work(preset: Preset, files: list[GeneratedFile], preset_names: frozenset[str],
+                            options: Options) -> None:
+    """What the run cannot do, refused before the first parse: a dispatcher without real headers, an
+    aggregator without its members, an unusable listing path or DIR, and another preset's DIR."""
+    verification = options.verification
+    if options.dispatchers and (verification is None or not verification.real_headers):
+        raise UsageError("--dispatcher: the dispatcher is read against the real headers; add --include-dir DIR")
+    if options.action is not Action.LIST:
+        # A listing may name aggregators alone (a build compiles them, the members only need to exist).
+        _refuse_aggregators_without_members(files, preset_names)
+    _check_listing_path(options)
+    check_directory(options.output, writable=options.action is Action.WRITE)
+    if options.action is not Action.LIST or options.listing is not None:
+        # A forgotten `--preset` must neither replace nor judge another preset's tree.
+        refuse_other_owner(options.output, preset.name, options.force, writes=options.action is Action.WRITE)
+
+
+def _refuse_look_alikes(found: Plan, output: Path, preset: str, strict: bool) -> None:
+    """`--strict`: a file in DIR that looks generated but that no kind generates fails the run (it
+    would be compiled with the rest); without `--strict` the report warns of it."""
+    if found.look_alikes and strict:
+        raise UsageError(f"{output / found.look_alikes[0]}: looks like output of preset {preset} but no kind"
+                         " generates it (--strict); move it away, or drop --strict to be warned only")
 
 
 def _dispatch(
@@ -149,18 +180,8 @@ def _dispatch(
                *(parse_filter(text, "--exclude", preset) for text in options.exclude)]
     found = check_dispatch(options.dispatchers, files, all_files, verification, filters, VerdictStore.default())
     if found.failed:
-        raise VerificationError(found.summary(), found.text())
+        raise VerificationError(found.summary(), found)
     return found
-
-
-def _conformance(kinds: Sequence[Kind], files: list[GeneratedFile], options: Options) -> Report:
-    """Check the contracts of the kinds the selection keeps against the real headers."""
-    verification = options.verification
-    if verification is None or not verification.real_headers:
-        raise UsageError("--conformance: compares contracts with real headers; add --include-dir DIR")
-    selected = {generated.kind for generated in files}
-    contracts = [kind.contract for kind in kinds if kind.name in selected and kind.contract.headers]
-    return check_conformance(contracts, verification, VerdictStore.default())
 
 
 def _refuse_aggregators_without_members(files: list[GeneratedFile], preset_names: frozenset[str]) -> None:

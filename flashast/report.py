@@ -1,7 +1,10 @@
 """What a run prints: its verdict as it goes (progress), and what it found and did at the end.
 
-Everything goes to stderr but the `--diff` text and the `--list` paths, which `cli` writes to stdout.
-A path or a culprit is printed through `printable`, so an error stays one line in any locale.
+`report(result, options, display)` prints a `pipeline.Result` (writes, checks, the listing, the
+dispatch and conformance verdicts) and returns the command's exit code; `report_error` prints a
+failure, a verification's findings first. Everything goes to stderr but the `--diff` text and the
+`--list` paths, which go to stdout. A path or a culprit is printed through `printable`, so an error
+stays one line in any locale.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ import os
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import TextIO
 
 from flashast.axes import spell_axis_value
+from flashast.errors import FlashastError, VerificationError
+from flashast.generated import compiled_files
 from flashast.output import Plan, unified_diff
 from flashast.pipeline import Action, Options, Result
 from flashast.registry import Registry
@@ -27,6 +33,67 @@ def printable(text: str) -> str:
         character if character.isprintable() else character.encode("unicode_escape", "backslashreplace").decode()
         for character in text
     )
+
+
+@dataclass(frozen=True)
+class Display:
+    """How a run is shown, which never changes what it does: `-q`, `--header-warnings`, `--timings`,
+    `--list=written` (every file a run writes rather than those a build compiles), and DIR as the user
+    spelled it (`-o ./kernels`), under which `--list` prints the paths (None: `Options.output`)."""
+
+    quiet: bool = False
+    header_warnings: bool = False
+    timings: bool = False
+    list_written: bool = False
+    directory: str | None = None
+
+
+def report(result: Result, options: Options, display: Display) -> int:
+    """Print what the run found and did; returns the command's exit code (`Result.exit_code`)."""
+    if result.dispatch is not None and not display.quiet:
+        details = result.dispatch.text()
+        if details:
+            print(details, file=sys.stderr)
+        print(f"flashast: {result.dispatch.summary()}", file=sys.stderr)
+    if result.report is not None:
+        report_verification(result.report, display.header_warnings, display.timings, display.quiet)
+    if options.action is Action.LIST:
+        _list_paths(result, options, display)
+    elif options.action is Action.CONFORMANCE:
+        if not display.quiet and result.report is not None:
+            state = "unchanged since they last conformed" if result.report.reused else "conform"
+            print(f"flashast: the contracts of {result.preset} {state} to the real headers", file=sys.stderr)
+    elif options.action is not Action.WRITE:
+        report_check(result, options, display.quiet)
+    elif not display.quiet:
+        report_write(result, options)
+    return result.exit_code
+
+
+def report_start(options: Options, display: Display) -> None:
+    """Before the run: a run that verifies nothing says so (a listing never verifies)."""
+    if options.verification is None and not display.quiet and options.action is not Action.LIST:
+        print("flashast: verification skipped (--no-verify)", file=sys.stderr)
+
+
+def report_error(error: FlashastError, header_warnings: bool = False) -> int:
+    """A failure the user can act on: what failed verification (rendered here, once), then the one
+    line `flashast: error: ...`; returns its exit code."""
+    if isinstance(error, VerificationError):
+        print(error.text(header_warnings), file=sys.stderr)
+    print(f"flashast: error: {printable(str(error))}", file=sys.stderr)
+    return error.exit_code
+
+
+def _list_paths(result: Result, options: Options, display: Display) -> None:
+    """`--list`: the paths as the file system spells them (an output path given in undecodable bytes
+    stays those bytes), whatever the locale."""
+    sys.stdout.flush()
+    shown = result.files if display.list_written else compiled_files(result.files, options.compile)
+    directory = options.output if display.directory is None else display.directory
+    sys.stdout.buffer.write(b"".join(os.fsencode(os.path.join(directory, generated.name)) + b"\n"
+                                     for generated in shown))
+    sys.stdout.flush()
 
 
 class ProgressDisplay:

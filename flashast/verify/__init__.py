@@ -116,9 +116,8 @@ def verify(
     if report.failed:
         hint = ""
         if options.real_headers and options.resource_dir is None and "file not found" in report.text():
-            hint = "\n" + resource_dir_hint()
-        summary = report.summary(levels if devices else ())
-        raise VerificationError(summary, report.text(header_warnings=False) + hint, report.text() + hint)
+            hint = resource_dir_hint()
+        raise VerificationError(report.summary(levels if devices else ()), report, hint=hint)
     return report
 
 

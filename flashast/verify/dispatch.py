@@ -125,8 +125,9 @@ class DispatchReport:
     def failed(self) -> bool:
         return any(diagnostic.fails for diagnostic in self.diagnostics)
 
-    def text(self) -> str:
-        """Every diagnostic (errors first), the templates not checked, and the suggested defines."""
+    def text(self, header_warnings: bool = True) -> str:
+        """Every diagnostic (errors first), the templates not checked, and the suggested defines (none
+        lies inside a header: `header_warnings` changes nothing, it is there for `VerificationError`)."""
         diagnostics = self.diagnostics
         lines = [diagnostic.render() for diagnostic in diagnostics if diagnostic.fails]
         lines += [diagnostic.render() for diagnostic in diagnostics if not diagnostic.fails]
