@@ -27,7 +27,7 @@ from typing import Any
 from flashast.axes import AxisValue, spell_axis_value
 from flashast.errors import UsageError
 from flashast.generated import SOURCE_SUFFIXES
-from flashast.manifest import MANIFEST_NAME, read_manifest
+from flashast.manifest import MANIFEST_NAME, Entry, read_manifest
 from flashast.ninja_log import NinjaLog, Step
 from flashast.registry import Registry
 
@@ -121,10 +121,10 @@ def measure(log: NinjaLog, directory: Path, preset: str | None, members: Members
     manifest = read_manifest(directory)
     if manifest is None:
         raise UsageError(f"{directory}: no flashast manifest ({MANIFEST_NAME}): not a directory flashast wrote")
-    entries: dict[str, dict[str, Any]] = dict(manifest["files"])
+    entries: dict[str, Entry] = dict(manifest.files)
     if preset is not None:
-        held = sorted({str(entry.get("preset")) for entry in entries.values()})
-        entries = {name: entry for name, entry in entries.items() if entry.get("preset") == preset}
+        held = sorted({str(entry.preset) for entry in entries.values()})
+        entries = {name: entry for name, entry in entries.items() if entry.preset == preset}
         if not entries:
             raise UsageError(f"--preset {preset}: {directory} holds no file of it (it holds: {', '.join(held)})")
     names = frozenset(entries)
@@ -157,9 +157,9 @@ def measure(log: NinjaLog, directory: Path, preset: str | None, members: Members
     files = tuple(
         FileCost(
             name=name,
-            kind=str(entry.get("kind", "")),
-            axes=_axes(entry),
-            aggregator=bool(entry.get("aggregator", False)),
+            kind=entry.kind or "",
+            axes=dict(entry.axes or {}),
+            aggregator=bool(entry.aggregator),
             outputs=tuple(step.output for step in steps.get(name, ())),
             compiled=sum(step.seconds for step in steps[name]) if name in steps else None,
             attributed=attributed[name],
@@ -169,23 +169,15 @@ def measure(log: NinjaLog, directory: Path, preset: str | None, members: Members
     )
     total = sum(file.attributed for file in files)
     by_axis = _shares(files, total)
-    presets = tuple(sorted({str(entry.get("preset")) for entry in entries.values()}))
+    presets = tuple(sorted({str(entry.preset) for entry in entries.values()}))
     return Cost(log, directory, presets, files, total, other_steps, other_seconds, by_axis,
                 _savings(files, by_axis))
 
 
-def _axes(entry: Mapping[str, Any]) -> dict[str, AxisValue]:
-    """A manifest entry's axis values; what no flashast writes there (a list, a table) is not an axis value."""
-    axes = entry.get("axes")
-    if not isinstance(axes, dict):
-        return {}
-    return {str(axis): value for axis, value in axes.items() if isinstance(value, (int, str))}
-
-
-def _members_of(entry: Mapping[str, Any], name: str, members: Members) -> tuple[str, ...]:
-    if not entry.get("aggregator"):
+def _members_of(entry: Entry, name: str, members: Members) -> tuple[str, ...]:
+    if not entry.aggregator:
         return ()
-    return members(str(entry.get("preset"))).get(name, ())
+    return members(str(entry.preset)).get(name, ())
 
 
 def _shares(files: tuple[FileCost, ...], total: float) -> dict[str, tuple[Share, ...]]:

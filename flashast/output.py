@@ -36,22 +36,19 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from flashast.atomic import locked, refuse_escaping_parents, remove_leftovers, replace_files, write_atomically
 from flashast.errors import UsageError
 from flashast.generated import GeneratedFile
 from flashast.manifest import (
-    ENTRY_KEYS,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
-    PENDING_KEY,
-    current_spelling,
+    Entry,
+    Manifest,
     dump_manifest,
     manifest_entry,
-    only,
     read_manifest,
     sha256_of,
 )
@@ -90,8 +87,8 @@ class Plan:
     # Foreign files that look like this preset's output (its naming scheme or its prelude) but that no
     # kind generates: they would be compiled with the rest, so a run names them.
     look_alikes: list[str] = field(default_factory=list)
-    manifest_before: dict[str, Any] | None = None
-    manifest_after: dict[str, Any] = field(default_factory=dict)
+    manifest_before: Manifest | None = None
+    manifest_after: Manifest = field(default_factory=Manifest)
     # The preset that owned the directory, when another one (this run's) takes it over with `force`.
     previous_owner: str | None = None
     # Stale files written for another preset (one that owned the directory before): kept by `prune`
@@ -153,10 +150,10 @@ def plan(
     result = Plan(directory)
     if directory.is_dir():
         result.manifest_before = read_manifest(directory)
-    owned: dict[str, Any] = result.manifest_before["files"] if result.manifest_before else {}
-    entries = {name: only(entry, ENTRY_KEYS) for name, entry in owned.items()}
+    owned: Mapping[str, Entry] = result.manifest_before.files if result.manifest_before else {}
+    entries = dict(owned)
     # Files a killed run was writing: their bytes may be the old ones, which is no user's edit.
-    pending = set(result.manifest_before.get(PENDING_KEY, ())) if result.manifest_before else set()
+    pending = set(result.manifest_before.pending) if result.manifest_before else set()
     for generated in files:
         current = _read_existing(directory / generated.name)
         if current is None:
@@ -167,7 +164,7 @@ def plan(
                 (result.unchanged if generated.name in owned else result.adopted).append(generated)
             elif generated.name not in owned:
                 result.conflicts.append(generated)
-            elif not _still_ours(current, owned[generated.name]["sha256"]) and generated.name not in pending:
+            elif not _still_ours(current, owned[generated.name].sha256) and generated.name not in pending:
                 result.edited.append(generated)
             else:
                 result.changed.append(generated)
@@ -182,19 +179,21 @@ def plan(
             raise UsageError(f"{path}: owned by flashast but now not a regular file; move it away")
         else:
             result.stale.append(name)
-            written_for = owned[name].get("preset")
-            if isinstance(written_for, str) and bare_preset(written_for) != bare_preset(preset):
+            written_for = owned[name].preset
+            if written_for is not None and bare_preset(written_for) != bare_preset(preset):
                 result.other_presets.append(name)
     owner = owner_of(result.manifest_before)
     result.previous_owner = owner if owner is not None and owner != bare_preset(preset) else None
     result.look_alikes = _look_alikes(directory, files, preset_names, owned.keys())
-    result.manifest_after = {
-        "files": {name: entries[name] for name in sorted(entries)},
-        "flashast": version,
-        "format": MANIFEST_FORMAT,
-        "preset": preset,
-        **(provenance or {}),
-    }
+    provenance = provenance or {}
+    result.manifest_after = Manifest(
+        files={name: entries[name] for name in sorted(entries)},
+        version=version,
+        format=MANIFEST_FORMAT,
+        preset=preset,
+        revision=provenance.get("revision"),
+        upstream=provenance.get("upstream"),
+    )
     return result
 
 
@@ -273,7 +272,7 @@ def refuse_conflicts(result: Plan, force: bool) -> None:
     if force:
         return
     if result.previous_owner is not None:
-        raise owned_by(result.directory, result.previous_owner, result.manifest_after["preset"], writes=True)
+        raise owned_by(result.directory, result.previous_owner, result.manifest_after.preset or "", writes=True)
     _refuse(result, result.conflicts, "exists, was not written by flashast and differs{more};"
             " move it away or pass --force")
     _refuse(result, result.edited, "edited since flashast wrote it{more}; keep your edit elsewhere"
@@ -318,11 +317,15 @@ def write(
             # Ownership first. The files whose recorded sha256 changes are named as pending, so that
             # if this run is killed before their renames, the next one does not take their old bytes
             # for a user's edit; once all are in place, the manifest is written without the mark.
-            pending = {**result.manifest_after, PENDING_KEY: sorted(generated.name for generated in result.changed)}
+            changing = tuple(sorted(generated.name for generated in result.changed))
+            pending = replace(result.manifest_after, pending=changing)
             replace_files(directory, [(MANIFEST_NAME, dump_manifest(pending)), *items], durable_first=True)
             replace_files(directory, [(MANIFEST_NAME, manifest_text)], durable_first=True)
         else:
-            announce = result.manifest_before is None or manifest_text != current_spelling(result.manifest_before)
+            # A manifest that differs only by keys this version no longer writes is up to date, so a
+            # run that changes nothing leaves it (and its mtime) alone.
+            announce = (result.manifest_before is None
+                        or manifest_text != dump_manifest(replace(result.manifest_before, pending=())))
             if announce:
                 items.insert(0, (MANIFEST_NAME, manifest_text))  # ownership first
             replace_files(directory, items, durable_first=announce)
@@ -340,7 +343,7 @@ def _prune(result: Plan, outcome: Outcome, force: bool) -> None:
     A stale file someone edited since is no longer only flashast's work, so it is kept unless
     `force`; the manifest keeps owning it, so it stays reported as stale.
     """
-    owned = result.manifest_before["files"] if result.manifest_before else {}
+    owned: Mapping[str, Entry] = result.manifest_before.files if result.manifest_before else {}
     for name in result.stale:
         path = result.directory / name
         try:
@@ -349,7 +352,7 @@ def _prune(result: Plan, outcome: Outcome, force: bool) -> None:
             current = None
         except OSError as error:
             raise UsageError(f"{path}: cannot read ({error.strerror})") from None
-        if current is not None and not _still_ours(current, owned[name]["sha256"]) and not force:
+        if current is not None and not _still_ours(current, owned[name].sha256) and not force:
             outcome.kept.append(name)
             continue
         if name in result.other_presets and not force:
@@ -360,7 +363,7 @@ def _prune(result: Plan, outcome: Outcome, force: bool) -> None:
         except OSError as error:
             raise UsageError(f"{path}: cannot delete ({error.strerror})") from None
         outcome.pruned.append(name)
-        del result.manifest_after["files"][name]
+        result.manifest_after = result.manifest_after.without(name)
 
 
 def unified_diff(result: Plan) -> str:

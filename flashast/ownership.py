@@ -9,10 +9,9 @@ over deliberately; `output` then keeps the previous preset's files as stale file
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from flashast.errors import UsageError
-from flashast.manifest import read_manifest
+from flashast.manifest import Manifest, read_manifest
 
 
 def bare_preset(name: str) -> str:
@@ -21,10 +20,9 @@ def bare_preset(name: str) -> str:
     return name.partition("@")[0]
 
 
-def owner_of(manifest: dict[str, Any] | None) -> str | None:
+def owner_of(manifest: Manifest | None) -> str | None:
     """The preset a directory's manifest says owns it (bare name), None for a directory no run owns."""
-    owner = manifest.get("preset") if manifest else None
-    return bare_preset(owner) if isinstance(owner, str) and owner else None
+    return bare_preset(manifest.preset) if manifest is not None and manifest.preset else None
 
 
 def refuse_other_owner(directory: Path, preset: str, force: bool, writes: bool = True) -> None:

@@ -13,6 +13,7 @@ in the same clock tick cannot hide either.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import hashlib
 import json
 import os
@@ -149,7 +150,7 @@ def test_the_manifest_owns_each_file_with_exactly_aggregator_axes_kind_preset_an
     lines = (output / MANIFEST_NAME).read_text().splitlines()
     assert [line.split('"')[1] for line in lines if line.startswith('  "')] == sorted(NAMES), "one line per file"
     assert [line.split('"')[1] for line in lines if line.startswith(' "')] == sorted(manifest), "one per key"
-    assert (output / MANIFEST_NAME).read_text() == dump_manifest(manifest), "one spelling"
+    assert (output / MANIFEST_NAME).read_text() == dump_manifest(read_manifest(output)), "one spelling"
 
 
 def test_files_are_created_with_the_usual_mode_for_the_umask(tmp_path: Path) -> None:
@@ -249,7 +250,7 @@ def test_plan_reads_and_never_writes(tmp_path: Path) -> None:
     result = planned(missing)
     assert ([generated.name for generated in result.new], result.differs) == (sorted(NAMES), True)
     assert not missing.exists()
-    assert result.manifest_after["files"].keys() == NAMES
+    assert result.manifest_after.files.keys() == NAMES
 
 
 # Files flashast did not write.
@@ -411,6 +412,14 @@ TAMPERED: dict[str, bytes] = {
     "no sha256": b'{"files": {"a_fwd.cu": {}}}',
     "a sha256 not a string": b'{"files": {"a_fwd.cu": {"sha256": 1}}}',
     "an entry not a table": b'{"files": {"a_fwd.cu": "0"}}',
+    # What flashast writes in the other keys is typed too: a manifest holding anything else is not its.
+    "a kind not a string": b'{"files": {"a_fwd.cu": {"sha256": "0", "kind": 5}}}',
+    "axes not a table": b'{"files": {"a_fwd.cu": {"sha256": "0", "axes": [1]}}}',
+    "an axis value not a value": b'{"files": {"a_fwd.cu": {"sha256": "0", "axes": {"head_dim": null}}}}',
+    "aggregator not a bool": b'{"files": {"a_fwd.cu": {"sha256": "0", "aggregator": 1}}}',
+    "a format not an int": b'{"files": {}, "format": true}',
+    "a preset not a string": b'{"files": {}, "preset": ["demo"]}',
+    "a float": b'{"files": {}, "format": 1.0}',
 }
 
 
@@ -455,7 +464,7 @@ def test_an_older_manifest_is_read_and_left_alone_by_a_run_that_changes_nothing(
     before = state(output)
     result, _ = generate(output)
     assert state(output) == before
-    assert result.manifest_before is not None and result.manifest_before["stamp"]["inputs"] == "x"
+    assert result.manifest_before is not None and result.manifest_before.files.keys() == owned(output).keys()
     assert not result.differs
 
 
@@ -467,7 +476,7 @@ def test_an_older_manifest_is_rewritten_without_its_old_keys_once_it_changes(out
     assert sorted(manifest) == ["files", "flashast", "format", "preset"]
     assert owned(output).keys() == NAMES
     assert all(sorted(entry) == ["aggregator", "axes", "kind", "preset", "sha256"] for entry in owned(output).values())
-    assert (output / MANIFEST_NAME).read_text() == dump_manifest(manifest)
+    assert (output / MANIFEST_NAME).read_text() == dump_manifest(read_manifest(output))
 
 
 # The order of changes: ownership first.
@@ -701,7 +710,7 @@ def test_sigkill_at_any_moment_never_leaves_a_torn_or_unowned_file(tmp_path: Pat
         new_manifest = dump_manifest(upcoming.manifest_after)
         # While files whose sha256 changes are renamed, the manifest names them as pending.
         pending = sorted(generated.name for generated in upcoming.changed)
-        pending_manifest = dump_manifest({**upcoming.manifest_after, "pending": pending})
+        pending_manifest = dump_manifest(dataclasses.replace(upcoming.manifest_after, pending=tuple(pending)))
         process = start_writer(tmp_path, directory, files)
         time.sleep(rng.uniform(0, window))
         process.kill()
@@ -713,7 +722,7 @@ def test_sigkill_at_any_moment_never_leaves_a_torn_or_unowned_file(tmp_path: Pat
         manifest = read_manifest(directory)
         assert manifest is not None
         on_disk = {path.name for path in directory.iterdir() if not path.name.startswith(".")}
-        assert on_disk <= manifest["files"].keys(), f"round {round_}: a file on disk the manifest does not own"
+        assert on_disk <= manifest.files.keys(), f"round {round_}: a file on disk the manifest does not own"
         rewritten = 0
         for name in on_disk:
             data = (directory / name).read_bytes()
