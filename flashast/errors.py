@@ -116,12 +116,6 @@ _FLASHAST_DIRECTORY = Path(__file__).resolve().parent
 _STANDARD_LIBRARY = Path(os.__file__).resolve().parent
 
 
-# What plugin code may raise that flashast turns into a `PluginError` naming the plugin: anything at
-# all (its bugs, a `sys.exit()`, an `asyncio.CancelledError`, its own `BaseException` subclass, a
-# `KeyboardInterrupt` it raises itself), except what a signal the user sent raises (`user_interrupt`).
-PLUGIN_ESCAPES = (BaseException,)
-
-
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C (SIGINT), raised by the command's own handler: a `KeyboardInterrupt` that plugin code
     raises is its bug, this one is the user's wish (exit 130)."""
