@@ -113,6 +113,14 @@ def _positive(text: str) -> int:
     return value
 
 
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    if not (index.isascii() and index.isdigit() and count.isascii() and count.isdigit()
+            and 1 <= int(index) <= int(count)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/N with 1 <= K <= N (shard K of N)")
+    return int(index), int(count)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="flashast",
@@ -174,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
                               help="list each warning inside headers (by default they are counted in one line)")
     verification.add_argument("--timings", action="store_true",
                               help="print each file's verification time as it finishes (stderr)")
+    verification.add_argument("--shard", type=_shard, default=None, metavar="K/N",
+                              help="verify only the K-th of N parts of the selection into the verdict store,"
+                              " writing nothing to DIR (a CI matrix; the final run writes)")
     plugins = parser.add_argument_group("plugins")
     plugins.add_argument("--plugin", action="append", default=[], metavar="MODULE|FILE.py",
                          help="load a plugin that registers kinds or presets (repeatable)")

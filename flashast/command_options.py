@@ -66,6 +66,14 @@ def _refuse_contradictions(arguments: argparse.Namespace) -> None:
                 raise UsageError(f"{option}: {comparing} writes nothing, so there is nothing to {option[2:]}")
         if arguments.manifest is not None and comparing != "--list":
             raise UsageError(f"--manifest: {comparing} writes nothing; use --list --manifest FILE.json for the listing")
+    if arguments.shard is not None:
+        for option, given in (("--check", arguments.check), ("--diff", arguments.diff), ("--list", arguments.list),
+                              ("--conformance", arguments.conformance), ("--dispatcher", arguments.dispatcher),
+                              ("--prune", arguments.prune), ("--manifest", arguments.manifest),
+                              ("--no-verify", arguments.no_verify)):
+            if given:
+                raise UsageError(f"{option}: --shard only verifies its part of the files; run {option} in the"
+                                 " final, unsharded run")
     if arguments.compile is not None and arguments.manifest is None and arguments.list != "compiled":
         raise UsageError("--compile: says which files --list and --manifest name as compiled; add one of them")
     writing = ("--prune", arguments.prune), ("--force", arguments.force), ("--manifest", arguments.manifest)
@@ -185,6 +193,7 @@ def options_from(arguments: argparse.Namespace) -> Options:
         jobs=arguments.jobs or os.cpu_count() or 1,
         dispatchers=tuple(Path(path) for path in arguments.dispatcher),
         compile=CompilePolicy(arguments.compile or CompilePolicy.UPSTREAM.value),
+        shard=arguments.shard,
     )
 
 

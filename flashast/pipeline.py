@@ -35,6 +35,7 @@ from flashast.selection import parse_filter, select
 from flashast.verify import CONTRACT_MODE, Progress, Report, VerdictStore, VerifyOptions, verify
 from flashast.verify.conformance import check_conformance
 from flashast.verify.dispatch import DispatchReport, check_dispatch
+from flashast.verify.shards import shard_of
 from flashast.version import __version__
 
 DEFAULT_PRESET = "pytorch"
@@ -69,6 +70,8 @@ class Options:
     dispatchers: tuple[Path, ...] = ()
     # `--compile`: which side of an aggregator the listing says a build compiles.
     compile: CompilePolicy = CompilePolicy.UPSTREAM
+    # `--shard K/N`: verify only the K-th of N parts of the selection into the store; DIR untouched.
+    shard: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ def run(registry: Registry, options: Options) -> Result:
     preset = registry.preset(options.preset)
     all_files = preset.generate()
     files = select(all_files, preset, options.only, options.exclude)
+    if options.shard is not None:
+        return _verify_shard(preset.name, files, options, *options.shard)
     preset_names = frozenset(generated.name for generated in all_files)
     _refuse_before_any_work(preset, files, preset_names, options)
     if options.action is Action.LIST:
@@ -141,6 +146,17 @@ def run_conformance(registry: Registry, options: Options) -> Result:
     selected = {generated.kind for generated in files}
     contracts = [kind.contract for kind in preset.kinds if kind.name in selected and kind.contract.headers]
     return Result(preset.name, tuple(files), check_conformance(contracts, verification, VerdictStore.default()))
+
+
+def _verify_shard(preset: str, files: list[GeneratedFile], options: Options, index: int, count: int) -> Result:
+    """`--shard K/N`: verify the K-th of N parts of the selection (`verify.shards`), keeping the
+    verdicts under the store's `index-shard-K-of-N` so that shards' stores merge by copying; DIR is
+    neither read nor written (the final, unsharded run writes it)."""
+    if options.verification is None:
+        raise UsageError("--shard: a shard only verifies; drop --no-verify")
+    part = shard_of(files, index, count)
+    store = VerdictStore.default(writer=f"shard-{index}-of-{count}")
+    return Result(preset, tuple(part), verify(part, options.verification, store, options.progress, options.jobs))
 
 
 def _refuse_before_any_work(preset: Preset, files: list[GeneratedFile], preset_names: frozenset[str],

@@ -63,6 +63,11 @@ def report(result: Result, options: Options, display: Display) -> int:
         if not display.quiet and result.report is not None:
             state = "unchanged since they last conformed" if result.report.reused else "conform"
             print(f"flashast: the contracts of {result.preset} {state} to the real headers", file=sys.stderr)
+    elif options.shard is not None:
+        if not display.quiet and result.report is not None:
+            index, count = options.shard
+            print(f"flashast: shard {index}/{count}: {len(result.files)} file(s) verified"
+                  f" ({result.report.reused} unchanged since they last passed); nothing written", file=sys.stderr)
     elif options.action is not Action.WRITE:
         report_check(result, options, display.quiet)
     elif not display.quiet:

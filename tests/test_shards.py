@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from flashast.cli import main
 from flashast.generated import GeneratedFile
 from flashast.registry import BUILTIN_PRESETS
 from flashast.verify import Report, VerdictStore, VerifyOptions, verify
@@ -96,3 +97,34 @@ def test_stores_of_two_shards_on_two_copies_merge_by_copying(tmp_path: Path) -> 
     assert (edited.parsed, edited.reused) == (len(readers), len(files) - len(readers))
     unchanged = verify_against(first_copy, files, VerdictStore(merged / STORE_NAME))
     assert (unchanged.parsed, unchanged.reused) == (0, len(files))
+
+
+def test_shard_runs_write_nothing_and_their_merged_stores_leave_the_final_run_nothing_to_parse(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    output = tmp_path / "kernels"
+    for index in (1, 2):
+        monkeypatch.setenv("FLASHAST_CACHE_DIR", str(tmp_path / f"cache-{index}"))
+        assert main(["-o", str(output), "--preset", "flash-attn-3", "--shard", f"{index}/2"]) == 0
+        assert not output.exists()
+        assert f"flashast: shard {index}/2: " in capsys.readouterr().err
+        assert (tmp_path / f"cache-{index}" / STORE_NAME / f"index-shard-{index}-of-2").is_file()
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    for index in (1, 2):
+        subprocess.run(["cp", "-r", f"{tmp_path / f'cache-{index}'}/.", str(merged)], check=True)
+    monkeypatch.setenv("FLASHAST_CACHE_DIR", str(merged))
+    assert main(["-o", str(output), "--preset", "flash-attn-3", "--timings"]) == 0
+    assert "flashast: 450 file(s) not parsed again" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("arguments", "said"), [
+    (["--shard", "0/2"], "argument --shard: '0/2' is not K/N with 1 <= K <= N"),
+    (["--shard", "3/2"], "argument --shard: '3/2' is not K/N with 1 <= K <= N"),
+    (["--shard", "1/2", "--check"], "--check: --shard only verifies its part of the files"),
+    (["--shard", "1/2", "--no-verify"], "--no-verify: --shard only verifies its part of the files"),
+])
+def test_a_shard_that_cannot_be_is_a_usage_error(arguments: list[str], said: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-o", str(tmp_path / "kernels"), *arguments]) == 2
+    assert f"flashast: error: {said}" in capsys.readouterr().err
+    assert not (tmp_path / "kernels").exists()

@@ -135,8 +135,9 @@ class VerdictStore:
         self._documents: dict[tuple[str, str], object] = {}
 
     @classmethod
-    def default(cls) -> VerdictStore:
-        return cls(store_directory())
+    def default(cls, writer: str = "") -> VerdictStore:
+        """The user cache's store (`store_directory`), appending to its `writer`'s index."""
+        return cls(store_directory(), writer)
 
     def lookup(self, key: str, current_digest: Callable[[str], str | None]) -> Verdict | None:
         """The verdict of `key`'s input, if it passed before and every file that parse read is still
