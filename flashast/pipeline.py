@@ -32,7 +32,7 @@ from flashast.output import (
 from flashast.ownership import refuse_other_owner
 from flashast.registry import Registry
 from flashast.selection import parse_filter, select
-from flashast.verify import CONTRACT_MODE, Progress, Report, VerdictStore, VerifyOptions, verify
+from flashast.verify import CONTRACT_MODE, Parsed, Progress, Report, VerdictStore, VerifyOptions, verify
 from flashast.verify.conformance import check_conformance
 from flashast.verify.dispatch import DispatchReport, check_dispatch
 from flashast.verify.shards import shard_of
@@ -110,8 +110,7 @@ def run(registry: Registry, options: Options) -> Result:
         _write_listing(options, files, preset.name)
         return Result(preset.name, tuple(files))
     verification = options.verification
-    report = None if verification is None else verify(files, verification, VerdictStore.default(), options.progress,
-                                                      options.jobs)
+    report = None if verification is None else _verify_timed(files, verification, VerdictStore.default(), options)
     dispatch = _dispatch(preset, all_files, files, options)
     strict = verification is not None and verification.strict
     found = None
@@ -154,9 +153,25 @@ def _verify_shard(preset: str, files: list[GeneratedFile], options: Options, ind
     neither read nor written (the final, unsharded run writes it)."""
     if options.verification is None:
         raise UsageError("--shard: a shard only verifies; drop --no-verify")
-    part = shard_of(files, index, count)
     store = VerdictStore.default(writer=f"shard-{index}-of-{count}")
-    return Result(preset, tuple(part), verify(part, options.verification, store, options.progress, options.jobs))
+    part = shard_of(files, index, count, store.costs())
+    return Result(preset, tuple(part), _verify_timed(part, options.verification, store, options))
+
+
+def _verify_timed(files: list[GeneratedFile], verification: VerifyOptions, store: VerdictStore,
+                  options: Options) -> Report:
+    """`verify`, logging the seconds each parsed file took in the store: `--shard` balances by them."""
+    costs: dict[str, float] = {}
+
+    def progress(parsed: Parsed) -> None:
+        costs[parsed.file.name] = costs.get(parsed.file.name, 0.0) + parsed.seconds
+        if options.progress is not None:
+            options.progress(parsed)
+
+    try:
+        return verify(files, verification, store, progress, options.jobs)
+    finally:
+        store.remember_costs(costs)
 
 
 def _refuse_before_any_work(preset: Preset, files: list[GeneratedFile], preset_names: frozenset[str],

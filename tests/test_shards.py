@@ -128,3 +128,17 @@ def test_a_shard_that_cannot_be_is_a_usage_error(arguments: list[str], said: str
     assert main(["-o", str(tmp_path / "kernels"), *arguments]) == 2
     assert f"flashast: error: {said}" in capsys.readouterr().err
     assert not (tmp_path / "kernels").exists()
+
+
+def test_a_run_logs_what_each_parse_cost_and_shards_balance_by_it(
+        tmp_path: Path, isolated_verification_cache: Path) -> None:
+    assert main(["-o", str(tmp_path / "kernels"), "--preset", "pytorch"]) == 0
+    costs = VerdictStore.default().costs()
+    assert sorted(costs) == sorted(generated.name for generated in preset_files("pytorch"))
+    assert all(seconds >= 0 for seconds in costs.values())
+    (isolated_verification_cache / STORE_NAME / "costs").write_text(
+        "".join(f"{name} {10.0 if 'bwd' in name else 1.0:.3f}\n" for name in costs) + "damaged line\n")
+    assert main(["-o", str(tmp_path / "kernels"), "--preset", "pytorch", "--shard", "1/2"]) == 0
+    assert not (isolated_verification_cache / STORE_NAME / "costs-shard-1-of-2").exists()  # it parsed nothing
+    weights = VerdictStore.default().costs()
+    assert shard_of(preset_files("pytorch"), 1, 2, weights) != shard_of(preset_files("pytorch"), 1, 2)

@@ -46,6 +46,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import stat
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -61,6 +62,8 @@ STORE_NAME = "verified-v2"
 INDEX_LIMIT_BYTES = 4 << 20
 # Indexes read from one store (`index`, and one per machine a store was merged from).
 MAXIMUM_INDEXES = 4096
+# A cost as a log holds it: seconds, to the millisecond.
+_SECONDS = re.compile(r"[0-9]{1,9}\.[0-9]{3}")
 # A readings list or a payload: a few MiB for the largest (a dispatcher with torch's headers).
 ENTRY_LIMIT_BYTES = 64 * MEBIBYTE
 
@@ -183,22 +186,30 @@ class VerdictStore:
                     self._index[verdict.key] = (readings_id, payload_id)  # a later lookup here sees it too
             if not lines:
                 return
-            index = directory / self.index_name
-            with contextlib.suppress(FileNotFoundError):
-                if index.stat().st_size > INDEX_LIMIT_BYTES:
-                    index.unlink()
-            # One append of whole lines: concurrent runs interleave lines, never characters.
-            # O_NONBLOCK: a FIFO put in the index's place must not block the run (opening it fails);
-            # O_NOFOLLOW: a symlink there must not make flashast append to a file elsewhere.
-            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | os.O_NOFOLLOW
-            descriptor = os.open(index, flags, 0o666)
-            try:
-                if stat.S_ISREG(os.fstat(descriptor).st_mode):
-                    os.write(descriptor, "".join(lines).encode())
-            finally:
-                os.close(descriptor)
+            _append(directory / self.index_name, lines)
         except (OSError, ValueError):
             pass
+
+    def costs(self) -> dict[str, float]:
+        """Seconds each file's verification took when it was last parsed, by file name, from every
+        `costs*` log (`--shard` balances shards by them)."""
+        found: dict[str, float] = {}
+        for log in self._logs("costs"):
+            with contextlib.suppress(UntrustedFileError):
+                for line in read_regular_file(log, INDEX_LIMIT_BYTES).decode("utf-8", errors="replace").splitlines():
+                    name, _, seconds = line.rpartition(" ")
+                    if name and _SECONDS.fullmatch(seconds):
+                        found[name] = float(seconds)
+        return found
+
+    def remember_costs(self, costs: Mapping[str, float]) -> None:
+        """Log the seconds each file parsed in this run took (`costs`, or `costs-WRITER`)."""
+        if self.directory is None or not costs:
+            return
+        lines = [f"{name} {seconds:.3f}\n" for name, seconds in sorted(costs.items()) if "\n" not in name]
+        with contextlib.suppress(OSError, ValueError):
+            self.directory.mkdir(parents=True, exist_ok=True)
+            _append(self.directory / self.index_name.replace("index", "costs", 1), lines)
 
     def _write(self, directory: Path, folder: str, document: object) -> str:
         """Keep one document under its own digest (once: many files read the same headers)."""
@@ -217,7 +228,7 @@ class VerdictStore:
     def _load_index(self) -> dict[str, tuple[str, str | None]]:
         if self._index is None:
             self._index = {}
-            for index in self._indexes():
+            for index in self._logs("index"):
                 with contextlib.suppress(UntrustedFileError):
                     # The index restarts past INDEX_LIMIT_BYTES; one a concurrent run let grow a little
                     # further is still read, a larger one is a miss.
@@ -229,13 +240,13 @@ class VerdictStore:
                             self._index[fields[0]] = (fields[1], fields[2] if len(fields) == 3 else None)
         return self._index
 
-    def _indexes(self) -> list[Path]:
-        """`index` and every `index-WRITER` (copied in from other machines), in name order."""
+    def _logs(self, base: str) -> list[Path]:
+        """`base` and every `base-WRITER` (copied in from other machines), in name order."""
         if self.directory is None:
             return []
         try:
             names = sorted(entry.name for entry in os.scandir(self.directory)
-                           if entry.name == "index" or entry.name.startswith("index-"))
+                           if entry.name == base or entry.name.startswith(base + "-"))
         except OSError:
             return []
         return [self.directory / name for name in names[:MAXIMUM_INDEXES]]
@@ -261,3 +272,19 @@ def _is_readings(document: object) -> TypeGuard[list[list[str]]]:
         isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
         for pair in document
     )
+
+
+def _append(path: Path, lines: list[str]) -> None:
+    """Append whole lines to a log of the store, which starts again past `INDEX_LIMIT_BYTES`."""
+    with contextlib.suppress(FileNotFoundError):
+        if path.stat().st_size > INDEX_LIMIT_BYTES:
+            path.unlink()
+    # One append of whole lines: concurrent runs interleave lines, never characters.
+    # O_NONBLOCK: a FIFO put in the log's place must not block the run (opening it fails);
+    # O_NOFOLLOW: a symlink there must not make flashast append to a file elsewhere.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | os.O_NOFOLLOW, 0o666)
+    try:
+        if stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.write(descriptor, "".join(lines).encode("utf-8", errors="surrogateescape"))
+    finally:
+        os.close(descriptor)
