@@ -1,7 +1,7 @@
 """How a definition found by `flashast.scoped_definitions.definitions` is named, for each reader.
 
 - `dispatch_key`: the template and arguments as libclang reads them back from a dispatcher's call
-  (`flashast.verify.indexer`), so the dispatch check compares the model with the dispatcher as plain
+  (`flashast.verify.dispatch.indexer`), so the dispatch check compares the model with the dispatcher as plain
   values: a fully qualified template name, fundamental types as clang spells them, an enumerator by
   its value (libclang reports an enumerator argument as an integer).
 - `duplicate_key`: the entity a definition defines at link time, or None for one that no other file's

@@ -2,7 +2,7 @@
 
 Two readers of the model need "what does this file define, and where": the duplicate-symbol check
 (`flashast.verify.checks`) and the dispatch check's reading of what files provide
-(`flashast.verify.provided`). They read it through `definitions` so that both see the same nodes in
+(`flashast.verify.dispatch.provided`). They read it through `definitions` so that both see the same nodes in
 the same scopes; what each does with a definition (ignore its guards, skip an `extern template`) is
 its own business, and how each names it is `flashast.definition_spelling`. The same walk finds
 the function templates a contract's header declares (`declared_templates`), whose default arguments

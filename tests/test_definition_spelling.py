@@ -59,7 +59,7 @@ from flashast.scoped_definitions import (
 from flashast.style import Style
 from flashast.verify.checks import find_clashes
 from flashast.verify.dispatch import check_dispatch
-from flashast.verify.indexer import required
+from flashast.verify.dispatch.indexer import required
 from flashast.verify.toolchain import VerifyOptions
 
 PARAMS = (Parameter(Type("Flash_fwd_params", declarator=Declarator.REFERENCE), "params"),)

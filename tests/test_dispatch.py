@@ -60,7 +60,7 @@ from flashast.verify.dispatch import (
     requirements,
     written_templates,
 )
-from flashast.verify.indexer import dispatcher_arguments, required
+from flashast.verify.dispatch.indexer import dispatcher_arguments, required
 from flashast.verify.setup import cuda_stand_ins
 from flashast.verify.toolchain import CUDA_HEADERS_CLANG_EXPECTS, CUDA_LIBRARY_HANDLES, CUDA_STAND_INS
 

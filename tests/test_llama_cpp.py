@@ -23,7 +23,7 @@ from flashast.registry import Registry
 from flashast.selection import parse_filter, select
 from flashast.verify import VerifyOptions, verify
 from flashast.verify.dispatch import check_dispatch
-from flashast.verify.provided import provided
+from flashast.verify.dispatch.provided import provided
 
 EXPECTED_COUNTS = {"fattn_tile": 12, "fattn_vec": 49, "fattn_mma_f16": 21, "mmq": 22, "mmf": 16}
 

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from flashast.untrusted import UntrustedFileError, ascii_natural, load_json, read_regular_file
 from flashast.verify import VerdictStore, VerifyOptions
 from flashast.verify.dispatch import requirements
-from flashast.verify.indexer import required
-from flashast.verify.spans import Spans
+from flashast.verify.dispatch.indexer import required
+from flashast.verify.dispatch.spans import Spans
 
 FA2 = Path(__file__).parent / "fixtures" / "dispatch" / "fa2"
 COMMON = FA2.parent / "common"
@@ -147,7 +147,7 @@ READ_WITH_STORE = textwrap.dedent("""\
     from pathlib import Path
     from flashast.verify import VerdictStore, VerifyOptions
     from flashast.verify.dispatch import requirements
-    from flashast.verify.indexer import required
+    from flashast.verify.dispatch.indexer import required
 
     fa2, common, store, damages = map(Path, sys.argv[1:5])
 

@@ -18,6 +18,14 @@ Every generated file gets its own verdict before anything is written:
    indexing API where the calls sit inside templates) against what the selected files provide, read
    from the model (`provided`): a missing specialization fails the run, a file nothing calls is a
    warning (an error with `--strict`).
+
+Where to look: **how a parse is set up** is `setup` (the one `ParseSetup` per side: command line,
+search directories, stand-ins, the digest every key shares), `toolchain`, `command_line`, `sources`
+(what a parse is served, and how what it read is named) and `preamble` (a file's prelude and
+preamble, from its model); **what is remembered** is `keys` (the one verdict store) and `shards`
+(how a CI matrix splits the work); **parsing and judging** is `parsing`, `parallel`, `batching`,
+`reading`, `diagnostics`, `checks` and `conformance`; **who calls what** is the `dispatch` package
+(`dispatch`, `provided`, `indexer`, `libclang_ctypes`, `spans`).
 """
 
 from __future__ import annotations

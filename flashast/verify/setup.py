@@ -143,9 +143,13 @@ def digest_parts(*parts: str) -> str:
 def verifier_identity() -> str:
     """flashast's version and the content of this package: a change to how a parse is judged
     invalidates every key."""
-    sources = sorted(PACKAGE_DIRECTORY.glob("*.py"))
-    return digest_parts(__version__, *(f"{path.name}:{hashlib.sha256(path.read_bytes()).hexdigest()}"
-                                       for path in sources))
+    sources = sorted(PACKAGE_DIRECTORY.rglob("*.py"))  # its subpackages too (`dispatch`)
+    return digest_parts(__version__,
+                        *(f"{path.relative_to(PACKAGE_DIRECTORY)}:{digest_file(path)}" for path in sources))
+
+
+def digest_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def common_inputs(arguments: Sequence[str], environment: Mapping[str, str]) -> str:

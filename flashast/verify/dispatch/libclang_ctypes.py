@@ -1,6 +1,6 @@
 """The C functions of libclang that the Python binding does not wrap, called through ctypes.
 
-The dispatcher reader (`flashast.verify.indexer`) needs three things `clang.cindex` lacks: where a
+The dispatcher reader (`flashast.verify.dispatch.indexer`) needs three things `clang.cindex` lacks: where a
 location is *spelled* (a call in a macro argument is on its own line, not the macro's), the value of
 a constant expression (`if constexpr`), and libclang's indexing API with implicit template
 instantiations (the only way to see the calls inside instantiated template bodies). They are

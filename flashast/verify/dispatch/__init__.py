@@ -5,10 +5,10 @@ specialization no compiled file defines (`undefined symbol` when the module is i
 is compiled that nothing calls (minutes of nvcc for nothing). This module checks both, before
 anything is written:
 
-- **provided** comes from the model, never from text (`flashast.verify.provided`): every explicit
+- **provided** comes from the model, never from text (`flashast.verify.dispatch.provided`): every explicit
   specialization and explicit instantiation definition of each selected file, its namespaces and
   guards resolved under the run's defines; `extern template` lines are requirements too.
-- **required** is what the dispatchers call, read with libclang (`flashast.verify.indexer`, which
+- **required** is what the dispatchers call, read with libclang (`flashast.verify.dispatch.indexer`, which
   also keeps it in the store while every file the parse read is unchanged). Only the templates the
   preset's files write are checked; the others called are listed as not checked.
 - **compare** makes `Diagnostic` records: a missing specialization is an error at the dispatcher's
@@ -31,9 +31,8 @@ from flashast.generated import GeneratedFile
 from flashast.selection import Filter, excluding_filter
 from flashast.verify.checks import origin
 from flashast.verify.diagnostics import Diagnostic, Location, Note
-from flashast.verify.indexer import Required, display_path, required
-from flashast.verify.keys import STORE_NAME, VerdictStore
-from flashast.verify.provided import (
+from flashast.verify.dispatch.indexer import Required, display_path, required
+from flashast.verify.dispatch.provided import (
     Guard,
     Provided,
     Provision,
@@ -43,6 +42,7 @@ from flashast.verify.provided import (
     would_provide,
     written_templates,
 )
+from flashast.verify.keys import STORE_NAME, VerdictStore
 from flashast.verify.toolchain import VerifyOptions
 
 __all__ = [

@@ -12,7 +12,7 @@ template` spares it). Two readings:
 - the **indexer**, when a tracked template is referenced inside a template (flash-attention 3 calls
   its kernels from `run_mha_fwd_constexpr<Arch, Split, ...>`): libclang's indexing API with implicit
   template instantiations visits every instantiated body, so each call has concrete arguments. The
-  Python binding does not wrap it; `flashast.verify.libclang_ctypes` calls it through ctypes.
+  Python binding does not wrap it; `flashast.verify.dispatch.libclang_ctypes` calls it through ctypes.
   References in uninstantiated templates (a container whose USR names a template pattern) are dropped.
 
 Both leave out unevaluated operands (`decltype`, `sizeof`, ...) and, outside templates, the discarded
@@ -34,7 +34,7 @@ payload; any change is a miss, and so is a damaged entry: the store reads it as 
 payload is checked here.
 
 Reading is linear in the dispatcher's size: the unevaluated operands' and discarded branches' byte
-ranges are `flashast.verify.spans.Spans` (a reference in one is found by bisection), and each file's
+ranges are `flashast.verify.dispatch.spans.Spans` (a reference in one is found by bisection), and each file's
 text is read once.
 """
 
@@ -53,12 +53,12 @@ from typing import Any, Literal
 from flashast.compat import FlashastDeprecationWarning
 from flashast.errors import UsageError
 from flashast.verify.diagnostics import Diagnostic, Location
+from flashast.verify.dispatch.libclang_ctypes import FUNCTION_ENTITIES, TEMPLATE_ENTITY, LibclangFunctions
+from flashast.verify.dispatch.spans import Spans, file_text, unevaluated_ranges
 from flashast.verify.keys import STORE_NAME, Verdict, VerdictStore
-from flashast.verify.libclang_ctypes import FUNCTION_ENTITIES, TEMPLATE_ENTITY, LibclangFunctions
 from flashast.verify.reading import message_of, reportable
 from flashast.verify.setup import parse_setup
 from flashast.verify.sources import Sources
-from flashast.verify.spans import Spans, file_text, unevaluated_ranges
 from flashast.verify.toolchain import VIRTUAL_SOURCE, VerifyOptions, clang_arguments, load_cindex, resource_dir_hint
 
 _POSITION_MAXIMUM = (1 << 31) - 1  # libclang's lines and columns are unsigned 32-bit

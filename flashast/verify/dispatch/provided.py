@@ -7,7 +7,7 @@ evaluated under the run's defines. An `extern template` line is a
 requirement the selected files must satisfy too. An aggregator provides nothing itself: its members
 do, once. The files are walked by `flashast.scoped_definitions.definitions`, as the duplicate check
 walks them, and each specialization is named by `flashast.definition_spelling.dispatch_key`: as
-libclang reads it back from a dispatcher (`flashast.verify.indexer`), so the dispatch check compares
+libclang reads it back from a dispatcher (`flashast.verify.dispatch.indexer`), so the dispatch check compares
 the two as plain values.
 """
 
