@@ -43,7 +43,7 @@ from flashast.expressions import (
 )
 from flashast.names import TrailingComment
 from flashast.preprocessor import Condition, CudaStandIns, Defined, IfSection
-from flashast.signatures import TemplateParameter, TypeParameter, ValueParameter
+from flashast.signatures import TemplateParameter
 from flashast.statements import (
     Block,
     ConditionalStatements,
@@ -212,19 +212,8 @@ def _endif(comment: TrailingComment | None, style: Style) -> str:
 # Definitions ------------------------------------------------------------------------------------
 
 
-def _spell_template_parameter(parameter: TemplateParameter) -> str:
-    match parameter:
-        case TypeParameter(name=name):
-            return f"typename {name}"
-        case ValueParameter(name=name, default=default):
-            spelled = f"{parameter.spelled_kind} {name}"
-            return spelled if default is None else f"{spelled} = {printer.spell_template_argument(default)}"
-        case _:
-            _unreachable(parameter)
-
-
 def _template_header(parameters: tuple[TemplateParameter, ...], space: bool) -> str:
-    return f"template{' ' if space else ''}<{', '.join(_spell_template_parameter(p) for p in parameters)}>"
+    return f"template{' ' if space else ''}<{', '.join(printer.spell_template_parameter(p) for p in parameters)}>"
 
 
 def _spell_parameter(parameter: ParameterDeclaration, style: Style) -> str:

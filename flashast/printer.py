@@ -179,7 +179,8 @@ def _signature_lines(signature: FunctionSignature, layout: Layout, lead: str, st
     return lines
 
 
-def _spell_template_parameter(parameter: TemplateParameter) -> str:
+def spell_template_parameter(parameter: TemplateParameter) -> str:
+    """`typename T` or `int N = 4`: one spelling, for declarations and definitions alike."""
     match parameter:
         case TypeParameter(name=name):
             return f"typename {name}"
@@ -274,7 +275,7 @@ def _lines(node: Declaration, style: Style) -> Iterator[str]:
                 yield f"{' ' * style.indent_width}{enumerator.name}{value},"
             yield "};"
         case FunctionTemplate():
-            parameters = ", ".join(_spell_template_parameter(parameter) for parameter in node.template_parameters)
+            parameters = ", ".join(spell_template_parameter(parameter) for parameter in node.template_parameters)
             yield f"{_template_keyword(style)}<{parameters}>"
             head = spell_declaration(node.return_type, node.name, style) + _spell_parameters(node.parameters, style)
             yield f"{head} {{}}" if node.defined else f"{head};"
