@@ -244,14 +244,18 @@ class Parser:
                 continue
             if not any(_path(note.location) == first_path for note in diagnostic.children):
                 continue
+            where, message = context.location(diagnostic.location), message_of(diagnostic)
+            located = True
+            if any(known.file == second.name and known.location == where and known.message == message
+                   for known in report.diagnostics):
+                continue  # the file's own parse said it already (a duplicate inside the file itself)
             notes = [note for note in diagnostic.children if not note.spelling.startswith("in file included from")]
             report.add(Diagnostic(
-                context.location(diagnostic.location), message_of(diagnostic), fails=True, file=second.name,
+                where, message, fails=True, file=second.name,
                 notes=context.notes(notes),
                 remarks=(f"(a duplicate symbol at link time: {first.name} defines it too)",),
                 origin=origin(second),
             ))
-            located = True
         if not located:
             for clash in clashes:
                 report.add(clash.diagnostic())
