@@ -197,8 +197,9 @@ def _verify_contract_mode(
         started = time.perf_counter()
         readings = parser.verify_batch(batch)
         if readings is not None:
+            alone = batch_member_readings(readings)  # one list for the batch: the files read the same headers
             for generated in batch.files:
-                passed[generated.name] = batch_member_readings(readings)
+                passed[generated.name] = alone
                 report.parsed += 1
             _tell(progress, batch.files, report, time.perf_counter() - started)
     for generated in to_parse:
