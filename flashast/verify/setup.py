@@ -90,13 +90,16 @@ class ParseSetup:
 def parse_setup(options: VerifyOptions, purpose: str = "files", arguments: Sequence[str] | None = None) -> ParseSetup:
     """The setup of one side: `options`' command line (or `arguments`, as the dispatcher's differs)
     for a `purpose` (files, conformance, a dispatcher), computed once per run and options."""
+    # The working directory and the environment are part of the cache's key: relative include
+    # directories and CPATH mean something else after a change of either.
     return _parse_setup(options, purpose, None if arguments is None else tuple(arguments),
-                        tuple(sorted((name, value) for name, value in os.environ.items() if name in CLANG_ENVIRONMENT)))
+                        tuple(sorted((name, value) for name, value in os.environ.items() if name in CLANG_ENVIRONMENT)),
+                        os.getcwd())
 
 
 @cache
 def _parse_setup(options: VerifyOptions, purpose: str, arguments: tuple[str, ...] | None,
-                 environment: tuple[tuple[str, str], ...]) -> ParseSetup:
+                 environment: tuple[tuple[str, str], ...], working_directory: str) -> ParseSetup:
     command_line = tuple(clang_arguments(options)) if arguments is None else arguments
     spelled = [(f"<include-dir-{position}>", str(directory))
                for position, directory in enumerate(options.include_dirs, start=1)]
