@@ -129,6 +129,25 @@ def test_the_contracts_conform_to_the_hopper_headers(verification_arguments: lis
     assert "the contracts of flash-attn-3 conform to the real headers" in stderr
 
 
+# A clean file of a kind and the architecture it is parsed for on the device side: the ones checked
+# against upstream main's hopper/ (0251105a) with CUTLASS 4.2 (about 90 CPU seconds and 1.9 GB each).
+DEVICE_CLEAN_FILES = {
+    "fwd sm80": ("flash_fwd_hdim64_fp16_sm80.cu", "sm_80"),
+    "fwd sm90": ("flash_fwd_hdim64_fp16_sm90.cu", "sm_90a"),
+}
+
+
+@pytest.mark.realheaders
+@pytest.mark.parametrize("case", sorted(DEVICE_CLEAN_FILES))
+def test_a_clean_file_passes_the_device_side(verification_arguments: list[str], tmp_path: Path, case: str) -> None:
+    name, architecture = DEVICE_CLEAN_FILES[case]
+    output = tmp_path / "kernels"
+    code, _, stderr = run_cli("-o", output, "--preset", "flash-attn-3", "--only", name, "--device-arch", architecture,
+                              "--timings", *verification_arguments)
+    assert code == 0, stderr
+    assert len(re.findall(rf"^flashast: verified {re.escape(name)} in", stderr, re.MULTILINE)) == 2, stderr
+
+
 def test_without_a_source_the_script_says_why_and_exits_2(tmp_path: Path) -> None:
     environment = {name: value for name, value in os.environ.items() if name != "FLASHAST_FA3_SOURCE"}
     environment["FLASHAST_FA3_CACHE"] = str(tmp_path / "cache")
