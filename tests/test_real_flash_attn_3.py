@@ -134,6 +134,7 @@ def test_the_contracts_conform_to_the_hopper_headers(verification_arguments: lis
 DEVICE_CLEAN_FILES = {
     "fwd sm80": ("flash_fwd_hdim64_fp16_sm80.cu", "sm_80"),
     "fwd sm90": ("flash_fwd_hdim64_fp16_sm90.cu", "sm_90a"),
+    "bwd sm90": ("flash_bwd_hdim64_fp16_sm90.cu", "sm_90a"),
 }
 
 
