@@ -97,6 +97,25 @@ def run_in_parallel(commands: Sequence[Sequence[str]], jobs: int, env: Mapping[s
     return ParallelRun(time.perf_counter() - started, outcomes)
 
 
+# `clang -fsyntax-only` through libclang, one process per file: the same clang front end and version
+# flashast parses with (a clang++ binary of another version may not parse the same CUDA headers:
+# clang++ 16 rejects CUDA 13's CCCL on the host side, which libclang 18 parses). Exit 1 on any error.
+LIBCLANG_SYNTAX_ONLY = (
+    "import sys\n"
+    "from clang import cindex\n"
+    "unit = cindex.Index.create().parse(sys.argv[-1], sys.argv[1:-1])\n"
+    "errors = [d for d in unit.diagnostics if d.severity >= cindex.Diagnostic.Error]\n"
+    "for d in errors[:3]:\n"
+    "    print(f'{d.location.file}:{d.location.line}: error: {d.spelling}', file=sys.stderr)\n"
+    "sys.exit(1 if errors else 0)\n"
+)
+
+
+def libclang_syntax_only(python: str) -> list[str]:
+    """The command prefix of one `clang -fsyntax-only` parse through libclang (flags and file follow)."""
+    return [python, "-c", LIBCLANG_SYNTAX_ONLY]
+
+
 def fa2_nvcc_command(nvcc: str, include_dirs: Sequence[str], defines: Sequence[str], source: Path,
                      output: Path) -> list[str]:
     """`nvcc -c` of one FA2 file as its setup.py builds it for sm_80, against the same trees flashast
