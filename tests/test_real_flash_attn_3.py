@@ -129,24 +129,28 @@ def test_the_contracts_conform_to_the_hopper_headers(verification_arguments: lis
     assert "the contracts of flash-attn-3 conform to the real headers" in stderr
 
 
-# A clean file of a kind and the architecture it is parsed for on the device side: the ones checked
-# against upstream main's hopper/ (0251105a) with CUTLASS 4.2 (about 90 CPU seconds and 1.9 GB each).
-DEVICE_CLEAN_FILES = {
-    "fwd sm80": ("flash_fwd_hdim64_fp16_sm80.cu", "sm_80"),
-    "fwd sm90": ("flash_fwd_hdim64_fp16_sm90.cu", "sm_90a"),
-    "bwd sm90": ("flash_bwd_hdim64_fp16_sm90.cu", "sm_90a"),
+# Clean files of a kind (by name, or an aggregator's selection, which brings its members) and the
+# architecture they are parsed for on the device side: the ones checked against upstream main's
+# hopper/ (0251105a) with CUTLASS 4.2 (about 90 CPU seconds and 1.4-1.9 GB per file, both sides).
+DEVICE_CLEAN_SELECTIONS = {
+    "fwd sm80": (("flash_fwd_hdim64_fp16_sm80.cu",), "sm_80", "flash_fwd_hdim64_fp16_sm80.cu"),
+    "fwd sm90": (("flash_fwd_hdim64_fp16_sm90.cu",), "sm_90a", "flash_fwd_hdim64_fp16_sm90.cu"),
+    "bwd sm90": (("flash_bwd_hdim64_fp16_sm90.cu",), "sm_90a", "flash_bwd_hdim64_fp16_sm90.cu"),
+    "bwd aggregator sm90": (("kind=bwd,bwd_softcapall", "head_dim=64", "dtype=fp16", "sm=90"), "sm_90a",
+                            "flash_bwd_hdim64_fp16_softcapall_sm90.cu"),
 }
 
 
 @pytest.mark.realheaders
-@pytest.mark.parametrize("case", sorted(DEVICE_CLEAN_FILES))
-def test_a_clean_file_passes_the_device_side(verification_arguments: list[str], tmp_path: Path, case: str) -> None:
-    name, architecture = DEVICE_CLEAN_FILES[case]
+@pytest.mark.parametrize("case", sorted(DEVICE_CLEAN_SELECTIONS))
+def test_clean_files_pass_the_device_side(verification_arguments: list[str], tmp_path: Path, case: str) -> None:
+    selection, architecture, shown = DEVICE_CLEAN_SELECTIONS[case]
+    only = [argument for each in selection for argument in ("--only", each)]
     output = tmp_path / "kernels"
-    code, _, stderr = run_cli("-o", output, "--preset", "flash-attn-3", "--only", name, "--device-arch", architecture,
+    code, _, stderr = run_cli("-o", output, "--preset", "flash-attn-3", *only, "--device-arch", architecture,
                               "--timings", *verification_arguments)
     assert code == 0, stderr
-    assert len(re.findall(rf"^flashast: verified {re.escape(name)} in", stderr, re.MULTILINE)) == 2, stderr
+    assert len(re.findall(rf"^flashast: verified {re.escape(shown)} in", stderr, re.MULTILINE)) == 2, stderr
 
 
 def test_without_a_source_the_script_says_why_and_exits_2(tmp_path: Path) -> None:
