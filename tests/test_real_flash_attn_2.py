@@ -299,3 +299,23 @@ def test_a_clean_file_of_each_kind_passes_the_device_side_for_the_architectures_
     assert code == 0, stderr
     assert len(re.findall(rf"^flashast: verified {re.escape(name)} in", stderr, re.MULTILINE)) == 2, stderr
     assert (output / name).is_file()
+
+
+@pytest.mark.realheaders
+def test_a_double_forward_kernel_passes_the_host_side_and_fails_the_device_side_in_one_run(
+    verification_arguments: list[str], tmp_path: Path
+) -> None:
+    """Judging the missing `typename` as nvcc does loses no device-only rejection: `double`, like
+    `float`, passes the host side and fails cute's copy-atom assertion on the device side."""
+    plugin = tmp_path / "double_kind.py"
+    plugin.write_text(FLOAT_PLUGIN.replace('"float"', '"double"').replace("fwd_float", "fwd_double")
+                      .replace("_float_sm80", "_double_sm80"))
+    output = tmp_path / "kernels"
+    code, _, stderr = run_cli("-o", output, "--preset", "flash-attn-2", "--plugin", plugin, "--only", "kind=fwd_double",
+                              "--device-arch", "--timings", *verification_arguments)
+    assert code == 3, stderr
+    assert re.search(r"^flashast: verified flash_fwd_hdim128_double_sm80\.cu in", stderr, re.MULTILINE), stderr
+    assert re.search(r"^flash_fwd_hdim128_double_sm80\.cu:\d+:\d+: error: static assertion failed .*"
+                     r"CopyOperation is not valid for Dst of ValType", stderr, re.MULTILINE), stderr
+    assert "(1 on the device side for sm_80)" in stderr
+    assert snapshot(output) == {}
