@@ -18,8 +18,8 @@ line before it says (blank lines may come between):
   network). Every block carries one of these markers; a block without one fails the page.
 
 A `run` line whose program is not on PATH skips the page (cmake, ninja): the commands are real, and a
-machine without them cannot check them. Pages run side by side, each in its own directory with its own
-verification store. Beyond running them: every Python block a reader copies passes the project's
+machine without them cannot check them; the pages that run cmake or pre-commit are `tools` tests.
+Each page is its own test, run in its own directory with its own verification store. Beyond running them: every Python block a reader copies passes the project's
 strict mypy, relative links resolve, and the reference pages name every CLI option, every public name
 and every manifest key.
 """
@@ -33,7 +33,6 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -268,29 +267,44 @@ def type_check(workdir: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@dataclass
-class DocRuns:
-    """Every page's run, and the type check of the Python blocks (None when mypy is not installed)."""
+# Pages whose commands run real build tools: they are checked in CI's tools step (`-m tools`), like
+# the other tests that start cmake, ninja or pre-commit, and stay out of the default suite's time.
+PAGES_NEEDING_TOOLS = {DOCS / "how-to" / "cmake.md", DOCS / "how-to" / "pre-commit.md"}
 
-    pages: dict[Path, PageRun]
-    typed: subprocess.CompletedProcess[str] | None
+
+class DocRuns:
+    """Each page's run, carried out the first time a test asks for it, in its own directory: a page
+    is one test, so parallel workers share the pages out, and a deselected page (tools) is not run."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._factory = tmp_path_factory
+        self._pages: dict[Path, PageRun] = {}
+        self._typed: subprocess.CompletedProcess[str] | None = None
+
+    def page(self, page: Path) -> PageRun:
+        if page not in self._pages:
+            self._pages[page] = run_page(page, self._factory.mktemp(page.stem))
+        return self._pages[page]
+
+    def typed(self) -> subprocess.CompletedProcess[str] | None:
+        """The type check of the Python blocks (None when mypy is not installed)."""
+        if self._typed is None and importlib.util.find_spec("mypy") is not None:
+            self._typed = type_check(self._factory.mktemp("typed"))
+        return self._typed
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> DocRuns:
-    """Every page, each in its own directory, and the type check. They share nothing, so they run side
-    by side: their commands are subprocesses, and the suite's time is theirs."""
-    workdirs = {page: tmp_path_factory.mktemp(page.stem) for page in PAGES}
-    typed_dir = tmp_path_factory.mktemp("typed")
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
-        typed = pool.submit(type_check, typed_dir) if importlib.util.find_spec("mypy") is not None else None
-        pages = dict(zip(PAGES, pool.map(lambda page: run_page(page, workdirs[page]), PAGES), strict=True))
-        return DocRuns(pages, typed.result() if typed is not None else None)
+    return DocRuns(tmp_path_factory)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[page.relative_to(DOCS).as_posix() for page in PAGES])
+@pytest.mark.parametrize(
+    "page",
+    [pytest.param(page, marks=[pytest.mark.tools] if page in PAGES_NEEDING_TOOLS else []) for page in PAGES],
+    ids=[page.relative_to(DOCS).as_posix() for page in PAGES],
+)
 def test_page_runs_as_written(page: Path, runs: DocRuns) -> None:
-    error = runs.pages[page].error
+    error = runs.page(page).error
     if error is not None:
         raise error
 
@@ -361,7 +375,7 @@ def test_manifest_reference_names_every_key() -> None:
 
 
 def test_walkthrough_takes_the_reader_through_failing_and_fixing(runs: DocRuns) -> None:
-    walkthrough = runs.pages[WALKTHROUGH]
+    walkthrough = runs.page(WALKTHROUGH)
     assert walkthrough.error is None, "see test_page_runs_as_written[how-to/adding-a-kind.md]"
     verbs = [block.verb for block in walkthrough.done]
     assert verbs.count("run") >= 5 and "expect" in verbs and "edit" in verbs and "script" in verbs
@@ -384,6 +398,7 @@ def test_walkthrough_plugin_is_ruff_clean(tmp_path: Path) -> None:
 
 def test_python_blocks_type_check(runs: DocRuns) -> None:
     """The code readers copy passes the project's strict mypy, as the package does."""
-    if runs.typed is None:
+    typed = runs.typed()
+    if typed is None:
         pytest.skip("mypy is not installed (pip install -e '.[test]')")
-    assert runs.typed.returncode == 0, runs.typed.stdout + runs.typed.stderr
+    assert typed.returncode == 0, typed.stdout + typed.stderr
