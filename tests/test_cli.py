@@ -45,6 +45,23 @@ def listed(stdout: str, prefix: str = "out") -> set[str]:
     return {line[len(prefix) + 1 :] for line in lines}
 
 
+@pytest.fixture
+def list_in_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[int, str, str]]:
+    """`flashast -o out --list ARGS…` through `main()` in this process, from `tmp_path`: the filters'
+    meaning is what these tests check, and the subprocess tests above cover the exit-code contract."""
+    monkeypatch.setenv("FLASHAST_NO_PLUGINS", "1")
+    monkeypatch.chdir(tmp_path)
+
+    def list_files(*arguments: str) -> tuple[int, str, str]:
+        code = main(["-o", "out", "--list", *arguments])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return list_files
+
+
 @pytest.fixture(scope="module")
 def populated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("template") / "out"
@@ -406,26 +423,28 @@ FILTER_CASES: dict[str, tuple[list[str], set[str]]] = {
 
 
 @pytest.mark.parametrize("case", FILTER_CASES)
-def test_filters_select_by_axis_and_glob(case: str, tmp_path: Path) -> None:
+def test_filters_select_by_axis_and_glob(case: str, list_in_process: Callable[..., tuple[int, str, str]]) -> None:
     arguments, expected = FILTER_CASES[case]
-    code, stdout, stderr = run_cli("-o", "out", "--list", *arguments, cwd=tmp_path)
+    code, stdout, stderr = list_in_process(*arguments)
     assert (code, stderr) == (0, "")
     assert listed(stdout) == expected
     assert expected, "every case selects something"
 
 
-def test_aggregator_axis_separates_aggregators_from_their_members(tmp_path: Path) -> None:
+def test_aggregator_axis_separates_aggregators_from_their_members(
+    list_in_process: Callable[..., tuple[int, str, str]],
+) -> None:
     """A build that compiles the members says `--exclude aggregator=true`; the two lists partition the preset."""
-    code, members, _ = run_cli("-o", "out", "--preset", "flash-attn-3", "--list", "--exclude", "aggregator=true", cwd=tmp_path)
+    code, members, _ = list_in_process("--preset", "flash-attn-3", "--exclude", "aggregator=true")
     assert code == 0
-    code, aggregators, _ = run_cli("-o", "out", "--preset", "flash-attn-3", "--list", "--only", "aggregator=true", cwd=tmp_path)
+    code, aggregators, _ = list_in_process("--preset", "flash-attn-3", "--only", "aggregator=true")
     assert code == 0
     golden = set(read_golden("flash-attn-3"))
     assert listed(members) | listed(aggregators) == golden
     assert not listed(members) & listed(aggregators)
     assert all(re.search(r"_(hdimall|hdimdiff|softcapall)_", name) for name in listed(aggregators))
     assert len(listed(aggregators)) == 110
-    code, _, stderr = run_cli("-o", "out", "--list", "--only", "aggregator=true", cwd=tmp_path)
+    code, _, stderr = list_in_process("--only", "aggregator=true")
     assert code == 2
     assert "aggregator has no value 'true'" in stderr
 
@@ -438,7 +457,8 @@ def test_aggregator_axis_separates_aggregators_from_their_members(tmp_path: Path
     excluded_dims=st.sets(st.sampled_from(HEAD_DIMS), max_size=2),
 )
 def test_random_axis_filters_list_exactly_the_matching_files(
-    tmp_path: Path, kinds: set[str], dtypes: set[str], head_dims: set[str], excluded_dims: set[str]
+    list_in_process: Callable[..., tuple[int, str, str]], kinds: set[str], dtypes: set[str], head_dims: set[str],
+    excluded_dims: set[str],
 ) -> None:
     """Any combination of `--only` per axis and `--exclude head_dim=…`: the files whose axes all match."""
     arguments: list[str] = []
@@ -450,7 +470,7 @@ def test_random_axis_filters_list_exactly_the_matching_files(
     if excluded_dims:
         arguments += ["--exclude", f"head_dim={','.join(sorted(excluded_dims))}"]
     expected = {name for name in names_where(**wanted) if AXES[name]["head_dim"] not in excluded_dims}
-    code, stdout, stderr = run_cli("-o", "out", "--list", *arguments, cwd=tmp_path)
+    code, stdout, stderr = list_in_process(*arguments)
     if expected:
         assert (code, stderr) == (0, "")
         assert listed(stdout) == expected
