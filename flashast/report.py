@@ -118,6 +118,8 @@ class ProgressDisplay:
 
     def __call__(self, parsed: Parsed) -> None:
         outcome = "failed" if parsed.failed else "verified"
+        if parsed.architecture:
+            outcome += f" (device, {parsed.architecture})"
         if self.timings:
             print(f"flashast: {outcome} {parsed.file.name} in {parsed.seconds:.1f} s", file=self.stream, flush=True)
             return

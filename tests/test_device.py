@@ -128,13 +128,15 @@ def test_without_a_value_each_kind_is_parsed_for_the_architectures_it_declares(t
 def test_device_side_verdicts_are_reused_per_architecture(tmp_path: Path) -> None:
     code, stderr = run(tmp_path, "--device-arch", "sm_75", "--timings")
     assert code == 0, stderr
-    assert len(re.findall(r"^flashast: verified ", stderr, re.MULTILINE)) == 4  # 2 host + 2 device
+    assert len(re.findall(r"^flashast: verified \S+\.cu in", stderr, re.MULTILINE)) == 2  # host
+    assert len(re.findall(r"^flashast: verified \(device, sm_75\) \S+\.cu in", stderr, re.MULTILINE)) == 2
     code, stderr = run(tmp_path, "--device-arch", "sm_75", "--timings")
     assert code == 0, stderr
     assert "flashast: 4 file(s) not parsed again" in stderr
     code, stderr = run(tmp_path, "--device-arch", "sm_75", "--device-arch", "sm_70", "--timings")
     assert code == 0, stderr
-    assert len(re.findall(r"^flashast: verified ", stderr, re.MULTILINE)) == 2  # only sm_70's
+    assert len(re.findall(r"^flashast: verified \(device, sm_70\) ", stderr, re.MULTILINE)) == 2  # only sm_70's
+    assert len(re.findall(r"^flashast: verified ", stderr, re.MULTILINE)) == 2
 
 
 def test_device_arch_is_checked_and_needs_real_headers(tmp_path: Path) -> None:

@@ -150,7 +150,9 @@ def test_clean_files_pass_the_device_side(verification_arguments: list[str], tmp
     code, _, stderr = run_cli("-o", output, "--preset", "flash-attn-3", *only, "--device-arch", architecture,
                               "--timings", *verification_arguments)
     assert code == 0, stderr
-    assert len(re.findall(rf"^flashast: verified {re.escape(shown)} in", stderr, re.MULTILINE)) == 2, stderr
+    assert len(re.findall(rf"^flashast: verified {re.escape(shown)} in", stderr, re.MULTILINE)) == 1, stderr
+    device_line = rf"^flashast: verified \(device, {re.escape(architecture)}\) {re.escape(shown)} in"
+    assert len(re.findall(device_line, stderr, re.MULTILINE)) == 1, stderr
 
 
 def test_without_a_source_the_script_says_why_and_exits_2(tmp_path: Path) -> None:

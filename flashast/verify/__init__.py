@@ -112,7 +112,8 @@ def verify(
             continue
         device = dataclasses.replace(options, device_arch=architecture)
         side = Report(files=len(targets))
-        device_passed = _verify_side(files, targets, device, store, progress, device_parse_bound(jobs), side, [])
+        told = None if progress is None else _on_device(progress, architecture)
+        device_passed = _verify_side(files, targets, device, store, told, device_parse_bound(jobs), side, [])
         report.parsed += side.parsed
         report.reused += side.reused
         remark = f"(device side, --cuda-gpu-arch={architecture})"
@@ -209,6 +210,11 @@ def _verify_contract_mode(
             if readings is not None:
                 passed[generated.name] = readings
             _tell(progress, [generated], report, time.perf_counter() - started)
+
+
+def _on_device(progress: Progress, architecture: str) -> Progress:
+    """`progress`, told which architecture a device-side parse was for."""
+    return lambda parsed: progress(dataclasses.replace(parsed, architecture=architecture))
 
 
 def _tell(progress: Progress | None, files: Sequence[GeneratedFile], report: Report, seconds: float) -> None:

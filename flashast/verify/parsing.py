@@ -70,6 +70,9 @@ class Parsed:
     seconds: float
     done: int
     total: int
+    # Which parse this was: "" for the host side, the architecture for a device-side parse (a file
+    # is parsed once per side, and `--timings` must say which line is which).
+    architecture: str = ""
 
 
 # Told about each file parsed (real headers are slow). Files whose verdict is reused are not parsed.
