@@ -4,6 +4,7 @@ output directory exactly as it was (names, bytes and mtimes); verification failu
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -12,11 +13,19 @@ import pytest
 from conftest import cli_command, cli_environment, run_cli, snapshot
 
 
-def written(tmp_path: Path) -> Path:
-    """An output directory holding a complete pytorch run."""
-    directory = tmp_path / "out"
+@pytest.fixture(scope="module")
+def written_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete pytorch run, written once by the CLI for the module; tests change copies of it."""
+    directory = tmp_path_factory.mktemp("written") / "out"
     code, _, stderr = run_cli("-o", directory, "--no-verify", "-q")
     assert code == 0, stderr
+    return directory
+
+
+def written(tmp_path: Path, template: Path) -> Path:
+    """An output directory holding a complete pytorch run (a copy of the module's, contents and times)."""
+    directory = tmp_path / "out"
+    shutil.copytree(template, directory)
     return directory
 
 
@@ -29,9 +38,9 @@ def one_error_line(stderr: str) -> str:
 
 @pytest.mark.parametrize("name", [".flashast.json", "flash_fwd_hdim128_fp16_sm80.cu", "listing.json"])
 def test_a_listing_path_inside_the_output_directory_is_refused_before_anything_is_written(
-    tmp_path: Path, name: str
+    tmp_path: Path, written_template: Path, name: str
 ) -> None:
-    directory = written(tmp_path)
+    directory = written(tmp_path, written_template)
     before = snapshot(directory)
     code, _, stderr = run_cli("-o", directory, "--no-verify", "--only", "head_dim=64", "--manifest", directory / name)
     assert code == 2
@@ -51,8 +60,8 @@ def test_a_listing_path_inside_the_output_directory_is_refused_before_anything_i
         (["--list-kinds", "--prune"], "--list-kinds"),
     ],
 )
-def test_contradictory_options_are_usage_errors(tmp_path: Path, arguments: list[str], culprit: str) -> None:
-    directory = written(tmp_path)
+def test_contradictory_options_are_usage_errors(tmp_path: Path, written_template: Path, arguments: list[str], culprit: str) -> None:
+    directory = written(tmp_path, written_template)
     before = snapshot(directory)
     code, stdout, stderr = run_cli("-o", directory, *arguments, cwd=tmp_path)
     assert code == 2
@@ -137,8 +146,8 @@ def test_a_culprit_with_a_newline_stays_on_one_error_line(tmp_path: Path) -> Non
     assert len([line for line in stderr.splitlines() if "flashast" in line]) == 1
 
 
-def test_diff_prints_undecodable_bytes_as_they_are_in_any_locale(tmp_path: Path) -> None:
-    directory = written(tmp_path)
+def test_diff_prints_undecodable_bytes_as_they_are_in_any_locale(tmp_path: Path, written_template: Path) -> None:
+    directory = written(tmp_path, written_template)
     target = directory / "flash_fwd_hdim128_fp16_sm80.cu"
     target.write_bytes(target.read_bytes() + b"// \xff\xfe odd bytes\n")
     for encoding in ("utf-8", "ascii"):
@@ -155,8 +164,8 @@ def test_diff_prints_undecodable_bytes_as_they_are_in_any_locale(tmp_path: Path)
 @pytest.mark.parametrize("content", ["[]", "null", '"x"', "[" * 100_000 + "]" * 100_000, '{"files": {"' + "a" * 300 + '.cu": {"sha256": "0"}}}'],
                          ids=["list", "null", "string", "deeply nested", "long name"])  # short ids: pytest puts them in the environment
 @pytest.mark.parametrize("mode", [[], ["--check"], ["--prune"]])
-def test_a_manifest_flashast_did_not_write_is_a_one_line_user_error(tmp_path: Path, content: str, mode: list[str]) -> None:
-    directory = written(tmp_path)
+def test_a_manifest_flashast_did_not_write_is_a_one_line_user_error(tmp_path: Path, written_template: Path, content: str, mode: list[str]) -> None:
+    directory = written(tmp_path, written_template)
     (directory / ".flashast.json").write_text(content)
     before = snapshot(directory)
     code, _, stderr = run_cli("-o", directory, "--no-verify", *mode)
@@ -166,8 +175,8 @@ def test_a_manifest_flashast_did_not_write_is_a_one_line_user_error(tmp_path: Pa
 
 
 @pytest.mark.parametrize("where", [".flashast.json", "flash_fwd_hdim128_fp16_sm80.cu"])
-def test_nothing_hangs_on_a_fifo_in_the_output_directory(tmp_path: Path, where: str) -> None:
-    directory = written(tmp_path)
+def test_nothing_hangs_on_a_fifo_in_the_output_directory(tmp_path: Path, written_template: Path, where: str) -> None:
+    directory = written(tmp_path, written_template)
     (directory / where).unlink()
     os.mkfifo(directory / where)
     for mode in ([], ["--check"]):
@@ -176,8 +185,8 @@ def test_nothing_hangs_on_a_fifo_in_the_output_directory(tmp_path: Path, where: 
         assert f"{directory / where}:" in one_error_line(stderr)
 
 
-def test_a_users_edit_of_an_owned_file_is_never_lost_without_force(tmp_path: Path) -> None:
-    directory = written(tmp_path)
+def test_a_users_edit_of_an_owned_file_is_never_lost_without_force(tmp_path: Path, written_template: Path) -> None:
+    directory = written(tmp_path, written_template)
     target = directory / "flash_bwd_hdim64_bf16_sm80.cu"
     target.write_text(target.read_text() + "// my local tweak\n")
     before = snapshot(directory)
@@ -193,8 +202,8 @@ def test_a_users_edit_of_an_owned_file_is_never_lost_without_force(tmp_path: Pat
     assert "my local tweak" not in target.read_text()
 
 
-def test_a_foreign_file_that_looks_generated_is_named_and_refused_under_strict(tmp_path: Path) -> None:
-    directory = written(tmp_path)
+def test_a_foreign_file_that_looks_generated_is_named_and_refused_under_strict(tmp_path: Path, written_template: Path) -> None:
+    directory = written(tmp_path, written_template)
     look_alike = directory / "flash_fwd_hdim128_bf16_sm100.cu"
     look_alike.write_text((directory / "flash_fwd_hdim128_bf16_sm80.cu").read_text())
     unrelated = directory / "notes.txt"
@@ -211,8 +220,8 @@ def test_a_foreign_file_that_looks_generated_is_named_and_refused_under_strict(t
     assert snapshot(directory) == before
 
 
-def test_only_exact_temp_leftovers_are_removed(tmp_path: Path) -> None:
-    directory = written(tmp_path)
+def test_only_exact_temp_leftovers_are_removed(tmp_path: Path, written_template: Path) -> None:
+    directory = written(tmp_path, written_template)
     leftover = directory / ".flashast-tmp-4242-0123456789abcdef"
     leftover.write_text("half a fi")
     notes = directory / ".flashast-tmp-notes"
@@ -338,10 +347,10 @@ def _limit_file_size() -> None:
 
 
 @pytest.mark.parametrize("existing", [False, True])
-def test_a_write_that_fails_midway_leaves_the_directory_as_it_was(tmp_path: Path, existing: bool) -> None:
+def test_a_write_that_fails_midway_leaves_the_directory_as_it_was(tmp_path: Path, written_template: Path, existing: bool) -> None:
     directory = tmp_path / "out"
     if existing:
-        directory = written(tmp_path)
+        directory = written(tmp_path, written_template)
         (directory / "flash_fwd_hdim64_fp16_sm80.cu").unlink()  # something to write, before the manifest
     before = snapshot(directory)
     completed = subprocess.run(
