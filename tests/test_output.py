@@ -30,6 +30,7 @@ from conftest import cli_environment, digest_files, read_golden, run_cli
 
 from flashast.atomic import TEMP_PREFIX
 from flashast.axes import AxisValue, Configuration
+from flashast.cli import main
 from flashast.contract import Contract
 from flashast.errors import UsageError
 from flashast.generated import GeneratedFile
@@ -216,22 +217,31 @@ def test_files_a_killed_run_was_writing_are_repaired_not_taken_for_edits(output:
     assert "pending" not in json.loads((output / MANIFEST_NAME).read_text())
 
 
-def test_files_a_power_loss_left_empty_are_written_again_while_edits_are_still_refused(tmp_path: Path) -> None:
+def test_files_a_power_loss_left_empty_are_written_again_while_edits_are_still_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Generated files are not fsynced: after a power loss a file just written may come back empty.
     An empty owned file is no one's edit, so the next run rewrites it like a missing one; a file with
-    other bytes is still an edit."""
+    other bytes is still an edit. (The CLI runs in this process: what it decides is tested here.)"""
+    monkeypatch.setenv("FLASHAST_NO_PLUGINS", "1")
+
+    def in_process(*arguments: str | Path) -> tuple[int, str, str]:
+        code = main([str(argument) for argument in arguments])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
     directory = tmp_path / "out"
-    assert run_cli("-o", directory, "--no-verify", "-q")[0] == 0
+    assert in_process("-o", directory, "--no-verify", "-q")[0] == 0
     emptied, edited = sorted(read_golden("pytorch"))[:2]
     (directory / emptied).write_bytes(b"")
     (directory / edited).write_text("// my change\n")
-    code, _, stderr = run_cli("-o", directory, "--no-verify", "--check")
+    code, _, stderr = in_process("-o", directory, "--no-verify", "--check")
     assert code == 1
     assert f"changed {directory / emptied}\n" in stderr and f"edited {directory / edited} " in stderr
-    code, _, stderr = run_cli("-o", directory, "--no-verify")
+    code, _, stderr = in_process("-o", directory, "--no-verify")
     assert code == 2 and "edited since flashast wrote it" in stderr and (directory / emptied).read_bytes() == b""
     (directory / edited).unlink()
-    code, _, stderr = run_cli("-o", directory, "--no-verify")
+    code, _, stderr = in_process("-o", directory, "--no-verify")
     assert code == 0, stderr
     assert digest_files(directory) == read_golden("pytorch")
 
