@@ -90,9 +90,9 @@ from flashast.style import (
 )
 from flashast.verify import load_cindex, parse_unit, verify
 
-ROUND_TRIP = settings(max_examples=30, derandomize=True, deadline=None,
+ROUND_TRIP = settings(max_examples=20, derandomize=True, deadline=None,
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-NAMES = settings(max_examples=200, derandomize=True, deadline=None)
+NAMES = settings(max_examples=100, derandomize=True, deadline=None)
 
 # Names the worlds use themselves: the parameter struct, the parameter names, template and macro
 # parameter names. `main` cannot be a template at global scope. Identifiers with `__` or `_Upper`
