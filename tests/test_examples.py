@@ -275,8 +275,10 @@ def can_build_wheels_offline() -> bool:
     return release >= (70, 1)
 
 
+@pytest.mark.tools
 def test_research_fork_installs_with_pip(tmp_path: Path) -> None:
-    """Where the build backend can build wheels offline, a real `pip install --target` works too."""
+    """Where the build backend can build wheels offline, a real `pip install --target` works too
+    (it runs the real pip: a `tools` test, like the cmake and pre-commit ones)."""
     if not can_build_wheels_offline():
         pytest.skip("this setuptools needs the `wheel` package to build offline (setuptools < 70.1)")
     source = tmp_path / "source"
