@@ -267,9 +267,22 @@ def type_check(workdir: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-# Pages whose commands run real build tools: they are checked in CI's tools step (`-m tools`), like
-# the other tests that start cmake, ninja or pre-commit, and stay out of the default suite's time.
-PAGES_NEEDING_TOOLS = {DOCS / "how-to" / "cmake.md", DOCS / "how-to" / "pre-commit.md"}
+# Programs whose pages are checked in CI's tools step (`-m tools`), like the other tests that start
+# them: real builds and installs take seconds each, out of the default suite's time.
+TOOLS = {"cmake", "ninja", "pre-commit", "pip"}
+
+
+def needs_tools(page: Path) -> bool:
+    """Whether a page's commands run a real build or install tool (or configure a `cmake` block)."""
+    for block in blocks_of(page):
+        if block.verb == "cmake":
+            return True
+        if block.verb == "run":
+            for command in command_lines(block.text):
+                words = re.sub(r"^(\w+=\S*\s+)*", "", command).split()
+                if words[0] in TOOLS or words[:3] == ["python", "-m", "pip"]:
+                    return True
+    return False
 
 
 class DocRuns:
@@ -300,7 +313,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> DocRuns:
 
 @pytest.mark.parametrize(
     "page",
-    [pytest.param(page, marks=[pytest.mark.tools] if page in PAGES_NEEDING_TOOLS else []) for page in PAGES],
+    [pytest.param(page, marks=[pytest.mark.tools] if needs_tools(page) else []) for page in PAGES],
     ids=[page.relative_to(DOCS).as_posix() for page in PAGES],
 )
 def test_page_runs_as_written(page: Path, runs: DocRuns) -> None:
