@@ -90,7 +90,7 @@ from flashast.style import (
 )
 from flashast.verify import load_cindex, parse_unit, verify
 
-ROUND_TRIP = settings(max_examples=20, derandomize=True, deadline=None,
+ROUND_TRIP = settings(max_examples=30, derandomize=True, deadline=None,
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 NAMES = settings(max_examples=100, derandomize=True, deadline=None)
 
