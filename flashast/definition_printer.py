@@ -204,9 +204,7 @@ def _opening_directive(condition: Condition) -> str:
 
 def _endif(comment: TrailingComment | None, style: Style) -> str:
     # At least the style's `spaces_before_trailing_comments`, as for every trailing comment.
-    if comment is None:
-        return "#endif"
-    return "#endif" + " " * max(comment.spaces, style.spaces_before_trailing_comments) + str(comment).lstrip(" ")
+    return "#endif" + printer._trailing(comment, style)
 
 
 # Definitions ------------------------------------------------------------------------------------
