@@ -41,7 +41,7 @@ from flashast.expressions import (
     UnaryOperator,
     precedence,
 )
-from flashast.names import TrailingComment
+from flashast.names import Identifier, TrailingComment
 from flashast.preprocessor import Condition, CudaStandIns, Defined, IfSection
 from flashast.signatures import TemplateParameter
 from flashast.statements import (
@@ -261,10 +261,7 @@ def head_lines(head: FunctionHead, style: Style) -> list[str]:
 def _member_lines(member: Member, style: Style) -> Iterator[str]:
     match member:
         case ClassDefinition(name=name, members=members):
-            yield f"struct {name} {{"
-            for inner in members:
-                yield from _indented(_member_lines(inner, style), " " * style.indent_width)
-            yield "};"
+            yield from _struct_lines(name, members, style)
         case StaticDataMember(type=type_, name=name, value=value):
             yield f"static constexpr {printer.spell_type(type_, style)} {name} = {spell_expression(value)};"
         case FunctionDeclaration(head=head):
@@ -273,6 +270,14 @@ def _member_lines(member: Member, style: Style) -> Iterator[str]:
             yield from lines
         case _:
             _unreachable(member)
+
+
+def _struct_lines(name: Identifier, members: Iterable[Member], style: Style) -> Iterator[str]:
+    """`struct name {`, the members one level in, `};`: a class definition's and a class template's."""
+    yield f"struct {name} {{"
+    for member in members:
+        yield from _indented(_member_lines(member, style), " " * style.indent_width)
+    yield "};"
 
 
 DefinitionNode = (
@@ -298,10 +303,7 @@ def definition_lines(node: DefinitionNode, style: Style) -> Iterator[str]:
             yield f"using namespace {namespace};"
         case ClassTemplate(template_parameters=parameters, name=name, members=members):
             yield _template_header(parameters, style.space_after_template_keyword)
-            yield f"struct {name} {{"
-            for member in members:
-                yield from _indented(_member_lines(member, style), " " * style.indent_width)
-            yield "};"
+            yield from _struct_lines(name, members, style)
         case VariableTemplate(template_parameters=parameters, type=type_, name=name, value=value):
             template = _template_header(parameters, style.space_after_template_keyword)
             yield f"{template} constexpr {printer.spell_type(type_, style)} {name} = {spell_expression(value)};"
