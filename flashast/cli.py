@@ -54,7 +54,7 @@ from flashast.generated import CompilePolicy
 from flashast.ninja_log import read_ninja_log
 from flashast.pipeline import DEFAULT_PRESET, Options, Result, run
 from flashast.plugins import load_plugins
-from flashast.process import checked_output, scratch_folder
+from flashast.process import checked_output, point_at_devnull, scratch_folder
 from flashast.registry import BUILTIN_PRESETS, BUILTIN_REVISIONS, Registry
 from flashast.report import ProgressDisplay, list_kinds, report, report_error, report_start
 from flashast.version import __version__
@@ -235,9 +235,7 @@ def _main(argv: Sequence[str] | None, registry: Registry | None) -> int:
         except BrokenPipeError:
             # `--list | head`: the reader stopped early, which is its choice, not a flashast error. Point
             # stdout at /dev/null so the interpreter's final flush does not complain again.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.close(devnull)
+            point_at_devnull(1)
             return EXIT_OK
         except Exception:
             traceback.print_exc()

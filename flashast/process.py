@@ -63,7 +63,7 @@ class _CheckedBytes(io.RawIOBase):
         self.failure = OutputError(f"standard output: {problem}")
         if self.target is not None:
             # What is still buffered would fail again when the interpreter flushes it at exit.
-            _point_at_devnull(1)
+            point_at_devnull(1)
         raise self.failure
 
     def fileno(self) -> int:
@@ -162,7 +162,8 @@ class _Diagnostics(io.TextIOBase):
             return False
 
 
-def _point_at_devnull(descriptor: int) -> None:
+def point_at_devnull(descriptor: int) -> None:
+    """Reopen `descriptor` on /dev/null (a closed one, or stdout whose reader or disk is gone)."""
     devnull = os.open(os.devnull, os.O_RDWR)
     if devnull != descriptor:
         os.dup2(devnull, descriptor)
@@ -185,7 +186,7 @@ def checked_output() -> Iterator[CheckedOutput]:
     stdout_closed = sys.stdout is None or not _is_open(1)
     for descriptor in (0, 1, 2):
         if not _is_open(descriptor):
-            _point_at_devnull(descriptor)
+            point_at_devnull(descriptor)
     original_stdout, original_stderr = sys.stdout, sys.stderr
     output = CheckedOutput(None if stdout_closed else original_stdout)
     if original_stdout is not None and not stdout_closed:
