@@ -95,18 +95,17 @@ def contract_macros(contract: Contract) -> dict[str, str]:
 
 class FileMacros:
     """The object-like macros in effect for a generated file: its contract's `#define`s, overridden by
-    the run's `defines` (`NAME` or `NAME=VALUE`). Read once per contract, keyed by identity, because
-    hashing a contract walks its whole tree and many files share one."""
+    the run's `defines` (`NAME` or `NAME=VALUE`). Read once per contract: many files share one."""
 
     def __init__(self, defines: Sequence[str] = ()) -> None:
         self.given = dict(map(split_define, defines))
-        self._by_contract: dict[int, dict[str, str]] = {}
+        self._by_contract: dict[Contract, dict[str, str]] = {}
 
     def __call__(self, generated: GeneratedFile) -> dict[str, str]:
         contract = generated.contract
-        if id(contract) not in self._by_contract:
-            self._by_contract[id(contract)] = {**contract_macros(contract), **self.given}
-        return self._by_contract[id(contract)]
+        if contract not in self._by_contract:
+            self._by_contract[contract] = {**contract_macros(contract), **self.given}
+        return self._by_contract[contract]
 
 
 def ifndef_macros(files: Iterable[GeneratedFile]) -> frozenset[str]:
@@ -123,16 +122,16 @@ class FileTemplateDefaults:
 
     def __init__(self, macros_of: FileMacros) -> None:
         self.macros_of = macros_of
-        self._by_contract: dict[int, Defaults] = {}
+        self._by_contract: dict[Contract, Defaults] = {}
 
     def __call__(self, generated: GeneratedFile) -> Defaults:
         contract = generated.contract
-        if id(contract) not in self._by_contract:
+        if contract not in self._by_contract:
             macros = self.macros_of(generated)
-            self._by_contract[id(contract)] = template_defaults(
+            self._by_contract[contract] = template_defaults(
                 declared for unit in contract.header_units().values() for declared in declared_templates(unit, macros)
             )
-        return self._by_contract[id(contract)]
+        return self._by_contract[contract]
 
 
 def refuse_guard_defines(files: Sequence[GeneratedFile], options: VerifyOptions) -> None:
