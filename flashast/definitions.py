@@ -30,6 +30,7 @@ from flashast.statements import (
     Statement,
     as_statements,
 )
+from flashast.style import check_int
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -111,11 +112,6 @@ def _bound(owner: object, field: str, value: object) -> Expression:
     return bound
 
 
-def _check_width(owner: str, field: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 32:
-        raise ModelError(owner, field, value, "must be an int from 0 to 32")
-
-
 @dataclass(frozen=True, slots=True)
 class DefinitionLayout:
     """How one function definition or declaration is laid out, each option named after clang-format's.
@@ -139,8 +135,8 @@ class DefinitionLayout:
 
     def __post_init__(self) -> None:
         if self.indent_width is not None:
-            _check_width("DefinitionLayout", "indent_width", self.indent_width)
-        _check_width("DefinitionLayout", "continuation_indent_width", self.continuation_indent_width)
+            check_int("DefinitionLayout", "indent_width", self.indent_width, 0, 32)
+        check_int("DefinitionLayout", "continuation_indent_width", self.continuation_indent_width, 0, 32)
         for flag in ("break_template_declarations", "launch_bounds_one_per_line"):
             as_flag(self, flag, getattr(self, flag))
         if self.space_after_template_keyword is not None:

@@ -20,6 +20,7 @@ from flashast.expressions import CallExpression, Expression, as_expression
 from flashast.fields import as_flag, as_tuple, store_fields
 from flashast.names import TrailingComment
 from flashast.preprocessor import Condition, as_endif_comment, check_condition
+from flashast.style import check_int
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +41,7 @@ class StatementLayout:
     def __post_init__(self) -> None:
         as_flag(self, "arguments_one_per_line", self.arguments_one_per_line)
         for field in ("continuation_indent_width", "indent_offset"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 32:
-                raise ModelError("StatementLayout", field, value, "must be an int from 0 to 32")
+            check_int("StatementLayout", field, getattr(self, field), 0, 32)
 
 
 DEFAULT_STATEMENT_LAYOUT = StatementLayout()

@@ -59,7 +59,7 @@ class NamespaceIndentation(enum.Enum):
     ALL = "All"
 
 
-def _check_int(owner: str, name: str, value: object, low: int, high: int) -> int:
+def check_int(owner: str, name: str, value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ModelError(owner, name, value, f"must be an int from {low} to {high}")
     return value
@@ -144,13 +144,13 @@ class Style:
             knob = RENAMED_KNOBS[old]
             # Every call comes through `_accept_0_1_positions`: the user's line is three frames up.
             warn_deprecated(f"Style({old}=...)", f"write Style({knob.replacement})", stacklevel=3)
-            checked = _check_bool(old, value) if knob.flag else _check_int("Style", old, value, 0, 16)
+            checked = _check_bool(old, value) if knob.flag else check_int("Style", old, value, 0, 16)
             options[knob.option] = knob.convert(checked)
         _check_enum("pointer_alignment", options["pointer_alignment"], PointerAlignment)
-        _check_int("Style", "spaces_before_trailing_comments", options["spaces_before_trailing_comments"], 0, 16)
+        check_int("Style", "spaces_before_trailing_comments", options["spaces_before_trailing_comments"], 0, 16)
         if options["align_after_open_bracket"] is not None:
             _check_enum("align_after_open_bracket", options["align_after_open_bracket"], BracketAlignment)
-        _check_int("Style", "indent_width", options["indent_width"], 0, 16)
+        check_int("Style", "indent_width", options["indent_width"], 0, 16)
         _check_enum("namespace_indentation", options["namespace_indentation"], NamespaceIndentation)
         for name in ("space_after_template_keyword", "fix_namespace_comments", "insert_newline_at_eof",
                      "space_before_namespace_brace", "comment_endif"):
@@ -295,7 +295,7 @@ class Layout:
             raise ModelError("Layout", "template_arguments", self.template_arguments, "must be an ArgumentLayout")
         if not isinstance(self.parameters, ParameterLayout):
             raise ModelError("Layout", "parameters", self.parameters, "must be a ParameterLayout")
-        _check_int("Layout", "indent", self.indent, 0, 32)
+        check_int("Layout", "indent", self.indent, 0, 32)
 
 
 DEFAULT_LAYOUT = Layout()
