@@ -52,6 +52,7 @@ from flashast.errors import (
 )
 from flashast.generated import CompilePolicy
 from flashast.ninja_log import read_ninja_log
+from flashast.ownership import bare_preset
 from flashast.pipeline import DEFAULT_PRESET, Options, Result, run
 from flashast.plugins import load_plugins
 from flashast.process import checked_output, point_at_devnull, scratch_folder
@@ -130,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-o", "--output", metavar="DIR", help="output directory (created, parents too); required,"
                         " except with --list-kinds, --conformance, --version and --cmake-dir")
-    presets = ", ".join(dict.fromkeys(preset.name.partition("@")[0] for preset in BUILTIN_PRESETS))
+    presets = ", ".join(dict.fromkeys(bare_preset(preset.name) for preset in BUILTIN_PRESETS))
     revisions = ", ".join(preset.name_with_revision for preset in BUILTIN_REVISIONS)
     parser.add_argument("--preset", default=DEFAULT_PRESET, metavar="NAME", help=f"preset to generate: {presets},"
                         f" or one a plugin registers (default: {DEFAULT_PRESET}; --list-kinds lists them);"
@@ -356,7 +357,7 @@ def _cost(arguments: argparse.Namespace, registry: Registry | None) -> int:
 def _refuse_unknown_preset(registry: Registry, arguments: argparse.Namespace) -> None:
     """An unknown `--preset` names the known ones, and, since a preset that only a plugin registers is
     the usual cause, how a plugin's presets become known."""
-    if arguments.preset.partition("@")[0] in registry.preset_names():
+    if bare_preset(arguments.preset) in registry.preset_names():
         return
     off = arguments.no_plugins or os.environ.get("FLASHAST_NO_PLUGINS", "") not in ("", "0")
     if off:
