@@ -165,17 +165,15 @@ def _dispatch_call(kernel: Kernel) -> Statement:
     )
     if not kernel.only_on:
         return call
-    conditions = [BinaryExpression("cc", "==", capability) for capability in kernel.only_on]
-    condition: Expression = conditions[0]
-    for other in conditions[1:]:
-        condition = BinaryExpression(condition, "||", other)
-    return IfStatement(condition, call)
+    on_capabilities = (BinaryExpression("cc", "==", capability) for capability in kernel.only_on)
+    return IfStatement(_joined("||", *on_capabilities), call)
 
 
-def _all_of(*conditions: Expression) -> Expression:
+def _joined(operator: str, *conditions: Expression) -> Expression:
+    """`a op b op c`, grouped from the left as C++ reads it."""
     combined = conditions[0]
     for condition in conditions[1:]:
-        combined = BinaryExpression(combined, "&&", condition)
+        combined = BinaryExpression(combined, operator, condition)
     return combined
 
 
@@ -200,7 +198,7 @@ def build_header(family: str) -> TranslationUnit:
             FunctionDefinition(dispatcher, [_dispatch_call(kernel) for kernel in members]),
         ]
         is_element = Name("std", IS_SAME_V.template_id("DT", ELEMENT_TYPES[dtype]))
-        condition = _all_of(is_element, BinaryExpression(low, "<=", "cc"), BinaryExpression("cc", "<=", high))
+        condition = _joined("&&", is_element, BinaryExpression(low, "<=", "cc"), BinaryExpression("cc", "<=", high))
         call = CallExpression(dispatcher.reference(), ["cb", "cc"])
         choices.append(IfStatement(condition, Block([ExpressionStatement(call)])))
     dispatch = FunctionHead(
