@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -341,6 +342,7 @@ def _cost(arguments: argparse.Namespace, registry: Registry | None) -> int:
     log = read_ninja_log(Path(arguments.log))
     loaded: list[Registry] = []
 
+    @functools.cache  # one generation of each preset, however many of its aggregators were compiled
     def members(preset: str) -> dict[str, tuple[str, ...]]:
         # Only a log holding an aggregator's step needs the model (and so the plugins).
         if not loaded:
