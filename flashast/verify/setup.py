@@ -31,6 +31,7 @@ from pathlib import Path
 from flashast.nodes import ClassDeclaration, Declaration, LineComment, TranslationUnit, TypeAlias, Verbatim
 from flashast.printer import render
 from flashast.signatures import Declarator, Type
+from flashast.verify.keys import digest_bytes
 from flashast.verify.toolchain import (
     CUDA_LIBRARY_HANDLES,
     CUDA_STAND_INS,
@@ -147,12 +148,8 @@ def verifier_identity() -> str:
     """flashast's version and the content of this package: a change to how a parse is judged
     invalidates every key."""
     sources = sorted(PACKAGE_DIRECTORY.rglob("*.py"))  # its subpackages too (`dispatch`)
-    return digest_parts(__version__,
-                        *(f"{path.relative_to(PACKAGE_DIRECTORY)}:{digest_file(path)}" for path in sources))
-
-
-def digest_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return digest_parts(__version__, *(f"{path.relative_to(PACKAGE_DIRECTORY)}:{digest_bytes(path.read_bytes())}"
+                                       for path in sources))
 
 
 def common_inputs(arguments: Sequence[str], environment: Mapping[str, str]) -> str:
