@@ -52,7 +52,7 @@ from flashast.statements import (
     ReturnStatement,
     Statement,
 )
-from flashast.style import Style
+from flashast.style import BracketAlignment, Style
 
 # Expressions ------------------------------------------------------------------------------------
 
@@ -152,11 +152,11 @@ def statement_lines(statement: Statement, indent: str, style: Style) -> Iterator
         case ExpressionStatement(expression=expression, layout=layout):
             offset = " " * layout.indent_offset
             if layout.arguments_one_per_line and isinstance(expression, CallExpression):
-                continuation = offset + " " * layout.continuation_indent_width
                 arguments = [spell_expression(argument) for argument in expression.arguments]
-                yield f"{offset}{spell_expression(expression.function)}("
-                yield from (f"{continuation}{argument}," for argument in arguments[:-1])
-                yield f"{continuation}{arguments[-1]});"
+                yield from printer._broken_list(
+                    offset + spell_expression(expression.function), "(", arguments, ");", BracketAlignment.ALWAYS_BREAK,
+                    layout.indent_offset + layout.continuation_indent_width,
+                )
             else:
                 yield f"{offset}{spell_expression(expression)};"
         case ReturnStatement(value=value):
@@ -236,12 +236,12 @@ def head_lines(head: FunctionHead, style: Style) -> list[str]:
     if bounds is None:
         lines = [f"{prefix} {declarator}"]
     elif layout.launch_bounds_one_per_line:
-        continuation = " " * layout.continuation_indent_width
         arguments = [spell_expression(argument) for argument in bounds.arguments]
         lines = [
-            f"{prefix} __launch_bounds__(",
-            *(f"{continuation}{argument}," for argument in arguments[:-1]),
-            f"{continuation}{arguments[-1]})",
+            *printer._broken_list(
+                f"{prefix} __launch_bounds__", "(", arguments, ")", BracketAlignment.ALWAYS_BREAK,
+                layout.continuation_indent_width,
+            ),
             declarator,
         ]
     else:
