@@ -43,7 +43,6 @@ from flashast.expressions import (
 )
 from flashast.names import Identifier, TrailingComment
 from flashast.preprocessor import Condition, CudaStandIns, Defined, IfSection
-from flashast.signatures import TemplateParameter
 from flashast.statements import (
     Block,
     ConditionalStatements,
@@ -210,10 +209,6 @@ def _endif(comment: TrailingComment | None, style: Style) -> str:
 # Definitions ------------------------------------------------------------------------------------
 
 
-def _template_header(parameters: tuple[TemplateParameter, ...], space: bool) -> str:
-    return f"template{' ' if space else ''}<{', '.join(printer.spell_template_parameter(p) for p in parameters)}>"
-
-
 def _spell_parameter(parameter: ParameterDeclaration, style: Style) -> str:
     # `Params &p` or `Params& p`, as the style's `pointer_alignment` says for every parameter.
     type_ = parameter.type
@@ -248,7 +243,7 @@ def head_lines(head: FunctionHead, style: Style) -> list[str]:
         lines = [f"{prefix} __launch_bounds__({_spell_arguments(bounds.arguments)}) {declarator}"]
     if head.template_parameters:
         space = layout.space_after_template_keyword
-        template = _template_header(
+        template = printer.template_header(
             head.template_parameters, style.space_after_template_keyword if space is None else space
         )
         if layout.break_template_declarations:
@@ -302,10 +297,10 @@ def definition_lines(node: DefinitionNode, style: Style) -> Iterator[str]:
         case UsingDirective(namespace=namespace):
             yield f"using namespace {namespace};"
         case ClassTemplate(template_parameters=parameters, name=name, members=members):
-            yield _template_header(parameters, style.space_after_template_keyword)
+            yield printer.template_header(parameters, style.space_after_template_keyword)
             yield from _struct_lines(name, members, style)
         case VariableTemplate(template_parameters=parameters, type=type_, name=name, value=value):
-            template = _template_header(parameters, style.space_after_template_keyword)
+            template = printer.template_header(parameters, style.space_after_template_keyword)
             yield f"{template} constexpr {printer.spell_type(type_, style)} {name} = {spell_expression(value)};"
         case IfSection(condition=condition, body=body, endif_comment=comment):
             yield _opening_directive(condition)

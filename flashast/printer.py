@@ -224,8 +224,9 @@ def _trailing(comment: TrailingComment | None, style: Style) -> str:
     return " " * max(comment.spaces, style.spaces_before_trailing_comments) + str(comment).lstrip(" ")
 
 
-def _template_keyword(style: Style) -> str:
-    return "template " if style.space_after_template_keyword else "template"
+def template_header(parameters: Iterable[TemplateParameter], space: bool) -> str:
+    """`template<typename T, int N>`, or `template <…>` with `space`; `template<>` without parameters."""
+    return f"template{' ' if space else ''}<{', '.join(spell_template_parameter(p) for p in parameters)}>"
 
 
 def _indented(lines: Iterable[str], width: int) -> Iterator[str]:
@@ -275,12 +276,11 @@ def _lines(node: Declaration, style: Style) -> Iterator[str]:
                 yield f"{' ' * style.indent_width}{enumerator.name}{value},"
             yield "};"
         case FunctionTemplate():
-            parameters = ", ".join(spell_template_parameter(parameter) for parameter in node.template_parameters)
-            yield f"{_template_keyword(style)}<{parameters}>"
+            yield template_header(node.template_parameters, style.space_after_template_keyword)
             head = spell_declaration(node.return_type, node.name, style) + _spell_parameters(node.parameters, style)
             yield f"{head} {{}}" if node.defined else f"{head};"
         case ExplicitSpecialization(signature=signature, body=calls, layout=layout):
-            yield f"{_template_keyword(style)}<>"
+            yield template_header((), style.space_after_template_keyword)
             declarator = _signature_lines(signature, layout, "", style)
             declarator[-1] += " {"
             yield from declarator
