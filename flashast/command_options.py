@@ -18,7 +18,6 @@ from pathlib import Path
 
 from flashast.errors import UsageError
 from flashast.generated import CompilePolicy
-from flashast.kinds import is_architecture
 from flashast.pipeline import Action, Options
 from flashast.registry import Registry
 from flashast.report import Display, ProgressDisplay
@@ -84,14 +83,11 @@ def _refuse_contradictions(arguments: argparse.Namespace) -> None:
 def _refuse_options_without_effect(arguments: argparse.Namespace) -> None:
     """Pairs that cannot both take effect: a mode that does not verify (or verifies only contracts)
     and an option that configures what it skips."""
-    if arguments.no_verify:
-        given = [name for name, value in _verification_options(arguments) if value]
-        if given:
-            raise UsageError(f"{given[0]}: configures verification, which --no-verify skips")
-    if arguments.list:
-        given = [name for name, value in _verification_options(arguments) if value]
-        if given:
-            raise UsageError(f"{given[0]}: configures verification; --list names files without verifying them")
+    configuring = [name for name, value in _verification_options(arguments) if value]
+    if arguments.no_verify and configuring:
+        raise UsageError(f"{configuring[0]}: configures verification, which --no-verify skips")
+    if arguments.list and configuring:
+        raise UsageError(f"{configuring[0]}: configures verification; --list names files without verifying them")
     if arguments.list_kinds:
         given = [name for name, value in [("--only", arguments.only), ("--exclude", arguments.exclude),
                                           *_verification_options(arguments)] if value]
@@ -238,10 +234,7 @@ def _verify_options(arguments: argparse.Namespace) -> VerifyOptions:
             raise UsageError(f"{option} {directory}: cannot use ({error.strerror})") from None
         if not is_directory:
             raise UsageError(f"{option} {directory}: not a directory")
-    architectures = named_architectures(arguments)
-    for name in architectures:
-        if not is_architecture(name):
-            raise UsageError(f"--device-arch {name}: not a GPU architecture such as sm_80 or sm_90a")
+    architectures = named_architectures(arguments)  # each one libclang knows (`refuse_before_any_work`)
     if arguments.device_arch and not arguments.include_dir:
         raise UsageError("--device-arch: the device side is parsed against real headers; add --include-dir DIR")
     return VerifyOptions(
