@@ -150,11 +150,7 @@ def _is_parameter_declaration(value: object) -> TypeGuard[ParameterDeclaration]:
     return isinstance(value, ParameterDeclaration)
 
 
-def _is_cuda_specifier(value: object) -> TypeGuard[CudaSpecifier]:
-    return isinstance(value, CudaSpecifier)
-
-
-def _as_specifiers(owner: object, values: Iterable[CudaSpecifier | str]) -> tuple[CudaSpecifier, ...]:
+def _as_specifiers(values: Iterable[CudaSpecifier | str]) -> tuple[CudaSpecifier, ...]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise ModelError("FunctionHead", "specifiers", values, "must be a sequence of CudaSpecifier")
     specifiers: list[CudaSpecifier] = []
@@ -163,7 +159,7 @@ def _as_specifiers(owner: object, values: Iterable[CudaSpecifier | str]) -> tupl
             specifiers.append(value if isinstance(value, CudaSpecifier) else CudaSpecifier(value))
         except ValueError:
             raise ModelError("FunctionHead", "specifiers", value, "is not a CUDA function specifier") from None
-    return as_tuple(owner, "specifiers", specifiers, _is_cuda_specifier, "CudaSpecifier")
+    return tuple(specifiers)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -195,7 +191,7 @@ class FunctionHead:
         checked_template_parameters = as_tuple(
             self, "template_parameters", template_parameters, is_template_parameter, "template parameter"
         )
-        checked_specifiers = _as_specifiers(self, specifiers)
+        checked_specifiers = _as_specifiers(specifiers)
         returned = as_type(self, "return_type", return_type)
         _check_specifiers(checked_specifiers, returned)
         if launch_bounds is not None and not isinstance(launch_bounds, LaunchBounds):
