@@ -135,6 +135,16 @@ def _alignment(aligned: bool) -> str:
     return "aligned" if aligned else "notaligned"
 
 
+def forward_file(dtype: str, alignment: str) -> str:
+    """The `.cu` file that defines a family's forward kernels of one element type and alignment."""
+    return f"cutlassF_{dtype}_{alignment}.cu"
+
+
+def backward_file(dtype: str, alignment: str, max_k: int, dropout: bool) -> str:
+    """The `.cu` file that defines the backward kernels of one element type, alignment, max_k and dropout."""
+    return f"cutlassB_{dtype}_{alignment}_k{max_k}{'_dropout' if dropout else ''}.cu"
+
+
 def forward_kernel(
     aligned: bool, dtype: str, sm_range: tuple[int, int], queries: int, keys: int, max_k: int
 ) -> Kernel:
@@ -148,7 +158,7 @@ def forward_kernel(
         sm_range, dtype,
         # Aligned first, then the smallest max_k and key block (the output stays in registers).
         ((0 if aligned else 1, max_k, keys, 1, 1), aligned, dtype, sm_range, queries, keys, max_k),
-        f"cutlassF_{dtype}_{_alignment(aligned)}.cu",
+        forward_file(dtype, _alignment(aligned)),
     )
 
 
@@ -197,7 +207,7 @@ def _backward(shape: _BackwardShape) -> Kernel:
             shape.sm_range, shape.dtype, shape.aligned, shape.dropout, shape.preload, shape.block_i, shape.block_j,
             shape.max_k, bool(shape.only_on), shape.sequences_aligned,
         ),
-        f"cutlassB_{shape.dtype}_{alignment}_k{shape.max_k}{dropout}.cu",
+        backward_file(shape.dtype, alignment, shape.max_k, shape.dropout),
         shape.only_on,
     )
 

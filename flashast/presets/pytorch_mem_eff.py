@@ -68,8 +68,10 @@ from flashast.presets.mem_eff_kernels import (
     NAMESPACE,
     SM_RANGES,
     Kernel,
+    backward_file,
     backward_kernels,
     contract_header,
+    forward_file,
     forward_kernels,
 )
 from flashast.statements import (
@@ -213,11 +215,11 @@ def build_header(family: str) -> TranslationUnit:
 
 
 def _forward_file(config: Configuration) -> str:
-    return f"cutlassF_{config.dtype}_{config.alignment}.cu"
+    return forward_file(str(config.dtype), str(config.alignment))
 
 
 def _backward_file(config: Configuration) -> str:
-    return f"cutlassB_{config.dtype}_{config.alignment}_k{config.max_k}{'_dropout' if config.dropout else ''}.cu"
+    return backward_file(str(config.dtype), str(config.alignment), config.max_k, config.dropout)
 
 
 def _kernels_in(kernels: tuple[Kernel, ...], file_name: str) -> tuple[Kernel, ...]:
