@@ -205,9 +205,15 @@ def main(argv: Sequence[str] | None = None, registry: Registry | None = None) ->
     except (KeyboardInterrupt, Terminated) as error:
         # A signal while the run's streams and handlers are being put back: the run is over, the
         # signal still ends it as asked.
-        with contextlib.suppress(OSError, ValueError):
-            print(f"flashast: {'terminated' if isinstance(error, Terminated) else 'interrupted'}", file=sys.stderr)
-        return 143 if isinstance(error, Terminated) else 130
+        return _ended_by_signal(error)
+
+
+def _ended_by_signal(error: KeyboardInterrupt | Terminated) -> int:
+    """Say that a signal ended the run (SIGINT: interrupted, 130; SIGTERM: terminated, 143)."""
+    terminated = isinstance(error, Terminated)
+    with contextlib.suppress(OSError, ValueError):  # a standard error that is gone loses the line only
+        print(f"flashast: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+    return 143 if terminated else 130
 
 
 def exit_with(code: int) -> NoReturn:
@@ -228,12 +234,8 @@ def _main(argv: Sequence[str] | None, registry: Registry | None) -> int:
             return code
         except FlashastError as error:
             return report_error(error)
-        except KeyboardInterrupt:
-            print("flashast: interrupted", file=sys.stderr)
-            return 130
-        except Terminated:
-            print("flashast: terminated", file=sys.stderr)
-            return 143
+        except (KeyboardInterrupt, Terminated) as error:
+            return _ended_by_signal(error)
         except BrokenPipeError:
             # `--list | head`: the reader stopped early, which is its choice, not a flashast error. Point
             # stdout at /dev/null so the interpreter's final flush does not complain again.
