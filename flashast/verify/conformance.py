@@ -93,7 +93,7 @@ def check_conformance(
             f"the real headers do not parse: {first.spelling}", fails=True,
             remarks=("(conformance needs the headers the contracts name to parse on their own)",),
         ))
-        raise VerificationError("conformance failed: the real headers do not parse", report.text())
+        raise VerificationError("conformance failed: the real headers do not parse", report)
     real = _declarations(cindex, real_unit, real_unit.cursor, ())
     for contract in distinct:
         report.parsed += 1
@@ -102,7 +102,7 @@ def check_conformance(
     if report.failed:
         raise VerificationError(
             f"conformance failed: {len(report.errors)} contract declaration(s) differ from the real headers",
-            report.text(),
+            report,
         )
     store.remember([Verdict(key, tuple(sources.readings(real_unit, served)))])
     return report
