@@ -33,15 +33,16 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 from flashast.errors import VerificationError
 from flashast.generated import GeneratedFile
-from flashast.verify.batching import plan_batches
+from flashast.verify.batching import batch_limit, plan_batches
 from flashast.verify.checks import Clash, find_clashes, refuse_guard_defines
 from flashast.verify.diagnostics import Diagnostic, Location, Note, Report
 from flashast.verify.keys import Reading, Verdict, VerdictStore
-from flashast.verify.parallel import verify_in_parallel
+from flashast.verify.parallel import verify_batches_in_parallel, verify_in_parallel
 from flashast.verify.parsing import Parsed, Parser, Progress
 from flashast.verify.setup import parse_setup
 from flashast.verify.sources import Sources, batch_member_readings
@@ -170,7 +171,7 @@ def _verify_side(
         if options.real_headers or options.clang_args:
             parser.check_command_line()  # only user-supplied options can be ones clang rejects
         if options.real_headers:
-            passed.update(verify_in_parallel(cindex, files, to_parse, options, report, progress, jobs))
+            _verify_real_headers(cindex, files, to_parse, options, report, passed, progress, jobs)
         else:
             _verify_contract_mode(parser, files, to_parse, report, passed, progress)
         pairs: dict[tuple[str, str], list[Clash]] = {}
@@ -184,6 +185,25 @@ def _verify_side(
     store.remember(Verdict(keys[name], tuple(lookup.uncovered(lookup.files[name], readings)))
                    for name, readings in passed.items())
     return reused | set(passed)
+
+
+def _verify_real_headers(
+    cindex: ModuleType, files: Sequence[GeneratedFile], to_parse: list[GeneratedFile], options: VerifyOptions,
+    report: Report, passed: dict[str, list[Reading]], progress: Progress | None, jobs: int,
+) -> None:
+    """Batches first, as in contract mode but smaller (`batch_limit`): files that share a prelude
+    share most of what a real-header parse costs (FA2's headers and the templates their kernels
+    instantiate), so one parse of several costs little more than one of them. Every other file,
+    and each file of a batch that was not clean, is parsed on its own over its group's preamble."""
+    run = {generated.name: generated for generated in files}
+    batches = plan_batches(to_parse, run, most=batch_limit(len(to_parse), jobs, options.device_arch is not None))
+    if batches:
+        passed.update(verify_batches_in_parallel(cindex, files, batches, options, report, progress, jobs,
+                                                 total=len(to_parse)))
+    rest = [generated for generated in to_parse if generated.name not in passed]
+    if rest:
+        passed.update(verify_in_parallel(cindex, files, rest, options, report, progress, jobs,
+                                         done=len(to_parse) - len(rest), total=len(to_parse)))
 
 
 def _verify_contract_mode(

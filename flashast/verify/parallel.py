@@ -1,4 +1,4 @@
-"""Real-header parses on several threads.
+"""Real-header parses on several threads: batches (`verify_batches_in_parallel`), then files one by one.
 
 A real-header parse takes seconds (FA2's `bwd` files about 9 s each to re-parse, its `fwd` files
 about 2 s), and libclang releases the GIL while it parses (ctypes calls), so threads use every core;
@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 
 from flashast.errors import signals_held
 from flashast.generated import GeneratedFile
+from flashast.verify.batching import Batch
 from flashast.verify.diagnostics import Diagnostic, Report
 from flashast.verify.keys import Reading
 from flashast.verify.parsing import Parsed, Parser, Progress, group_by_preamble
+from flashast.verify.sources import batch_member_readings
 from flashast.verify.toolchain import VerifyOptions
 
 
@@ -152,17 +155,16 @@ class _Visit:
 
 def verify_in_parallel(
     cindex: ModuleType, files: Sequence[GeneratedFile], to_parse: Sequence[GeneratedFile], options: VerifyOptions,
-    report: Report, progress: Progress | None, jobs: int,
+    report: Report, progress: Progress | None, jobs: int, done: int = 0, total: int | None = None,
 ) -> dict[str, list[Reading]]:
     """Verify `to_parse` against real headers on up to `jobs` threads, reporting into `report` in
-    the order of the files whichever thread parsed them; returns the readings of every file that passed."""
+    the order of the files whichever thread parsed them; returns the readings of every file that passed.
+    `done` and `total` count for `progress` when other parses of this side came first (batches)."""
     schedule = _Schedule(group_by_preamble(to_parse))
-    total = len(to_parse)
+    total = len(to_parse) + done if total is None else total
     parts: list[Report] = []
     passed: dict[str, list[Reading]] = {}
-    failures: list[BaseException] = []
     lock = threading.Lock()
-    done = 0
 
     def told(generated: GeneratedFile, failed: bool, seconds: float) -> None:
         nonlocal done
@@ -172,9 +174,6 @@ def verify_in_parallel(
                 progress(Parsed(generated, failed, seconds, done, total))
 
     def work() -> None:
-        # Ctrl-C and SIGTERM are the main thread's to hear: the kernel hands a signal to any thread
-        # not blocking it, and a worker inside libclang would leave the main thread asleep until the end.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         parser = Parser(cindex, files, options)
         try:
             while (group := schedule.take()) is not None:
@@ -188,33 +187,101 @@ def verify_in_parallel(
                 with lock:
                     parts.append(part)
                     passed.update(clean)
+        finally:
+            parser.close()
+
+    _on_threads(max(1, min(jobs, len(to_parse))), work, schedule.stop)
+    _merge(parts, to_parse, report)
+    return passed
+
+
+def verify_batches_in_parallel(
+    cindex: ModuleType, files: Sequence[GeneratedFile], batches: Sequence[Batch], options: VerifyOptions,
+    report: Report, progress: Progress | None, jobs: int, total: int,
+) -> dict[str, list[Reading]]:
+    """Real-header mode: parse each batch as one translation unit (`batching`), the most files first,
+    on up to `jobs` threads; returns the readings of every file of each batch that was clean. The
+    files of any other batch are left to their own parses, which report what is wrong; `total` is
+    how many files this side parses in all (for `progress`)."""
+    queue = deque(sorted(batches, key=lambda batch: len(batch.files), reverse=True))
+    parts: list[Report] = []
+    passed: dict[str, list[Reading]] = {}
+    lock = threading.Lock()
+    stopping = threading.Event()
+    done = 0
+
+    def take() -> Batch | None:
+        with lock:
+            return queue.popleft() if queue and not stopping.is_set() else None
+
+    def work() -> None:
+        nonlocal done
+        parser = Parser(cindex, files, options)
+        try:
+            while (batch := take()) is not None:
+                started = time.perf_counter()
+                part = Report(files=0)
+                readings = parser.verify_batch_on_real_headers(batch, part)
+                if readings is None:
+                    continue
+                seconds = (time.perf_counter() - started) / len(batch.files)
+                alone = batch_member_readings(readings)  # the files of a batch read the same headers
+                with lock:
+                    parts.append(part)
+                    passed.update((generated.name, alone) for generated in batch.files)
+                    for generated in batch.files:
+                        done += 1
+                        if progress is not None and not stopping.is_set():
+                            progress(Parsed(generated, False, seconds, done, total))
+        finally:
+            parser.close()
+
+    _on_threads(max(1, min(jobs, len(batches))), work, stopping.set)
+    _merge(parts, [generated for batch in batches for generated in batch.files], report)
+    return passed
+
+
+def _on_threads(count: int, work: Callable[[], None], stop: Callable[[], None]) -> None:
+    """Run `work` on `count` threads and wait for all of them; re-raise the first exception one raised.
+
+    Ctrl-C and SIGTERM are the main thread's to hear: the kernel hands a signal to any thread not
+    blocking it, and a worker inside libclang would leave the main thread asleep until the end. On
+    either, `stop` tells the workers to take no more work; they finish only the parse they are in (a
+    thread cannot be stopped inside libclang), and the run ends once they have cleaned up. Each
+    thread counts itself in `ended` when `work` returns; the main thread waits on that count rather
+    than in `Thread.join`, which an interrupt can leave believing a running thread stopped (Python 3.11).
+    """
+    failures: list[BaseException] = []
+    ended = _Ended()
+
+    def run() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            work()
         except BaseException as error:  # re-raised on the calling thread
             failures.append(error)
         finally:
-            parser.close()
             with ended:
                 ended.count += 1
                 ended.notify_all()
 
-    # Each thread counts itself in `ended` once it has closed its parser (its scratch folder removed).
-    # The main thread waits on that count rather than in `Thread.join`, which an interrupt can leave
-    # believing a running thread stopped (Python 3.11).
-    ended = _Ended()
-    threads = [threading.Thread(target=work) for _ in range(max(1, min(jobs, total)))]
+    threads = [threading.Thread(target=run) for _ in range(count)]
     for thread in threads:
         thread.start()
     try:
         ended.wait_for_count(len(threads))
     except BaseException:
-        # Ctrl-C or SIGTERM: the threads finish only the parses they are in (a thread cannot be
-        # stopped inside libclang), not every file left; the run ends once they have cleaned up.
-        schedule.stop()
+        stop()
         with signals_held():
             ended.wait_for_count(len(threads))
         raise
     if failures:
         raise failures[0]
-    position = {generated.name: index for index, generated in enumerate(to_parse)}
+
+
+def _merge(parts: Sequence[Report], order: Sequence[GeneratedFile], report: Report) -> None:
+    """The threads' reports into `report`, in the order of `order` whichever thread parsed a file."""
+    position = {generated.name: index for index, generated in enumerate(order)}
 
     def in_file_order(diagnostic: Diagnostic) -> int:
         return -1 if diagnostic.file is None else position.get(diagnostic.file, len(position))
@@ -223,4 +290,3 @@ def verify_in_parallel(
     for diagnostic in sorted(found, key=in_file_order):
         report.add(diagnostic)
     report.parsed += sum(part.parsed for part in parts)
-    return passed

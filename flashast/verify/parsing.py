@@ -7,15 +7,17 @@ verification keys. `Parser` owns one libclang index and turns parses into `Diagn
 - contract mode: each file is parsed on its own, fresh; batches of files that cannot change what
   another means are parsed as one unit first (see `batching`), and a batch that reports nothing
   passes every file in it;
-- real-header mode: files whose preambles are identical (read from the model, see `preamble`)
-  share one translation unit with a precompiled preamble, re-parsed per file, so heavy headers are
-  parsed once per group. The includes-alone parse that builds the preamble also shows what the headers
-  get wrong by themselves.
+- real-header mode: batches first, as in contract mode but smaller (`verify_batch_on_real_headers`);
+  then every other file, and each file of a batch that was not clean: files whose preambles are
+  identical (read from the model, see `preamble`) share one translation unit with a precompiled
+  preamble, re-parsed per file, so heavy headers are parsed once per group. The includes-alone parse
+  that builds the preamble also shows what the headers get wrong by themselves.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import sys
@@ -144,6 +146,29 @@ class Parser:
         unit = self.index.parse(main_path, self.arguments + list(batch.defines), [(main_path, batch.text), *served], 0)
         if next(reportable(self.cindex, unit), None) is not None:
             return None
+        return self.sources.readings(unit, served)
+
+    def verify_batch_on_real_headers(self, batch: Batch, report: Report) -> list[Reading] | None:
+        """Real-header mode: parse a batch as one translation unit; its readings if nothing in it
+        fails and nothing is located in a generated line (see `batching`), else None, having reported
+        nothing: its files are then parsed one by one, which says what is wrong and where. Warnings
+        inside third-party headers are the headers' own either way: a clean batch reports them once,
+        as any parse does, and so does the nvcc judgement of the device side (`_as_nvcc_judges`)."""
+        served = self.sources.served(batch.files[0])
+        if isinstance(served, str):
+            return None
+        served += [(path, text) for path, text in ((self.sources.source_path(member), self.sources.texts[member])
+                                                  for member in batch.members) if (path, text) not in served]
+        main_path = self.sources.source_path(f".flashast-batch-{batch.files[0].name}")
+        unit = self.index.parse(main_path, self.arguments + list(batch.defines), [(main_path, batch.text), *served], 0)
+        context = dataclasses.replace(self._context(batch.files[0], main_path),
+                                      together=tuple(generated.name for generated in batch.files))
+        found = [self._as_nvcc_judges(diagnostic) for diagnostic in file_diagnostics(context, unit, header_keys=None)]
+        if any(diagnostic.fails or diagnostic.file is not None for diagnostic in found):
+            return None
+        report.parsed += len(batch.files)
+        for diagnostic in found:
+            report.add(diagnostic)
         return self.sources.readings(unit, served)
 
     def verify_group_over_preamble(

@@ -37,6 +37,9 @@ class ParseContext:
     source_root: str
     texts: Mapping[str, str]
     strict: bool
+    # A real-header batch's files (`generated` is the first), when one parse verifies them all: a line
+    # of its text is no line of any one file, so a header warning names the files, not a line.
+    together: tuple[str, ...] = ()
 
     def generated_name(self, path: str) -> str | None:
         """The generated file `path` is (the main file or a member it includes), or None."""
@@ -145,7 +148,9 @@ def _header_diagnostic(context: ParseContext, diagnostic: Any, notes: list[Any],
     is_error = diagnostic.severity >= context.cindex.Diagnostic.Error
     path = path_of(diagnostic.location)
     where = Location(spell_header(path), diagnostic.location.line, diagnostic.location.column) if path else None
-    if cause is not None:
+    if context.together:
+        seen = f"first seen verifying {', '.join(context.together)} in one parse"
+    elif cause is not None:
         seen = f"instantiated for {context.location(cause)}"
     else:
         seen = f"first seen verifying {context.generated.name}"
