@@ -30,7 +30,9 @@ or newlines, always raise `ModelError` (a `..` segment is ordinary C++ and kept)
 
 from __future__ import annotations
 
+import operator
 import re
+import string
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -105,9 +107,13 @@ FUNDAMENTAL_ARGUMENTS = ("int", "unsigned", "long long", "short", "unsigned char
 # How clang spells a type argument the model writes differently.
 CLANG_SPELLING = {"unsigned": "unsigned int"}
 # Comment text: printable ASCII without the characters that could end, nest or splice a comment.
-COMMENT_TEXT = st.from_regex(r"[A-Za-z0-9 ,.:=()!?-]{0,20}", fullmatch=True)
+# (Alphabets drawn with `st.text`, not `st.from_regex`: the same strings, and Hypothesis rebuilds a regex's
+# strategy on every draw, which was most of this file's time.)
+WORD_CHARACTERS = string.ascii_letters + string.digits + "_"
+COMMENT_TEXT = st.text(alphabet=string.ascii_letters + string.digits + " ,.:=()!?-", max_size=20)
 
-identifiers = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,10}", fullmatch=True).filter(
+# [A-Za-z][A-Za-z0-9_]{0,10}
+identifiers = st.builds(operator.add, st.sampled_from(string.ascii_letters), st.text(alphabet=WORD_CHARACTERS, max_size=10)).filter(
     lambda text: text not in CPP_KEYWORDS and text not in FIXED_NAMES and "__" not in text
 )
 
@@ -640,7 +646,7 @@ def test_a_keyword_anywhere_in_a_qualified_name_raises(parts: list[str], keyword
         CallStatement("::".join(parts))
 
 
-segments = st.one_of(st.just(".."), st.from_regex(r"[A-Za-z0-9_.+-]{1,8}", fullmatch=True))
+segments = st.one_of(st.just(".."), st.text(alphabet=WORD_CHARACTERS + ".+-", min_size=1, max_size=8))  # [A-Za-z0-9_.+-]{1,8}
 valid_paths = st.lists(segments, min_size=1, max_size=4).map("/".join)
 
 
