@@ -29,8 +29,8 @@ they were skipped otherwise; nothing is fetched here). One run each, through the
 - cold: a selection of FA2 files (8 fwd/bwd files; 2 with `--quick`) with an empty user cache and
   the default `--jobs` (every core), wall time on this machine;
 - the same files with `clang -fsyntax-only` and the same flags, as many processes at a time as
-  flashast used cores (a build's `-j N`), as the anchor (goal: cold ≤ 0.5× that): `clang++-18` when
-  it is on PATH, else libclang's own front end in one process per file (the same clang version
+  flashast used cores (a build's `-j N`), as the anchor (goal: cold ≤ 0.5× that): `clang++-18` or
+  `clang++-19` when one is on PATH, else libclang's own front end in one process per file (the same clang version
   flashast parses with; another clang++ may not parse the same headers);
 - a warm rerun with nothing changed (goal ≤ 2 s, no file parsed), from `--timings`' lines;
 - a rerun after appending a line to `flash_bwd_launch_template.h` in a copy of the FA2 source folder
@@ -634,7 +634,9 @@ CUDA_STAND_INS = {
     "cusolverDn.h": "typedef struct cusolverDnContext *cusolverDnHandle_t;\n",
 }
 CLANG_NAMES = ("clang++", "clang++-19", "clang++-18", "clang++-17", "clang++-16")
-ANCHOR_CLANG_NAMES = ("clang++-18",)  # libclang's own major version
+# libclang's own major version first; clang++-19 (Debian's `apt-get install clang-19`) parses FA2 2.8.3
+# host side with CUDA 13 as libclang 18 does (exit 0 on the fwd and bwd files); older ones reject CUDA 13's CCCL.
+ANCHOR_CLANG_NAMES = ("clang++-18", "clang++-19")
 
 
 @dataclass
@@ -836,8 +838,8 @@ def clang_anchor_row(bench: Bench, arguments: Sequence[str], output: Path, names
     """`clang++ -fsyntax-only` over the files the cold run wrote, `jobs` processes at a time (the
     cores flashast's cold run used), as a build's `-j N` runs them."""
     name, goal = FA2_NAMES["clang"], FA2_GOALS["clang"]
-    # A clang++ of libclang's own major version parses what flashast parses; any other may not (clang++
-    # 16 rejects CUDA 13's CCCL), so without one the front end is libclang's, in one process per file.
+    # A clang++ of libclang's own major version (or 19) parses what flashast parses; an older one may not
+    # (clang++ 16 rejects CUDA 13's CCCL), so without one the front end is libclang's, one process per file.
     clang = next(filter(None, map(shutil.which, ANCHOR_CLANG_NAMES)), None)
     driver, label = ([clang], Path(clang).name) if clang else (libclang_syntax_only(PYTHON), "libclang 18")
     command = clang_anchor_command(driver, arguments, bench.work / "cuda-stand-ins")
