@@ -1,7 +1,9 @@
 """Shared test helpers: run the real CLI in a subprocess, snapshot a directory, read golden manifests.
 
-The CLI is always run as `python -m flashast` with this interpreter, exactly as a user or a build
-system would, so tests cover argument parsing, exit codes and what reaches stderr, not a shortcut.
+`run_cli` runs `python -m flashast` with this interpreter, exactly as a user or a build system would,
+so tests cover argument parsing, exit codes and what reaches stderr, not a shortcut. `run_in_process`
+is its twin through `cli.main`, for the many variants of a behaviour whose family keeps a case or
+more through `run_cli`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import hashlib
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,35 @@ def run_cli(
         check=False,
     )
     return completed.returncode, completed.stdout, completed.stderr
+
+
+@pytest.fixture
+def run_in_process(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]:
+    """`run_cli`'s twin through `flashast.cli.main` in this process: the same (exit code, stdout,
+    stderr) without starting an interpreter and importing flashast again (most of a CLI run's time).
+
+    For the many variants of one behaviour (each malformed manifest, each contradictory option); a
+    family keeps a case or more through `run_cli`, which is what proves `python -m flashast` exits with
+    what `main` returns and prints what it prints. Standard output and error are captured at the file
+    descriptors, so what libclang might write there is seen too.
+    """
+
+    from flashast import cli
+
+    def run(*args: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None,
+            env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
+        with monkeypatch.context() as patch:
+            patch.setenv("FLASHAST_NO_PLUGINS", "1")
+            for name, value in (env or {}).items():
+                patch.setenv(name, value)
+            if cwd is not None:
+                patch.chdir(cwd)
+            capfd.readouterr()
+            code = cli.main([os.fspath(arg) for arg in args])
+            captured = capfd.readouterr()
+        return code, captured.out, captured.err
+
+    return run
 
 
 def snapshot(directory: str | os.PathLike[str]) -> Snapshot:

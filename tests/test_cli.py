@@ -218,18 +218,18 @@ USER_ERRORS: dict[str, tuple[Setup, str]] = {
     "--check with --diff": (_filter("--check", "--diff"), "argument --diff: not allowed with argument --check"),
 }
 USAGE_FIRST = {"missing -o", "unknown option", "--check with --diff"}
+# One case of each stage a user error can come from (argparse, flashast's usage check, the preset, the
+# filters, the output path, the directory's ownership, its manifest, a plugin), run by `python -m
+# flashast` as well: the process exits with the code `main` returns and prints exactly what it prints.
+THROUGH_A_SUBPROCESS = ("unknown option", "missing -o", "unknown preset", "unknown axis", "-o under a regular file",
+                        "foreign conflict in an owned directory", "manifest not JSON", "missing plugin file")
 
 
-@pytest.mark.parametrize("case", USER_ERRORS)
-def test_a_user_error_is_one_line_exit_two_and_changes_nothing(
-    case: str, tmp_path: Path, populated_template: Path
-) -> None:
-    setup, expected = USER_ERRORS[case]
-    arguments = setup(tmp_path, populated_template)
-    before = snapshot(tmp_path)
-    paths_before = tree(tmp_path)
-    code, stdout, stderr = run_cli(*arguments, cwd=tmp_path)
-    assert (code, stdout) == (2, "")
+def check_user_error(case: str, result: tuple[int, str, str]) -> None:
+    """Exit 2, nothing on stdout, no traceback, and one `flashast: error:` line saying what is expected
+    (after the usage, for the errors argparse reports)."""
+    code, stdout, stderr = result
+    assert (code, stdout) == (2, ""), stderr
     assert "Traceback" not in stderr
     lines = stderr.splitlines()
     if case in USAGE_FIRST:
@@ -237,25 +237,41 @@ def test_a_user_error_is_one_line_exit_two_and_changes_nothing(
         lines = [line for line in lines if not line.startswith(" ")][1:]  # argparse wraps usage lines
     assert len(lines) == 1, stderr
     assert lines[0].startswith("flashast: error: ")
-    assert expected in lines[0]
+    assert USER_ERRORS[case][1] in lines[0]
+
+
+@pytest.mark.parametrize("case", USER_ERRORS)
+def test_a_user_error_is_one_line_exit_two_and_changes_nothing(
+    case: str, tmp_path: Path, populated_template: Path, run_in_process: Callable[..., tuple[int, str, str]]
+) -> None:
+    arguments = USER_ERRORS[case][0](tmp_path, populated_template)
+    before = snapshot(tmp_path)
+    paths_before = tree(tmp_path)
+    check_user_error(case, run_in_process(*arguments, cwd=tmp_path))
     assert snapshot(tmp_path) == before
     assert tree(tmp_path) == paths_before, "no directory was created either"
 
 
-@pytest.mark.parametrize("case", sorted(USER_ERRORS))
-def test_main_in_process_returns_the_same_code_for_user_errors(
-    case: str, tmp_path: Path, populated_template: Path, capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("case", THROUGH_A_SUBPROCESS)
+def test_python_m_flashast_reports_a_user_error_exactly_as_main_does(
+    case: str, tmp_path: Path, populated_template: Path, run_in_process: Callable[..., tuple[int, str, str]]
 ) -> None:
-    monkeypatch.setenv("FLASHAST_NO_PLUGINS", "1")
-    setup, expected = USER_ERRORS[case]
-    arguments = setup(tmp_path, populated_template)
-    before = snapshot(tmp_path)
-    assert main(arguments) == 2
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert expected in captured.err.splitlines()[-1]
-    assert snapshot(tmp_path) == before
+    """The command a user types, in two fresh directories set up alike: the same exit code, stdout and
+    stderr as `main` in process, and the directory exactly as it was."""
+    results = []
+    for where in ("subprocess", "in process"):
+        root = tmp_path / where.replace(" ", "-")
+        root.mkdir()
+        arguments = USER_ERRORS[case][0](root, populated_template)
+        before, paths_before = snapshot(root), tree(root)
+        run = run_cli if where == "subprocess" else run_in_process
+        code, stdout, stderr = run(*arguments, cwd=root)
+        check_user_error(case, (code, stdout, stderr))
+        assert snapshot(root) == before
+        assert tree(root) == paths_before, "no directory was created either"
+        results.append((code, stdout, stderr.replace(str(root), "ROOT")))
+    assert results[0] == results[1]
+
 
 
 def test_main_in_process_returns_zero_one_and_writes(
