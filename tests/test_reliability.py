@@ -1,5 +1,10 @@
 """A hostile user's inputs through the real CLI: every user error is one line, exit 2, and leaves the
-output directory exactly as it was (names, bytes and mtimes); verification failures are exit 3."""
+output directory exactly as it was (names, bytes and mtimes); verification failures are exit 3.
+
+What only a process shows (signals, file-size limits, the locale, a hang caught by a timeout, a plugin
+that exits) runs as `python -m flashast`; a family of variants of one refusal keeps a case through it
+and checks the others through `cli.main` in process (`run_in_process`), which prints the same.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import os
 import shutil
 import subprocess
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,13 +42,18 @@ def one_error_line(stderr: str) -> str:
     return lines[0]
 
 
+Run = Callable[..., tuple[int, str, str]]
+
+
 @pytest.mark.parametrize("name", [".flashast.json", "flash_fwd_hdim128_fp16_sm80.cu", "listing.json"])
 def test_a_listing_path_inside_the_output_directory_is_refused_before_anything_is_written(
-    tmp_path: Path, written_template: Path, name: str
+    tmp_path: Path, written_template: Path, name: str, run_in_process: Run
 ) -> None:
+    """The manifest's own name through `python -m flashast`, the other two through `main` in process."""
     directory = written(tmp_path, written_template)
     before = snapshot(directory)
-    code, _, stderr = run_cli("-o", directory, "--no-verify", "--only", "head_dim=64", "--manifest", directory / name)
+    run = run_cli if name == ".flashast.json" else run_in_process
+    code, _, stderr = run("-o", directory, "--no-verify", "--only", "head_dim=64", "--manifest", directory / name)
     assert code == 2
     assert f"{directory / name}: lies in the output directory" in one_error_line(stderr)
     assert snapshot(directory) == before
@@ -60,28 +71,34 @@ def test_a_listing_path_inside_the_output_directory_is_refused_before_anything_i
         (["--list-kinds", "--prune"], "--list-kinds"),
     ],
 )
-def test_contradictory_options_are_usage_errors(tmp_path: Path, written_template: Path, arguments: list[str], culprit: str) -> None:
+def test_contradictory_options_are_usage_errors(
+    tmp_path: Path, written_template: Path, arguments: list[str], culprit: str, run_in_process: Run
+) -> None:
+    """The first pair through `python -m flashast`, the others through `main` in process."""
     directory = written(tmp_path, written_template)
     before = snapshot(directory)
-    code, stdout, stderr = run_cli("-o", directory, *arguments, cwd=tmp_path)
+    run = run_cli if arguments == ["--check", "--prune"] else run_in_process
+    code, stdout, stderr = run("-o", directory, *arguments, cwd=tmp_path)
     assert code == 2
     assert one_error_line(stderr).startswith(f"flashast: error: {culprit}:")
     assert stdout == ""
     assert snapshot(directory) == before
 
 
-def test_list_refuses_an_output_path_that_cannot_be_a_directory(tmp_path: Path) -> None:
+def test_list_refuses_an_output_path_that_cannot_be_a_directory(tmp_path: Path, run_in_process: Run) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory\n")
-    code, stdout, stderr = run_cli("-o", blocker / "kernels", "--list")
+    code, stdout, stderr = run_in_process("-o", blocker / "kernels", "--list")
     assert code == 2
     assert "is not a directory" in one_error_line(stderr)
     assert stdout == ""
 
 
-def test_an_aggregator_without_its_members_is_a_selection_error_not_a_verification_failure(tmp_path: Path) -> None:
+def test_an_aggregator_without_its_members_is_a_selection_error_not_a_verification_failure(
+    tmp_path: Path, run_in_process: Run
+) -> None:
     directory = tmp_path / "out"
-    code, _, stderr = run_cli("-o", directory, "--preset", "flash-attn-3", "--only", "*hdimall*", "--only", "sm=90")
+    code, _, stderr = run_in_process("-o", directory, "--preset", "flash-attn-3", "--only", "*hdimall*", "--only", "sm=90")
     assert code == 2
     line = one_error_line(stderr)
     assert "includes files the filters leave out" in line
@@ -118,20 +135,21 @@ def register(registry):
 """
 
 
-def test_a_definition_repeated_under_a_macro_namespace_is_a_duplicate(tmp_path: Path) -> None:
+def test_a_definition_repeated_under_a_macro_namespace_is_a_duplicate(tmp_path: Path, run_in_process: Run) -> None:
     plugin = tmp_path / "clash.py"
     plugin.write_text(textwrap.dedent(AGGREGATOR_PLUGIN.format(namespace='"flash"')))
-    code, _, stderr = run_cli("-o", tmp_path / "out", "--plugin", plugin, "--preset", "clash")
+    code, _, stderr = run_in_process("-o", tmp_path / "out", "--plugin", plugin, "--preset", "clash")
     assert code == 3, stderr
     assert "macro_a.cu" in stderr and "plain_64.cu" in stderr
     assert "duplicate symbol at link time" in stderr
     assert not (tmp_path / "out").exists()
 
 
-def test_what_plugins_print_never_reaches_the_listing(tmp_path: Path) -> None:
+def test_what_plugins_print_never_reaches_the_listing(tmp_path: Path, run_in_process: Run) -> None:
+    """In process, captured at the file descriptors: a print reaching the real stdout would show."""
     plugin = tmp_path / "clash.py"
     plugin.write_text(textwrap.dedent(AGGREGATOR_PLUGIN.format(namespace='"other"')))
-    code, stdout, stderr = run_cli("-o", tmp_path / "out", "--plugin", plugin, "--preset", "clash", "--list")
+    code, stdout, stderr = run_in_process("-o", tmp_path / "out", "--plugin", plugin, "--preset", "clash", "--list")
     assert code == 0, stderr
     assert stdout.splitlines() == [os.path.join(tmp_path / "out", name) for name in
                                    ("macro_a.cu", "plain_128.cu", "plain_64.cu")]
@@ -161,14 +179,22 @@ def test_diff_prints_undecodable_bytes_as_they_are_in_any_locale(tmp_path: Path,
         assert b"-// \xff\xfe odd bytes\n" in completed.stdout
 
 
-@pytest.mark.parametrize("content", ["[]", "null", '"x"', "[" * 100_000 + "]" * 100_000, '{"files": {"' + "a" * 300 + '.cu": {"sha256": "0"}}}'],
+DEEPLY_NESTED = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("content", ["[]", "null", '"x"', DEEPLY_NESTED, '{"files": {"' + "a" * 300 + '.cu": {"sha256": "0"}}}'],
                          ids=["list", "null", "string", "deeply nested", "long name"])  # short ids: pytest puts them in the environment
 @pytest.mark.parametrize("mode", [[], ["--check"], ["--prune"]])
-def test_a_manifest_flashast_did_not_write_is_a_one_line_user_error(tmp_path: Path, written_template: Path, content: str, mode: list[str]) -> None:
+def test_a_manifest_flashast_did_not_write_is_a_one_line_user_error(
+    tmp_path: Path, written_template: Path, content: str, mode: list[str], run_in_process: Run
+) -> None:
+    """The deeply nested manifest (a recursion a fresh interpreter must survive) through `python -m
+    flashast`, the other shapes through `main` in process."""
     directory = written(tmp_path, written_template)
     (directory / ".flashast.json").write_text(content)
     before = snapshot(directory)
-    code, _, stderr = run_cli("-o", directory, "--no-verify", *mode)
+    run = run_cli if content == DEEPLY_NESTED else run_in_process
+    code, _, stderr = run("-o", directory, "--no-verify", *mode)
     assert code == 2, stderr
     assert one_error_line(stderr).startswith(f"flashast: error: {directory / '.flashast.json'}: not a flashast manifest (")
     assert snapshot(directory) == before
@@ -185,7 +211,10 @@ def test_nothing_hangs_on_a_fifo_in_the_output_directory(tmp_path: Path, written
         assert f"{directory / where}:" in one_error_line(stderr)
 
 
-def test_a_users_edit_of_an_owned_file_is_never_lost_without_force(tmp_path: Path, written_template: Path) -> None:
+def test_a_users_edit_of_an_owned_file_is_never_lost_without_force(
+    tmp_path: Path, written_template: Path, run_in_process: Run
+) -> None:
+    """The refusal through `python -m flashast`; `--check` and `--force` after it in process."""
     directory = written(tmp_path, written_template)
     target = directory / "flash_bwd_hdim64_bf16_sm80.cu"
     target.write_text(target.read_text() + "// my local tweak\n")
@@ -194,22 +223,25 @@ def test_a_users_edit_of_an_owned_file_is_never_lost_without_force(tmp_path: Pat
     assert code == 2
     assert f"{target}: edited since flashast wrote it" in one_error_line(stderr)
     assert snapshot(directory) == before
-    code, _, stderr = run_cli("-o", directory, "--no-verify", "--check")
+    code, _, stderr = run_in_process("-o", directory, "--no-verify", "--check")
     assert code == 1
     assert f"flashast: edited {target}" in stderr
-    code, _, stderr = run_cli("-o", directory, "--no-verify", "--force")
+    code, _, stderr = run_in_process("-o", directory, "--no-verify", "--force")
     assert code == 0, stderr
     assert "my local tweak" not in target.read_text()
 
 
-def test_a_foreign_file_that_looks_generated_is_named_and_refused_under_strict(tmp_path: Path, written_template: Path) -> None:
+def test_a_foreign_file_that_looks_generated_is_named_and_refused_under_strict(
+    tmp_path: Path, written_template: Path, run_in_process: Run
+) -> None:
+    """The warnings in process; the refusal under `--strict` through `python -m flashast`."""
     directory = written(tmp_path, written_template)
     look_alike = directory / "flash_fwd_hdim128_bf16_sm100.cu"
     look_alike.write_text((directory / "flash_fwd_hdim128_bf16_sm80.cu").read_text())
     unrelated = directory / "notes.txt"
     unrelated.write_text("mine\n")
     for mode in ([], ["--check"]):
-        code, _, stderr = run_cli("-o", directory, *mode)
+        code, _, stderr = run_in_process("-o", directory, *mode)
         assert code == 0, stderr
         warnings = [line for line in stderr.splitlines() if line.startswith("flashast: warning:")]
         assert len(warnings) == 1 and str(look_alike) in warnings[0]
@@ -220,14 +252,14 @@ def test_a_foreign_file_that_looks_generated_is_named_and_refused_under_strict(t
     assert snapshot(directory) == before
 
 
-def test_only_exact_temp_leftovers_are_removed(tmp_path: Path, written_template: Path) -> None:
+def test_only_exact_temp_leftovers_are_removed(tmp_path: Path, written_template: Path, run_in_process: Run) -> None:
     directory = written(tmp_path, written_template)
     leftover = directory / ".flashast-tmp-4242-0123456789abcdef"
     leftover.write_text("half a fi")
     notes = directory / ".flashast-tmp-notes"
     notes.write_text("mine\n")
     (directory / "flash_fwd_hdim64_fp16_sm80.cu").unlink()
-    code, _, stderr = run_cli("-o", directory, "--no-verify")
+    code, _, stderr = run_in_process("-o", directory, "--no-verify")
     assert code == 0, stderr
     assert not leftover.exists()
     assert notes.read_text() == "mine\n"
@@ -300,7 +332,8 @@ def test_the_model_refuses_what_cpp_or_the_file_system_cannot_hold(construct: st
 
 
 @pytest.mark.parametrize("make", ["long component", "unsearchable parent"])
-def test_a_file_system_error_on_the_output_path_is_one_line(tmp_path: Path, make: str) -> None:
+def test_a_file_system_error_on_the_output_path_is_one_line(tmp_path: Path, make: str, run_in_process: Run) -> None:
+    """A run through `python -m flashast`; `--check` and `--list` in process."""
     if make == "long component":
         output = tmp_path / ("x" * 300) / "out"
     else:
@@ -310,7 +343,7 @@ def test_a_file_system_error_on_the_output_path_is_one_line(tmp_path: Path, make
         locked_parent.mkdir(mode=0o000)
         output = locked_parent / "out"
     for mode in ([], ["--check"], ["--list"]):
-        code, _, stderr = run_cli("-o", output, "--no-verify", *mode)
+        code, _, stderr = (run_in_process if mode else run_cli)("-o", output, "--no-verify", *mode)
         assert code == 2, stderr
         assert one_error_line(stderr).startswith(f"flashast: error: {output}:")
 
@@ -326,13 +359,15 @@ def test_list_prints_an_undecodable_output_path_as_its_bytes(tmp_path: Path) -> 
     assert completed.stdout.splitlines()[0].startswith(output + b"/flash_")
 
 
-def test_the_verification_store_never_writes_through_a_symlink(tmp_path: Path, isolated_verification_cache: Path) -> None:
+def test_the_verification_store_never_writes_through_a_symlink(
+    tmp_path: Path, isolated_verification_cache: Path, run_in_process: Run
+) -> None:
     victim = tmp_path / "victim.txt"
     victim.write_text("mine\n")
     store = isolated_verification_cache / "verified-v2"
     store.mkdir(parents=True)
     (store / "index").symlink_to(victim)
-    code, _, stderr = run_cli("-o", tmp_path / "out")
+    code, _, stderr = run_in_process("-o", tmp_path / "out")
     assert code == 0, stderr
     assert victim.read_text() == "mine\n"
 
