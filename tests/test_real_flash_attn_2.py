@@ -303,6 +303,27 @@ def test_a_clean_file_of_each_kind_passes_the_device_side_for_the_architectures_
 
 
 @pytest.mark.realheaders
+def test_an_fp8_e4m3_forward_kernel_passes_the_host_side_and_fails_the_device_side(
+    verification_arguments: list[str], tmp_path: Path
+) -> None:
+    """FA2 has no fp8 kernels: for `cutlass::float_e4m3_t` the host side is silent, and the device side
+    finds no tiled copy for an 8-bit element against the 16-bit MMA atom (an error inside
+    `flash_fwd_kernel.h`, the header's: the file fails with it)."""
+    plugin = tmp_path / "e4m3_kind.py"
+    plugin.write_text(FLOAT_PLUGIN.replace('"float"', '"cutlass::float_e4m3_t"').replace("fwd_float", "fwd_e4m3")
+                      .replace("_float_sm80", "_e4m3_sm80"))
+    output = tmp_path / "kernels"
+    code, _, stderr = run_cli("-o", output, "--preset", "flash-attn-2", "--plugin", plugin, "--only", "kind=fwd_e4m3",
+                              "--device-arch", "--timings", *verification_arguments)
+    assert code == 3, stderr
+    assert re.search(r"^flashast: verified flash_fwd_hdim128_e4m3_sm80\.cu in", stderr, re.MULTILINE), stderr
+    assert re.search(r"flash_fwd_kernel\.h:\d+:\d+: error: no matching function for call to 'make_tiled_copy_A'",
+                     stderr), stderr
+    assert "(1 on the device side for sm_80)" in stderr
+    assert snapshot(output) == {}
+
+
+@pytest.mark.realheaders
 def test_a_double_forward_kernel_passes_the_host_side_and_fails_the_device_side_in_one_run(
     verification_arguments: list[str], tmp_path: Path
 ) -> None:

@@ -134,6 +134,7 @@ def test_the_contracts_conform_to_the_hopper_headers(verification_arguments: lis
 # hopper/ (0251105a) with CUTLASS 4.2 (about 90 CPU seconds and 1.4-1.9 GB per file, both sides).
 DEVICE_CLEAN_SELECTIONS = {
     "fwd sm80": (("flash_fwd_hdim64_fp16_sm80.cu",), "sm_80", "flash_fwd_hdim64_fp16_sm80.cu"),
+    "bwd sm80": (("flash_bwd_hdim64_fp16_sm80.cu",), "sm_80", "flash_bwd_hdim64_fp16_sm80.cu"),
     "fwd sm90": (("flash_fwd_hdim64_fp16_sm90.cu",), "sm_90a", "flash_fwd_hdim64_fp16_sm90.cu"),
     "bwd sm90": (("flash_bwd_hdim64_fp16_sm90.cu",), "sm_90a", "flash_bwd_hdim64_fp16_sm90.cu"),
     "bwd aggregator sm90": (("kind=bwd,bwd_softcapall", "head_dim=64", "dtype=fp16", "sm=90"), "sm_90a",
