@@ -3,12 +3,16 @@
 The pytorch preset's contract conforms to tests/fixtures/pytorch_headers; each test changes one real
 declaration in a copy of that tree and expects the mismatch at the contract's line, with a note at
 the real header's line.
+
+The conforming run (and its rerun) and a plugin's mismatch run as `python -m flashast`; the other
+checks through `cli.main` in process (`run_in_process`), which prints the same.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,17 +34,20 @@ def tree(tmp_path: Path, old: str = "", new: str = "", header: Path = FLASH_H) -
     return copy
 
 
-def conformance(headers: Path) -> tuple[int, str]:
-    code, stdout, stderr = run_cli("--conformance", "--include-dir", headers)
+Run = Callable[..., tuple[int, str, str]]
+
+
+def conformance(headers: Path, run: Run) -> tuple[int, str]:
+    code, stdout, stderr = run("--conformance", "--include-dir", headers)
     assert stdout == ""
     return code, stderr
 
 
 def test_the_pytorch_contract_conforms_to_the_fixture_tree_and_a_rerun_reads_the_verdict(tmp_path: Path) -> None:
-    code, stderr = conformance(tree(tmp_path))
+    code, stderr = conformance(tree(tmp_path), run_cli)
     assert code == 0, stderr
     assert "flashast: the contracts of pytorch conform to the real headers" in stderr
-    code, stderr = conformance(tmp_path / "headers")
+    code, stderr = conformance(tmp_path / "headers", run_cli)
     assert code == 0, stderr
     assert "unchanged since they last conformed" in stderr
 
@@ -63,10 +70,10 @@ def test_the_pytorch_contract_conforms_to_the_fixture_tree_and_a_rerun_reads_the
     ],
 )
 def test_a_changed_real_declaration_is_reported_at_the_contract_with_a_note_at_the_header(
-    tmp_path: Path, old: str, new: str, declaration: str, real: str | None
+    tmp_path: Path, old: str, new: str, declaration: str, real: str | None, run_in_process: Run
 ) -> None:
     headers = tree(tmp_path, old, new)
-    code, stderr = conformance(headers)
+    code, stderr = conformance(headers, run_in_process)
     assert code == 3, stderr
     errors = [line for line in stderr.splitlines() if ": error: " in line and not line.startswith("flashast:")]
     assert any(declaration in line for line in errors), stderr
@@ -82,37 +89,37 @@ def test_a_changed_real_declaration_is_reported_at_the_contract_with_a_note_at_t
         assert int(note.group(1)) == changed_line
 
 
-def test_a_changed_alias_is_reported(tmp_path: Path) -> None:
+def test_a_changed_alias_is_reported(tmp_path: Path, run_in_process: Run) -> None:
     headers = tree(tmp_path, "typedef CUstream_st *cudaStream_t;", "typedef void *cudaStream_t;",
                    Path("cuda_runtime_stub.h"))
-    code, stderr = conformance(headers)
+    code, stderr = conformance(headers, run_in_process)
     assert code == 3, stderr
     assert re.search(rf"^{re.escape(CONTRACT_FLASH_H)}:\d+:\d+: error: alias cudaStream_t differs from the real"
                      r" headers: the contract says `alias cudaStream_t = CUstream_st \*`, the headers `alias"
                      r" cudaStream_t = void \*`", stderr, re.MULTILINE), stderr
 
 
-def test_headers_that_do_not_parse_are_reported_as_such(tmp_path: Path) -> None:
+def test_headers_that_do_not_parse_are_reported_as_such(tmp_path: Path, run_in_process: Run) -> None:
     headers = tree(tmp_path, "struct Flash_bwd_params : public Flash_fwd_params {",
                    "struct Flash_bwd_parameters : public Flash_fwd_params {")
-    code, stderr = conformance(headers)
+    code, stderr = conformance(headers, run_in_process)
     assert code == 3
     assert "error: the real headers do not parse: unknown type name 'Flash_bwd_params'" in stderr
 
 
-def test_editing_a_header_after_a_conforming_run_checks_again(tmp_path: Path) -> None:
+def test_editing_a_header_after_a_conforming_run_checks_again(tmp_path: Path, run_in_process: Run) -> None:
     headers = tree(tmp_path)
-    assert conformance(headers)[0] == 0
+    assert conformance(headers, run_in_process)[0] == 0
     path = headers / FLASH_H
     path.write_text(path.read_text().replace("template<typename T, int Headdim> void run_mha_fwd_(",
                                              "template<int Headdim> void run_mha_fwd_("))
-    code, stderr = conformance(headers)
+    code, stderr = conformance(headers, run_in_process)
     assert code == 3
     assert "run_mha_fwd_ differs" in stderr
 
 
-def test_conformance_needs_real_headers(tmp_path: Path) -> None:
-    code, _, stderr = run_cli("--conformance")
+def test_conformance_needs_real_headers(tmp_path: Path, run_in_process: Run) -> None:
+    code, _, stderr = run_in_process("--conformance")
     assert code == 2
     assert "flashast: error: --conformance: compares contracts with real headers; add --include-dir DIR" in stderr
 
@@ -169,14 +176,14 @@ def register(registry):
     ],
 )
 def test_macros_and_namespaces_are_compared_as_the_compiler_expands_them(
-    tmp_path: Path, header: str, expected: str | None
+    tmp_path: Path, header: str, expected: str | None, run_in_process: Run
 ) -> None:
     plugin = tmp_path / "ns_plugin.py"
     plugin.write_text(NAMESPACE_PLUGIN)
     headers = tmp_path / "real"
     headers.mkdir()
     (headers / "ns.h").write_text(header)
-    code, _, stderr = run_cli("--conformance", "--plugin", plugin, "--preset", "ns", "--include-dir", headers)
+    code, _, stderr = run_in_process("--conformance", "--plugin", plugin, "--preset", "ns", "--include-dir", headers)
     if expected is None:
         assert code == 0, stderr
     else:
