@@ -2,14 +2,16 @@
 on a flash-attention 2 tree) is refused before it touches the tree, and `--force` hands the directory
 over without deleting the previous preset's files behind the user's back.
 
-The refusals run the real CLI in a subprocess: the exit code, the one line on stderr and the untouched
-directory (names, bytes, mtimes) are the contract.
+The refusals are the contract: the exit code, the one line on stderr and the untouched directory
+(names, bytes, mtimes). A plain run is refused through the real CLI in a subprocess; the other modes
+through `cli.main` in process (`run_in_process`), which prints the same.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,9 +39,12 @@ def flash_attn_2_tree(tmp_path: Path, flash_attn_2_template: Path) -> Path:
 
 
 @pytest.mark.parametrize("mode", [[], ["--prune"], ["--check"], ["--diff"], ["--list", "--manifest", "listing.json"]])
-def test_a_run_of_another_preset_is_refused_and_changes_nothing(flash_attn_2_tree: Path, mode: list[str]) -> None:
+def test_a_run_of_another_preset_is_refused_and_changes_nothing(
+    flash_attn_2_tree: Path, mode: list[str], run_in_process: Callable[..., tuple[int, str, str]]
+) -> None:
     before = snapshot(flash_attn_2_tree.parent)
-    code, stdout, stderr = run_cli("-o", "kernels", *mode, cwd=flash_attn_2_tree.parent)
+    run = run_in_process if mode else run_cli
+    code, stdout, stderr = run("-o", "kernels", *mode, cwd=flash_attn_2_tree.parent)
     assert (code, stdout) == (2, "")
     (line,) = stderr.splitlines()
     assert line.startswith("flashast: error: kernels: belongs to preset flash-attn-2, not pytorch; ")

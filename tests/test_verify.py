@@ -53,6 +53,8 @@ from flashast.registry import Registry
 from flashast.verify import Diagnostic, Location, Note, Report, VerifyOptions, verify
 from flashast.verify.checks import find_clashes
 
+Run = Callable[..., tuple[int, str, str]]  # run_cli, or conftest.run_in_process
+
 HEADER = "attn/launch.h"
 NAMESPACE = "attn"
 HALF = "cutlass::half_t"
@@ -476,14 +478,14 @@ def test_a_problem_in_a_contract_header_is_reported_once_not_per_file(capsys: py
 # Guard macros ------------------------------------------------------------------------------------------
 
 
-def test_defining_a_guard_macro_for_verification_is_refused(tmp_path: Path) -> None:
+def test_defining_a_guard_macro_for_verification_is_refused(tmp_path: Path, run_in_process: Run) -> None:
     files = Registry().preset("flash-attn-3").generate()
     guards = sorted({str(node.macro) for generated in files for node in generated.unit.walk()
                      if isinstance(node, IfNotDefined)})
     assert guards
     (tmp_path / "include").mkdir()
-    code, _, stderr = run_cli("-o", tmp_path / "out", "--preset", "flash-attn-3", "--include-dir",
-                              tmp_path / "include", "--define", guards[0])
+    code, _, stderr = run_in_process("-o", tmp_path / "out", "--preset", "flash-attn-3", "--include-dir",
+                                     tmp_path / "include", "--define", guards[0])
     assert code == 2
     assert stderr.strip().splitlines()[-1] == (
         f"flashast: error: --define {guards[0]}: the generated files guard code with `#ifndef {guards[0]}`;"
@@ -732,8 +734,8 @@ def test_a_shared_library_that_does_not_load_is_one_line_with_the_fix(tmp_path: 
     assert not (tmp_path / "out").exists()
 
 
-def test_options_for_real_headers_need_an_include_dir(tmp_path: Path) -> None:
-    code, _, stderr = run_cli("-o", tmp_path / "out", "--define", "X=1")
+def test_options_for_real_headers_need_an_include_dir(tmp_path: Path, run_in_process: Run) -> None:
+    code, _, stderr = run_in_process("-o", tmp_path / "out", "--define", "X=1")
     assert code == 2
     assert stderr.strip().splitlines() == [
         "flashast: error: --define: applies only to real-header verification (add --include-dir DIR)"
@@ -741,12 +743,14 @@ def test_options_for_real_headers_need_an_include_dir(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", ["contract", "real headers"])
-def test_options_clang_rejects_are_one_line_and_exit_2(mode: str, tmp_path: Path) -> None:
+def test_options_clang_rejects_are_one_line_and_exit_2(mode: str, tmp_path: Path, run_in_process: Run) -> None:
     """libclang would otherwise ignore an unknown argument while building a preamble, and its driver
-    prints complaints to stderr itself; flashast reports them, once, in its own line."""
+    prints complaints to stderr itself; flashast reports them, once, in its own line (contract mode
+    through `python -m flashast`; real headers in process, captured at the file descriptor libclang
+    would print to)."""
     (tmp_path / "include").mkdir()
     real = ["--include-dir", str(tmp_path / "include")] if mode == "real headers" else []
-    code, _, stderr = run_cli("-o", tmp_path / "out", *real, "--clang-arg=-fbogus-option",
+    code, _, stderr = (run_in_process if real else run_cli)("-o", tmp_path / "out", *real, "--clang-arg=-fbogus-option",
                               "--clang-arg=-Wbogus-warning")
     assert code == 2
     lines = stderr.splitlines()
