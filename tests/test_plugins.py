@@ -4,6 +4,10 @@ Installed plugins are real distributions: a package and its `.dist-info` (METADA
 written into a temporary directory put on `PYTHONPATH`, which is exactly what `importlib.metadata`
 reads after `pip install --target`. Every failure must be one line on stderr naming the plugin, exit
 code 2, with the output directory untouched.
+
+Entry points, module plugins found on `PYTHONPATH` and the first case of each family of failing file
+plugins run `python -m flashast`; the other variants of a family run `cli.main` in process
+(`run_in_process`, which prints the same), loading the plugin file under its own module name.
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import run_cli, snapshot, write_distribution
+
+Run = Callable[..., tuple[int, str, str]]
 
 KIND_PLUGIN = """\
 from flashast import Kind, LineComment, TranslationUnit
@@ -104,7 +111,7 @@ FAILING_PLUGINS = {
 
 
 @pytest.mark.parametrize("case", sorted(FAILING_PLUGINS))
-def test_a_failing_file_plugin_is_one_line_naming_it_and_writes_nothing(tmp_path: Path, case: str) -> None:
+def test_a_failing_file_plugin_is_one_line_naming_it_and_writes_nothing(tmp_path: Path, case: str, run_in_process: Run) -> None:
     source, problem = FAILING_PLUGINS[case]
     plugin = tmp_path / "broken_plugin.py"
     plugin.write_text(source)
@@ -112,7 +119,8 @@ def test_a_failing_file_plugin_is_one_line_naming_it_and_writes_nothing(tmp_path
     output.mkdir()
     (output / "mine.cu").write_text("// not flashast's\n")
     before = snapshot(output)
-    code, stdout, stderr = run_cli("-o", output, "--plugin", plugin)
+    run = run_cli if case == "import error" else run_in_process
+    code, stdout, stderr = run("-o", output, "--plugin", plugin)
     assert_one_line_error(code, stderr, f"plugin {plugin}: {problem.format(name=plugin.name)}")
     assert stdout == ""
     assert snapshot(output) == before
@@ -126,23 +134,26 @@ def test_a_failing_file_plugin_is_one_line_naming_it_and_writes_nothing(tmp_path
         ("flashast_no_such_plugin", "failed to import: ModuleNotFoundError: No module named 'flashast_no_such_plugin'"),
     ],
 )
-def test_a_plugin_that_cannot_be_found_is_one_line(tmp_path: Path, spec: str, problem: str) -> None:
+def test_a_plugin_that_cannot_be_found_is_one_line(tmp_path: Path, spec: str, problem: str, run_in_process: Run) -> None:
+    """The module name through `python -m flashast` (which searches the current directory); the paths
+    in process."""
     (tmp_path / "examples" / "research_fork").mkdir(parents=True)
-    code, _, stderr = run_cli("--list-kinds", "--plugin", spec, cwd=tmp_path)
+    run = run_in_process if "/" in spec else run_cli
+    code, _, stderr = run("--list-kinds", "--plugin", spec, cwd=tmp_path)
     assert_one_line_error(code, stderr, f"plugin {spec}: {problem}")
 
 
-def test_two_plugins_registering_one_name_name_the_first(tmp_path: Path) -> None:
+def test_two_plugins_registering_one_name_name_the_first(tmp_path: Path, run_in_process: Run) -> None:
     first = write_plugin(tmp_path / "a.py")
     second = write_plugin(tmp_path / "b.py")
-    code, _, stderr = run_cli("--list-kinds", "--plugin", first, "--plugin", second)
+    code, _, stderr = run_in_process("--list-kinds", "--plugin", first, "--plugin", second)
     assert_one_line_error(
         code, stderr, f"plugin {second}: kind 'extra' of preset 'pytorch' already exists"
         f" (first registered: file {first}) (at b.py:9)"
     )
 
 
-def test_a_kind_whose_builder_fails_names_the_kind_and_configuration(tmp_path: Path) -> None:
+def test_a_kind_whose_builder_fails_names_the_kind_and_configuration(tmp_path: Path, run_in_process: Run) -> None:
     plugin = tmp_path / "arity.py"
     plugin.write_text(
         "from flashast import FunctionTemplate, Kind, TranslationUnit, TypeParameter\n"
@@ -154,7 +165,7 @@ def test_a_kind_whose_builder_fails_names_the_kind_and_configuration(tmp_path: P
         "    build = lambda config: TranslationUnit((RUN.instantiate(config.head_dim),))\n"
         "    registry.add_kind('pytorch', Kind('arity', axes={'head_dim': (64,)}, build=build, file_name='a{head_dim}.cu'))\n"
     )
-    code, _, stderr = run_cli("-o", tmp_path / "out", "--plugin", plugin)
+    code, _, stderr = run_in_process("-o", tmp_path / "out", "--plugin", plugin)
     assert_one_line_error(
         code, stderr,
         "Kind(arity).build='head_dim=64': FunctionTemplate(run_).template_arguments[T]=64: expects a type",
@@ -171,10 +182,11 @@ def test_a_kind_whose_builder_fails_names_the_kind_and_configuration(tmp_path: P
     ],
 )
 def test_an_ordinary_exception_in_a_plugin_kind_is_one_line_naming_kind_configuration_and_line(
-    tmp_path: Path, role: str, code_line: str, expected: str
+    tmp_path: Path, role: str, code_line: str, expected: str, run_in_process: Run
 ) -> None:
     """A plugin's bug (not flashast's) is a user error: exit 2, one line naming the plugin that
-    registered the kind, the kind, and the plugin's own line number."""
+    registered the kind, the kind, and the plugin's own line number (the build through `python -m
+    flashast`, the other roles in process)."""
     plugin = tmp_path / "buggy.py"
     plugin.write_text(
         "from flashast import Kind, TranslationUnit\n"
@@ -183,7 +195,7 @@ def test_an_ordinary_exception_in_a_plugin_kind_is_one_line_naming_kind_configur
         "def register(registry):\n"
         f"    registry.add_kind('pytorch', Kind('buggy', axes={{'head_dim': (64,)}}, {code_line}))\n"
     )
-    code, _, stderr = run_cli("-o", tmp_path / "out", "--plugin", plugin)
+    code, _, stderr = (run_cli if role == "build" else run_in_process)("-o", tmp_path / "out", "--plugin", plugin)
     assert_one_line_error(code, stderr, f"plugin file {plugin}: kind buggy: {expected} (at buggy.py:5)")
     assert not (tmp_path / "out").exists()
 
