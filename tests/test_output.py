@@ -3,7 +3,8 @@
 Write-if-changed, ownership (adoption, conflicts, stale files, prune, force), the manifest (its
 spelling, tampering, manifests of an older flashast), and what a failure leaves behind: a write that
 fails (a file-size limit), a run killed at a random moment, two runs at once, a low open-file limit.
-The last ones run `output.write` in a subprocess (the script `WRITER`), as a pipeline would.
+The last ones run `output.write` in a subprocess (the script `WRITER`), as a pipeline would; the
+killed runs, each in a process forked from one that has imported flashast (`FORKING_WRITER`).
 
 "Nothing written" is checked on names, bytes, mtimes and inode numbers (`state`): a file rewritten
 with the same bytes has a new inode, and mtimes are first set far in the past (`age`), so a rewrite
@@ -18,6 +19,7 @@ import hashlib
 import json
 import os
 import random
+import signal
 import struct
 import subprocess
 import sys
@@ -691,6 +693,81 @@ def test_one_temp_file_is_open_at_a_time(tmp_path: Path) -> None:
     assert digest_files(tmp_path / "out") == {name: sha256(text) for name, text in texts(files).items()}
 
 
+# The kill test's writers: `WRITER`'s spec and `write`, each in a process forked from one that imported
+# flashast once (`FORKING_WRITER`), so a round costs the write, not an interpreter's start and imports.
+# The parent reaps a writer only when told to, after the test has killed it: its pid cannot be reused
+# for another process in between.
+FORKING_WRITER = WRITER.split("spec = json.loads", 1)[0] + r'''
+import os
+
+for request in sys.stdin:
+    directory, spec_path = request.rstrip("\n").split("\t")
+    pid = os.fork()
+    if pid == 0:
+        spec = json.loads(Path(spec_path).read_text())
+        files = [GeneratedFile(name, "demo", "fwd", Configuration((("head_dim", 128),)), TranslationUnit((Verbatim(text),)),
+                               Style(), Contract()) for name, text in spec["files"]]
+        texts = [generated.text for generated in files]  # rendered before the clock starts
+        print("ready", os.getpid(), flush=True)
+        started = time.monotonic()
+        _, outcome = write(Path(directory), files, "demo", frozenset(spec["names"]), "0-test")
+        print(json.dumps({"written": outcome.written, "seconds": time.monotonic() - started}), flush=True)
+        os._exit(0)
+    sys.stdin.readline()  # "reap"
+    _, status = os.waitpid(pid, 0)
+    print("ended", status, flush=True)
+'''
+
+
+class ForkingWriter:
+    """`FORKING_WRITER` running: `start` forks a writer for one round and returns its pid once it is
+    about to call `write`; `end` reaps it and returns what it printed and its wait status."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        script = tmp_path / "forking_writer.py"
+        script.write_text(FORKING_WRITER)
+        self.tmp_path = tmp_path
+        self.process = subprocess.Popen([sys.executable, str(script)], env=cli_environment(), stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def start(self, directory: Path, files: Sequence[tuple[str, str]]) -> int:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        spec = self.tmp_path / f"spec-{random.getrandbits(64):x}.json"
+        spec.write_text(json.dumps({"files": files, "names": [name for name, _ in files]}))
+        self.process.stdin.write(f"{directory}\t{spec}\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line.startswith("ready "):
+            pytest.fail(f"the writer did not start: {line}{self.close()}")
+        return int(line.split()[1])
+
+    def end(self) -> tuple[list[str], int]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("reap\n")
+        self.process.stdin.flush()
+        printed = []
+        while not (line := self.process.stdout.readline()).startswith("ended "):
+            if not line:
+                pytest.fail(f"the forking writer ended: {printed}")
+            printed.append(line)
+        return printed, int(line.split()[1])
+
+    def run(self, directory: Path, files: Sequence[tuple[str, str]]) -> dict[str, object]:
+        """One round to its end: what the writer reported (it must exit 0)."""
+        self.start(directory, files)
+        printed, status = self.end()
+        assert status == 0 and len(printed) == 1, printed
+        result: dict[str, object] = json.loads(printed[0])
+        return result
+
+    def close(self) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.close()
+        output = self.process.stdout.read()
+        self.process.wait(timeout=60)
+        return output
+
+
 def round_files(round_: int) -> list[tuple[str, str]]:
     """Round `round_` of the kill test: 60 files of ~40 KB whose text changes every round, and two
     files new in this round."""
@@ -704,10 +781,11 @@ def test_sigkill_at_any_moment_never_leaves_a_torn_or_unowned_file(tmp_path: Pat
     bytes), so is the manifest, every file on disk is owned by the manifest on disk (ownership
     first), and the next run repairs the directory."""
     directory = tmp_path / "out"
+    writer = ForkingWriter(tmp_path)
     seconds = []
     for round_ in range(3):  # the last two measure how long writing takes here, to aim the kills
-        code, result = run_writer(tmp_path, directory, round_files(round_))
-        assert code == 0, result
+        result = writer.run(directory, round_files(round_))
+        assert isinstance(result["seconds"], float)
         seconds.append(result["seconds"])
     window = 1.2 * max(seconds[1:])
     rng = random.Random(20240601)
@@ -715,16 +793,18 @@ def test_sigkill_at_any_moment_never_leaves_a_torn_or_unowned_file(tmp_path: Pat
     for round_ in range(3, 23):
         files = round_files(round_)
         old = {path.name: path.read_bytes() for path in directory.iterdir()}
-        new = {name: text.encode() for name, text in texts(files).items()}
-        upcoming = planned(directory, [source(name, text) for name, text in files])
+        sources = [source(name, text) for name, text in files]
+        new = {generated.name: generated.text.encode() for generated in sources}
+        upcoming = planned(directory, sources)
         new_manifest = dump_manifest(upcoming.manifest_after)
         # While files whose sha256 changes are renamed, the manifest names them as pending.
         pending = sorted(generated.name for generated in upcoming.changed)
         pending_manifest = dump_manifest(dataclasses.replace(upcoming.manifest_after, pending=tuple(pending)))
-        process = start_writer(tmp_path, directory, files)
+        pid = writer.start(directory, files)
         time.sleep(rng.uniform(0, window))
-        process.kill()
-        finish(process)
+        os.kill(pid, signal.SIGKILL)  # not reaped yet: still this writer's pid, whether or not it finished
+        _, status = writer.end()
+        assert status in (0, signal.SIGKILL), status
         manifest_bytes = (directory / MANIFEST_NAME).read_bytes()
         assert manifest_bytes in (old[MANIFEST_NAME], new_manifest.encode(), pending_manifest.encode()), (
             f"round {round_}: torn manifest"
@@ -743,6 +823,7 @@ def test_sigkill_at_any_moment_never_leaves_a_torn_or_unowned_file(tmp_path: Pat
     generate(directory, final, prune=True)
     assert sorted(path.name for path in directory.iterdir()) == sorted([MANIFEST_NAME, *(generated.name for generated in final)])
     assert not planned(directory, final).differs
+    assert writer.close() == ""
     print(f"{torn} of 20 runs were killed between their first and last rename")
 
 
