@@ -6,7 +6,7 @@ core count. Here every anchor runs its files N at a time, N being the `--jobs` f
 and each process's own CPU seconds are summed, so a row can say where the time goes (waiting for a
 core, or work) as well as the wall time.
 
-- `clang++ -fsyntax-only` with the flags of flashast's host-side parse (`bench.clang_anchor_command`);
+- `clang++ -fsyntax-only` with the flags of flashast's host-side parse (`clang_anchor_command`);
 - `nvcc -c` with flash-attention 2's own `setup.py` flags for sm_80 (`fa2_nvcc_command`): the ground
   truth flashast's host + device verdict stands in for, and the time it would take a build to find
   the same mistakes.
@@ -129,3 +129,53 @@ def first_error(outcome: Outcome) -> str:
     lines = [line.strip() for line in outcome.tail.splitlines() if line.strip()]
     errors = [line for line in lines if "error" in line]
     return (errors or lines or ["(no output)"])[0]
+
+
+# Flags of flashast's host-side real-header parse (flashast.verify's CUDA host arguments); the clang++
+# anchor passes the same, with clang++'s own resource directory (one of another clang would not match).
+CLANG_HOST_FLAGS = (
+    "-fsyntax-only", "-x", "cuda", "--cuda-host-only", "-std=c++17", "-Wall", "-Wno-pragma-once-outside-header",
+    "-Wno-unknown-cuda-version", "-nocudalib", "-U__CUDA_NO_HALF_OPERATORS__", "-U__CUDA_NO_HALF_CONVERSIONS__",
+    "-U__CUDA_NO_HALF2_OPERATORS__", "-U__CUDA_NO_BFLOAT16_CONVERSIONS__",
+)
+# Headers clang's CUDA wrapper and torch include that CUDA 13 lacks; flashast serves these stand-ins
+# from memory, the clang++ anchor from a folder on disk (after every real include directory).
+CUDA_STAND_INS = {
+    "texture_fetch_functions.h": "",
+    "curand_mtgp32_kernel.h": "",
+    "cusparse.h": "typedef struct cusparseContext *cusparseHandle_t;\n",
+    "cublas_v2.h": "typedef struct cublasContext *cublasHandle_t;\n",
+    "cublasLt.h": "typedef struct cublasLtContext *cublasLtHandle_t;\n",
+    "cusolverDn.h": "typedef struct cusolverDnContext *cusolverDnHandle_t;\n",
+}
+# libclang's own major version first; clang++-19 (Debian's `apt-get install clang-19`) parses FA2 2.8.3
+# host side with CUDA 13 as libclang 18 does (exit 0 on the fwd and bwd files); older ones reject CUDA 13's CCCL.
+ANCHOR_CLANG_NAMES = ("clang++-18", "clang++-19")
+
+
+def option_values(arguments: Sequence[str], option: str) -> list[str]:
+    """Every value of `option` in a flashast argument list (`--include-dir A --include-dir B` gives [A, B])."""
+    return [arguments[index + 1] for index, argument in enumerate(arguments[:-1]) if argument == option]
+
+
+def clang_anchor_command(clang: Sequence[str], arguments: Sequence[str], stand_ins: Path) -> list[str]:
+    """`clang -fsyntax-only` (`clang`: a clang++ binary, or libclang's parse in a process) with the
+    flags flashast parses with (the source file appended by the caller)."""
+    command = [*clang, *CLANG_HOST_FLAGS]
+    resource = option_values(arguments, "--resource-dir")
+    if len(clang) > 1 and resource:  # libclang has no resource headers of its own; a clang++ uses its own
+        command += ["-resource-dir", resource[-1]]
+    cuda = option_values(arguments, "--cuda-path")
+    if cuda:
+        command.append(f"--cuda-path={cuda[-1]}")
+        stand_ins.mkdir(parents=True, exist_ok=True)
+        for name, text in CUDA_STAND_INS.items():
+            if not (Path(cuda[-1]) / "include" / name).is_file():
+                (stand_ins / name).write_text("#pragma once\n" + text)
+        command += ["-idirafter", str(stand_ins)]
+    else:
+        command.append("-nocudainc")
+    command += [f"-I{directory}" for directory in option_values(arguments, "--include-dir")]
+    command += [f"-D{define}" for define in option_values(arguments, "--define")]
+    return command + option_values(arguments, "--clang-arg")
+
