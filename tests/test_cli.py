@@ -322,13 +322,14 @@ def test_help_documents_every_exit_code(tmp_path: Path) -> None:
         assert option in stdout
 
 
-def test_quiet_silences_the_summary_but_not_errors(tmp_path: Path) -> None:
+def test_quiet_silences_the_summary_but_not_errors(tmp_path: Path, run_in_process: Callable[..., tuple[int, str, str]]) -> None:
+    """The first run through `python -m flashast`; the rerun, the check and the error in process."""
     directory = tmp_path / "out"
     assert run_cli("-o", directory, "-q") == (0, "", "")
     assert {path.name for path in directory.iterdir()} == {*GOLDEN, MANIFEST_NAME}
-    assert run_cli("-o", directory, "-q") == (0, "", "")
-    assert run_cli("-o", directory, "-q", "--check") == (0, "", "")
-    code, _, stderr = run_cli("-o", directory, "-q", "--only", "hdim=1")
+    assert run_in_process("-o", directory, "-q") == (0, "", "")
+    assert run_in_process("-o", directory, "-q", "--check") == (0, "", "")
+    code, _, stderr = run_in_process("-o", directory, "-q", "--only", "hdim=1")
     assert code == 2
     assert stderr.startswith("flashast: error: ")
 
@@ -342,25 +343,32 @@ def test_without_quiet_a_run_prints_exactly_the_summary(tmp_path: Path) -> None:
 # --list, --manifest -------------------------------------------------------------------------------------
 
 
-def test_list_prints_every_path_a_run_writes_and_writes_nothing(tmp_path: Path) -> None:
+def test_list_prints_every_path_a_run_writes_and_writes_nothing(
+    tmp_path: Path, run_in_process: Callable[..., tuple[int, str, str]]
+) -> None:
+    """The listing through `python -m flashast` (what a build system reads); the run it is compared
+    with in process."""
     code, stdout, stderr = run_cli("-o", "out", "--list", cwd=tmp_path)
     assert (code, stderr) == (0, "")
     assert listed(stdout) == set(GOLDEN)
     assert stdout.splitlines() == sorted(stdout.splitlines())
     assert list(tmp_path.iterdir()) == [], "--list does not even create the directory"
-    assert run_cli("-o", "out", "-q", cwd=tmp_path)[0] == 0
+    assert run_in_process("-o", "out", "-q", cwd=tmp_path)[0] == 0
     written = {path.name for path in (tmp_path / "out").iterdir() if not path.name.startswith(".")}
     assert written == listed(stdout)
 
 
-def test_list_with_filters_equals_what_the_same_filtered_run_writes(tmp_path: Path) -> None:
+def test_list_with_filters_equals_what_the_same_filtered_run_writes(
+    tmp_path: Path, run_in_process: Callable[..., tuple[int, str, str]]
+) -> None:
+    """The listing through `python -m flashast`; the filtered run in process."""
     filters = ["--only", "head_dim=128,256", "--only", "kind=fwd,fwd_split", "--exclude", "*_fp16_*"]
     code, stdout, stderr = run_cli("-o", "out", "--list", *filters, cwd=tmp_path)
     assert (code, stderr) == (0, "")
     expected = names_where(head_dim=("128", "256"), kind=("fwd", "fwd_split"), dtype=("bf16",))
     assert listed(stdout) == expected
     assert len(expected) == 4
-    assert run_cli("-o", "out", "-q", *filters, cwd=tmp_path)[0] == 0
+    assert run_in_process("-o", "out", "-q", *filters, cwd=tmp_path)[0] == 0
     assert {path.name for path in (tmp_path / "out").iterdir() if not path.name.startswith(".")} == expected
 
 
@@ -393,14 +401,17 @@ def test_manifest_lists_kind_and_axes_per_file(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_manifest_of_a_filtered_run_lists_what_it_wrote_and_is_not_rewritten_when_unchanged(tmp_path: Path) -> None:
+def test_manifest_of_a_filtered_run_lists_what_it_wrote_and_is_not_rewritten_when_unchanged(
+    tmp_path: Path, run_in_process: Callable[..., tuple[int, str, str]]
+) -> None:
+    """The first run through `python -m flashast`; the unchanged rerun in process."""
     arguments = ("-o", "out", "-q", "--only", "dtype=bf16", "--manifest", "files.json")
     assert run_cli(*arguments, cwd=tmp_path)[0] == 0
     listing = json.loads((tmp_path / "files.json").read_text())
     written = {path.name for path in (tmp_path / "out").iterdir() if not path.name.startswith(".")}
     assert {entry["name"] for entry in listing["files"]} == written == names_where(dtype=("bf16",))
     mtime = (tmp_path / "files.json").stat().st_mtime_ns
-    assert run_cli(*arguments, cwd=tmp_path)[0] == 0
+    assert run_in_process(*arguments, cwd=tmp_path)[0] == 0
     assert (tmp_path / "files.json").stat().st_mtime_ns == mtime
 
 
