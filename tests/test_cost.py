@@ -12,11 +12,15 @@ aggregator's time to the files it includes is checked against hand-computed numb
     fp16, compiled one by one: hdim64 1 s, hdim128 2 s, hdim256 4 s (an older build logged 9 s)
     bf16, inside run_hdimall_bf16.cu: 9 s, so 3 s for each of its three members
     total 16 s; head_dim=64 4 s (25 %), 128 5 s (31 %), 256 7 s (44 %); dtype=bf16 9 s, fp16 7 s
+
+The v5 report, the table, and the refusals of an unregistered preset and a missing log run `python -m
+flashast cost`; the other reports and refusals run `cli.main` in process, which prints the same.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -76,16 +80,21 @@ def kernels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "kernels"
 
 
-def report(log: Path, kernels: Path, *more: str) -> dict[str, object]:
-    code, stdout, stderr = run_cli("cost", log, "-o", kernels, "--plugin", kernels.parent / "demo.py", "--json", *more)
+Run = Callable[..., tuple[int, str, str]]
+
+
+def report(log: Path, kernels: Path, run: Run) -> dict[str, object]:
+    code, stdout, stderr = run("cost", log, "-o", kernels, "--plugin", kernels.parent / "demo.py", "--json")
     assert code == 0 and stderr == "", stderr
     document: dict[str, object] = json.loads(stdout)
     return document
 
 
 @pytest.mark.parametrize("version", [5, 6, 7])
-def test_each_format_gives_each_file_its_last_compile_time(version: int, kernels: Path, tmp_path: Path) -> None:
-    document = report(write_log(tmp_path / ".ninja_log", version), kernels)
+def test_each_format_gives_each_file_its_last_compile_time(
+    version: int, kernels: Path, tmp_path: Path, run_in_process: Run
+) -> None:
+    document = report(write_log(tmp_path / ".ninja_log", version), kernels, run_cli if version == 5 else run_in_process)
     assert document["ninja_log_version"] == version
     files = {entry["name"]: entry for entry in document["files"]}  # type: ignore[attr-defined]
     compiled = {name: entry["compiled_seconds"] for name, entry in files.items() if entry["compiled_seconds"] is not None}
@@ -102,8 +111,10 @@ def test_each_format_gives_each_file_its_last_compile_time(version: int, kernels
     assert document["other_compile_steps"] == {"steps": 1, "seconds": 0.5}
 
 
-def test_shares_per_axis_value_and_kind_count_aggregators_as_their_members(kernels: Path, tmp_path: Path) -> None:
-    document = report(write_log(tmp_path / ".ninja_log", 7), kernels)
+def test_shares_per_axis_value_and_kind_count_aggregators_as_their_members(
+    kernels: Path, tmp_path: Path, run_in_process: Run
+) -> None:
+    document = report(write_log(tmp_path / ".ninja_log", 7), kernels, run_in_process)
     by_axis = {axis: {entry["filter"]: (entry["seconds"], entry["share"], entry["files"]) for entry in shares}
                for axis, shares in document["by_axis"].items()}  # type: ignore[attr-defined]
     assert by_axis == {
@@ -139,9 +150,9 @@ def test_the_table_reads_as_shares_slowest_files_and_savings(kernels: Path, tmp_
     assert [line.split()[:2] for line in lines[savings + 1:]] == [["--exclude", "dtype=bf16"], ["--exclude", "dtype=fp16"]]
 
 
-def test_the_footnote_says_when_a_saving_needs_the_aggregators_out(kernels: Path, tmp_path: Path) -> None:
-    code, stdout, _ = run_cli("cost", write_log(tmp_path / ".ninja_log", 7), "-o", kernels,
-                              "--plugin", kernels.parent / "demo.py")
+def test_the_footnote_says_when_a_saving_needs_the_aggregators_out(kernels: Path, tmp_path: Path, run_in_process: Run) -> None:
+    code, stdout, _ = run_in_process("cost", write_log(tmp_path / ".ninja_log", 7), "-o", kernels,
+                                     "--plugin", kernels.parent / "demo.py")
     assert code == 0
     assert any(line.startswith("--exclude head_dim=256 (*)") for line in stdout.splitlines())
     assert "(*) drops files that aggregators it keeps include: add --exclude aggregator=true" in stdout
@@ -154,10 +165,10 @@ def test_an_aggregator_of_a_preset_not_registered_asks_for_its_plugin(kernels: P
                       " add the --plugin that registers it\n")
 
 
-def test_a_log_without_aggregator_steps_needs_no_model(kernels: Path, tmp_path: Path) -> None:
+def test_a_log_without_aggregator_steps_needs_no_model(kernels: Path, tmp_path: Path, run_in_process: Run) -> None:
     """Without an aggregator's step the manifest is enough: no plugin is loaded, none is needed."""
     log = write_log(tmp_path / ".ninja_log", 7, [entry for entry in ENTRIES if "hdimall" not in entry[2]])
-    code, stdout, stderr = run_cli("cost", log, "-o", kernels, "--json")
+    code, stdout, stderr = run_in_process("cost", log, "-o", kernels, "--json")
     assert code == 0, stderr
     assert json.loads(stdout)["total_seconds"] == 7.0
 
