@@ -3,7 +3,8 @@
 Each example goes through the real CLI in a subprocess with verification on: `examples/paged_kv.py`
 with `--plugin`, and `examples/research_fork/` installed into a temporary directory on `PYTHONPATH`,
 so that it is found through its real `flashast.plugins` entry point. The walkthrough that builds a
-plugin step by step is `docs/how-to/adding-a-kind.md`, run by `tests/test_docs.py`.
+plugin step by step is `docs/how-to/adding-a-kind.md`, run by `tests/test_docs.py`. (The paged
+example's rerun and listing after its subprocess run go through `cli.main` in process.)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -84,14 +86,17 @@ def test_paged_kv_file_specializes_the_new_template_from_the_new_header(
     assert "paged" not in (output / "flash_fwd_hdim128_fp16_sm80.cu").read_text()
 
 
-def test_paged_kv_second_run_writes_nothing_and_filters_by_kind(paged_output: tuple[Path, int, str, str]) -> None:
+def test_paged_kv_second_run_writes_nothing_and_filters_by_kind(
+    paged_output: tuple[Path, int, str, str], run_in_process: Callable[..., tuple[int, str, str]]
+) -> None:
+    """After the subprocess run (`paged_output`), the rerun and the listing through `cli.main` in process."""
     output, *_ = paged_output
     before = snapshot(output)
-    code, _, stderr = run_cli("-o", output, "--plugin", PAGED_KV)
+    code, _, stderr = run_in_process("-o", output, "--plugin", PAGED_KV)
     assert code == 0, stderr
     assert "0 written, 64 unchanged" in stderr
     assert snapshot(output) == before
-    code, stdout, stderr = run_cli("-o", output, "--plugin", PAGED_KV, "--only", "kind=fwd_paged", "--list")
+    code, stdout, stderr = run_in_process("-o", output, "--plugin", PAGED_KV, "--only", "kind=fwd_paged", "--list")
     assert code == 0, stderr
     listed = [Path(line).name for line in stdout.splitlines()]
     assert len(listed) == 16 and all(name.startswith("flash_fwd_paged_") for name in listed)
