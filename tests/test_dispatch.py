@@ -240,12 +240,22 @@ def line_of(path: Path, marker: str) -> tuple[int, int]:
     return found[0]
 
 
+# Objects `g++ -c` made, by (source bytes, flags): a source compiled once per worker, however many
+# `nm` listings (undefined, defined) and tests ask about it. Each object has a name of its own, in the
+# directory of the test that compiled it, which pytest keeps for the session.
+_OBJECTS: dict[tuple[bytes, tuple[str, ...]], Path] = {}
+
+
 def nm_symbols(source: Path, tmp_path: Path, option: str, *flags: str) -> set[str]:
     """`g++ -c SOURCE` then `nm OPTION -C`: the demangled names of the functions listed, up to their
     parameter lists (`void flash::run_mha_fwd_<cutlass::half_t, 128, true>` -> without `void `)."""
     assert GPP is not None
-    obj = tmp_path / f"{source.stem}.o"
-    subprocess.run([GPP, "-std=c++17", "-c", "-x", "c++", str(source), "-o", str(obj), *flags], check=True)
+    key = (source.read_bytes(), flags)
+    obj = _OBJECTS.get(key)
+    if obj is None or not obj.exists():
+        obj = tmp_path / f"{source.stem}-{len(_OBJECTS)}.o"
+        subprocess.run([GPP, "-std=c++17", "-c", "-x", "c++", str(source), "-o", str(obj), *flags], check=True)
+        _OBJECTS[key] = obj
     listed = subprocess.run(["nm", option, "-C", str(obj)], capture_output=True, text=True, check=True).stdout
     return {line.split(maxsplit=2)[-1].split("(")[0].removeprefix("void ") for line in listed.splitlines()
             if "(" in line}
