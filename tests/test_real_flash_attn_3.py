@@ -156,6 +156,45 @@ def test_clean_files_pass_the_device_side(verification_arguments: list[str], tmp
     assert len(re.findall(device_line, stderr, re.MULTILINE)) == 1, stderr
 
 
+E4M3_PLUGIN = """
+from flashast import Kind
+from flashast.presets import flash_attn_3 as fa3
+
+
+def register(registry):
+    registry.add_kind("flash-attn-3", Kind(
+        "fwd_e4m3_sm80", axes={"dtype": ("e4m3",), "head_dim": (64,), "head_dim_v": (64,), "split": (False,),
+                               "paged": (False,), "softcap": (False,), "packgqa": (False,), "sm": (80,)},
+        build=fa3.build_fwd, file_name="flash_fwd_hdim64_e4m3_sm80.cu", contract=fa3.CONTRACT,
+        architectures=("sm_80",)))
+    registry.add_kind("flash-attn-3", Kind(
+        "bwd_e4m3", axes={"dtype": ("e4m3",), "head_dim": (64,), "softcap": (False,), "sm": (90,)},
+        build=fa3.build_bwd, file_name="flash_bwd_hdim64_e4m3_sm90.cu", contract=fa3.CONTRACT,
+        architectures=("sm_90a",)))
+"""
+
+
+@pytest.mark.realheaders
+def test_e4m3_where_upstream_has_no_kernel_fails_as_nvcc_fails_it(verification_arguments: list[str],
+                                                                   tmp_path: Path) -> None:
+    """Upstream builds e4m3 only for sm90 forward kernels, and nvcc rejects the others: an sm80 forward
+    instantiation passes the host side and fails cute's copy assertion on the device side; an sm90
+    backward specialization fails GMMA's operand-major assertion already on the host side."""
+    plugin = tmp_path / "e4m3_kinds.py"
+    plugin.write_text(E4M3_PLUGIN)
+    output = tmp_path / "kernels"
+    code, _, stderr = run_cli("-o", output, "--preset", "flash-attn-3", "--plugin", plugin, "--only",
+                              "kind=fwd_e4m3_sm80,bwd_e4m3", "--device-arch", "--timings", *verification_arguments)
+    assert code == 3, stderr
+    assert re.search(r"^flashast: verified flash_fwd_hdim64_e4m3_sm80\.cu in", stderr, re.MULTILINE), stderr
+    assert re.search(r"^flash_fwd_hdim64_e4m3_sm80\.cu:\d+:\d+: error: static assertion failed .*"
+                     r"TiledCopy uses too few vals for selected CopyAtom", stderr, re.MULTILINE), stderr
+    assert re.search(r"^flash_bwd_hdim64_e4m3_sm90\.cu:\d+:\d+: error: static assertion failed .*"
+                     r"must be GMMA::Major::K", stderr, re.MULTILINE), stderr
+    assert "(1 on the host side, 1 on the device side for sm_80)" in stderr
+    assert snapshot(output) == {}
+
+
 def test_without_a_source_the_script_says_why_and_exits_2(tmp_path: Path) -> None:
     environment = {name: value for name, value in os.environ.items() if name != "FLASHAST_FA3_SOURCE"}
     environment["FLASHAST_FA3_CACHE"] = str(tmp_path / "cache")
