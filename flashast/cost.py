@@ -29,6 +29,7 @@ from flashast.errors import UsageError
 from flashast.generated import SOURCE_SUFFIXES
 from flashast.manifest import MANIFEST_NAME, Entry, read_manifest
 from flashast.ninja_log import NinjaLog, Step
+from flashast.ownership import bare_preset
 from flashast.registry import Registry
 
 OBJECT_SUFFIXES = (".o", ".obj")
@@ -124,7 +125,8 @@ def measure(log: NinjaLog, directory: Path, preset: str | None, members: Members
     entries: dict[str, Entry] = dict(manifest.files)
     if preset is not None:
         held = sorted({str(entry.preset) for entry in entries.values()})
-        entries = {name: entry for name, entry in entries.items() if entry.preset == preset}
+        # The manifest records the bare name (`revision` beside it): `NAME@REVISION` selects that preset.
+        entries = {name: entry for name, entry in entries.items() if entry.preset == bare_preset(preset)}
         if not entries:
             raise UsageError(f"--preset {preset}: {directory} holds no file of it (it holds: {', '.join(held)})")
     names = frozenset(entries)

@@ -76,8 +76,9 @@ class Options:
 
 @dataclass(frozen=True)
 class Result:
-    """What a run found and did: the selected files, the verification report (None when not
-    verified), the plan against DIR (None for `--list`) and what was written (None unless written)."""
+    """What a run found and did: the preset as asked for (`NAME@REVISION` names a revision other than
+    the default), the selected files, the verification report (None when not verified), the plan
+    against DIR (None for `--list`) and what was written (None unless written)."""
 
     preset: str
     files: tuple[GeneratedFile, ...]
@@ -103,12 +104,12 @@ def run(registry: Registry, options: Options) -> Result:
     all_files = preset.generate()
     files = select(all_files, preset, options.only, options.exclude)
     if options.shard is not None:
-        return _verify_shard(preset.name, files, options, *options.shard)
+        return _verify_shard(options.preset, files, options, *options.shard)
     preset_names = frozenset(generated.name for generated in all_files)
     _refuse_before_any_work(preset, files, preset_names, options)
     if options.action is Action.LIST:
         _write_listing(options, files, preset.name)
-        return Result(preset.name, tuple(files))
+        return Result(options.preset, tuple(files))
     verification = options.verification
     report = None if verification is None else _verify_timed(files, verification, VerdictStore.default(), options)
     dispatch = _dispatch(preset, all_files, files, options)
@@ -118,7 +119,7 @@ def run(registry: Registry, options: Options) -> Result:
         found = plan(options.output, files, preset.name, preset_names, __version__, preset_provenance(preset))
         _refuse_look_alikes(found, options.output, preset.name, strict)
     if options.action is not Action.WRITE:
-        return Result(preset.name, tuple(files), report, found, dispatch=dispatch)
+        return Result(options.preset, tuple(files), report, found, dispatch=dispatch)
     if options.listing is not None and found is not None:
         # The listing is written once nothing can refuse the run, and before DIR, so that a listing
         # that cannot be written leaves DIR as it was.
@@ -131,7 +132,7 @@ def run(registry: Registry, options: Options) -> Result:
             options.output, files, preset.name, preset_names, __version__, prune=options.prune, force=options.force,
             provenance=preset_provenance(preset),
         )
-    return Result(preset.name, tuple(files), report, done, outcome, dispatch)
+    return Result(options.preset, tuple(files), report, done, outcome, dispatch)
 
 
 def run_conformance(registry: Registry, options: Options) -> Result:
@@ -144,7 +145,7 @@ def run_conformance(registry: Registry, options: Options) -> Result:
         raise UsageError("--conformance: compares contracts with real headers; add --include-dir DIR")
     selected = {generated.kind for generated in files}
     contracts = [kind.contract for kind in preset.kinds if kind.name in selected and kind.contract.headers]
-    return Result(preset.name, tuple(files), check_conformance(contracts, verification, VerdictStore.default()))
+    return Result(options.preset, tuple(files), check_conformance(contracts, verification, VerdictStore.default()))
 
 
 def _verify_shard(preset: str, files: list[GeneratedFile], options: Options, index: int, count: int) -> Result:

@@ -100,6 +100,12 @@ def test_the_cli_writes_the_release_and_the_manifest_says_which_upstream(
     kernels = tmp_path / "kernels"
     assert main(["-o", str(kernels), "--preset", RELEASE]) == 0
     assert digest_files(kernels) == read_golden("flash-attn-2-v2.8.3")
+    assert "72 written, 0 unchanged, 0 stale (flash-attn-2@v2.8.3)" in capsys.readouterr().err
+    # `cost --preset NAME@REVISION` reads the tree that revision wrote (its manifest says the bare name).
+    log = tmp_path / ".ninja_log"
+    log.write_text("# ninja log v5\n0\t2500\t0\tCMakeFiles/k.dir/kernels/flash_bwd_hdim64_fp16_sm80.cu.o\t1f2e\n")
+    assert main(["cost", str(log), "-o", str(kernels), "--preset", RELEASE]) == 0
+    assert "flash_bwd_hdim64_fp16_sm80.cu" in capsys.readouterr().out
     manifest = json.loads((kernels / ".flashast.json").read_text())
     # `preset` stays the bare name: revisions of one preset own a directory alike.
     assert (manifest["preset"], manifest["revision"]) == ("flash-attn-2", "v2.8.3")
