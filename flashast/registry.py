@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from flashast.axes import AxisValue
 from flashast.contract import Contract
 from flashast.errors import ModelError, PluginError
-from flashast.kinds import Builder, Constraint, FileNameRule, Kind, Preset
+from flashast.kinds import Architectures, Builder, Constraint, FileNameRule, Kind, Preset
 from flashast.presets import flash_attn_2, flash_attn_3, llama_cpp, pytorch, pytorch_mem_eff
 from flashast.style import Style
 
@@ -131,6 +131,8 @@ class Registry:
         aggregator: bool = False,
         style: Style | None = None,
         description: str = "",
+        architectures: Architectures = (),
+        compiled_by_default: bool = True,
     ) -> Callable[[Builder], Kind]:
         """Decorator: the decorated builder becomes a kind of `preset` (named after it by default).
 
@@ -152,6 +154,8 @@ class Registry:
                     aggregator=aggregator,
                     style=style,
                     description=description or (build.__doc__ or "").strip().split("\n")[0],
+                    architectures=architectures,
+                    compiled_by_default=compiled_by_default,
                 ),
             )
 

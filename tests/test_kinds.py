@@ -201,6 +201,23 @@ def test_kind_decorator_names_the_kind_after_the_builder_and_returns_it() -> Non
         registry.kind("fork", axes={"dtype": ("fp16",)}, file_name="x_{dtype}.cu")(fwd.build)
 
 
+def test_kind_decorator_passes_the_architectures_and_whether_a_build_compiles_the_files() -> None:
+    """What `Kind(...)` takes, the decorator takes: the device side parses each file for its kind's
+    architectures, and an aggregator kind may be left out of the compiled list by default."""
+    registry = Registry(builtins=False)
+    registry.add_preset(Preset("fork"))
+
+    @registry.kind("fork", axes={"sm": (80, 90)}, file_name="fwd_sm{sm}.cu",
+                   architectures=lambda config: (f"sm_{config.sm}",), aggregator=True, compiled_by_default=False)
+    def fwd(config: Configuration) -> TranslationUnit:
+        return TranslationUnit((LineComment(str(config.sm)),))
+
+    files = registry.preset("fork").generate()
+    assert [(file.name, file.architectures) for file in files] == [("fwd_sm80.cu", ("sm_80",)),
+                                                                    ("fwd_sm90.cu", ("sm_90",))]
+    assert fwd.compiled_by_default is False
+
+
 # Kinds and constraints -------------------------------------------------------------------------------
 
 AXES: dict[str, Sequence[AxisValue]] = {
