@@ -157,8 +157,13 @@ def test_an_old_knob_with_a_wrong_value_is_refused_under_its_old_name(knob: str,
 
 
 def test_positional_knobs_in_0_1_order_still_work_with_a_warning() -> None:
-    with pytest.warns(DeprecationWarning, match="with positional arguments") as caught:
+    with pytest.warns(DeprecationWarning) as caught:
         style = Style(False, False, False, 2)  # type: ignore[misc]
+    messages = [str(warning.message) for warning in caught]
+    assert any("with positional arguments" in message for message in messages), messages
+    # The 0.1.0 positions are the old knobs, each named with its replacement.
+    assert any("write Style(fix_namespace_comments=...)" in message for message in messages), messages
+    assert any("write Style(insert_newline_at_eof=...)" in message for message in messages), messages
     assert style == Style(space_before_namespace_brace=False, fix_namespace_comments=False,
                           insert_newline_at_eof=False, indent_width=2)
     assert all(str(warning.filename) == __file__ for warning in caught)
