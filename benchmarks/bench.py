@@ -8,8 +8,8 @@ written here (`baselines.py`), in the way the upstream scripts work (`str.format
 file-system costs.
 
 flashast is driven only through its command line (`python -m flashast`) and its public package
-(`from flashast import ...`); the real-headers row alone needs `flashast.verify`, and says so
-instead of failing when that API has moved. Every flashast run gets its own `FLASHAST_CACHE_DIR`,
+(`from flashast import ...`); the real-headers row (fixture tree) and the contract-batching row alone
+need `flashast.verify`, and say so instead of failing when that API has moved. Every flashast run gets its own `FLASHAST_CACHE_DIR`,
 so what the user cache holds is part of what a row says:
 
 - first run on a machine: a new output directory and a new, empty user cache. The model is built,
@@ -21,7 +21,10 @@ so what the user cache holds is part of what a row says:
 - start-up alone: the interpreter, flashast's imports and loading libclang, before any file is
   generated, against the pytorch baseline: the floor under every first-run figure;
 - no-op rerun: the same directory again, nothing changed. Also counts the files (manifest included)
-  whose inode, size, mtime or ctime changed, or that appeared or went away: it must be 0.
+  whose inode, size, mtime or ctime changed, or that appeared or went away: it must be 0;
+- contract batching: flash-attn-3's 450 files verified cold in one `verify` (batched) against one
+  `verify` per file (an aggregator with its members), in process: what batching saves, so it pays
+  for its lines (goal: ≤ 0.5×).
 
 Real flash-attention 2 headers (they run when the cache of `scripts/verify_flash_attn_2.py` exists,
 `$FLASHAST_FA2_CACHE` or `~/.cache/flashast-fa2`, with the options its `--print-args` prints, and say
@@ -71,7 +74,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 from fa2_rows import fa2_rows, nvcc_row
-from generation_rows import Bench, clang_row, preset_rows, real_header_rows, startup_row, synthetic_rows
+from generation_rows import (
+    Bench,
+    clang_row,
+    contract_batching_row,
+    preset_rows,
+    real_header_rows,
+    startup_row,
+    synthetic_rows,
+)
 from harness import Row
 
 
@@ -103,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append(clang_row(bench))
             rows += synthetic_rows(bench, arguments.quick)
             rows += real_header_rows(arguments.quick)
+            rows.append(contract_batching_row(arguments.quick))
         rows += fa2_rows(bench, arguments.quick, arguments.fa2_all)
         if not arguments.no_nvcc:
             rows.append(nvcc_row(bench))

@@ -304,7 +304,8 @@ REAL_HEADERS_CHILD = textwrap.dedent(
 
 def real_header_rows(quick: bool) -> list[Row]:
     """Real-header mode on the fixture tree: what the first file of a group sharing one preamble costs
-    (the preamble is built for it), and what each later file costs (a re-parse over that preamble).
+    (its headers are parsed for it), and what each later file costs (its share of one batch parse, or
+    a re-parse over that preamble when the group cannot be batched).
 
     Measured through `verify(files, VerifyOptions(include_dirs=...))` alone, in a fresh process, on
     the largest group of pytorch files with the same includes: the first file is that group's first
@@ -312,7 +313,7 @@ def real_header_rows(quick: bool) -> list[Row]:
     of several runs after one untimed run that loads libclang. When that API has moved, the rows say
     so instead of failing the benchmark.
     """
-    name = "real headers: later file ÷ first file (preamble reused)"
+    name = "real headers: later file ÷ first file (a batch or a preamble shared)"
     previous = PREVIOUS["real headers"]
     tree = FIXTURES / "pytorch_headers"
     if not tree.is_dir():
@@ -337,3 +338,59 @@ def real_header_rows(quick: bool) -> list[Row]:
             data={"first_s": first}),
         Row(name, f"{ratio:.2f} ({later * 1000:.2f} ms)", "≤ 0.3", ratio <= 0.3, previous, data=data),
     ]
+
+
+CONTRACT_BATCHING_CHILD = textwrap.dedent(
+    """
+    import json
+    import statistics
+    import sys
+    import time
+    from flashast import Registry
+    try:
+        from flashast.verify import verify
+    except ImportError as error:
+        if error.name != "flashast.verify":
+            raise
+        print(json.dumps({"unavailable": f"{type(error).__name__}: {error}"}))
+        sys.exit(0)
+    files = Registry().preset("flash-attn-3").generate()
+    by_name = {generated.name: generated for generated in files}
+
+    def batched():
+        started = time.perf_counter()
+        verify(files)
+        return time.perf_counter() - started
+
+    def alone():
+        started = time.perf_counter()
+        for generated in files:  # an aggregator with its members, as a run of it alone would be
+            verify([generated, *(by_name[name] for name in generated.included_files())])
+        return time.perf_counter() - started
+
+    verify(files[:1])  # loads libclang
+    print(json.dumps({"files": len(files), "batched": [batched() for _ in range(REPEATS)],
+                      "alone": [alone() for _ in range(REPEATS)]}))
+    """
+)
+
+
+def contract_batching_row(quick: bool) -> Row:
+    """What contract-mode batching saves, so that it pays for its lines (DESIGN.md's performance
+    stance): flash-attn-3's 450 files verified cold against their contracts in one `verify` (batched)
+    and with one `verify` per file (an aggregator with its members), in a fresh process, medians."""
+    name = "FA3 contract verification cold, in process: all 450 batched ÷ each file alone"
+    code = CONTRACT_BATCHING_CHILD.replace("REPEATS", "1" if quick else "3")
+    completed = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=False, env=BASE_ENVIRONMENT)
+    if completed.returncode != 0:
+        lines = [line for line in completed.stderr.strip().splitlines() if line.strip()]
+        return failed_row(name, RunFailed(lines[-1] if lines else f"exit {completed.returncode}"), "≤ 0.5")
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    if "unavailable" in result:
+        return Row(name, f"unavailable (API changed: {result['unavailable']})", "≤ 0.5", None,
+                   data={"unavailable": result["unavailable"]})
+    batched, alone = statistics.median(result["batched"]), statistics.median(result["alone"])
+    ratio = batched / alone
+    return Row(name, f"{ratio:.2f} ({batched * 1000:.0f} ms ÷ {alone * 1000:.0f} ms)", "≤ 0.5", ratio <= 0.5,
+               data={"ratio": ratio, "batched_s": result["batched"], "alone_s": result["alone"],
+                     "files": result["files"]})
