@@ -289,6 +289,8 @@ def nvcc_row(bench: Workspace) -> Row:
             "cpu_ratio": cpu_ratio, "flashast_peak_rss_mib": truth.peak_rss_kib / 1024,
             "nvcc_peak_rss_mib": max(outcome.peak_rss_kib for outcome in compiled.outcomes) / 1024,
             "nvcc_verdicts": verdicts, "flashast_exit": truth.returncode, "files": list(NVCC_SAMPLE),
+            "nvcc_cpu_seconds_per_file": {file_name: outcome.cpu_seconds
+                                          for file_name, outcome in zip(NVCC_SAMPLE, compiled.outcomes, strict=True)},
             "flashast_timings": re.findall(r"^flashast: (?:verified|failed) .*$", truth.tail, re.MULTILINE)}
     return Row(name, f"{ratio:.2f}×; {timed.seconds:.0f} s ÷ {compiled.seconds:.0f} s; CPU {cpu_ratio:.2f}×"
                      f" ({truth.cpu_seconds:.0f} ÷ {compiled.cpu_seconds:.0f} CPU s)", NVCC_GOAL, ratio <= 0.1 and agree,
