@@ -302,6 +302,53 @@ def test_a_clean_file_of_each_kind_passes_the_device_side_for_the_architectures_
     assert (output / name).is_file()
 
 
+VECTOR_ATOMICS_PLUGIN = """
+from flashast import (Declarator, FunctionTemplate, Include, Kind, Namespace, Parameter, Preset, TranslationUnit, Type,
+                      TypeParameter)
+
+RUN_ACCUMULATE = FunctionTemplate((TypeParameter("T"),), "void", "run_accumulate",
+                                  (Parameter(Type("T", declarator=Declarator.POINTER), "total"),
+                                   Parameter(Type("T"), "value"), Parameter(Type("cudaStream_t"), "stream")))
+
+
+def build(config):
+    return TranslationUnit((Include("vector_atomics.h"),
+                            Namespace("device_check", (RUN_ACCUMULATE.instantiate("float4"),))))
+
+
+def register(registry):
+    registry.add_preset(Preset("atomics", kinds=(Kind("accumulate", axes={"sm": (80, 90)}, build=build,
+                                                      file_name="accumulate_sm{sm}.cu",
+                                                      architectures=lambda config: ("sm_80",) if config.sm == 80
+                                                      else ("sm_90a",)),)))
+"""
+
+
+@pytest.mark.realheaders
+def test_the_device_side_declares_what_nvcc_declares_for_sm90_vector_atomics(
+    verification_arguments: list[str], tmp_path: Path
+) -> None:
+    """CUDA declares `atomicAdd(float4 *, float4)` from sm_90 on, in a header nvcc's device compilation
+    includes and clang's CUDA wrapper does not (flash-attention 3's sm90 hdim256 backward kernels call
+    it): the file built for sm_90a passes the device side, as nvcc compiles it; the one built for
+    sm_80 fails at its generated line, as nvcc rejects it. Real CUDA headers, no flash-attention tree."""
+    options = list(verification_arguments)  # CUDA, clang's resource headers and the defines; no FA2 tree
+    while "--include-dir" in options:
+        del options[options.index("--include-dir"):options.index("--include-dir") + 2]
+    plugin = tmp_path / "atomics.py"
+    plugin.write_text(VECTOR_ATOMICS_PLUGIN)
+    common: list[str | Path] = ["--plugin", plugin, "--preset", "atomics", "--include-dir",
+                                Path(__file__).parent / "fixtures" / "device_headers", *options]
+    code, _, stderr = run_cli("-o", tmp_path / "sm90", "--only", "sm=90", "--device-arch", "--timings", *common)
+    assert code == 0, stderr
+    assert re.search(r"^flashast: verified \(device, sm_90a\) accumulate_sm90\.cu in", stderr, re.MULTILINE), stderr
+    code, _, stderr = run_cli("-o", tmp_path / "sm80", "--only", "sm=80", "--device-arch", *common)
+    assert code == 3, stderr
+    assert re.search(r"^accumulate_sm80\.cu:\d+:\d+: error: no matching function for call to 'atomicAdd'", stderr,
+                     re.MULTILINE), stderr
+    assert "(1 on the device side for sm_80)" in stderr
+
+
 # Elements FA2 has no kernels for (nvcc rejects both files), and what the device side says of each.
 UNSUPPORTED_ELEMENTS = {
     "double": ("double", r"^flash_fwd_hdim128_double_sm80\.cu:\d+:\d+: error: static assertion failed .*"

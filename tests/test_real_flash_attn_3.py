@@ -137,6 +137,8 @@ DEVICE_CLEAN_SELECTIONS = {
     "bwd sm80": (("flash_bwd_hdim64_fp16_sm80.cu",), "sm_80", "flash_bwd_hdim64_fp16_sm80.cu"),
     "fwd sm90": (("flash_fwd_hdim64_fp16_sm90.cu",), "sm_90a", "flash_fwd_hdim64_fp16_sm90.cu"),
     "bwd sm90": (("flash_bwd_hdim64_fp16_sm90.cu",), "sm_90a", "flash_bwd_hdim64_fp16_sm90.cu"),
+    # calls atomicAdd(float4 *, float4), which only CUDA's crt/sm_90_rt.h declares
+    "bwd sm90 hdim256": (("flash_bwd_hdim256_fp16_sm90.cu",), "sm_90a", "flash_bwd_hdim256_fp16_sm90.cu"),
     "bwd aggregator sm90": (("kind=bwd,bwd_softcapall", "head_dim=64", "dtype=fp16", "sm=90"), "sm_90a",
                             "flash_bwd_hdim64_fp16_softcapall_sm90.cu"),
 }

@@ -35,9 +35,12 @@ from flashast.verify.keys import digest_bytes
 from flashast.verify.toolchain import (
     CUDA_LIBRARY_HANDLES,
     CUDA_STAND_INS,
+    DEVICE_RUNTIME_HEADER,
+    DEVICE_RUNTIME_TEXT,
     VerifyOptions,
     clang_arguments,
     declares_configure_call,
+    includes_sm90_runtime,
     libclang_identity,
     missing_cuda_headers,
 )
@@ -170,8 +173,11 @@ def cuda_stand_ins(options: VerifyOptions) -> list[tuple[str, str]]:
     if not options.cuda_includes or options.cuda_path is None:
         return []
     cuda_path = options.cuda_path
-    return [(f"{CUDA_STAND_INS}/{name}", render(TranslationUnit(_stand_in(name, options, cuda_path))))
-            for name in missing_cuda_headers(cuda_path)]
+    served = [(f"{CUDA_STAND_INS}/{name}", render(TranslationUnit(_stand_in(name, options, cuda_path))))
+              for name in missing_cuda_headers(cuda_path)]
+    if includes_sm90_runtime(options):
+        served.append((f"{CUDA_STAND_INS}/{DEVICE_RUNTIME_HEADER}", DEVICE_RUNTIME_TEXT))
+    return served
 
 
 def _stand_in(name: str, options: VerifyOptions, cuda_path: Path) -> tuple[Declaration, ...]:

@@ -188,6 +188,32 @@ def declares_configure_call(cuda_path: Path) -> bool:
         return False
 
 
+# clang's CUDA wrapper declares the device functions itself instead of including CUDA's
+# `crt/device_functions.h`, so it never reads `crt/sm_90_rt.h`, which nvcc's device compilation includes
+# from sm_90 on: its `atomicAdd(float4 *, float4)` (and float2, cluster functions) are then missing, and
+# flash-attention 3's sm90 backward kernels for head dim 256 fail on clang alone. A device-side parse
+# for sm_90 or later includes it through this served header (`-include`), as nvcc's headers would.
+DEVICE_RUNTIME_HEADER = "flashast-device-runtime.h"
+SM90_RUNTIME = "crt/sm_90_rt.h"
+DEVICE_RUNTIME_TEXT = (
+    "// flashast: what nvcc's device compilation declares from sm_90 on and clang's CUDA wrapper leaves out\n"
+    "#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900\n"
+    "#define __CUDA_INCLUDE_COMPILER_INTERNAL_HEADERS__\n"
+    "#define __UNDEF_CUDA_INCLUDE_COMPILER_INTERNAL_HEADERS_SM_90_RT_H__\n"
+    f"#include \"{SM90_RUNTIME}\"\n"
+    "#endif\n"
+)
+
+
+def includes_sm90_runtime(options: VerifyOptions) -> bool:
+    """Whether a parse includes `SM90_RUNTIME` through `DEVICE_RUNTIME_HEADER`: a device-side parse for
+    sm_90 or later against a toolkit that has it."""
+    arch = options.device_arch or ""
+    digits = arch.removeprefix("sm_").rstrip("abf")
+    return (digits.isdigit() and int(digits) >= 90 and options.cuda_includes and options.cuda_path is not None
+            and (options.cuda_path / "include" / SM90_RUNTIME).is_file())
+
+
 def device_parse_bound(jobs: int) -> int:
     """How many device-side parses may run at once: `jobs`, but no more than the free memory holds
     at about 3 GB each (a device-side parse of an FA2 file peaks near 2.7 GB)."""
@@ -214,6 +240,8 @@ def clang_arguments(options: VerifyOptions) -> list[str]:
         arguments.append(f"--cuda-path={options.cuda_path}")
         if missing_cuda_headers(options.cuda_path):
             arguments.append(f"-idirafter{CUDA_STAND_INS}")
+        if includes_sm90_runtime(options):
+            arguments += ["-include", f"{CUDA_STAND_INS}/{DEVICE_RUNTIME_HEADER}"]
     else:
         arguments.append("-nocudainc")
     arguments += [f"-I{directory}" for directory in options.include_dirs]
