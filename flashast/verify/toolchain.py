@@ -84,8 +84,9 @@ NVCC_ACCEPTS_ON_DEVICE = ("missing 'typename' prior to dependent type name",)
 # The device side reports every error: past clang's default limit of 20 it stops instantiating, and
 # the errors NVCC_ACCEPTS_ON_DEVICE leaves out would hide any that come later (42 in one FA2 bwd file).
 DEVICE_ARGUMENTS = ("-ferror-limit=0",)
-# What one device-side parse of a real flash-attention file may take (2.7 GB measured on FA2 2.8.3).
-DEVICE_PARSE_BYTES = 3 << 30
+# What one device-side parse may take: a batch of up to 4 flash-attention files (`batching`); one FA2
+# 2.8.3 bwd file peaked near 2.7 GB, a batch of 4 FA3 sm90 bwd files near 3.4 GB (the whole process).
+DEVICE_PARSE_BYTES = 4 << 30
 RESOURCE_DIR_HINT = (
     "Debian/Ubuntu: apt-get install libclang-common-16-dev, then --resource-dir /usr/lib/llvm-16/lib/clang/16"
 )
@@ -216,7 +217,7 @@ def includes_sm90_runtime(options: VerifyOptions) -> bool:
 
 def device_parse_bound(jobs: int) -> int:
     """How many device-side parses may run at once: `jobs`, but no more than the free memory holds
-    at about 3 GB each (a device-side parse of an FA2 file peaks near 2.7 GB)."""
+    at about 4 GB each (`DEVICE_PARSE_BYTES`: a device-side batch of FA3 files peaks near 3.4 GB)."""
     try:
         free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError):
