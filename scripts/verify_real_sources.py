@@ -281,9 +281,9 @@ def verify_subset(cache: Path, trees: Trees, target: Target, pinned: bool) -> in
     for drift in target.drifts:
         say(f"expected drift: {drift.explanation}")
         runs.append(check_drift(cache, common, target, drift, pinned, failures))
-    first, later = timing_split(runs)
-    say(f"time: first files {mean(first):.1f} s on average (each builds its group's preamble), later files"
-        f" {mean(later):.1f} s on average, total {sum(run.wall for run in runs):.1f} s")
+    parsed = [seconds for run in runs for seconds in run.seconds.values()]
+    say(f"time: {len(parsed)} file(s) parsed, {sum(parsed):.1f} s of parsing (files that share their includes are"
+        f" parsed together, each shown with its share), total {sum(run.wall for run in runs):.1f} s")
     if trees.checkout is not None:
         compare_with_checkout(cache, target, trees.checkout / "instantiations")
     if failures:
@@ -334,27 +334,6 @@ def compare_with_checkout(cache: Path, target: Target, upstream: Path) -> None:
     only_upstream = sorted(set(theirs) - set(ours))
     target.speaker()(f"{same} of the preset's {len(ours)} files are byte-identical to {upstream}"
                      + (f"; upstream also has {', '.join(only_upstream)}" if only_upstream else ""))
-
-
-def timing_split(runs: Sequence[Run]) -> tuple[list[float], list[float]]:
-    """Per-file seconds, split into the first file of each preamble group and the rest.
-
-    flashast groups files by their includes; in these presets that is the launch header, which the
-    file name's direction tells (`flash_fwd…` or `flash_bwd…`).
-    """
-    first: list[float] = []
-    later: list[float] = []
-    for run in runs:
-        seen: set[str] = set()
-        for name, seconds in run.seconds.items():
-            group = name.split("_")[1]
-            (later if group in seen else first).append(seconds)
-            seen.add(group)
-    return first, later
-
-
-def mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
 
 
 def build_parser(prog: str = "verify_real_sources.py") -> argparse.ArgumentParser:
