@@ -28,7 +28,16 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from flashast.nodes import ClassDeclaration, Declaration, LineComment, TranslationUnit, TypeAlias, Verbatim
+from flashast.nodes import (
+    ClassDeclaration,
+    Declaration,
+    Include,
+    LineComment,
+    MacroDefinition,
+    TranslationUnit,
+    TypeAlias,
+    Verbatim,
+)
 from flashast.printer import render
 from flashast.signatures import Declarator, Type
 from flashast.verify.keys import digest_bytes
@@ -36,7 +45,7 @@ from flashast.verify.toolchain import (
     CUDA_LIBRARY_HANDLES,
     CUDA_STAND_INS,
     DEVICE_RUNTIME_HEADER,
-    DEVICE_RUNTIME_TEXT,
+    SM90_RUNTIME,
     VerifyOptions,
     clang_arguments,
     declares_configure_call,
@@ -176,8 +185,20 @@ def cuda_stand_ins(options: VerifyOptions) -> list[tuple[str, str]]:
     served = [(f"{CUDA_STAND_INS}/{name}", render(TranslationUnit(_stand_in(name, options, cuda_path))))
               for name in missing_cuda_headers(cuda_path)]
     if includes_sm90_runtime(options):
-        served.append((f"{CUDA_STAND_INS}/{DEVICE_RUNTIME_HEADER}", DEVICE_RUNTIME_TEXT))
+        served.append((f"{CUDA_STAND_INS}/{DEVICE_RUNTIME_HEADER}", render(_device_runtime())))
     return served
+
+
+def _device_runtime() -> TranslationUnit:
+    """The header a device-side parse for sm_90 or later includes first (`includes_sm90_runtime`):
+    CUDA's `crt/sm_90_rt.h`, with the macros CUDA's own headers define to include it without its
+    "internal header" warning (it undefines the second one itself)."""
+    return TranslationUnit((
+        LineComment("flashast: what nvcc declares on the device from sm_90 on and clang's CUDA wrapper leaves out"),
+        MacroDefinition("__CUDA_INCLUDE_COMPILER_INTERNAL_HEADERS__"),
+        MacroDefinition("__UNDEF_CUDA_INCLUDE_COMPILER_INTERNAL_HEADERS_SM_90_RT_H__"),
+        Include(SM90_RUNTIME),
+    ))
 
 
 def _stand_in(name: str, options: VerifyOptions, cuda_path: Path) -> tuple[Declaration, ...]:

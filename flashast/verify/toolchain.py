@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,26 +194,19 @@ def declares_configure_call(cuda_path: Path) -> bool:
 # `crt/device_functions.h`, so it never reads `crt/sm_90_rt.h`, which nvcc's device compilation includes
 # from sm_90 on: its `atomicAdd(float4 *, float4)` (and float2, cluster functions) are then missing, and
 # flash-attention 3's sm90 backward kernels for head dim 256 fail on clang alone. A device-side parse
-# for sm_90 or later includes it through this served header (`-include`), as nvcc's headers would.
+# for sm_90 or later includes it through a served header (`-include`, built by `setup`), as nvcc's
+# headers would.
 DEVICE_RUNTIME_HEADER = "flashast-device-runtime.h"
 SM90_RUNTIME = "crt/sm_90_rt.h"
-DEVICE_RUNTIME_TEXT = (
-    "// flashast: what nvcc's device compilation declares from sm_90 on and clang's CUDA wrapper leaves out\n"
-    "#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900\n"
-    "#define __CUDA_INCLUDE_COMPILER_INTERNAL_HEADERS__\n"
-    "#define __UNDEF_CUDA_INCLUDE_COMPILER_INTERNAL_HEADERS_SM_90_RT_H__\n"
-    f"#include \"{SM90_RUNTIME}\"\n"
-    "#endif\n"
-)
+_ARCHITECTURE_NUMBER = re.compile(r"sm_([0-9]{2,3})[a-z]?")  # `kinds.is_architecture`'s spelling
 
 
 def includes_sm90_runtime(options: VerifyOptions) -> bool:
     """Whether a parse includes `SM90_RUNTIME` through `DEVICE_RUNTIME_HEADER`: a device-side parse for
     sm_90 or later against a toolkit that has it."""
-    arch = options.device_arch or ""
-    digits = arch.removeprefix("sm_").rstrip("abf")
-    return (digits.isdigit() and int(digits) >= 90 and options.cuda_includes and options.cuda_path is not None
-            and (options.cuda_path / "include" / SM90_RUNTIME).is_file())
+    number = _ARCHITECTURE_NUMBER.fullmatch(options.device_arch or "")
+    return (number is not None and int(number.group(1)) >= 90 and options.cuda_includes
+            and options.cuda_path is not None and (options.cuda_path / "include" / SM90_RUNTIME).is_file())
 
 
 def device_parse_bound(jobs: int) -> int:
