@@ -77,6 +77,15 @@ class Parsed:
     architecture: str = ""
 
 
+@dataclass(frozen=True)
+class _BatchParse:
+    """A batch's translation unit, the path its text was served at, and everything else it was served."""
+
+    unit: Any
+    main_path: str
+    served: list[tuple[str, str]]
+
+
 # Told about each file parsed (real headers are slow). Files whose verdict is reused are not parsed.
 Progress = Callable[[Parsed], None]
 class Parser:
@@ -137,16 +146,13 @@ class Parser:
         return self.sources.readings(unit, served) if clean else None
 
     def verify_batch(self, batch: Batch) -> list[Reading] | None:
-        """Parse a batch as one translation unit; its readings if libclang reported nothing at all
-        (then every file of it passes, see `batching`), else None. Reports nothing itself: a batch
-        that is not clean goes back to per-file parses, which say what is wrong and where."""
-        main_path = self.sources.source_path(f".flashast-batch-{batch.files[0].name}")
-        served = [*self.sources.contract_headers(batch.files[0].contract)]
-        served += [(self.sources.source_path(member), self.sources.texts[member]) for member in batch.members]
-        unit = self.index.parse(main_path, self.arguments + list(batch.defines), [(main_path, batch.text), *served], 0)
-        if next(reportable(self.cindex, unit), None) is not None:
+        """Contract mode: parse a batch as one translation unit; its readings if libclang reported
+        nothing at all (then every file of it passes, see `batching`), else None. Reports nothing itself:
+        a batch that is not clean goes back to per-file parses, which say what is wrong and where."""
+        parsed = self._parse_batch(batch)
+        if parsed is None or next(reportable(self.cindex, parsed.unit), None) is not None:
             return None
-        return self.sources.readings(unit, served)
+        return self.sources.readings(parsed.unit, parsed.served)
 
     def verify_batch_on_real_headers(self, batch: Batch, report: Report) -> list[Reading] | None:
         """Real-header mode: parse a batch as one translation unit; its readings if nothing in it
@@ -154,22 +160,32 @@ class Parser:
         nothing: its files are then parsed one by one, which says what is wrong and where. Warnings
         inside third-party headers are the headers' own either way: a clean batch reports them once,
         as any parse does, and so does the nvcc judgement of the device side (`_as_nvcc_judges`)."""
-        served = self.sources.served(batch.files[0])
-        if isinstance(served, str):
+        parsed = self._parse_batch(batch)
+        if parsed is None:
             return None
-        served += [(path, text) for path, text in ((self.sources.source_path(member), self.sources.texts[member])
-                                                  for member in batch.members) if (path, text) not in served]
-        main_path = self.sources.source_path(f".flashast-batch-{batch.files[0].name}")
-        unit = self.index.parse(main_path, self.arguments + list(batch.defines), [(main_path, batch.text), *served], 0)
-        context = dataclasses.replace(self._context(batch.files[0], main_path),
+        context = dataclasses.replace(self._context(batch.files[0], parsed.main_path),
                                       together=tuple(generated.name for generated in batch.files))
-        found = [self._as_nvcc_judges(diagnostic) for diagnostic in file_diagnostics(context, unit, header_keys=None)]
+        found = [self._as_nvcc_judges(diagnostic)
+                 for diagnostic in file_diagnostics(context, parsed.unit, header_keys=None)]
         if any(diagnostic.fails or diagnostic.file is not None for diagnostic in found):
             return None
         report.parsed += len(batch.files)
         for diagnostic in found:
             report.add(diagnostic)
-        return self.sources.readings(unit, served)
+        return self.sources.readings(parsed.unit, parsed.served)
+
+    def _parse_batch(self, batch: Batch) -> _BatchParse | None:
+        """A batch's text as one translation unit, served what its first file's parse is (contract
+        headers, or CUDA stand-ins) and every member its aggregators include; None when one of those
+        is not generated this run."""
+        served = self.sources.served(batch.files[0])
+        if isinstance(served, str):
+            return None
+        members = [(self.sources.source_path(member), self.sources.texts[member]) for member in batch.members]
+        served += [member for member in members if member not in served]
+        main_path = self.sources.source_path(f".flashast-batch-{batch.files[0].name}")
+        unit = self.index.parse(main_path, self.arguments + list(batch.defines), [(main_path, batch.text), *served], 0)
+        return _BatchParse(unit, main_path, served)
 
     def verify_group_over_preamble(
         self, first: GeneratedFile, group: Iterable[GeneratedFile], report: Report,
