@@ -2,9 +2,9 @@
 
 Owns the rows that generate files (first run on a machine, new output directory with a warm user
 cache, start-up alone, the no-op rerun and the files it touches, the pytorch run against baseline +
-`clang++ -fsyntax-only`, the synthetic 100 to 10,000-file sweep) and the fixture-tree row of
-real-header mode (what the first file of a group sharing one preamble costs, and each later file),
-with the figures measured before the current rewrite ("previous") they are shown next to. `Bench`
+`clang++ -fsyntax-only`, the synthetic 100 to 10,000-file sweep), the fixture-tree row of
+real-header mode (what the first file of a group sharing one preamble costs, and each later file) and
+the contract-batching row (flash-attn-3 batched against one parse per file), with the figures measured before the current rewrite ("previous") they are shown next to. `Bench`
 adds the two baseline scripts to the work directory; `bench.py`'s docstring says what each row means.
 """
 
